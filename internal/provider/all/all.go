@@ -1,0 +1,4 @@
+// Package all imports every provider backend that ships with toppcloud, so
+// that their init functions register them. It is the one list of what
+// ships; cmd/toppcloud imports it.
+package all
