@@ -143,6 +143,14 @@ it is created on first use.`,
 // commands lists every command; each comes from the file of its group.
 func (a *App) commands() []*cobra.Command {
 	return []*cobra.Command{
+		a.listImagesCmd(),
+		a.listSizesCmd(),
+		a.listNodesCmd(),
+		a.createNodeCmd(),
+		a.destroyNodeCmd(),
+		a.startNodeCmd(),
+		a.stopNodeCmd(),
+		a.initConfigCmd(),
 		a.versionCmd(),
 	}
 }

@@ -1,0 +1,57 @@
+# toppcloud's build, test and demo entry points. The README's two set-up
+# commands are `sudo make demo` and `sudo make test`.
+
+export PATH := /usr/local/go/bin:$(PATH)
+GO ?= go
+BIN := bin/toppcloud
+
+# Debian packages the local provider and the integration tests need on the
+# host: systemd-nspawn, debootstrap, nftables for local nodes; caddy for the
+# router's tests against the real Caddy binary.
+HOST_PACKAGES := systemd-container debootstrap nftables iproute2 caddy
+
+.PHONY: all build deps test unit integration vet demo bench clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/toppcloud
+
+# deps installs what the local provider and the tests need (as root).
+deps:
+	@missing=""; for p in $(HOST_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+	@# Caddy's package starts a service where systemd runs; the tests start
+	@# their own caddy, so make sure the packaged one is not in the way.
+	-@systemctl disable --now caddy >/dev/null 2>&1 || true
+	$(GO) mod download
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+
+unit:
+	$(GO) test ./...
+
+# integration runs every test, including those that make real local nodes
+# (root, systemd-nspawn). -p 2 keeps two packages' nodes at most at once.
+integration:
+	TOPPCLOUD_INTEGRATION=1 $(GO) test -p 2 -timeout 40m ./...
+
+# test is what CI runs: prerequisites, static checks, all tests.
+test: deps vet integration
+
+demo: deps build
+	./scripts/demo.sh
+
+bench: deps build
+	$(GO) run ./bench/localnode
+
+clean:
+	rm -rf bin
