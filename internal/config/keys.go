@@ -16,20 +16,20 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
-// PublicKeyCandidates are the public keys first-run looks for under ~/.ssh,
-// in order. The last is the one first-run generates.
-var PublicKeyCandidates = []string{"id_ed25519.pub", "id_rsa.pub", GeneratedKeyName + ".pub"}
+// publicKeyCandidates are the public keys FindPublicKey looks for under
+// ~/.ssh, in order. The last is the one GenerateKey makes.
+var publicKeyCandidates = []string{"id_ed25519.pub", "id_rsa.pub", GeneratedKeyName + ".pub"}
 
 // GeneratedKeyName is the private key first-run creates in ~/.ssh when the
 // user has none; its public half is GeneratedKeyName + ".pub".
 const GeneratedKeyName = "toppcloud_ed25519"
 
-// FindPublicKey returns the first of PublicKeyCandidates present in
-// home/.ssh and its key lines. When none exists the error satisfies
+// FindPublicKey returns the first of id_ed25519.pub, id_rsa.pub and
+// GeneratedKeyName.pub present in home/.ssh, and its key lines. When none exists the error satisfies
 // errors.Is(err, fs.ErrNotExist); a file that is not a public key is an
 // error naming it.
 func FindPublicKey(home string) (path string, keys []string, err error) {
-	for _, name := range PublicKeyCandidates {
+	for _, name := range publicKeyCandidates {
 		path = filepath.Join(home, ".ssh", name)
 		data, err := os.ReadFile(path)
 		if errors.Is(err, fs.ErrNotExist) {
@@ -45,7 +45,7 @@ func FindPublicKey(home string) (path string, keys []string, err error) {
 		return path, keys, nil
 	}
 	return "", nil, fmt.Errorf("no SSH public key in %s (looked for %s): %w",
-		filepath.Join(home, ".ssh"), strings.Join(PublicKeyCandidates, ", "), fs.ErrNotExist)
+		filepath.Join(home, ".ssh"), strings.Join(publicKeyCandidates, ", "), fs.ErrNotExist)
 }
 
 // ReadAuthorizedKeys reads public keys given on a command line: the path of
