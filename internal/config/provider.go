@@ -1,0 +1,211 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/toppcloud/toppcloud/internal/ini"
+	"github.com/toppcloud/toppcloud/internal/provider"
+)
+
+// DefaultSetEtcHosts is set_etc_hosts when a section does not say: editing
+// /etc/hosts needs root, so toppcloud does it only when asked.
+const DefaultSetEtcHosts = false
+
+// Keys every provider section may have, whatever its type.
+var commonKeys = map[string]bool{
+	"provider": true, "secret_file": true, "root_authorized_keys": true, "set_etc_hosts": true,
+	"image_name": true, "image_id": true, "size_id": true,
+	// toppcloud-era keys, still accepted.
+	"default_node": true, "remote_username": true,
+}
+
+// ProviderSection is a checked [provider:NAME] section.
+type ProviderSection struct {
+	// Name is NAME in [provider:NAME].
+	Name string
+	// Type is the provider type ("rackspace"), lower case.
+	Type string
+	// Values holds every key of the section, lower case, with [DEFAULT]
+	// merged in and secret set from secret_file when that is used.
+	Values map[string]string
+	// Warnings are problems that do not stop anything (a secret file
+	// others can read).
+	Warnings []string
+
+	section *ini.Section
+	keys    []string
+}
+
+// Provider returns the [provider:NAME] section, checked: it has a provider
+// type that is registered (provider.Lookup), its secret_file (if any) is
+// read, its root_authorized_keys are SSH public keys. Errors name the file
+// and line and never include a secret.
+func (f *File) Provider(name string) (*ProviderSection, error) {
+	s := f.ini.Section("provider:" + name)
+	if s == nil {
+		return nil, &MissingProviderError{Path: f.Path, Name: name, Available: f.ProviderNames()}
+	}
+	p := &ProviderSection{Name: name, Values: map[string]string{}, section: s}
+	for _, k := range s.Keys() {
+		p.Values[k.Name] = k.Value
+		p.keys = append(p.keys, k.Name)
+	}
+	typ := strings.ToLower(p.Values["provider"])
+	known := strings.Join(provider.Names(), ", ")
+	if known == "" {
+		known = "none are built in"
+	}
+	switch {
+	case typ == "":
+		return nil, s.Errorf("provider", "[provider:%s] needs provider = TYPE (known types: %s)", name, known)
+	case strings.Contains(typ, ":"):
+		return nil, s.Errorf("provider", "%q: module:Class drivers of the original are not supported (known types: %s)", p.Values["provider"], known)
+	}
+	if _, ok := provider.Lookup(typ); !ok {
+		return nil, s.Errorf("provider", "unknown provider type %q (known types: %s)", p.Values["provider"], known)
+	}
+	p.Type = typ
+	if err := p.resolveSecret(filepath.Dir(f.Path)); err != nil {
+		return nil, err
+	}
+	if err := p.checkAuthorizedKeys(); err != nil {
+		return nil, err
+	}
+	if _, err := p.SetEtcHosts(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func (p *ProviderSection) resolveSecret(dir string) error {
+	file := p.Values["secret_file"]
+	if file == "" {
+		return nil
+	}
+	if p.Values["secret"] != "" {
+		return p.Errorf("secret_file", "the section also sets secret; keep one of them")
+	}
+	path, err := expandPath(file, dir)
+	if err != nil {
+		return p.section.Errorf("secret_file", "%v", err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		// The *PathError names the file, never its contents.
+		e := p.section.Errorf("secret_file", "cannot read the secret")
+		e.Err = err
+		return e
+	}
+	secret := strings.TrimSpace(string(data))
+	if secret == "" {
+		return p.Errorf("secret_file", "%s is empty", path)
+	}
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		p.Warnings = append(p.Warnings, fmt.Sprintf(
+			"secret file %s can be read by other users (mode %04o); run: chmod 600 %s", path, fi.Mode().Perm(), path))
+	}
+	p.Values["secret"] = secret
+	return nil
+}
+
+// expandPath turns ~/x into a path in the home directory and a relative
+// path into one relative to dir (the config file's directory).
+func expandPath(p, dir string) (string, error) {
+	if p == "~" || strings.HasPrefix(p, "~/") {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", fmt.Errorf("expand %s: %w", p, err)
+		}
+		return filepath.Join(home, p[1:]), nil
+	}
+	if !filepath.IsAbs(p) {
+		return filepath.Join(dir, p), nil
+	}
+	return p, nil
+}
+
+func (p *ProviderSection) checkAuthorizedKeys() error {
+	k := p.section.Key("root_authorized_keys")
+	if k == nil {
+		return nil
+	}
+	for _, l := range k.Lines() {
+		if strings.HasPrefix(l.Text, "#") {
+			continue
+		}
+		if _, _, _, _, err := ssh.ParseAuthorizedKey([]byte(l.Text)); err != nil {
+			return k.ErrorfAt(l.Num, "this line is not an SSH public key (such as the contents of ~/.ssh/id_ed25519.pub)")
+		}
+	}
+	return nil
+}
+
+// Get returns a value ("" when not set).
+func (p *ProviderSection) Get(key string) string { return p.Values[strings.ToLower(key)] }
+
+// Line returns the line a key is on, or the section header's line when the
+// key is not set, for messages.
+func (p *ProviderSection) Line(key string) int {
+	if k := p.section.Key(key); k != nil {
+		return k.Line
+	}
+	return p.section.Line
+}
+
+// Errorf returns an *ini.Error about key, located at its line (or at the
+// section header). Drivers' complaints about a setting can be reported
+// with it. Never pass a secret in args.
+func (p *ProviderSection) Errorf(key, format string, args ...any) error {
+	return p.section.Errorf(key, format, args...)
+}
+
+// AuthorizedKeys returns the lines of root_authorized_keys: public keys to
+// install for the login user of new nodes.
+func (p *ProviderSection) AuthorizedKeys() []string {
+	k := p.section.Key("root_authorized_keys")
+	if k == nil {
+		return nil
+	}
+	var out []string
+	for _, l := range k.Lines() {
+		if !strings.HasPrefix(l.Text, "#") {
+			out = append(out, l.Text)
+		}
+	}
+	return out
+}
+
+// SetEtcHosts returns set_etc_hosts: whether to point the local /etc/hosts
+// at new nodes and deployed hosts. DefaultSetEtcHosts when not set.
+func (p *ProviderSection) SetEtcHosts() (bool, error) {
+	return p.section.GetBool("set_etc_hosts", DefaultSetEtcHosts)
+}
+
+// Settings returns the values a driver gets: the section's values, then
+// the options' environment variables (getenv, os.Getenv when nil), then
+// their defaults (provider.Resolve).
+func (p *ProviderSection) Settings(info provider.Info, getenv func(string) string) provider.Settings {
+	return provider.Resolve(info.Options, p.Values, getenv)
+}
+
+// UnknownKeys returns the section's keys that neither info's options nor
+// this package know, in the order Values was filled: likely typos worth a
+// warning.
+func (p *ProviderSection) UnknownKeys(info provider.Info) []string {
+	declared := map[string]bool{}
+	for _, o := range info.Options {
+		declared[o.Name] = true
+	}
+	var out []string
+	for _, k := range p.keys {
+		if !declared[k] && !commonKeys[k] {
+			out = append(out, k)
+		}
+	}
+	return out
+}
