@@ -164,15 +164,15 @@ type Keypair struct {
 
 // server is the fake's record of one Nova server.
 type server struct {
-	id, name, region  string
-	imageRef, flavor  string
-	keyName           string
-	status            string
-	fault             string
-	polls             int
-	ordinal           int
-	created           time.Time
-	addresses         []Address
+	id, name, region   string
+	imageRef, flavor   string
+	keyName            string
+	status             string
+	fault              string
+	polls              int
+	ordinal            int
+	created            time.Time
+	addresses          []Address
 	accessV4, accessV6 string
 
 	// With a backend.
