@@ -40,6 +40,11 @@ const (
 // checked before the request so the user sees which files are too many.
 const maxPersonality = 5
 
+// maxPersonalityPath is the Compute API's limit on a personality path. The
+// limit on contents is the provider's (maxPersonalitySize); Nova's refusal
+// names it.
+const maxPersonalityPath = 255
+
 // authorizedKeys is the authorized_keys file for keys: one per line.
 func authorizedKeys(keys []string) []byte {
 	var b bytes.Buffer
@@ -62,8 +67,8 @@ func personality(req provider.CreateRequest) (servers.Personality, error) {
 		files[keyPath] = keys
 	}
 	for p, c := range req.Files {
-		if !strings.HasPrefix(p, "/") {
-			return nil, fmt.Errorf("file %q: path must be absolute: %w", p, provider.ErrInvalid)
+		if !strings.HasPrefix(p, "/") || len(p) > maxPersonalityPath {
+			return nil, fmt.Errorf("file %q: the path must be absolute and at most %d bytes: %w", p, maxPersonalityPath, provider.ErrInvalid)
 		}
 		files[p] = append(files[p], c...)
 	}

@@ -23,8 +23,9 @@
 // (an existing keypair with the same fingerprint is reused; keypairs are
 // kept after servers are destroyed, for reuse) and passed as key_name; all
 // keys and CreateRequest.Files also go in cloud-init user data that lets
-// root log in with them. key_method user_data sends only the user data,
-// for clouds without a usable keypair API.
+// root log in with them. When the keypair API answers 403, 404 or 501 the
+// server is created with the user data alone. key_method user_data sends
+// only the user data and never touches keypairs.
 package openstack
 
 import (
@@ -571,10 +572,17 @@ func (d *Driver) CreateNode(ctx context.Context, req provider.CreateRequest) (pr
 	var builder servers.CreateOptsBuilder = opts
 	if d.cfg.Inject == InjectKeypair {
 		name, err := d.ensureKeypair(ctx, sc, req.AuthorizedKeys[0])
-		if err != nil {
+		var ae *provider.APIError
+		switch {
+		case errors.As(err, &ae) && (ae.Status == http.StatusNotFound || ae.Status == http.StatusNotImplemented ||
+			(ae.Status == http.StatusForbidden && !errors.Is(err, provider.ErrQuota))):
+			// No keypair API here, or not for us: the user data alone
+			// carries the keys.
+		case err != nil:
 			return provider.Node{}, fmt.Errorf("create server %s: %w", req.Name, err)
+		default:
+			builder = keypairs.CreateOptsExt{CreateOptsBuilder: opts, KeyName: name}
 		}
-		builder = keypairs.CreateOptsExt{CreateOptsBuilder: opts, KeyName: name}
 	}
 	s, err := servers.Create(ctx, sc, builder, nil).Extract()
 	if err != nil {

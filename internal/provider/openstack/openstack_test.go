@@ -623,6 +623,15 @@ func TestDriver_UnknownRegion(t *testing.T) {
 	}
 }
 
+func TestDriver_NoProject(t *testing.T) {
+	s := newFake(t, fake.Options{})
+	raw := with(v3Settings(s), "project_name", "")
+	_, err := newDriver(t, raw).ListNodes(context.Background())
+	if !errors.Is(err, provider.ErrInvalid) || !strings.Contains(err.Error(), "is the project set") {
+		t.Fatalf("unscoped token: %v", err)
+	}
+}
+
 func TestDriver_KeypairReuse(t *testing.T) {
 	s := newFake(t, fake.Options{})
 	d := newDriver(t, v3Settings(s))
@@ -709,11 +718,12 @@ func TestDriver_KeypairAPIMissing(t *testing.T) {
 	images, _ := d.ListImages(ctx)
 	sizes, _ := d.ListSizes(ctx)
 	_, err := d.CreateNode(ctx, provider.CreateRequest{Name: "k", Image: images[0], Size: sizes[0], AuthorizedKeys: []string{providertest.TestKey}})
-	if !errors.Is(err, provider.ErrNotFound) || !strings.Contains(err.Error(), "key pairs") {
-		t.Fatalf("create without a keypair API = %v", err)
+	if err != nil {
+		t.Fatalf("create without a keypair API = %v, want the user data alone to do", err)
 	}
-	if len(s.Created()) != 0 {
-		t.Error("a server was created although the key could not be registered")
+	c := s.Created()
+	if len(c) != 1 || c[0].KeyName != "" || !strings.Contains(string(c[0].UserData), providertest.TestKey) {
+		t.Errorf("created %+v, want no key_name and the key in user data", c)
 	}
 }
 
@@ -805,8 +815,10 @@ func TestPersonality(t *testing.T) {
 	if _, err := personality(req); !errors.Is(err, provider.ErrInvalid) {
 		t.Errorf("six files: %v, want ErrInvalid", err)
 	}
-	req.Files = map[string][]byte{"relative": nil}
-	if _, err := personality(req); !errors.Is(err, provider.ErrInvalid) {
-		t.Errorf("relative path: %v, want ErrInvalid", err)
+	for _, p := range []string{"relative", "/" + strings.Repeat("x", 255)} {
+		req.Files = map[string][]byte{p: nil}
+		if _, err := personality(req); !errors.Is(err, provider.ErrInvalid) {
+			t.Errorf("path %.20s...: %v, want ErrInvalid", p, err)
+		}
 	}
 }
