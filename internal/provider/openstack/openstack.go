@@ -271,7 +271,7 @@ func newFromEnv(env provider.Env, tune func(*Config)) (*Driver, error) {
 			AllowReauth:      true,
 		}
 		if ao.Username == "" {
-			return nil, fmt.Errorf("Keystone v2.0 needs username, not user_id")
+			return nil, fmt.Errorf("setting username: Keystone v2.0 needs a user name (user_id works only with v3)")
 		}
 		cfg.Authenticate = func(ctx context.Context, pc *gophercloud.ProviderClient) error {
 			return openstack.AuthenticateV2(ctx, pc, ao, gophercloud.EndpointOpts{})
