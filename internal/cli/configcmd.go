@@ -42,23 +42,36 @@ Known provider types: ` + strings.Join(provider.Names(), ", "),
 			if !ok {
 				return asUsage(&provider.UnknownTypeError{Type: o.typ})
 			}
-			key, err := config.ResolvePublicKey(o.key, a.home)
-			if err != nil {
-				return asUsage(err)
+			var keys []string
+			keySource := o.key
+			if o.key != "" {
+				k, err := config.ReadAuthorizedKeys(o.key)
+				if err != nil {
+					return asUsage(err)
+				}
+				keys = k
+			} else {
+				path, k, err := config.FindPublicKey(a.home)
+				if err != nil {
+					return usagef("no public key to install on new nodes: %v; give one with --key PUBKEY (ssh-keygen -t ed25519 makes one)", err)
+				}
+				keys, keySource = k, path
 			}
 			init := config.Init{
-				Section:      o.section,
-				ProviderType: info.Name,
-				Username:     o.username,
-				SecretFile:   o.secretFile,
-				PublicKey:    key,
-				Values:       map[string]string{},
+				Section:        o.section,
+				Provider:       info.Name,
+				SecretFile:     o.secretFile,
+				AuthorizedKeys: keys,
+				KeySource:      keySource,
+			}
+			if o.username != "" {
+				init.Settings = append(init.Settings, config.Setting{Key: "username", Value: o.username})
 			}
 			if o.region != "" {
-				init.Values["region"] = o.region
+				init.Settings = append(init.Settings, config.Setting{Key: "region", Value: o.region})
 			}
 			if o.endpoint != "" {
-				init.Values["endpoint"] = o.endpoint
+				init.Settings = append(init.Settings, config.Setting{Key: "endpoint", Value: o.endpoint})
 			}
 			path := a.configFile()
 			if err := config.Write(path, init, o.force); err != nil {
@@ -91,7 +104,7 @@ func (a *App) firstRun(ctx context.Context, path string) error {
 		infos = append(infos, info)
 	}
 	init, err := config.FirstRun(ctx, newTermPrompter(a), config.FirstRunOptions{
-		Home: a.home, GOOS: runtime.GOOS, Providers: infos,
+		Home: a.home, GOOS: runtime.GOOS, Providers: infos, KeyComment: localUser(),
 	})
 	if err != nil {
 		return fmt.Errorf("first-run configuration: %w", err)

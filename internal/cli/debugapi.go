@@ -39,7 +39,7 @@ var sensitiveHeaders = map[string]bool{
 
 // sensitiveKey matches JSON object keys and form/query parameter names
 // whose values are secrets.
-var sensitiveKey = regexp.MustCompile(`(?i)(pass(word)?|secret|api_?key|apikey|token|credential|private|root_pass|auth)`)
+var sensitiveKey = regexp.MustCompile(`(?i)(pass(word)?|secret|api_?key|token|credential|private)`)
 
 func (t *debugTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	var reqBody []byte

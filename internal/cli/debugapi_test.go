@@ -45,7 +45,7 @@ func TestDebugTransport_RedactsSecrets(t *testing.T) {
 	if strings.Contains(string(log), secret) {
 		t.Fatalf("secret leaked into the debug log:\n%s", log)
 	}
-	for _, want := range []string{"POST", "/v2.0/tokens", `"username":"bob"`, "200 OK", "label=x"} {
+	for _, want := range []string{"POST", "/v2.0/tokens", `"name":"bob"`, "200 OK", "label=x"} {
 		if !strings.Contains(string(log), want) {
 			t.Errorf("debug log lacks %q:\n%s", want, log)
 		}

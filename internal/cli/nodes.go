@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/user"
 	"strconv"
@@ -229,10 +228,10 @@ func (a *App) createNode(ctx context.Context, name string, o createNodeOptions) 
 	if o.setupNode && o.noWait {
 		return usagef("--setup-node needs the node to answer; drop --no-wait")
 	}
-	for _, m := range []string{o.image, o.size} {
+	for flag, m := range map[string]string{"--image": o.image, "--size": o.size} {
 		if m != "" {
 			if _, err := provider.ParseMatcher(m); err != nil {
-				return asUsage(err)
+				return usagef("%s: %v", flag, err)
 			}
 		}
 	}
@@ -363,7 +362,7 @@ func (a *App) removeHalfCreated(p *openedProvider, node provider.Node, st *state
 		a.out.Warnf("could not destroy half-created node %s (id %s): %v; destroy it by hand or run: toppcloud destroy-node -p %s %s", name, node.ID, err, p.section, name)
 		return
 	}
-	if err := st.DeleteNode(name); err != nil {
+	if _, err := st.DeleteNode(name); err != nil {
 		a.out.Warnf("forget node %s: %v", name, err)
 	}
 }
@@ -437,17 +436,18 @@ func (a *App) dialNode(ctx context.Context, rec state.NodeRecord, retryFor time.
 	if err != nil {
 		return nil, err
 	}
-	policy := sshx.Strict
+	kh := sshx.KnownHosts{Path: st.KnownHostsPath()}
+	policy := kh.Strict()
 	if rec.HostKey == "" {
 		// Created with --no-wait, or recorded by an older toppcloud:
 		// pin what the node shows the first time.
-		policy = sshx.PinOnFirstUse
+		policy = kh.PinOnFirstUse()
 	}
 	return sshx.Dial(ctx, sshx.Config{
 		Addr:     rec.SSHAddr(),
 		User:     userOr(rec.SSHUser),
 		Auth:     sshx.Auth{KeyFiles: sshx.DefaultKeyFiles(a.home), UseAgent: true},
-		HostKeys: sshx.HostKeyPolicy{KnownHosts: sshx.KnownHosts{Path: st.KnownHostsPath()}, Mode: policy},
+		HostKeys: policy,
 		RetryFor: retryFor,
 	})
 }
@@ -486,7 +486,7 @@ func (a *App) applyEtcHosts(p *openedProvider, flag bool, rec state.NodeRecord) 
 	if !want || rec.Address() == "" {
 		return nil
 	}
-	if err := state.SetHost(a.etcHosts, rec.Address(), rec.Name); err != nil {
+	if _, err := state.SetHost(a.etcHosts, rec.Address(), rec.Name); err != nil {
 		return fmt.Errorf("add %s to %s: %w (run as root, or drop --etc-hosts / set_etc_hosts)", rec.Name, a.etcHosts, err)
 	}
 	rec.EtcHosts = true
@@ -594,15 +594,15 @@ func (a *App) destroyNode(ctx context.Context, name string) error {
 	}
 	if known {
 		kh := sshx.KnownHosts{Path: st.KnownHostsPath()}
-		if err := kh.Forget(rec.SSHAddr()); err != nil {
+		if _, err := kh.Forget(rec.SSHAddr()); err != nil {
 			a.out.Warnf("forget host key of %s: %v", name, err)
 		}
 		if rec.EtcHosts {
-			if err := state.RemoveHost(a.etcHosts, name); err != nil {
+			if _, err := state.RemoveHost(a.etcHosts, name); err != nil {
 				a.out.Warnf("remove %s from %s: %v", name, a.etcHosts, err)
 			}
 		}
-		if err := st.DeleteNode(name); err != nil {
+		if _, err := st.DeleteNode(name); err != nil {
 			return fmt.Errorf("forget node %s: %w", name, err)
 		}
 	}
@@ -643,7 +643,7 @@ func (a *App) startStopNode(ctx context.Context, name string, start bool) error 
 		return err
 	}
 	if !ok {
-		return usagef("no node named %s in %s; list-nodes shows the provider's nodes", name, st.Dir)
+		return usagef("no node named %s in %s; list-nodes shows the provider's nodes", name, st.Dir())
 	}
 	p, err := a.openProviderSection(ctx, rec.Section)
 	if err != nil {
@@ -697,12 +697,4 @@ func localUser() string {
 		return u.Username + "@" + h
 	}
 	return "unknown"
-}
-
-// hostPort joins an address and port, defaulting to 22.
-func hostPort(addr string, port int) string {
-	if port == 0 {
-		port = 22
-	}
-	return net.JoinHostPort(addr, strconv.Itoa(port))
 }

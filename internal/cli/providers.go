@@ -98,7 +98,7 @@ func (a *App) openProviderSection(ctx context.Context, name string) (*openedProv
 		Settings:   settings,
 		HTTPClient: a.httpClient(),
 		Log:        a.logWriter(),
-		StateDir:   filepath.Join(st.Dir, "providers", name),
+		StateDir:   filepath.Join(st.Dir(), "providers", name),
 	}
 	d, err := provider.Open(info.Name, env)
 	if err != nil {

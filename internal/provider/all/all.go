@@ -2,3 +2,8 @@
 // that their init functions register them. It is the one list of what
 // ships; cmd/toppcloud imports it.
 package all
+
+import (
+	_ "github.com/toppcloud/toppcloud/internal/provider/openstack"
+	_ "github.com/toppcloud/toppcloud/internal/provider/rackspace"
+)

@@ -22,6 +22,13 @@ type Memory struct {
 	FailCreate error
 	// Created records every CreateRequest, in order.
 	Created []provider.CreateRequest
+	// Address and SSHPort are what running nodes report (default
+	// 127.0.0.1 and 22), so tests can point nodes at an in-process SSH
+	// server.
+	Address string
+	SSHPort int
+	// NeverRuns keeps nodes pending forever, to test timeouts.
+	NeverRuns bool
 }
 
 type memNode struct {
@@ -70,10 +77,15 @@ func (m *Memory) GetNode(ctx context.Context, id string) (provider.Node, error) 
 		return provider.Node{}, fmt.Errorf("memory: node %s: %w", id, provider.ErrNotFound)
 	}
 	n.polls++
-	if n.node.State == provider.StatePending && n.polls > m.PendingPolls {
+	if n.node.State == provider.StatePending && n.polls > m.PendingPolls && !m.NeverRuns {
 		n.node.State = provider.StateRunning
-		n.node.PublicIPs = []string{"127.0.0.1"}
+		addr := m.Address
+		if addr == "" {
+			addr = "127.0.0.1"
+		}
+		n.node.PublicIPs = []string{addr}
 		n.node.PrivateIPs = []string{"10.0.0." + id}
+		n.node.SSHPort = m.SSHPort
 	}
 	return n.node, nil
 }
