@@ -18,7 +18,7 @@ import (
 func (a *App) initConfigCmd() *cobra.Command {
 	var o struct {
 		typ, section, username, secretFile, key, region, endpoint string
-		force                                                      bool
+		force                                                     bool
 	}
 	cmd := &cobra.Command{
 		Use:   "init-config --provider TYPE",

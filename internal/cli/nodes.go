@@ -611,8 +611,8 @@ func (a *App) destroyNode(ctx context.Context, name string) error {
 
 func (a *App) startNodeCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "start-node HOSTNAME",
-		Short: "Start a stopped node (for example local nodes after the host rebooted)",
+		Use:     "start-node HOSTNAME",
+		Short:   "Start a stopped node (for example local nodes after the host rebooted)",
 		GroupID: "nodes",
 		Args:    exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
