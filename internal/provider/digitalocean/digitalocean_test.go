@@ -6,6 +6,7 @@ import (
 
 	"github.com/toppcloud/toppcloud/internal/provider"
 	"github.com/toppcloud/toppcloud/internal/provider/digitalocean/fake"
+	"github.com/toppcloud/toppcloud/internal/provider/providertest"
 	"github.com/toppcloud/toppcloud/internal/provider/providertest/fakeapi"
 )
 
@@ -54,5 +55,46 @@ func TestRegister_Info(t *testing.T) {
 	}
 	if _, err := New(provider.Env{Settings: provider.Settings{"secret": "x", "endpoint": "ftp://x"}, HTTPClient: http.DefaultClient}); err == nil {
 		t.Error("New with an ftp endpoint succeeded")
+	}
+}
+
+func newTestDriver(t *testing.T) (*Driver, *fake.Server) {
+	t.Helper()
+	srv := fake.New(fake.Options{Errorf: t.Errorf})
+	t.Cleanup(srv.Close)
+	d, err := New(provider.Env{Settings: provider.Settings{"secret": fakeapi.DefaultToken, "endpoint": srv.URL(), "region": "nyc3"}, HTTPClient: &http.Client{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d, srv
+}
+
+func TestCreateNode_NumericImageID(t *testing.T) {
+	d, _ := newTestDriver(t)
+	n, err := d.CreateNode(t.Context(), provider.CreateRequest{Name: "by-id", Image: provider.Image{ID: "151000001"},
+		Size: provider.Size{ID: "s-1vcpu-1gb"}, AuthorizedKeys: []string{providertest.TestKey}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.Image != "debian-12-x64" {
+		t.Errorf("droplet image %q, want debian-12-x64", n.Image)
+	}
+}
+
+func TestListSizes_AvailableWithPrices(t *testing.T) {
+	d, _ := newTestDriver(t)
+	sizes, err := d.ListSizes(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]provider.Size{}
+	for _, s := range sizes {
+		got[s.ID] = s
+	}
+	if _, ok := got["s-8vcpu-16gb-retired"]; ok {
+		t.Error("an unavailable size is listed")
+	}
+	if s := got["s-1vcpu-1gb"]; s.RAMMB != 1024 || s.DiskGB != 25 || s.VCPUs != 1 || s.PriceMonthly != 6 {
+		t.Errorf("s-1vcpu-1gb = %+v", s)
 	}
 }

@@ -2,6 +2,8 @@ package hetzner
 
 import (
 	"net/http"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/toppcloud/toppcloud/internal/provider"
@@ -56,5 +58,39 @@ func TestRegister_Info(t *testing.T) {
 	}
 	if _, err := New(provider.Env{Settings: provider.Settings{"secret": "x", "endpoint": "ftp://x"}, HTTPClient: http.DefaultClient}); err == nil {
 		t.Error("New with an ftp endpoint succeeded")
+	}
+}
+
+func TestListSizesAndImages_X86WithEURPrices(t *testing.T) {
+	srv := fake.New(fake.Options{Errorf: t.Errorf})
+	defer srv.Close()
+	d, err := New(provider.Env{Settings: provider.Settings{"secret": fakeapi.DefaultToken, "endpoint": srv.URL(), "region": "nbg1"}, HTTPClient: &http.Client{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sizes, err := d.ListSizes(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, s := range sizes {
+		names = append(names, s.Name)
+		if s.Name == "cx22" && (s.RAMMB != 4096 || s.DiskGB != 40 || s.VCPUs != 2 || s.PriceMonthly != 4.59 || !strings.Contains(s.Note, "EUR")) {
+			t.Errorf("cx22 = %+v", s)
+		}
+	}
+	if want := []string{"cx22", "cx32", "cx42"}; !slices.Equal(names, want) {
+		t.Errorf("sizes %q, want the x86 types %q", names, want)
+	}
+	images, err := d.ListImages(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	names = nil
+	for _, im := range images {
+		names = append(names, im.Name)
+	}
+	if want := []string{"debian-12", "debian-11", "ubuntu-24.04"}; !slices.Equal(names, want) {
+		t.Errorf("images %q, want the x86 system images %q", names, want)
 	}
 }

@@ -25,8 +25,8 @@ type Options = fakeapi.Options
 type Server struct {
 	*fakeapi.Server
 
-	mu        sync.Mutex
-	rootPass  []string
+	mu       sync.Mutex
+	rootPass []string
 }
 
 // Regions the fake knows.
@@ -139,8 +139,8 @@ func typeJSON(t Type) map[string]any {
 	return map[string]any{
 		"id": t.ID, "label": t.Label, "class": t.Class, "memory": t.MemoryMB, "disk": t.DiskMB, "vcpus": t.VCPUs,
 		"gpus": 0, "network_out": 1000, "transfer": 1000, "successor": nil,
-		"price":  map[string]float64{"hourly": t.Monthly / 720, "monthly": t.Monthly},
-		"addons": map[string]any{"backups": map[string]any{"price": map[string]float64{"hourly": 0.003, "monthly": 2}}},
+		"price":         map[string]float64{"hourly": t.Monthly / 720, "monthly": t.Monthly},
+		"addons":        map[string]any{"backups": map[string]any{"price": map[string]float64{"hourly": 0.003, "monthly": 2}}},
 		"region_prices": []any{},
 	}
 }
