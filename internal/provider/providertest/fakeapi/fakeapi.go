@@ -42,8 +42,13 @@ type Options struct {
 	// Backend, if set, does the real work: a created server is
 	// Backend.CreateNode with the server's name, BackendImage and
 	// BackendSize (the API's image and size names mean nothing to the
-	// backend), and the SSH keys the API received as AuthorizedKeys;
-	// reads report the backend node's state and addresses; delete is
+	// backend), and the SSH keys the API received as AuthorizedKeys.
+	// Like a real cloud, the API answers the create at once (pending)
+	// while the backend works in the background, so a slow backend (the
+	// local provider building its first image) cannot time the client
+	// out; reads then report the backend node's state and addresses; a
+	// failed backend create is reported through Errorf and shows as
+	// state error. Delete waits for a create in progress, then calls
 	// Backend.DestroyNode.
 	Backend      provider.Driver
 	BackendImage provider.Image
@@ -117,6 +122,11 @@ type Server struct {
 	httpSrv *httptest.Server
 	closed  chan struct{}
 	once    sync.Once
+	// bgCtx ends when the server closes, cancelling backend creates;
+	// bg waits for them.
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
+	bg       sync.WaitGroup
 
 	mu       sync.Mutex
 	faults   []fault
@@ -148,6 +158,7 @@ func NewServer(d Dialect, o Options, routes func(mux *http.ServeMux)) *Server {
 		d.FormatID = strconv.Itoa
 	}
 	s := &Server{opts: o, dialect: d, mux: http.NewServeMux(), closed: make(chan struct{}), nodes: map[string]*Node{}}
+	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
 	routes(s.mux)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.opts.Errorf("fake %s: unmodelled request %s %s", d.Name, r.Method, r.URL.RequestURI())
@@ -167,10 +178,13 @@ func (s *Server) Client() *http.Client { return s.httpSrv.Client() }
 // Options returns the options in force, defaults filled in.
 func (s *Server) Options() Options { return s.opts }
 
-// Close stops the server, releasing stalled requests first.
+// Close stops the server, releasing stalled requests first and waiting
+// for backend creates in progress (which it cancels).
 func (s *Server) Close() {
 	s.once.Do(func() { close(s.closed) })
 	s.httpSrv.Close()
+	s.bgCancel()
+	s.bg.Wait()
 }
 
 // FailNext makes the next n requests answer status (a 5xx, typically)
@@ -340,7 +354,8 @@ type Node struct {
 	// Backend is the backend node's ID when a Backend is configured.
 	Backend string
 
-	polls int
+	polls    int
+	creating chan struct{} // closed when the backend create has ended
 }
 
 // AddNode stores n as is (an ID is assigned when empty) and returns it; for
@@ -358,31 +373,43 @@ func (s *Server) AddNode(n Node) Node {
 	return n
 }
 
-// CreateNode creates a server: pending in the store, or created through
-// the Backend. It returns the server as first seen.
+// CreateNode creates a server, pending in the store; with a Backend the
+// backend node is created in the background. It returns the server as
+// first seen.
 func (s *Server) CreateNode(ctx context.Context, n Node) (Node, error) {
 	n.State = provider.StatePending
-	if s.opts.Backend != nil {
-		bn, err := s.opts.Backend.CreateNode(ctx, provider.CreateRequest{
-			Name:           n.Name,
-			Image:          s.opts.BackendImage,
-			Size:           s.opts.BackendSize,
-			AuthorizedKeys: n.Keys,
-		})
-		if err != nil {
-			return Node{}, fmt.Errorf("backend create %s: %w", n.Name, err)
-		}
-		n.Backend = bn.ID
-		applyBackend(&n, bn)
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.nextID++
 	n.ID = s.dialect.FormatID(s.nextID)
 	cp := n
+	if s.opts.Backend != nil {
+		cp.creating = make(chan struct{})
+		s.bg.Add(1)
+		go s.createOnBackend(&cp)
+	}
 	s.nodes[n.ID] = &cp
 	s.order = append(s.order, n.ID)
 	return n, nil
+}
+
+// createOnBackend creates the backend node for p (a stored server).
+func (s *Server) createOnBackend(p *Node) {
+	defer s.bg.Done()
+	defer close(p.creating)
+	s.mu.Lock()
+	req := provider.CreateRequest{Name: p.Name, Image: s.opts.BackendImage, Size: s.opts.BackendSize, AuthorizedKeys: append([]string(nil), p.Keys...)}
+	s.mu.Unlock()
+	bn, err := s.opts.Backend.CreateNode(s.bgCtx, req)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		p.State = provider.StateError
+		s.opts.Errorf("fake %s: backend create %s: %v", s.dialect.Name, p.Name, err)
+		return
+	}
+	p.Backend = bn.ID
+	applyBackend(p, bn)
 }
 
 func applyBackend(n *Node, bn provider.Node) {
@@ -422,6 +449,12 @@ func (s *Server) PollNode(ctx context.Context, id string) (n Node, ok bool, err 
 		return Node{}, false, nil
 	}
 	backendID := p.Backend
+	if p.creating != nil && backendID == "" {
+		// Backend create still running, or failed.
+		n = *p
+		s.mu.Unlock()
+		return n, true, nil
+	}
 	if backendID == "" {
 		p.polls++
 		if p.State == provider.StatePending && p.RawStatus == "" && p.polls > s.opts.PendingPolls {
@@ -496,9 +529,19 @@ func (s *Server) DeleteNode(ctx context.Context, id string) (ok bool, err error)
 	if !ok {
 		return false, nil
 	}
-	if p.Backend != "" {
-		if err := s.opts.Backend.DestroyNode(ctx, p.Backend); err != nil {
-			return true, fmt.Errorf("backend destroy %s: %w", p.Backend, err)
+	if p.creating != nil {
+		select {
+		case <-p.creating:
+		case <-ctx.Done():
+			return true, ctx.Err()
+		}
+	}
+	s.mu.Lock()
+	backendID := p.Backend
+	s.mu.Unlock()
+	if backendID != "" {
+		if err := s.opts.Backend.DestroyNode(ctx, backendID); err != nil {
+			return true, fmt.Errorf("backend destroy %s: %w", backendID, err)
 		}
 	}
 	s.mu.Lock()

@@ -3,6 +3,7 @@ package fakeapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -123,6 +124,20 @@ func RunSuite(t *testing.T, h Suite) {
 		if err != nil {
 			t.Fatalf("CreateNode: %v", err)
 		}
+		// The backend works in the background, as a cloud would.
+		for i := 0; ; i++ {
+			n, err = d.GetNode(ctx, n.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n.State == provider.StateRunning {
+				break
+			}
+			if i > 200 {
+				t.Fatalf("backed node still %s", n.State)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
 		if len(mem.Created) != 1 {
 			t.Fatalf("backend got %d creates, want 1", len(mem.Created))
 		}
@@ -133,18 +148,6 @@ func RunSuite(t *testing.T, h Suite) {
 		if !slices.Contains(got.AuthorizedKeys, providertest.TestKey) {
 			t.Errorf("backend got keys %q, want the test key", got.AuthorizedKeys)
 		}
-		for i := 0; ; i++ {
-			n, err = d.GetNode(ctx, n.ID)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if n.State == provider.StateRunning {
-				break
-			}
-			if i > 10 {
-				t.Fatalf("backed node still %s", n.State)
-			}
-		}
 		if n.Address() != "127.0.0.1" {
 			t.Errorf("backed node address %q, want the backend's 127.0.0.1 (node %+v)", n.Address(), n)
 		}
@@ -153,6 +156,24 @@ func RunSuite(t *testing.T, h Suite) {
 		}
 		if left, _ := mem.ListNodes(ctx); len(left) != 0 {
 			t.Errorf("backend still has %d nodes after destroy", len(left))
+		}
+	})
+
+	t.Run("BackendFailure", func(t *testing.T) {
+		mem := providertest.NewMemory()
+		mem.FailCreate = errors.New("no room")
+		var reported []string
+		srv := start(t, Options{Backend: mem, Errorf: func(f string, a ...any) { reported = append(reported, fmt.Sprintf(f, a...)) }})
+		d := driver(t, srv)
+		n, err := create(t, d, "backed-2")
+		if err != nil {
+			t.Fatalf("CreateNode: %v (the API accepts; the backend fails later)", err)
+		}
+		if err := d.DestroyNode(ctx, n.ID); err != nil {
+			t.Fatalf("DestroyNode after a failed backend create: %v", err)
+		}
+		if len(reported) != 1 || !strings.Contains(reported[0], "no room") {
+			t.Errorf("reported %q, want the backend failure", reported)
 		}
 	})
 
