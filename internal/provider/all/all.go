@@ -4,6 +4,10 @@
 package all
 
 import (
+	_ "github.com/toppcloud/toppcloud/internal/provider/digitalocean"
+	_ "github.com/toppcloud/toppcloud/internal/provider/hetzner"
+	_ "github.com/toppcloud/toppcloud/internal/provider/linode"
 	_ "github.com/toppcloud/toppcloud/internal/provider/openstack"
 	_ "github.com/toppcloud/toppcloud/internal/provider/rackspace"
+	_ "github.com/toppcloud/toppcloud/internal/provider/vultr"
 )
