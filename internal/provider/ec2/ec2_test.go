@@ -741,6 +741,9 @@ func TestCreate_KeyDelivery(t *testing.T) {
 				t.Fatal(err)
 			}
 			in, _ := s.Instance(n.ID)
+			if in.ClientToken == "" {
+				t.Error("RunInstances carried no client token: its retries could launch twice")
+			}
 			if (in.KeyName != "") != tt.wantKeyPair {
 				t.Errorf("key pair %q, want one: %v", in.KeyName, tt.wantKeyPair)
 			}

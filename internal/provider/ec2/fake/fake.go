@@ -134,10 +134,11 @@ type Instance struct {
 	IPv6       []string
 	// BackendID is the backend node's ID when Options.Backend is set.
 	BackendID string
+	// ClientToken is RunInstances' idempotency token.
+	ClientToken string
 
-	polls       int
-	clientToken string
-	launched    time.Time
+	polls    int
+	launched time.Time
 }
 
 // KeyPair is an imported key pair.
@@ -1121,7 +1122,7 @@ func (s *Server) xInstance(in *Instance) xInstance {
 	x := xInstance{
 		InstanceID: in.ID, ImageID: in.ImageID, State: xState{stateCodes[in.State], in.State},
 		KeyName: in.KeyName, InstanceType: in.Type, LaunchTime: in.launched.Format("2006-01-02T15:04:05.000Z"),
-		PublicIP: in.PublicIP, Architecture: "x86_64", ClientToken: in.clientToken, Tags: xTags(in.Tags),
+		PublicIP: in.PublicIP, Architecture: "x86_64", ClientToken: in.ClientToken, Tags: xTags(in.Tags),
 	}
 	for _, id := range in.SecurityGroupIDs {
 		g := s.group(id)
@@ -1256,7 +1257,7 @@ func (s *Server) runInstances(ctx context.Context, q query) (any, error) {
 	token := q.Get("ClientToken")
 	if token != "" {
 		for _, in := range s.instances {
-			if in.clientToken == token {
+			if in.ClientToken == token {
 				x := s.xInstance(in)
 				s.mu.Unlock()
 				return multi{elem("reservationId", "r-"+strings.TrimPrefix(in.ID, "i-")), elem("ownerId", s.o.AccountID), instancesSet{Instances: []xInstance{x}}}, nil
@@ -1308,7 +1309,7 @@ func (s *Server) runInstances(ctx context.Context, q query) (any, error) {
 	}
 	in := &Instance{
 		ID: s.newID("i"), ImageID: imageID, Type: typ, KeyName: keyName, State: "pending", Tags: tags,
-		SecurityGroupIDs: groups, UserData: userData, clientToken: token, launched: time.Now().UTC(),
+		SecurityGroupIDs: groups, UserData: userData, ClientToken: token, launched: time.Now().UTC(),
 	}
 	in.PrivateIPs = []string{fmt.Sprintf("172.31.%d.%d", 16+s.nextID/250%16, 1+s.nextID%250)}
 	s.mu.Unlock()
