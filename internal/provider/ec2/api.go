@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
@@ -86,6 +87,10 @@ func apiError(op string, err error) error {
 	if !errors.As(err, &ae) {
 		if errors.Is(err, errNotEC2Response) {
 			return fmt.Errorf("ec2: %s: the API answered with something that is not an EC2 response (check endpoint): %w", op, err)
+		}
+		var dnsErr *net.DNSError
+		if errors.As(err, &dnsErr) {
+			return fmt.Errorf("ec2: %s: cannot resolve the EC2 API host %s (check the region and endpoint settings): %w", op, dnsErr.Name, err)
 		}
 		return fmt.Errorf("ec2: %s: %w", op, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"crypto/rsa"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -248,11 +249,15 @@ func TestRegister_EnvFallback(t *testing.T) {
 		"AWS_ACCESS_KEY_ID":     fake.DefaultAccessKeyID,
 		"AWS_SECRET_ACCESS_KEY": fake.DefaultSecretAccessKey,
 		"AWS_DEFAULT_REGION":    "eu-central-1",
+		"AWS_SESSION_TOKEN":     "session-token-value",
 	}
 	st := provider.Resolve(info.Options, map[string]string{"endpoint": s.URL}, func(k string) string { return env[k] })
 	var calls atomic.Int32
 	client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
 		calls.Add(1)
+		if got := r.Header.Get("X-Amz-Security-Token"); got != "session-token-value" {
+			t.Errorf("request carries session token %q, want the one from $AWS_SESSION_TOKEN", got)
+		}
 		return http.DefaultTransport.RoundTrip(r)
 	})}
 	d, err := provider.Open("ec2", provider.Env{Section: "aws", Settings: st, HTTPClient: client, Log: io.Discard})
@@ -907,5 +912,19 @@ func TestGetNode_NotFound(t *testing.T) {
 		if _, err := d.GetNode(context.Background(), id); !errors.Is(err, provider.ErrNotFound) {
 			t.Errorf("GetNode(%s) = %v, want ErrNotFound", id, err)
 		}
+	}
+}
+
+func TestAPI_UnknownRegionHost(t *testing.T) {
+	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return nil, &net.DNSError{Err: "no such host", Name: "ec2.xx-nowhere-9.amazonaws.com", IsNotFound: true}
+	}}}
+	d, err := newDriver(provider.Env{Settings: provider.Settings{"username": "AKIA", "secret": "s", "region": "xx-nowhere-9"}, HTTPClient: client}, noBackoff)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = d.ListNodes(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "check the region") {
+		t.Errorf("ListNodes in a region whose endpoint does not resolve = %v, want a hint about the region", err)
 	}
 }
