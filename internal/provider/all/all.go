@@ -5,6 +5,8 @@ package all
 
 import (
 	_ "github.com/toppcloud/toppcloud/internal/provider/digitalocean"
+	_ "github.com/toppcloud/toppcloud/internal/provider/ec2"
+	_ "github.com/toppcloud/toppcloud/internal/provider/existing"
 	_ "github.com/toppcloud/toppcloud/internal/provider/hetzner"
 	_ "github.com/toppcloud/toppcloud/internal/provider/linode"
 	_ "github.com/toppcloud/toppcloud/internal/provider/openstack"
