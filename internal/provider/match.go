@@ -2,7 +2,6 @@ package provider
 
 import (
 	"fmt"
-	"path"
 	"regexp"
 	"sort"
 	"strconv"
@@ -70,10 +69,45 @@ func ramValue(v string) (int, error) {
 
 func (m Matcher) matchName(name string) bool {
 	if strings.ContainsAny(m.Value, "*?[") {
-		ok, err := path.Match(strings.ToLower(m.Value), strings.ToLower(name))
-		return err == nil && ok
+		re, err := globRegexp(m.Value)
+		return err == nil && re.MatchString(name)
 	}
 	return strings.EqualFold(m.Value, name)
+}
+
+// globRegexp turns a glob into a case-insensitive regexp with Python
+// fnmatch's rules, which the original used: * and ? match any character,
+// "/" included (path.Match stops at "/", which breaks image names like
+// "ubuntu/images/hvm-ssd/ubuntu-noble-*"), and [...] is a class with ! for
+// negation.
+func globRegexp(glob string) (*regexp.Regexp, error) {
+	var b strings.Builder
+	b.WriteString("(?is)^")
+	for i := 0; i < len(glob); i++ {
+		c := glob[i]
+		switch c {
+		case '*':
+			b.WriteString(".*")
+		case '?':
+			b.WriteString(".")
+		case '[':
+			j := strings.IndexByte(glob[i+1:], ']')
+			if j < 0 {
+				b.WriteString(regexp.QuoteMeta("["))
+				continue
+			}
+			class := glob[i+1 : i+1+j]
+			i += j + 1
+			if strings.HasPrefix(class, "!") {
+				class = "^" + class[1:]
+			}
+			b.WriteString("[" + strings.ReplaceAll(class, `\`, `\\`) + "]")
+		default:
+			b.WriteString(regexp.QuoteMeta(string(c)))
+		}
+	}
+	b.WriteString("$")
+	return regexp.Compile(b.String())
 }
 
 // NoMatchError says nothing matched; Candidates lists what there was.

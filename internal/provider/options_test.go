@@ -1,0 +1,98 @@
+package provider
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestResolve_SectionThenEnvThenDefault(t *testing.T) {
+	opts := []Option{
+		OptSecret.With(func(o *Option) { o.EnvVars = []string{"A_TOKEN", "B_TOKEN"} }),
+		OptRegion.With(func(o *Option) { o.Default = "dfw" }),
+		OptSSHUser,
+	}
+	env := map[string]string{"B_TOKEN": "from-env"}
+	s := Resolve(opts, map[string]string{"Region": "ord", "legacy_key": "x"}, func(k string) string { return env[k] })
+	if s.Get("secret") != "from-env" || s.Get("region") != "ord" || s.Get("ssh_user") != "root" || s.Get("legacy_key") != "x" {
+		t.Errorf("resolved = %v", s)
+	}
+	s = Resolve(opts, map[string]string{"secret": "from-file"}, func(k string) string { return env[k] })
+	if s.Get("secret") != "from-file" || s.Get("region") != "dfw" {
+		t.Errorf("section must win over env: %v", s)
+	}
+}
+
+func TestCheckRequired(t *testing.T) {
+	opts := []Option{OptSecret.With(func(o *Option) { o.Required = true; o.EnvVars = []string{"X_TOKEN"} })}
+	err := Settings{}.CheckRequired(opts)
+	var miss *MissingOptionError
+	if !errors.As(err, &miss) || !strings.Contains(err.Error(), "$X_TOKEN") {
+		t.Fatalf("err = %v, want a MissingOptionError naming the env var", err)
+	}
+	if err := (Settings{"secret": "s"}).CheckRequired(opts); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDecode(t *testing.T) {
+	type opts struct {
+		Name    string        `config:"name"`
+		On      bool          `config:"on"`
+		N       int           `config:"n"`
+		Wait    time.Duration `config:"wait"`
+		Ignored string
+	}
+	var o opts
+	err := Settings{"name": "x", "on": "yes", "n": "3", "wait": "2s"}.Decode(&o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o != (opts{Name: "x", On: true, N: 3, Wait: 2 * time.Second}) {
+		t.Errorf("decoded %+v", o)
+	}
+	for _, bad := range []Settings{{"on": "maybe"}, {"n": "three"}, {"wait": "soon"}} {
+		if err := bad.Decode(&o); err == nil {
+			t.Errorf("Decode(%v): want an error", bad)
+		}
+	}
+	if err := (Settings{}).Decode(o); err == nil {
+		t.Error("Decode of a non-pointer: want an error")
+	}
+	if err := CheckOptionFields([]Option{{Name: "name"}, {Name: "missing"}}, &o); err == nil || !strings.Contains(err.Error(), "missing") {
+		t.Errorf("CheckOptionFields = %v, want it to name the missing field", err)
+	}
+}
+
+func TestRegister_Panics(t *testing.T) {
+	nop := func(Env) (Driver, error) { return nil, nil }
+	tests := []struct {
+		name string
+		info Info
+	}{
+		{"empty name", Info{New: nop}},
+		{"upper case", Info{Name: "Foo", New: nop}},
+		{"nil New", Info{Name: "foo-nil"}},
+		{"duplicate option", Info{Name: "foo-dup", New: nop, Options: []Option{{Name: "a"}, {Name: "a"}}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			defer func() {
+				if recover() == nil {
+					t.Error("Register did not panic")
+				}
+			}()
+			Register(tt.info)
+		})
+	}
+}
+
+func TestOpen_UnknownTypeListsKnown(t *testing.T) {
+	Register(Info{Name: "opentest", New: func(Env) (Driver, error) { return nil, nil }})
+	_, err := Open("nosuch", Env{})
+	var ute *UnknownTypeError
+	if !errors.As(err, &ute) || !strings.Contains(err.Error(), "opentest") {
+		t.Fatalf("err = %v, want an UnknownTypeError listing the registered types", err)
+	}
+}
