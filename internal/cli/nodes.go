@@ -274,7 +274,7 @@ func (a *App) createNode(ctx context.Context, name string, o createNodeOptions) 
 	}
 
 	req := provider.CreateRequest{Name: name, AuthorizedKeys: keys, Address: o.address, User: o.user}
-	if p.info.Name != "existing" {
+	if !provider.ForgetsOnly(p.driver) {
 		if o.address != "" || o.user != "" {
 			return usagef("--address and --user are for the existing provider only")
 		}
@@ -324,7 +324,9 @@ func (a *App) createNode(ctx context.Context, name string, o createNodeOptions) 
 	if err != nil {
 		// Ctrl-C or a node that never came up: remove what we made so the
 		// account is not left with a half-created node.
-		if p.info.Name != "existing" {
+		if provider.ForgetsOnly(p.driver) {
+			a.out.Warnf("cannot use %s at %s as user %s; not registering it (check the address, add your key to the server, or pass --user)", name, o.address, userOr(o.user))
+		} else {
 			a.out.Warnf("node %s did not become ready; destroying it", name)
 		}
 		a.removeHalfCreated(p, node, st, name)
@@ -424,6 +426,14 @@ func (a *App) waitAndPin(ctx context.Context, p *openedProvider, rec state.NodeR
 	if _, err := c.Output(ctx, []string{"true"}, nil); err != nil {
 		step.Fail()
 		return rec, fmt.Errorf("run a command on %s: %w", rec.Name, err)
+	}
+	if userOr(rec.SSHUser) != "root" {
+		// setup-node needs root; a non-root login must have passwordless
+		// sudo, and it is kinder to say so now than halfway through setup.
+		if _, err := c.Output(ctx, []string{"sudo", "-n", "true"}, nil); err != nil {
+			step.Fail()
+			return rec, fmt.Errorf("%s can log in to %s but cannot run sudo without a password (%v); give it passwordless sudo or use root", rec.SSHUser, rec.Name, err)
+		}
 	}
 	step.Done("")
 	return rec, nil
@@ -587,7 +597,7 @@ func (a *App) destroyNode(ctx context.Context, name string) error {
 		}
 		step.Update("already gone at the provider")
 	}
-	if p.info.Name == "existing" {
+	if provider.ForgetsOnly(p.driver) {
 		step.Done("forgotten; the server itself was not touched")
 	} else {
 		step.Done("")

@@ -56,6 +56,19 @@ type Stopper interface {
 	StopNode(ctx context.Context, id string) error
 }
 
+// Forgetter is implemented by drivers that register servers which exist
+// elsewhere (existing) instead of creating them: for them DestroyNode only
+// forgets, and ForgetsOnly returns true.
+type Forgetter interface {
+	ForgetsOnly() bool
+}
+
+// ForgetsOnly reports whether destroying a node of d only forgets it.
+func ForgetsOnly(d Driver) bool {
+	f, ok := d.(Forgetter)
+	return ok && f.ForgetsOnly()
+}
+
 // CreateRequest describes a node to create.
 type CreateRequest struct {
 	// Name is the node's hostname; it has already passed ValidateHostname.

@@ -341,4 +341,7 @@ func validateUser(u string) error {
 	return nil
 }
 
-var _ provider.Driver = (*Driver)(nil)
+var (
+	_ provider.Driver    = (*Driver)(nil)
+	_ provider.Forgetter = (*Driver)(nil)
+)
