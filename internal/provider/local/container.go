@@ -129,9 +129,18 @@ func stopContainer(ctx context.Context, m nodeMeta, rootfs string, timeout time.
 		return nil
 	}
 	pid := m.Proc.PID
-	_ = syscall.Kill(pid, syscall.SIGTERM)
 	wctx, cancel := context.WithTimeout(ctx, timeout)
-	dead := waitDead(wctx, m.Proc)
+	dead := false
+	// nspawn passes SIGTERM on to the container's systemd as SIGRTMIN+3.
+	// A signal to a PID namespace's init that has no handler yet is
+	// dropped by the kernel, so a container still early in its boot misses
+	// it: repeat it until the container goes or the time is up.
+	for !dead && wctx.Err() == nil {
+		_ = syscall.Kill(pid, syscall.SIGTERM)
+		rctx, rcancel := context.WithTimeout(wctx, 500*time.Millisecond)
+		dead = waitDead(rctx, m.Proc)
+		rcancel()
+	}
 	cancel()
 	if dead {
 		killAll(m.Cgroups)

