@@ -85,12 +85,16 @@ func (d *Driver) imageEntry() provider.Image {
 	return im
 }
 
-// ensureImage returns the image's rootfs, building it first if needed.
-// Builds are serialized by a lock file, so concurrent creates wait for one
-// build instead of making two.
-func (d *Driver) ensureImage(ctx context.Context) (string, error) {
+// EnsureImage returns the image's root file system directory, building
+// the image first if it is not cached (CreateNode calls it; bench/localnode
+// times it on an empty cache). Builds are serialized by a lock file, so
+// concurrent callers wait for one build instead of making two.
+func (d *Driver) EnsureImage(ctx context.Context) (string, error) {
 	if _, ok := d.readImageInfo(); ok {
 		return d.ImageRootfs(), nil
+	}
+	if err := d.prereqs(); err != nil {
+		return "", err
 	}
 	if err := os.MkdirAll(d.imagesDir(), 0o755); err != nil {
 		return "", err
@@ -103,17 +107,16 @@ func (d *Driver) ensureImage(ctx context.Context) (string, error) {
 	if _, ok := d.readImageInfo(); ok {
 		return d.ImageRootfs(), nil // built while we waited
 	}
-	if err := d.BuildImage(ctx); err != nil {
+	if err := d.buildImage(ctx); err != nil {
 		return "", err
 	}
 	return d.ImageRootfs(), nil
 }
 
-// BuildImage builds the image into a temporary directory and renames it
+// buildImage builds the image into a temporary directory and renames it
 // into place, so an interrupted build never leaves a "built" image. The
-// caller holds the image lock (ensureImage does); it is exported for
-// bench/localnode, which times a build into an empty cache.
-func (d *Driver) BuildImage(ctx context.Context) (err error) {
+// caller holds the image lock.
+func (d *Driver) buildImage(ctx context.Context) (err error) {
 	if err := d.prereqs(); err != nil {
 		return err
 	}
@@ -180,16 +183,19 @@ func (d *Driver) BuildImage(ctx context.Context) (err error) {
 // dpkg in the target is told not to fsync each file (force-unsafe-io),
 // then the second stage configures the packages. On the development host
 // that cut the second stage from 69 s to 52 s. It is safe here because an
-// interrupted build is thrown away, and BuildImage syncs the file system
+// interrupted build is thrown away, and buildImage syncs the file system
 // before the image counts as built; the setting is removed again so
 // nodes' dpkg is safe.
 func (d *Driver) debootstrap(ctx context.Context, rootfs string) error {
 	stage1 := []string{"debootstrap", "--foreign", "--variant=minbase",
 		"--include=" + strings.Join(imagePackages, ","),
 		"--components=main", imageSuite, rootfs, d.opts.Mirror}
+	start := time.Now()
 	if err := d.runLogged(ctx, "debootstrap", stage1); err != nil {
 		return err
 	}
+	fmt.Fprintf(d.log, "local: debootstrap first stage (download, unpack) took %s\n", time.Since(start).Round(100*time.Millisecond))
+	start = time.Now()
 	unsafeIO := filepath.Join(rootfs, "etc/dpkg/dpkg.cfg.d/toppcloud-unsafe-io")
 	if err := os.MkdirAll(filepath.Dir(unsafeIO), 0o755); err != nil {
 		return err
@@ -200,6 +206,7 @@ func (d *Driver) debootstrap(ctx context.Context, rootfs string) error {
 	if err := d.runLogged(ctx, "debootstrap", []string{"chroot", rootfs, "/debootstrap/debootstrap", "--second-stage"}); err != nil {
 		return err
 	}
+	fmt.Fprintf(d.log, "local: debootstrap second stage (configure) took %s\n", time.Since(start).Round(100*time.Millisecond))
 	return os.Remove(unsafeIO)
 }
 

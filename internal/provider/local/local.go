@@ -405,7 +405,7 @@ func (d *Driver) CreateNode(ctx context.Context, req provider.CreateRequest) (_ 
 		keysCh <- keysResult{f, err}
 	}()
 
-	lower, err := d.ensureImage(ctx)
+	lower, err := d.EnsureImage(ctx)
 	if err != nil {
 		return provider.Node{}, fmt.Errorf("create node %s: %w", req.Name, err)
 	}
