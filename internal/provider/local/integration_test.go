@@ -150,8 +150,23 @@ func TestIntegration_Node(t *testing.T) {
 		if err := d.StopNode(ctx, name); err != nil {
 			t.Errorf("stopping a stopped node: %v", err)
 		}
+		// What a host reboot takes away: the namespace, the veth (with
+		// its route) and the NAT rule. StartNode must bring them back.
+		rec := readRecord(t, d, name)
+		for _, argv := range [][]string{
+			{"ip", "link", "del", "tcl-" + rec.ShortID},
+			{"ip", "netns", "del", "toppcloud-" + rec.ShortID},
+		} {
+			if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
+				t.Fatalf("%v: %v %s", argv, err, out)
+			}
+		}
+		deleteNATRule(t, rec.ShortID)
 		if err := d.StartNode(ctx, name); err != nil {
 			t.Fatal(err)
+		}
+		if out, _ := exec.Command("nft", "list", "ruleset").Output(); !strings.Contains(string(out), "toppcloud-local "+rec.ShortID) {
+			t.Errorf("StartNode did not restore the NAT rule:\n%s", out)
 		}
 		_, key, err := provider.WaitUntilReady(ctx, d, name, provider.WaitOptions{SSHTimeout: time.Minute, ProbeHostKey: localtest.ProbeHostKey})
 		if err != nil {
@@ -164,6 +179,10 @@ func TestIntegration_Node(t *testing.T) {
 		if out := n.Run(t, c2, "cat /etc/toppcloud/hello.txt"); out != "hello\n" {
 			t.Errorf("file lost across restart: %q", out)
 		}
+		// The archive is reachable again: NAT and the default route are
+		// back. Downloading a package also feeds the shared apt pool
+		// when the node is destroyed (checked below).
+		n.Run(t, c2, "timeout 120 apt-get -q update && timeout 120 apt-get -q -y --download-only install hello")
 		if err := d.StartNode(ctx, name); err != nil {
 			t.Errorf("starting a running node: %v", err)
 		}
@@ -171,10 +190,18 @@ func TestIntegration_Node(t *testing.T) {
 
 	t.Run("destroy leaves nothing", func(t *testing.T) {
 		rec := readRecord(t, d, name) // the restart made new cgroups and a new process
+		pool := filepath.Join(localtest.CacheDir(), "apt-cache")
+		old, _ := filepath.Glob(filepath.Join(pool, "hello_*.deb"))
+		for _, f := range old {
+			_ = os.Remove(f)
+		}
 		if err := d.DestroyNode(ctx, name); err != nil {
 			t.Fatal(err)
 		}
 		assertGone(t, d, name, rec)
+		if got, _ := filepath.Glob(filepath.Join(pool, "hello_*.deb")); len(got) == 0 {
+			t.Errorf("the package the node downloaded did not reach the shared pool %s", pool)
+		}
 		if _, err := d.GetNode(ctx, name); !errors.Is(err, provider.ErrNotFound) {
 			t.Errorf("GetNode after destroy = %v", err)
 		}
@@ -182,6 +209,25 @@ func TestIntegration_Node(t *testing.T) {
 			t.Errorf("second destroy = %v, want ErrNotFound", err)
 		}
 	})
+}
+
+// deleteNATRule removes the node's masquerade rule behind the driver's back.
+func deleteNATRule(t *testing.T, shortID string) {
+	t.Helper()
+	out, err := exec.Command("nft", "-a", "list", "chain", "ip", "toppcloud_local", "postrouting").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.Contains(line, "toppcloud-local "+shortID) {
+			_, h, _ := strings.Cut(line, "# handle ")
+			if out, err := exec.Command("nft", "delete", "rule", "ip", "toppcloud_local", "postrouting", "handle", strings.TrimSpace(h)).CombinedOutput(); err != nil {
+				t.Fatalf("nft delete: %v %s", err, out)
+			}
+			return
+		}
+	}
+	t.Fatalf("no NAT rule for %s in:\n%s", shortID, out)
 }
 
 // assertGone checks every host-wide trace of a node: namespace, veth,
@@ -408,4 +454,60 @@ func TestHelperCreateAndExit(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.Exit(0) // no cleanup: the node must outlive us
+}
+
+// cancelAfter cancels a context once the log has shown the first stage
+// done and a few lines of the second (when /proc is mounted in the target).
+type cancelAfter struct {
+	t      *testing.T
+	mu     sync.Mutex
+	seen   int
+	cancel context.CancelFunc
+}
+
+func (c *cancelAfter) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if strings.Contains(string(p), "first stage") {
+		c.seen = 1
+	} else if c.seen > 0 {
+		c.seen++
+		if c.seen == 5 {
+			c.t.Logf("cancelling the build at: %s", strings.TrimSpace(string(p)))
+			c.cancel()
+		}
+	}
+	return len(p), nil
+}
+
+func TestIntegration_InterruptedImageBuildLeavesNoImage(t *testing.T) {
+	localtest.Skip(t)
+	cache := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	d, err := local.New(provider.Env{Settings: provider.Settings{"root": cache, "cache_dir": cache}, Log: &cancelAfter{t: t, cancel: cancel}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = d.EnsureImage(ctx)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("EnsureImage = %v, want context.Canceled", err)
+	}
+	// The lock file may stay; no image or build directory may.
+	left, _ := filepath.Glob(filepath.Join(cache, "images", "debian-12.v*"))
+	if tmp, _ := filepath.Glob(filepath.Join(cache, "images", ".debian-12*")); len(left)+len(tmp) > 0 {
+		left = append(left, tmp...)
+		t.Errorf("left behind: %v", left)
+	}
+	mi, _ := os.ReadFile("/proc/self/mountinfo")
+	if strings.Contains(string(mi), cache) {
+		t.Errorf("mounts left under %s:\n%s", cache, mi)
+	}
+	if procs := processesUsing(cache); len(procs) > 0 {
+		t.Errorf("processes left: %v", procs)
+	}
+	images, _ := d.ListImages(context.Background())
+	if !strings.Contains(images[0].Note, "not built") {
+		t.Errorf("image note after an interrupted build: %q", images[0].Note)
+	}
 }
