@@ -125,40 +125,53 @@ func cgroupLimitsAvailable() bool {
 	return true
 }
 
-// createCgroups makes the node's memory and cpu cgroups with its limits.
-// A missing hierarchy is skipped (the limit is then not enforced, as
-// ListSizes says); an existing one failing to take a limit is an error.
-func createCgroups(id string, ramMB, vcpus int) (dirs []string, err error) {
-	defer func() {
-		if err != nil {
-			_ = removeCgroups(dirs)
-			dirs = nil
-		}
-	}()
-	limits := map[string][][2]string{
-		"memory": {{"memory.limit_in_bytes", strconv.Itoa(ramMB << 20)}},
-		"cpu": {
-			{"cpu.cfs_period_us", strconv.Itoa(cfsPeriodUS)},
-			{"cpu.cfs_quota_us", strconv.Itoa(vcpus * cfsPeriodUS)},
-		},
-	}
+// planCgroups names the node's memory and cpu cgroup directories, under
+// our own cgroup in each hierarchy that exists and is writable. A missing
+// hierarchy is skipped: that limit is then not enforced, as ListSizes says.
+func planCgroups(id string) []string {
+	var dirs []string
 	for _, ctrl := range []string{"memory", "cpu"} {
 		parent := cgroupV1Dir(ctrl)
 		if parent == "" || unix.Access(parent, unix.W_OK) != nil {
 			continue
 		}
-		dir := filepath.Join(parent, cgroupName(id))
-		if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
-			return dirs, fmt.Errorf("create %s cgroup: %w", ctrl, err)
+		dirs = append(dirs, filepath.Join(parent, cgroupName(id)))
+	}
+	return dirs
+}
+
+// createCgroups makes the planned cgroups and sets the limits; a
+// hierarchy that refuses a limit is an error. On error it removes what it
+// made.
+func createCgroups(dirs []string, ramMB, vcpus int) (err error) {
+	defer func() {
+		if err != nil {
+			_ = removeCgroups(dirs)
 		}
-		dirs = append(dirs, dir)
-		for _, kv := range limits[ctrl] {
-			if err := os.WriteFile(filepath.Join(dir, kv[0]), []byte(kv[1]), 0o644); err != nil {
-				return dirs, fmt.Errorf("set %s to %s: %w", kv[0], kv[1], err)
+	}()
+	// Each setting is written where its file exists: the memory one in
+	// the memory hierarchy, the cpu ones (period before quota) in the cpu
+	// hierarchy.
+	limits := [][2]string{
+		{"memory.limit_in_bytes", strconv.Itoa(ramMB << 20)},
+		{"cpu.cfs_period_us", strconv.Itoa(cfsPeriodUS)},
+		{"cpu.cfs_quota_us", strconv.Itoa(vcpus * cfsPeriodUS)},
+	}
+	for _, dir := range dirs {
+		if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("create cgroup %s: %w", dir, err)
+		}
+		for _, kv := range limits {
+			f := filepath.Join(dir, kv[0])
+			if _, err := os.Stat(f); err != nil {
+				continue
+			}
+			if err := os.WriteFile(f, []byte(kv[1]), 0o644); err != nil {
+				return fmt.Errorf("set %s to %s: %w", f, kv[1], err)
 			}
 		}
 	}
-	return dirs, nil
+	return nil
 }
 
 // removeCgroups kills anything left in the node's cgroups and removes

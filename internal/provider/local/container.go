@@ -123,12 +123,19 @@ func consoleTail(path string) string {
 // is done: a half-stopped node is worse than a hard-stopped one) SIGKILL
 // to the container's init, which kills its whole PID namespace, and to
 // nspawn, and to anything left in the node's cgroups.
+//
+// A container whose process was never recorded (its creator was killed
+// between starting it and writing the record) is found by its command line.
 func stopContainer(ctx context.Context, m nodeMeta, rootfs string, timeout time.Duration) error {
-	if !m.Proc.isNspawnFor(rootfs) {
-		killAll(m.Cgroups)
-		return nil
+	proc := m.Proc
+	if !proc.isNspawnFor(rootfs) {
+		var ok bool
+		if proc, ok = findNspawn(rootfs); !ok {
+			killAll(m.Cgroups)
+			return nil
+		}
 	}
-	pid := m.Proc.PID
+	pid := proc.PID
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	dead := false
 	// nspawn passes SIGTERM on to the container's systemd as SIGRTMIN+3.
@@ -138,7 +145,7 @@ func stopContainer(ctx context.Context, m nodeMeta, rootfs string, timeout time.
 	for !dead && wctx.Err() == nil {
 		_ = syscall.Kill(pid, syscall.SIGTERM)
 		rctx, rcancel := context.WithTimeout(wctx, 500*time.Millisecond)
-		dead = waitDead(rctx, m.Proc)
+		dead = waitDead(rctx, proc)
 		rcancel()
 	}
 	cancel()
@@ -153,7 +160,7 @@ func stopContainer(ctx context.Context, m nodeMeta, rootfs string, timeout time.
 	killAll(m.Cgroups)
 	wctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	if !waitDead(wctx, m.Proc) {
+	if !waitDead(wctx, proc) {
 		return fmt.Errorf("node %s: systemd-nspawn (pid %d) survived SIGKILL", m.Name, pid)
 	}
 	return nil
@@ -179,4 +186,26 @@ func waitDead(ctx context.Context, p procRef) bool {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// findNspawn looks through /proc for the container process of rootfs.
+func findNspawn(rootfs string) (procRef, bool) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return procRef{}, false
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		start, _, err := procStat(pid)
+		if err != nil {
+			continue
+		}
+		if p := (procRef{PID: pid, Start: start}); p.isNspawnFor(rootfs) {
+			return p, true
+		}
+	}
+	return procRef{}, false
 }

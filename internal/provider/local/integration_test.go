@@ -511,3 +511,39 @@ func TestIntegration_InterruptedImageBuildLeavesNoImage(t *testing.T) {
 		t.Errorf("image note after an interrupted build: %q", images[0].Note)
 	}
 }
+
+// TestIntegration_DestroyAfterCreatorDied destroys a node whose creating
+// process died before it recorded the container process: the record
+// still says "creating" and has no pid. Destroy must find and stop the
+// container anyway and leave nothing behind.
+func TestIntegration_DestroyAfterCreatorDied(t *testing.T) {
+	d := localtest.NewDriver(t, nil)
+	ctx := context.Background()
+	name := localtest.UniqueName("it-lost")
+	n := localtest.CreateNode(t, d, name, provider.CreateRequest{})
+	rec := readRecord(t, d, name)
+
+	path := filepath.Join(d.Options().Root, "nodes", name, "node.json")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw map[string]any
+	if err := json.Unmarshal(b, &raw); err != nil {
+		t.Fatal(err)
+	}
+	raw["phase"] = "creating"
+	raw["creator"] = map[string]any{"pid": 1 << 30, "start": 1}
+	delete(raw, "proc")
+	b, _ = json.Marshal(raw)
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := d.GetNode(ctx, name); got.State != provider.StateError {
+		t.Errorf("state of a node whose creator died = %s, want error", got.State)
+	}
+	if err := d.DestroyNode(ctx, n.ID); err != nil {
+		t.Fatal(err)
+	}
+	assertGone(t, d, name, rec)
+}

@@ -416,10 +416,8 @@ func (d *Driver) CreateNode(ctx context.Context, req provider.CreateRequest) (_ 
 		return provider.Node{}, fmt.Errorf("create node %s: %w", req.Name, err)
 	}
 	undo = append(undo, func(c context.Context) error { return teardownNetwork(c, m) })
-	if err := d.allocateNetwork(ctx, &m, rootUsed); err != nil {
-		return provider.Node{}, fmt.Errorf("create node %s: %w", req.Name, err)
-	}
-	if err := writeMeta(p.meta, m); err != nil {
+	record := func(m nodeMeta) error { return writeMeta(p.meta, m) }
+	if err := d.allocateNetwork(ctx, &m, rootUsed, record); err != nil {
 		return provider.Node{}, fmt.Errorf("create node %s: %w", req.Name, err)
 	}
 
@@ -443,8 +441,12 @@ func (d *Driver) CreateNode(ctx context.Context, req provider.CreateRequest) (_ 
 		return provider.Node{}, err
 	}
 
+	m.Cgroups = planCgroups(m.ShortID)
+	if err := writeMeta(p.meta, m); err != nil {
+		return provider.Node{}, fmt.Errorf("create node %s: %w", req.Name, err)
+	}
 	undo = append(undo, func(context.Context) error { return removeCgroups(m.Cgroups) })
-	if m.Cgroups, err = createCgroups(m.ShortID, m.RAMMB, m.VCPUs); err != nil {
+	if err := createCgroups(m.Cgroups, m.RAMMB, m.VCPUs); err != nil {
 		return provider.Node{}, fmt.Errorf("create node %s: %w", req.Name, err)
 	}
 	undo = append(undo, func(c context.Context) error { return stopContainer(c, m, p.rootfs, DestroyTimeout) })
@@ -525,14 +527,13 @@ func (d *Driver) DestroyNode(ctx context.Context, id string) error {
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("destroy node %s: %w", id, err)
 	}
+	m.Name = id
 	var errs []error
-	if m.Name != "" {
-		if err := stopContainer(ctx, m, p.rootfs, DestroyTimeout); err != nil {
-			errs = append(errs, err)
-		}
-		if err := removeCgroups(m.Cgroups); err != nil {
-			errs = append(errs, err)
-		}
+	if err := stopContainer(ctx, m, p.rootfs, DestroyTimeout); err != nil {
+		errs = append(errs, err)
+	}
+	if err := removeCgroups(m.Cgroups); err != nil {
+		errs = append(errs, err)
 	}
 	if d.opts.ShareAptCache {
 		harvestAptCache(filepath.Join(p.upper, aptArchivesRel), d.aptPoolDir())
@@ -540,10 +541,8 @@ func (d *Driver) DestroyNode(ctx context.Context, id string) error {
 	if err := unmountRootfs(p); err != nil {
 		errs = append(errs, err)
 	}
-	if m.Name != "" {
-		if err := teardownNetwork(context.WithoutCancel(ctx), m); err != nil {
-			errs = append(errs, err)
-		}
+	if err := teardownNetwork(context.WithoutCancel(ctx), m); err != nil {
+		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
 		// Keep the record so destroy can be retried.
@@ -642,7 +641,11 @@ func (d *Driver) StartNode(ctx context.Context, id string) (err error) {
 			_ = unmountRootfs(p)
 		}
 	}()
-	if m.Cgroups, err = createCgroups(m.ShortID, m.RAMMB, m.VCPUs); err != nil {
+	m.Cgroups = planCgroups(m.ShortID)
+	if err := writeMeta(p.meta, m); err != nil {
+		return fmt.Errorf("start node %s: %w", id, err)
+	}
+	if err := createCgroups(m.Cgroups, m.RAMMB, m.VCPUs); err != nil {
 		return fmt.Errorf("start node %s: %w", id, err)
 	}
 	if err := d.startContainer(&m, p); err != nil {

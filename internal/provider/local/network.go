@@ -180,8 +180,10 @@ func exists(path string) bool {
 // allocateNetwork chooses a short id and an address for a new node and
 // plumbs its network, all under the host-wide network lock. rootUsed are
 // addresses recorded by this root's nodes (stopped ones have no route after
-// a reboot but keep their address).
-func (d *Driver) allocateNetwork(ctx context.Context, m *nodeMeta, rootUsed map[netip.Addr]bool) error {
+// a reboot but keep their address). record is called with the choice
+// before anything is made, so that even if this process is killed half way
+// the node's record names what destroy must remove.
+func (d *Driver) allocateNetwork(ctx context.Context, m *nodeMeta, rootUsed map[netip.Addr]bool, record func(nodeMeta) error) error {
 	l, err := lockFile(ctx, netLockPath)
 	if err != nil {
 		return err
@@ -218,6 +220,9 @@ func (d *Driver) allocateNetwork(ctx context.Context, m *nodeMeta, rootUsed map[
 	m.IP = addr.String()
 	m.Gateway = gateway(d.net.subnet).String()
 	m.MTU = uplinkMTU(routes)
+	if err := record(*m); err != nil {
+		return err
+	}
 	return d.plumb(ctx, *m)
 }
 
