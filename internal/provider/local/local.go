@@ -360,9 +360,12 @@ func (d *Driver) CreateNode(ctx context.Context, req provider.CreateRequest) (_ 
 	}
 
 	// undo holds the steps that remove what was made, run in reverse
-	// order on failure, unaffected by the cancelled ctx.
+	// order on failure, unaffected by the cancelled ctx, before the node
+	// lock is released.
 	var undo []func(context.Context) error
+	var lock *fileLock
 	defer func() {
+		defer lock.unlock()
 		if err == nil {
 			return
 		}
@@ -379,11 +382,9 @@ func (d *Driver) CreateNode(ctx context.Context, req provider.CreateRequest) (_ 
 		}
 	}()
 	undo = append(undo, func(context.Context) error { return os.RemoveAll(p.dir) })
-	lock, err := lockFile(ctx, p.lock)
-	if err != nil {
+	if lock, err = lockFile(ctx, p.lock); err != nil {
 		return provider.Node{}, err
 	}
-	defer lock.unlock()
 
 	m := nodeMeta{
 		Name: req.Name, Phase: phaseCreating, Creator: selfRef(),

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -17,6 +18,14 @@ import (
 // root on the machine. It lives in /run so it is never stale after a
 // reboot.
 const netLockPath = "/run/lock/toppcloud-local.lock"
+
+// lockNet takes the host-wide network lock.
+func lockNet(ctx context.Context) (*fileLock, error) {
+	if err := os.MkdirAll(filepath.Dir(netLockPath), 0o755); err != nil {
+		return nil, err
+	}
+	return lockFile(ctx, netLockPath)
+}
 
 // fileLock is an flock(2) lock. The kernel drops it when the process dies,
 // so a crash never leaves a lock behind.

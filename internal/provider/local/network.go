@@ -184,7 +184,7 @@ func exists(path string) bool {
 // before anything is made, so that even if this process is killed half way
 // the node's record names what destroy must remove.
 func (d *Driver) allocateNetwork(ctx context.Context, m *nodeMeta, rootUsed map[netip.Addr]bool, record func(nodeMeta) error) error {
-	l, err := lockFile(ctx, netLockPath)
+	l, err := lockNet(ctx)
 	if err != nil {
 		return err
 	}
@@ -230,7 +230,7 @@ func (d *Driver) allocateNetwork(ctx context.Context, m *nodeMeta, rootUsed map[
 // missing (after a host reboot /run/netns, the veth, the route and the
 // nftables table are all gone).
 func (d *Driver) ensureNetwork(ctx context.Context, m nodeMeta) error {
-	l, err := lockFile(ctx, netLockPath)
+	l, err := lockNet(ctx)
 	if err != nil {
 		return err
 	}
@@ -313,7 +313,7 @@ func teardownNetwork(ctx context.Context, m nodeMeta) error {
 	if m.ShortID == "" {
 		return nil
 	}
-	l, err := lockFile(ctx, netLockPath)
+	l, err := lockNet(ctx)
 	if err != nil {
 		return err
 	}
