@@ -119,6 +119,11 @@ func TestIntegration_Node(t *testing.T) {
 				}
 			}
 		}
+		for _, dir := range rec.Cgroups {
+			if b, err := os.ReadFile(filepath.Join(dir, "cpu.cfs_quota_us")); err == nil && strings.TrimSpace(string(b)) != "100000" {
+				t.Errorf("cpu quota = %s, want 100000 (1 CPU)", b)
+			}
+		}
 		sizes, _ := d.ListSizes(ctx)
 		if !found && !strings.Contains(sizes[0].Note, "NOT enforced") {
 			t.Errorf("no memory cgroup, but the size note says %q", sizes[0].Note)
