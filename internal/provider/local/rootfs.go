@@ -25,8 +25,8 @@ import (
 // read-only lower layer, the node's own upper directory on top. Measured
 // with bench/localnode -copy on the development host: mounting takes under
 // 10 ms and a new node costs no disk (8 MB once booted: journal, logs),
-// while a full copy of the 199 MB image (cp -a, then sync) took 8.7 s and
-// 199 MB per node, and removing it again 2.8 s: more than the whole
+// while a full copy of the 199 MB image (cp -a, then sync) took 7 to 9 s
+// and 199 MB per node, and removing it again 2 to 3 s: more than the whole
 // create-until-sshd-answers time (0.5 s) and destroy time (0.3 s) with the
 // overlay. The price is that the image directory must never change while
 // a node uses it, which holds: an image is built into a temporary
