@@ -9,6 +9,7 @@ import (
 	_ "github.com/toppcloud/toppcloud/internal/provider/existing"
 	_ "github.com/toppcloud/toppcloud/internal/provider/hetzner"
 	_ "github.com/toppcloud/toppcloud/internal/provider/linode"
+	_ "github.com/toppcloud/toppcloud/internal/provider/local"
 	_ "github.com/toppcloud/toppcloud/internal/provider/openstack"
 	_ "github.com/toppcloud/toppcloud/internal/provider/rackspace"
 	_ "github.com/toppcloud/toppcloud/internal/provider/vultr"
