@@ -46,6 +46,13 @@ type caddyServer struct {
 	AutomaticHTTPS        autoHTTPS       `json:"automatic_https"`
 	TLSConnectionPolicies []tlsConnPolicy `json:"tls_connection_policies,omitempty"`
 	Routes                []caddyRoute    `json:"routes"`
+	Errors                serverErrors    `json:"errors"`
+}
+
+// serverErrors are the routes run when a handler returns an error: they
+// render our pages once per server instead of once per route.
+type serverErrors struct {
+	Routes []caddyRoute `json:"routes"`
 }
 
 type autoHTTPS struct {
@@ -67,6 +74,8 @@ type matcherSet struct {
 	PathRegexp   *regexpMatcher           `json:"path_regexp,omitempty"`
 	Path         []string                 `json:"path,omitempty"`
 	Protocol     string                   `json:"protocol,omitempty"`
+	// Vars keys may be placeholders ("{http.error.status_code}").
+	Vars map[string][]string `json:"vars,omitempty"`
 	// Query, when set, is always empty: Caddy 2.6's query matcher with no
 	// keys matches requests without a query string.
 	Query *struct{}    `json:"query,omitempty"`
@@ -94,9 +103,15 @@ type subrouteHandler struct {
 	Routes  []caddyRoute `json:"routes"`
 }
 
+type errorHandler struct {
+	Handler    string `json:"handler"` // "error"
+	Error      string `json:"error"`
+	StatusCode int    `json:"status_code"`
+}
+
 type staticResponse struct {
 	Handler    string              `json:"handler"` // "static_response"
-	StatusCode int                 `json:"status_code"`
+	StatusCode string              `json:"status_code"`
 	Headers    map[string][]string `json:"headers,omitempty"`
 	Body       string              `json:"body,omitempty"`
 }
@@ -147,6 +162,7 @@ type fastcgiTransport struct {
 
 func (subrouteHandler) caddyHandler()     {}
 func (staticResponse) caddyHandler()      {}
+func (errorHandler) caddyHandler()        {}
 func (headersHandler) caddyHandler()      {}
 func (rewriteHandler) caddyHandler()      {}
 func (fileServerHandler) caddyHandler()   {}

@@ -269,21 +269,30 @@ func Render(t *Table, backends map[string]Backend, opt Options) (*Rendered, erro
 	if httpsPort != 443 {
 		app.HTTPSPort = httpsPort
 	}
+	// Two servers at most, plain and TLS, each listening on all of its
+	// ports and carrying the same route tree: routes with a port check the
+	// Host header's port themselves.
+	var plainListen, tlsListen []string
 	for port, isTLS := range tlsPort {
-		name, host := fmt.Sprintf("port_%d", port), httpHost
 		switch {
-		case port == httpPort:
-			name = "http"
-		case port == httpsPort:
-			if !needHTTPS {
-				continue
-			}
-			name, host = "https", httpsHost
+		case port == httpsPort && !needHTTPS:
 		case isTLS:
-			host = httpsHost
+			tlsListen = append(tlsListen, net.JoinHostPort(httpsHost, strconv.Itoa(port)))
+		default:
+			plainListen = append(plainListen, net.JoinHostPort(httpHost, strconv.Itoa(port)))
 		}
+	}
+	for _, l := range []struct {
+		name   string
+		listen []string
+		tls    bool
+	}{{"http", plainListen, false}, {"https", tlsListen, true}} {
+		if len(l.listen) == 0 {
+			continue
+		}
+		slices.Sort(l.listen)
 		srv := &caddyServer{
-			Listen: []string{net.JoinHostPort(host, strconv.Itoa(port))},
+			Listen: l.listen,
 			// No HTTP/3: Caddy 2.6 closes HTTP/3 connections abruptly
 			// on a config load instead of letting them finish.
 			Protocols: []string{"h1", "h2"},
@@ -293,11 +302,12 @@ func Render(t *Table, backends map[string]Backend, opt Options) (*Rendered, erro
 			// routes.
 			AutomaticHTTPS: autoHTTPS{Disable: true},
 			Routes:         tree,
+			Errors:         serverErrors{Routes: errorRoutes()},
 		}
-		if isTLS {
+		if l.tls {
 			srv.TLSConnectionPolicies = []tlsConnPolicy{{}}
 		}
-		app.Servers[name] = srv
+		app.Servers[l.name] = srv
 	}
 
 	cfg := caddyConfig{
@@ -359,18 +369,37 @@ func (r *renderer) warn(rt Route, err error) {
 	r.warnings = append(r.warnings, &RouteError{Route: rt, Err: err})
 }
 
-var htmlHeaders = map[string][]string{"Content-Type": {"text/html; charset=utf-8"}}
-
-func notFoundResponse() handler {
-	return staticResponse{Handler: "static_response", StatusCode: 404, Headers: htmlHeaders, Body: notFoundPage}
+// notFound and unavailable end a request with an error; the server's
+// error routes (errorRoutes) turn it into our page.
+func notFound() handler {
+	return errorHandler{Handler: "error", Error: "no route for this request", StatusCode: 404}
 }
 
-func unavailableResponse() handler {
-	return staticResponse{Handler: "static_response", StatusCode: 503, Headers: htmlHeaders, Body: disabledPage}
+func unavailable(why string) handler {
+	return errorHandler{Handler: "error", Error: why, StatusCode: 503}
 }
 
 func redirect(location string) handler {
-	return staticResponse{Handler: "static_response", StatusCode: 308, Headers: map[string][]string{"Location": {location}}}
+	return staticResponse{Handler: "static_response", StatusCode: "308", Headers: map[string][]string{"Location": {location}}}
+}
+
+// errorRoutes render the built-in pages: not-found for 404 (no route, no
+// file for a static site), unavailable for 503 (disabled app, broken
+// route) and for 502/504 (the instance does not answer). Other errors keep
+// Caddy's empty response.
+func errorRoutes() []caddyRoute {
+	html := map[string][]string{"Content-Type": {"text/html; charset=utf-8"}}
+	const status = "{http.error.status_code}"
+	return []caddyRoute{
+		{
+			Match:  []matcherSet{{Vars: map[string][]string{status: {"404"}}}},
+			Handle: []handler{staticResponse{Handler: "static_response", StatusCode: "404", Headers: html, Body: notFoundPage}},
+		},
+		{
+			Match:  []matcherSet{{Vars: map[string][]string{status: {"502", "503", "504"}}}},
+			Handle: []handler{staticResponse{Handler: "static_response", StatusCode: status, Headers: html, Body: disabledPage}},
+		},
+	}
 }
 
 // serverRoutes is the route list every server gets: strip the headers we
@@ -399,7 +428,7 @@ func (r *renderer) serverRoutes(routes []Route) []caddyRoute {
 		for _, rt := range group {
 			mounts = append(mounts, r.mountRoute(rt))
 		}
-		mounts = append(mounts, caddyRoute{Handle: []handler{notFoundResponse()}})
+		mounts = append(mounts, caddyRoute{Handle: []handler{notFound()}})
 		cr := caddyRoute{
 			Handle:   []handler{subrouteHandler{Handler: "subroute", Routes: mounts}},
 			Terminal: true,
@@ -409,7 +438,7 @@ func (r *renderer) serverRoutes(routes []Route) []caddyRoute {
 		}
 		out = append(out, cr)
 	}
-	return append(out, caddyRoute{Handle: []handler{notFoundResponse()}})
+	return append(out, caddyRoute{Handle: []handler{notFound()}})
 }
 
 // compareHostSpecificity orders hosts as Match picks them: exact hosts
@@ -497,10 +526,10 @@ func (r *renderer) mountRoute(rt Route) caddyRoute {
 	}
 	switch b, err := r.backend(rt); {
 	case r.t.IsDisabled(rt.App):
-		inner = append(inner, caddyRoute{Handle: []handler{unavailableResponse()}})
+		inner = append(inner, caddyRoute{Handle: []handler{unavailable("app " + rt.App + " is disabled")}})
 	case err != nil:
 		r.warn(rt, err)
-		inner = append(inner, caddyRoute{Handle: []handler{unavailableResponse()}})
+		inner = append(inner, caddyRoute{Handle: []handler{unavailable("route " + rt.Location.String() + " has no usable backend")}})
 	default:
 		inner = append(inner, r.appRoutes(rt, b, prefix)...)
 	}
@@ -600,7 +629,7 @@ func (r *renderer) appRoutes(rt Route, b Backend, prefix string) []caddyRoute {
 	matchPath := rt.Location.MatchPath()
 	switch b.Kind {
 	case KindStatic:
-		out = append(out, caddyRoute{Handle: []handler{notFoundResponse()}})
+		out = append(out, caddyRoute{Handle: []handler{notFound()}})
 	case KindPython, KindPaste:
 		out = append(out, caddyRoute{Handle: []handler{reverseProxyHandler{
 			Handler:   "reverse_proxy",
