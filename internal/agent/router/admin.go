@@ -53,7 +53,23 @@ func NewAdmin(socket string) *Admin { return &Admin{socket: socket} }
 // servers on the listeners it already has, then stops the old ones
 // gracefully: requests in flight finish on the old config within its grace
 // period. It returns once the new config is running.
+//
+// Load refuses, before posting, a config that would not keep the admin API
+// on this socket: Caddy 2.6.2 switches to a new config's admin endpoint
+// even when it then refuses the config, so a config without our admin
+// section leaves Caddy's API on localhost:2019 and the socket gone.
 func (a *Admin) Load(ctx context.Context, config []byte) error {
+	var head struct {
+		Admin struct {
+			Listen string `json:"listen"`
+		} `json:"admin"`
+	}
+	if err := json.Unmarshal(config, &head); err != nil {
+		return fmt.Errorf("caddy load: config is not JSON: %w", err)
+	}
+	if want := "unix/" + a.socket; head.Admin.Listen != want {
+		return fmt.Errorf("caddy load: config moves the admin API to %q, want %q", head.Admin.Listen, want)
+	}
 	status, body, err := a.do(ctx, http.MethodPost, "/load", config)
 	if err != nil {
 		return fmt.Errorf("caddy load: %w", err)

@@ -772,3 +772,34 @@ func loadDuringReloads(t *testing.T, w *world, c *caddyProc, addr, method string
 	wg.Wait()
 	return ok, failed, failures
 }
+
+// TestCaddy_ValidateGolden runs `caddy validate` on every golden config:
+// Caddy decodes modules strictly, so a field it does not know fails here.
+func TestCaddy_ValidateGolden(t *testing.T) {
+	requireCaddy(t)
+	files, err := filepath.Glob(filepath.Join("testdata", "*.caddy.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no golden configs: %v", err)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			dir := t.TempDir()
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Keep provisioning (the internal CA) inside the temp dir.
+			data = []byte(strings.ReplaceAll(string(data), "/var/lib/toppcloud/caddy", filepath.Join(dir, "storage")))
+			cfg := filepath.Join(dir, "caddy.json")
+			if err := os.WriteFile(cfg, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command(caddyBinary, "validate", "--config", cfg)
+			cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+filepath.Join(dir, "data"), "XDG_CONFIG_HOME="+filepath.Join(dir, "config"))
+			out, err := cmd.CombinedOutput()
+			if err != nil || !strings.Contains(string(out), "Valid configuration") {
+				t.Fatalf("caddy validate: %v\n%s", err, tail(out, 4096))
+			}
+		})
+	}
+}

@@ -55,7 +55,9 @@ type Decision struct {
 //     (mount /blog/ serves /blog/ and /blog/x, not /blogger); on a tie, a
 //     route with a port beats one without. Paths are unescaped and cleaned
 //     first ("/a/../b" is "/b"), case-sensitively.
-//  3. An https route asked over plain HTTP redirects to https; the mount
+//  3. An https route asked over plain HTTP redirects to https (to port 443
+//     or the route's port; Render also names a non-standard HTTPSAddr port);
+//     the mount
 //     path without its slash ("/blog") redirects to "/blog/" keeping the
 //     query; a disabled app gets the disabled page.
 func Match(t *Table, req Request) Decision {

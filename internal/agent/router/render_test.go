@@ -261,3 +261,30 @@ func TestPages_NoPlaceholders(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkRender renders a node with 500 routes (100 hosts with 5 mounts
+// each): the cost of every table change on the agent.
+func BenchmarkRender(b *testing.B) {
+	tb := &Table{}
+	backends := map[string]Backend{}
+	for h := range 100 {
+		for m, path := range []string{"", "/blog", "/wiki", "/api", "/shop"} {
+			app := fmt.Sprintf("app%d-%d", h, m)
+			inst := app + ".2024-01-01_001"
+			if _, err := tb.Set(loc(b, fmt.Sprintf("host%d.example.com%s", h, path)), app, inst); err != nil {
+				b.Fatal(err)
+			}
+			backends[inst] = DefaultLayout().Backend(KindPython, app, inst)
+		}
+	}
+	b.ResetTimer()
+	var size int
+	for b.Loop() {
+		r, err := Render(tb, backends, Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		size = len(r.JSON)
+	}
+	b.ReportMetric(float64(size), "bytes/config")
+}

@@ -1,12 +1,3 @@
-// Package router owns a node's route table (/var/lib/toppcloud/routes.json)
-// and turns it into the front server's configuration: which app answers a
-// request (Match), the Caddy JSON config that does the same (Render), and
-// the admin API client that loads it (Admin, Applier).
-//
-// The table maps locations to apps: each route names the app, its live
-// instance and its previous one (for `activate prev`). A set of disabled
-// app names sits beside it. Table operations do no I/O; callers that may
-// abandon a change work on a Clone and save it once the new config loaded.
 package router
 
 import (
