@@ -1,0 +1,200 @@
+package router
+
+// The subset of Caddy's JSON config (v2.6) that Render emits, as our own
+// types: importing Caddy would pull its whole module tree into the agent.
+// Field order is emission order; maps are emitted with sorted keys, so the
+// same input always gives the same bytes.
+
+type caddyConfig struct {
+	Admin   caddyAdmin    `json:"admin"`
+	Storage *caddyStorage `json:"storage,omitempty"`
+	Apps    caddyApps     `json:"apps"`
+}
+
+type caddyAdmin struct {
+	Listen string            `json:"listen"`
+	Config caddyAdminPersist `json:"config"`
+}
+
+// caddyAdminPersist turns off Caddy's autosave: the agent writes the config
+// file itself, and Caddy starts from that file.
+type caddyAdminPersist struct {
+	Persist bool `json:"persist"`
+}
+
+type caddyStorage struct {
+	Module string `json:"module"`
+	Root   string `json:"root"`
+}
+
+type caddyApps struct {
+	HTTP httpApp `json:"http"`
+	TLS  *tlsApp `json:"tls,omitempty"`
+	PKI  *pkiApp `json:"pki,omitempty"`
+}
+
+type httpApp struct {
+	HTTPPort    int                     `json:"http_port,omitempty"`
+	HTTPSPort   int                     `json:"https_port,omitempty"`
+	GracePeriod string                  `json:"grace_period,omitempty"`
+	Servers     map[string]*caddyServer `json:"servers"`
+}
+
+type caddyServer struct {
+	Listen                []string        `json:"listen"`
+	Protocols             []string        `json:"protocols"`
+	AutomaticHTTPS        autoHTTPS       `json:"automatic_https"`
+	TLSConnectionPolicies []tlsConnPolicy `json:"tls_connection_policies,omitempty"`
+	Routes                []caddyRoute    `json:"routes"`
+	Errors                serverErrors    `json:"errors"`
+}
+
+// serverErrors are the routes run when a handler returns an error: they
+// render our pages once per server instead of once per route.
+type serverErrors struct {
+	Routes []caddyRoute `json:"routes"`
+}
+
+type autoHTTPS struct {
+	Disable bool `json:"disable"`
+}
+
+type tlsConnPolicy struct{}
+
+type caddyRoute struct {
+	Match    []matcherSet `json:"match,omitempty"`
+	Handle   []handler    `json:"handle"`
+	Terminal bool         `json:"terminal,omitempty"`
+}
+
+// matcherSet is one set of matchers, all of which must match. A route's
+// sets are OR'ed.
+type matcherSet struct {
+	HeaderRegexp map[string]regexpMatcher `json:"header_regexp,omitempty"`
+	PathRegexp   *regexpMatcher           `json:"path_regexp,omitempty"`
+	Path         []string                 `json:"path,omitempty"`
+	Protocol     string                   `json:"protocol,omitempty"`
+	// Vars keys may be placeholders ("{http.error.status_code}").
+	Vars map[string][]string `json:"vars,omitempty"`
+	// Query, when set, is always empty: Caddy 2.6's query matcher with no
+	// keys matches requests without a query string.
+	Query *struct{}    `json:"query,omitempty"`
+	File  *fileMatcher `json:"file,omitempty"`
+	Not   []matcherSet `json:"not,omitempty"`
+}
+
+type regexpMatcher struct {
+	Name    string `json:"name,omitempty"`
+	Pattern string `json:"pattern"`
+}
+
+type fileMatcher struct {
+	Root      string   `json:"root"`
+	TryFiles  []string `json:"try_files"`
+	SplitPath []string `json:"split_path,omitempty"`
+}
+
+// handler is one element of a route's handle list; each type sets its own
+// "handler" name.
+type handler interface{ caddyHandler() }
+
+type subrouteHandler struct {
+	Handler string       `json:"handler"` // "subroute"
+	Routes  []caddyRoute `json:"routes"`
+}
+
+type errorHandler struct {
+	Handler    string `json:"handler"` // "error"
+	Error      string `json:"error"`
+	StatusCode int    `json:"status_code"`
+}
+
+type staticResponse struct {
+	Handler    string              `json:"handler"` // "static_response"
+	StatusCode string              `json:"status_code"`
+	Headers    map[string][]string `json:"headers,omitempty"`
+	Body       string              `json:"body,omitempty"`
+}
+
+type headersHandler struct {
+	Handler string     `json:"handler"` // "headers"
+	Request *headerOps `json:"request"`
+}
+
+type headerOps struct {
+	Set    map[string][]string `json:"set,omitempty"`
+	Delete []string            `json:"delete,omitempty"`
+}
+
+type rewriteHandler struct {
+	Handler         string `json:"handler"` // "rewrite"
+	URI             string `json:"uri,omitempty"`
+	StripPathPrefix string `json:"strip_path_prefix,omitempty"`
+}
+
+type fileServerHandler struct {
+	Handler    string   `json:"handler"` // "file_server"
+	Root       string   `json:"root"`
+	IndexNames []string `json:"index_names,omitempty"`
+}
+
+type reverseProxyHandler struct {
+	Handler   string            `json:"handler"` // "reverse_proxy"
+	Transport *fastcgiTransport `json:"transport,omitempty"`
+	Headers   *proxyHeaders     `json:"headers,omitempty"`
+	Upstreams []upstream        `json:"upstreams"`
+}
+
+type proxyHeaders struct {
+	Request *headerOps `json:"request"`
+}
+
+type upstream struct {
+	Dial string `json:"dial"`
+}
+
+type fastcgiTransport struct {
+	Protocol  string            `json:"protocol"` // "fastcgi"
+	Root      string            `json:"root"`
+	SplitPath []string          `json:"split_path"`
+	Env       map[string]string `json:"env,omitempty"`
+}
+
+func (subrouteHandler) caddyHandler()     {}
+func (staticResponse) caddyHandler()      {}
+func (errorHandler) caddyHandler()        {}
+func (headersHandler) caddyHandler()      {}
+func (rewriteHandler) caddyHandler()      {}
+func (fileServerHandler) caddyHandler()   {}
+func (reverseProxyHandler) caddyHandler() {}
+
+type tlsApp struct {
+	Certificates tlsCertificates `json:"certificates"`
+	Automation   *tlsAutomation  `json:"automation,omitempty"`
+}
+
+type tlsCertificates struct {
+	Automate []string `json:"automate"`
+}
+
+type tlsAutomation struct {
+	Policies []automationPolicy `json:"policies"`
+}
+
+type automationPolicy struct {
+	Subjects []string `json:"subjects"`
+	Issuers  []issuer `json:"issuers"`
+}
+
+type issuer struct {
+	Module string `json:"module"`
+	Email  string `json:"email,omitempty"`
+}
+
+type pkiApp struct {
+	CertificateAuthorities map[string]pkiCA `json:"certificate_authorities"`
+}
+
+type pkiCA struct {
+	InstallTrust bool `json:"install_trust"`
+}

@@ -1,0 +1,69 @@
+// Package router owns a node's route table (/var/lib/toppcloud/routes.json)
+// and turns it into the front server's configuration: which app answers a
+// request (Match), the Caddy JSON config that does the same (Render), and
+// the admin API client that loads it (Admin, Applier). It runs inside the
+// agent, as root.
+//
+// The table maps locations to apps: each route names the app, its live
+// instance and its previous one (for `activate prev`); a set of disabled
+// app names sits beside it. Table operations do no I/O; callers that may
+// abandon a change work on a Clone, apply the rendered config, then save.
+//
+// # Decisions, against the original (inventory §8, §13)
+//
+//   - `.example.com` covers example.com itself and every name below it,
+//     at any depth, as the original's lookup did ("." + host is tried
+//     first). The most specific wildcard wins (the original let the least
+//     specific win, bug 3). Caddy's host matcher takes `*.example.com` as
+//     one label only, so hosts are matched with header_regexp on Host.
+//   - Mounts match on whole path segments (bug 4); paths are compared
+//     case-sensitively after unescaping and cleaning, as Caddy's
+//     path_regexp sees them.
+//   - A location's port narrows the route to requests whose Host header
+//     carries it, and opens a listener on it. Ports 80/443 are the
+//     defaults of their scheme and are dropped.
+//   - python and paste apps get the full path and MatchPathHeader, which
+//     the WSGI bootstrap turns into SCRIPT_NAME; command apps get the path
+//     below the mount plus X-Forwarded-Prefix (what apps behind a
+//     path-prefix proxy usually expect); PHP gets the path below the mount,
+//     SCRIPT_NAME with the mount put back, and SILVER_MATCH_PATH. Client
+//     copies of both headers are deleted before routing.
+//   - Inside a mount: static/, writable-root/HOST/, writable-root/, then
+//     the app; a directory serves its index.html and gets its trailing
+//     slash by redirect. The original also redirected ".../index.html" to
+//     ".../"; Caddy's file server does not, and neither do we.
+//   - Redirects are 308 (the original used 301): the method survives.
+//   - A disabled app answers 503 with the built-in page on all its mounts,
+//     static files included. There is no localhost bypass: internal
+//     requests (update_fetch, run) go to the instance directly.
+//     Upstream failures (502, 504) get the same page.
+//   - prev.HOST is not served: prev instances are stopped after a deploy
+//     drains them, so `activate LOCATION prev` is the way back. The
+//     pseudo-hosts not-found and disabled are not deployable; both pages
+//     are built in.
+//   - https:// locations: a TLS server on HTTPSAddr (and on any port an
+//     https location names), certificates listed explicitly in the tls app
+//     (a wildcard gets example.com and *.example.com, so names two labels
+//     below it have none), issued by ACME or, for nodes without public DNS,
+//     Caddy's internal CA. Plain requests to an https route redirect.
+//     Caddy's automatic HTTPS is off on every server: it would add
+//     redirects and certificate requests for plain-http routes. https://*
+//     is refused (no certificate covers it).
+//
+// # Caddy 2.6.2 behaviour this relies on (checked in its source and by the
+// integration tests)
+//
+//   - POST /load starts the new servers, then stops the old ones with the
+//     http app's grace_period; it does not wait for them. Requests in
+//     flight finish on the old config. Idle keep-alive connections are
+//     closed; websockets are dropped, so reloads are kept rare (Applier).
+//   - TCP listeners use SO_REUSEPORT: the new config opens its own socket.
+//     Connections the kernel queued on the old socket are reset when it
+//     closes, unless net.ipv4.tcp_migrate_req=1 (setup-node's job).
+//   - HTTP/3 servers are closed abruptly on a load: servers speak h1/h2.
+//   - The admin API on a unix socket wants an empty Host header, and a
+//     /load switches to the new config's admin endpoint even if the config
+//     is then refused (Admin.Load checks the admin section first).
+//   - static_response bodies go through the placeholder replacer: the
+//     built-in pages contain no braces.
+package router
