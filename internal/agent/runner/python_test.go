@@ -23,13 +23,7 @@ func startInstance(t *testing.T, inst *Instance) *proc {
 		t.Fatal(err)
 	}
 	if inst.Kind == appconfig.KindPHP {
-		files, err := inst.Files()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := WriteFiles("", files); err != nil {
-			t.Fatal(err)
-		}
+		writeFPMConfig(t, inst)
 	}
 	p := startProcess(t, inst.Command(), inst.ProcessEnv(), inst.Dir())
 	h := inst.Health(p.exited, p.tail)
