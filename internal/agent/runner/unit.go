@@ -116,17 +116,15 @@ func (i *Instance) DropIn() ([]byte, error) {
 	w(fmt.Sprintf("TimeoutStopSec=%d", int((DefaultGracefulTimeout + DefaultStopSlack).Seconds())))
 
 	app := l.AppDir(i.App)
-	writable := []string{
-		filepath.Join(app, "files"),
-		filepath.Join(app, "writable-root"),
+	// files/ and writable-root/ exist only for apps with those services
+	// ("-": skipped when missing); tmp/ and the log directory always do.
+	rw := []string{
+		"-" + filepath.Join(app, "files"),
+		"-" + filepath.Join(app, "writable-root"),
 		l.TempDir(i.App),
 		l.LogDirOf(i.App),
 	}
 	ro := []string{i.Dir(), l.Secret, "-" + l.ConfigDir(i.App)}
-	var rw []string
-	for _, p := range writable {
-		rw = append(rw, "-"+p)
-	}
 	w("BindReadOnlyPaths=" + strings.Join(ro, " "))
 	w("BindPaths=" + strings.Join(rw, " "))
 	w("ReadWritePaths=" + strings.Join(rw, " "))
