@@ -89,7 +89,7 @@ func (s Systemctl) Exited(instance string) func(context.Context) error {
 		if active == "active" && sub != "auto-restart" || active == "activating" && sub != "auto-restart" || active == "reloading" {
 			return nil
 		}
-		detail := fmt.Sprintf("unit %s is %s/%s", active, sub, props["Result"])
+		detail := fmt.Sprintf("unit %s/%s, result %s", active, sub, props["Result"])
 		if st, err := strconv.Atoi(props["ExecMainStatus"]); err == nil && st != 0 {
 			detail = fmt.Sprintf("exit status %d (unit %s/%s)", st, active, sub)
 		}
