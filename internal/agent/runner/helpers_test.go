@@ -142,6 +142,12 @@ type proc struct {
 // group, killed at the end of the test.
 func startProcess(t *testing.T, argv []string, env map[string]string, dir string) *proc {
 	t.Helper()
+	return startProcessAs(t, nil, argv, env, dir)
+}
+
+// startProcessAs is startProcess with the given credential (nil: ours).
+func startProcessAs(t *testing.T, cred *syscall.Credential, argv []string, env map[string]string, dir string) *proc {
+	t.Helper()
 	p := &proc{cmd: exec.Command(argv[0], argv[1:]...), out: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd.Dir = dir
 	p.cmd.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin"}
@@ -149,7 +155,7 @@ func startProcess(t *testing.T, argv []string, env map[string]string, dir string
 		p.cmd.Env = append(p.cmd.Env, k+"="+v)
 	}
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: cred}
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start %v: %v", argv, err)
 	}

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -178,4 +179,47 @@ func TestPHP_ServesFrontController(t *testing.T) {
 		}
 	})
 	_ = p
+}
+
+// TestPHP_MasterAsAppUser runs the php-fpm master as an unprivileged user,
+// as the unit does on a node: the pool's user line is then ignored, the
+// log goes to stderr, and the socket is created in the instance's own
+// directory.
+func TestPHP_MasterAsAppUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to start a process as another user")
+	}
+	inst, l := phpInstance(t)
+	cred, err := credential("nobody")
+	if err != nil {
+		t.Skip(err)
+	}
+	cred.Groups = nil
+	if err := os.Chown(l.SocketDir(inst.Name), int(cred.Uid), int(cred.Gid)); err != nil {
+		t.Fatal(err)
+	}
+	writeFPMConfig(t, inst)
+	p := startProcessAs(t, cred, inst.Command(), inst.ProcessEnv(), inst.Dir())
+	h := inst.Health(p.exited, p.tail)
+	h.Timeout = 30 * time.Second
+	if err := h.Wait(context.Background()); err != nil {
+		t.Fatalf("%v\n%s", err, p.out.String())
+	}
+	st, err := os.Stat(l.Socket(inst.Name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if uid := st.Sys().(*syscall.Stat_t).Uid; uid != cred.Uid {
+		t.Errorf("socket owned by %d, want %d", uid, cred.Uid)
+	}
+	status, body := fcgiGet(t, inst, map[string]string{
+		"REQUEST_METHOD": "GET", "SCRIPT_FILENAME": filepath.Join(inst.Dir(), "index.php"),
+		"SCRIPT_NAME": "/index.php", "REQUEST_URI": "/", "SERVER_PROTOCOL": "HTTP/1.1",
+	})
+	if status != 200 || !strings.Contains(body, testSecret) {
+		t.Errorf("status %d: %s", status, body)
+	}
+	if out := p.out.String(); !strings.Contains(out, "ready to handle connections") {
+		t.Errorf("php-fpm's log did not reach stderr:\n%s", out)
+	}
 }
