@@ -72,12 +72,13 @@ func WriteFiles(root string, files []File) error {
 	return nil
 }
 
-// RemoveFiles removes what Files wrote for the instance (under root), and
-// the directories that held only them. Missing files are not an error.
+// RemoveFiles removes what Files wrote for the instance (under root), the
+// directories that held only them, and the instance's socket directory.
+// Call it once the unit is stopped. Missing files are not an error.
 func (i *Instance) RemoveFiles(root string) error {
 	l := i.Layout
 	var errs []error
-	for _, dir := range []string{l.EtcDir(i.Name), filepath.Dir(l.DropInPath(i.Name))} {
+	for _, dir := range []string{l.EtcDir(i.Name), filepath.Dir(l.DropInPath(i.Name)), l.SocketDir(i.Name)} {
 		if err := os.RemoveAll(filepath.Join(root, dir)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err)
 		}

@@ -26,7 +26,7 @@ const (
 	DefaultMinBackoff = 25 * time.Millisecond
 	DefaultMaxBackoff = time.Second
 	// DefaultTailLines is how much of the process's output a failure shows.
-	DefaultTailLines = 50
+	DefaultTailLines = 80
 )
 
 // ErrNotHealthy is wrapped by every HealthError.

@@ -12,10 +12,10 @@
 //	/etc/toppcloud/instances/INSTANCE/env                      EnvFile (root, 0600)
 //	/etc/toppcloud/instances/INSTANCE/php-fpm.conf             FPMConfig (php only)
 //
-// The process listens on Layout.Socket(INSTANCE), in a directory systemd
-// creates for the instance (RuntimeDirectory), owned by the app user and
-// group-owned by Caddy's group, mode 0750: Caddy and root can reach the
-// socket, other app users cannot. A command app listens on 127.0.0.1:PORT
+// The process listens on Layout.Socket(INSTANCE), in a directory the unit
+// creates for the instance, owned by the app user and group-owned by
+// Caddy's group, mode 0750: Caddy and root can reach the socket, other app
+// users cannot. A command app listens on 127.0.0.1:PORT
 // instead.
 //
 // The order for the update flow: Instance.Validate, Instance.Files and
@@ -53,7 +53,7 @@ type Layout struct {
 	Gunicorn string // /usr/bin/gunicorn
 	PHPFPM   string // /usr/sbin/php-fpm8.2
 	Python   string // /usr/bin/python3
-	Chgrp    string // /usr/bin/chgrp
+	Install  string // /usr/bin/install
 
 	// CaddyGroup is the front server's group, given access to instance
 	// sockets.
@@ -76,7 +76,7 @@ func DefaultLayout() Layout {
 		Gunicorn:   "/usr/bin/gunicorn",
 		PHPFPM:     "/usr/sbin/php-fpm8.2",
 		Python:     "/usr/bin/python3",
-		Chgrp:      "/usr/bin/chgrp",
+		Install:    "/usr/bin/install",
 		CaddyGroup: "caddy",
 	}
 }

@@ -56,7 +56,7 @@ func TestSystemctl_Commands(t *testing.T) {
 		"systemctl enable --now toppcloud-app@blog.1.service":                               "",
 		"systemctl disable --now toppcloud-app@blog.1.service":                              "",
 		"systemctl disable --now toppcloud-app@blog.2.service":                              "ERR:Unit toppcloud-app@blog.2.service does not exist",
-		"journalctl --unit toppcloud-app@blog.1.service --lines 50 --no-pager --output cat": "a\nb\n",
+		"journalctl --unit toppcloud-app@blog.1.service --lines 80 --no-pager --output cat": "a\nb\n",
 	}}
 	s := Systemctl{Exec: f.run}
 	ctx := context.Background()

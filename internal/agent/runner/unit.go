@@ -93,16 +93,17 @@ func (i *Instance) DropIn() ([]byte, error) {
 	w("EnvironmentFile=" + l.EnvFilePath(i.Name))
 	w("WorkingDirectory=" + i.Dir())
 	if i.Kind != appconfig.KindCommand {
-		// systemd makes Run/INSTANCE (app user, 0750, writable inside the
-		// sandbox); root then gives it Caddy's group so Caddy, and no other
-		// app, can reach the socket.
-		rel, err := filepath.Rel("/run", l.SocketDir(i.Name))
-		if err != nil || strings.HasPrefix(rel, "..") {
-			return nil, fmt.Errorf("instance %s: socket directory %s is not under /run", i.Name, l.SocketDir(i.Name))
-		}
-		w("RuntimeDirectory=" + rel)
-		w("RuntimeDirectoryMode=0750")
-		w(fmt.Sprintf("ExecStartPre=+%s %s %s", l.Chgrp, l.CaddyGroup, l.SocketDir(i.Name)))
+		// Root makes Run/INSTANCE owned by the app user and Caddy's group,
+		// 0750: Caddy and the app reach the socket, other apps cannot.
+		// (RuntimeDirectory= would be simpler, but systemd chowns it back to
+		// the unit's user and group before every command it starts.)
+		dir := l.SocketDir(i.Name)
+		w(fmt.Sprintf("ExecStartPre=+%s -d -o %s -g %s -m 0750 %s", l.Install, user, l.CaddyGroup, dir))
+		// "-": the directory does not exist yet when ExecStartPre's own
+		// namespace is set up; ExecStart's finds it. It is a mount point
+		// inside the sandbox, so no ExecStopPost can remove it:
+		// RemoveFiles does, and /run is empty after a reboot.
+		w("ReadWritePaths=-" + dir)
 	}
 	w("ExecStart=" + strings.Join(i.Command(), " "))
 	switch i.Kind {
