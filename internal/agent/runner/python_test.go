@@ -9,6 +9,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -215,6 +216,40 @@ func TestPython_Gunicorn(t *testing.T) {
 		}
 		if _, err := time.Parse("2006-01-02 15:04:05", m[1]); err != nil {
 			t.Errorf("date %q: %v", m[1], err)
+		}
+	})
+
+	t.Run("errors.log under concurrent requests", func(t *testing.T) {
+		logFile := l.LogDirOf("demo") + "/errors.log"
+		os.Remove(logFile)
+		const n = 24
+		var wg sync.WaitGroup
+		for k := 0; k < n; k++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				resp, err := c.Get("http://example.com/print")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}()
+		}
+		wg.Wait()
+		deadline := time.Now().Add(10 * time.Second)
+		var data []byte
+		for time.Now().Before(deadline) {
+			data, _ = os.ReadFile(logFile)
+			if strings.Count(string(data), "Finish errors") == n {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		chunk := regexp.MustCompile(`Errors for request GET /print \([^)]*\):\nThis is stdout\nThis is stderr\nExecuted application\nFinish errors for request GET /print \([^)]*\)\n`)
+		if rest := chunk.ReplaceAllString(string(data), ""); rest != "" || strings.Count(string(data), "Finish errors") != n {
+			t.Errorf("%d chunks, or chunks mixed up; left over:\n%s", strings.Count(string(data), "Finish errors"), rest)
 		}
 	})
 

@@ -18,9 +18,14 @@
 // users cannot. A command app listens on 127.0.0.1:PORT
 // instead.
 //
-// The order for the update flow: Instance.Validate, Instance.Files and
-// WriteFiles, Systemctl.DaemonReload and Start, then Health(...).Wait, then
-// Instance.RunUpdateFetch; on failure Systemctl.Stop and RemoveFiles.
+// The order for the update flow, as root on the node: assets.Install and
+// the template unit (WriteFiles of TemplateUnit) once per agent version;
+// the app user (CreateUserArgv) and its directories on first deploy;
+// then per instance: FreePort (command apps), Environment, Instance.Files
+// and WriteFiles, Systemctl.DaemonReload and Start, Instance.Health(
+// Systemctl.Exited, Systemctl.Tail).Wait, Instance.RunUpdateFetch; hand
+// Instance.Upstream to the router. On failure, or when an old instance
+// has drained: Systemctl.Stop, then Instance.RemoveFiles.
 package runner
 
 import (
