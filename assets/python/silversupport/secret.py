@@ -1,0 +1,47 @@
+"""The node's secret and API keys.
+
+The secret is one random string per node, kept in a file that only the
+node's applications can read; it is never put in the environment. Its path
+is $TOPPCLOUD_SECRET_FILE (on a node, /var/lib/toppcloud/secret).
+"""
+
+import configparser
+import os
+
+__all__ = ['get_secret', 'get_key']
+
+DEFAULT_SECRET_FILE = '/var/lib/toppcloud/secret'
+DEFAULT_KEYS_FILE = '/var/lib/toppcloud/keys.ini'
+
+
+def _secret_file():
+    return os.environ.get('TOPPCLOUD_SECRET_FILE') or DEFAULT_SECRET_FILE
+
+
+def get_secret():
+    """Return the node secret (a str, without surrounding whitespace).
+
+    Raises OSError if the secret file cannot be read."""
+    with open(_secret_file(), 'rb') as fp:
+        return fp.read().strip().decode('utf-8')
+
+
+def load_keys():
+    """Read [keys] (name = value) and [keys:NAME] (a dict) sections from
+    $TOPPCLOUD_KEYS_FILE, as the original did from its keys.ini; an absent
+    file gives no keys."""
+    parser = configparser.RawConfigParser()
+    parser.read([os.environ.get('TOPPCLOUD_KEYS_FILE') or DEFAULT_KEYS_FILE])
+    keys = {}
+    if parser.has_section('keys'):
+        for option in parser.options('keys'):
+            keys[option] = parser.get('keys', option)
+    for section in parser.sections():
+        if section.startswith('keys:'):
+            keys[section[len('keys:'):]] = dict(parser.items(section))
+    return keys
+
+
+def get_key(name):
+    """Return the API key called name, or None."""
+    return load_keys().get(name)

@@ -1,0 +1,3 @@
+#!/bin/sh
+# A command app: python's http.server on $HOST:$PORT.
+exec python3 -m http.server --bind "$HOST" "$PORT"

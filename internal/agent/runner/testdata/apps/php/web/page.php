@@ -1,0 +1,2 @@
+<?php
+echo "page under php_root\n";
