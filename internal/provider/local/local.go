@@ -679,7 +679,10 @@ func validateCreate(req provider.CreateRequest) (provider.Size, error) {
 	if !ok {
 		return provider.Size{}, fmt.Errorf("%w: size %q: the local provider has small, medium and large", provider.ErrInvalid, req.Size.ID)
 	}
-	if len(req.AuthorizedKeys) == 0 {
+	// Keys may also come as a file placed at creation, the way Rackspace's
+	// personality files deliver them (and the way the fake APIs backed by
+	// this driver pass them on).
+	if len(req.AuthorizedKeys) == 0 && len(req.Files[rootAuthorizedKeys]) == 0 {
 		return provider.Size{}, fmt.Errorf("%w: no authorized keys: nobody could log in to the node", provider.ErrInvalid)
 	}
 	for _, k := range req.AuthorizedKeys {
@@ -694,6 +697,9 @@ func validateCreate(req provider.CreateRequest) (provider.Size, error) {
 	}
 	return size, nil
 }
+
+// rootAuthorizedKeys is where root's keys live on a node.
+const rootAuthorizedKeys = "/root/.ssh/authorized_keys"
 
 var (
 	_ provider.Driver  = (*Driver)(nil)
