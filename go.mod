@@ -9,6 +9,7 @@ require (
 	github.com/digitalocean/godo v1.237.0
 	github.com/gophercloud/gophercloud/v2 v2.15.0
 	github.com/hetznercloud/hcloud-go/v2 v2.52.0
+	github.com/klauspost/compress v1.20.4
 	github.com/linode/linodego v1.69.1
 	github.com/spf13/cobra v1.10.2
 	github.com/vultr/govultr/v3 v3.34.0
