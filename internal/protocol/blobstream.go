@@ -163,13 +163,13 @@ func parentOf(p string) string {
 // would point if it appeared).
 func CheckSymlink(linkPath, target string, readlink func(p string) (target string, ok bool)) error {
 	if target == "" {
-		return errors.New("empty symlink target")
+		return errors.New("target is empty")
 	}
 	if len(target) > MaxPathLen || strings.ContainsAny(target, "\x00\n\r") || !utf8.ValidString(target) {
-		return errors.New("symlink target is too long, not UTF-8, or contains NUL or a line break")
+		return errors.New("target is too long, not UTF-8, or contains NUL or a line break")
 	}
 	if target[0] == '/' {
-		return fmt.Errorf("symlink target %q is absolute", target)
+		return errors.New("target is absolute")
 	}
 	var stack []string
 	if dir := parentOf(linkPath); dir != "" {
@@ -186,7 +186,7 @@ func CheckSymlink(linkPath, target string, readlink func(p string) (target strin
 			continue
 		case "..":
 			if len(stack) == 0 {
-				return fmt.Errorf("symlink target %q leads out of the directory", target)
+				return errors.New("target leads out of the directory")
 			}
 			stack = stack[:len(stack)-1]
 			continue
@@ -197,10 +197,10 @@ func CheckSymlink(linkPath, target string, readlink func(p string) (target strin
 			continue
 		}
 		if hops++; hops > 40 {
-			return fmt.Errorf("symlink target %q: too many levels of symbolic links", target)
+			return errors.New("too many levels of symbolic links")
 		}
 		if t == "" || t[0] == '/' {
-			return fmt.Errorf("symlink target %q goes through %s, which points to %q outside the directory", target, strings.Join(stack, "/"), t)
+			return fmt.Errorf("target goes through %s, which points to %q outside the directory", strings.Join(stack, "/"), t)
 		}
 		stack = stack[:len(stack)-1]
 		queue = append(strings.Split(t, "/"), queue...)
@@ -260,7 +260,7 @@ func (m *Manifest) Validate() error {
 			continue
 		}
 		if err := CheckSymlink(e.Path, e.Target, readlink); err != nil {
-			return fmt.Errorf("manifest entry %q: %w", e.Path, err)
+			return fmt.Errorf("manifest entry %q (symlink to %q): %w", e.Path, e.Target, err)
 		}
 	}
 	return nil

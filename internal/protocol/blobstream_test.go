@@ -168,7 +168,7 @@ func TestManifest_Validate(t *testing.T) {
 		{"link via absolute link", []Entry{link("abs", "/"), link("x", "abs/etc")}, "absolute"},
 		{"link loop", []Entry{link("a", "b"), link("b", "a")}, "too many levels"},
 		{"link dangling inside", []Entry{link("a", "nothere/x")}, ""},
-		{"link empty", []Entry{link("a", "")}, "empty symlink"},
+		{"link empty", []Entry{link("a", "")}, "target is empty"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

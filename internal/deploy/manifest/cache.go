@@ -1,0 +1,102 @@
+package manifest
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/toppcloud/toppcloud/internal/protocol"
+	"github.com/toppcloud/toppcloud/internal/state/atomicfile"
+)
+
+// cacheVersion changes when the meaning of a cache file changes; a file
+// of another version is ignored.
+const cacheVersion = 1
+
+// racyWindow: a file modified this close to (or after) the moment the
+// previous Build began may have changed again after it was hashed without
+// its mtime moving (timestamps are only as fine as the file system's
+// clock: jiffies on Linux, 2 s on FAT), so its cached hash is not
+// trusted. Git calls these entries "racily clean".
+const racyWindow = 2 * time.Second
+
+// hashCache maps a path to the hash of its content when it had a given
+// size, mtime, ctime, inode and device. Any write changes mtime and
+// ctime; restoring mtime (touch -d, tar, rsync -t) still changes ctime,
+// and a replacement file has a new inode.
+type hashCache struct {
+	Version int    `json:"version"`
+	Dir     string `json:"dir"`
+	// Snapshot is when the Build that wrote the cache began, in ns.
+	Snapshot int64                 `json:"snapshot"`
+	Files    map[string]cacheEntry `json:"files"`
+}
+
+type cacheEntry struct {
+	fileStat
+	Hash protocol.Hash `json:"hash"`
+}
+
+// cachePath names the cache file of an application directory: one file
+// per directory, so several applications share a cache directory.
+func cachePath(cacheDir, absDir string) string {
+	sum := sha256.Sum256([]byte(absDir))
+	return filepath.Join(cacheDir, "manifest-"+hex.EncodeToString(sum[:8])+".json")
+}
+
+// loadCache returns the cache of absDir, or an empty one when there is
+// none or it cannot be used: a broken cache only costs hashing.
+func loadCache(cacheDir, absDir string) *hashCache {
+	b, err := os.ReadFile(cachePath(cacheDir, absDir))
+	if err != nil {
+		return &hashCache{}
+	}
+	var c hashCache
+	if json.Unmarshal(b, &c) != nil || c.Version != cacheVersion || c.Dir != absDir {
+		return &hashCache{}
+	}
+	return &c
+}
+
+// lookup returns the cached hash of path if the file is unchanged.
+func (c *hashCache) lookup(path string, s fileStat) (protocol.Hash, bool) {
+	if c == nil {
+		return protocol.Hash{}, false
+	}
+	e, ok := c.Files[path]
+	if !ok || e.fileStat != s {
+		return protocol.Hash{}, false
+	}
+	if s.MtimeNs >= c.Snapshot-int64(racyWindow) || s.CtimeNs >= c.Snapshot-int64(racyWindow) {
+		return protocol.Hash{}, false
+	}
+	return e.Hash, true
+}
+
+// stale reports whether the cache should be rewritten even though no
+// file was hashed: there was none, or it holds files that are gone.
+func (c *hashCache) stale(files int) bool {
+	return c.Files == nil || len(c.Files) > files
+}
+
+// saveCache writes the hashes of m's files atomically.
+func saveCache(cacheDir, absDir string, snapshot time.Time, m *protocol.Manifest, stats map[string]fileStat) error {
+	c := hashCache{Version: cacheVersion, Dir: absDir, Snapshot: snapshot.UnixNano(), Files: make(map[string]cacheEntry, len(stats))}
+	for _, e := range m.Entries {
+		if e.Type == protocol.EntryFile {
+			c.Files[e.Path] = cacheEntry{fileStat: stats[e.Path], Hash: e.Hash}
+		}
+	}
+	b, err := json.Marshal(&c)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(cacheDir, 0o700); err != nil {
+		return fmt.Errorf("hash cache: %w", err)
+	}
+	return atomicfile.WriteFile(cachePath(cacheDir, absDir), b, 0o600)
+}
