@@ -1,0 +1,313 @@
+package blobstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/toppcloud/toppcloud/internal/appconfig"
+	"github.com/toppcloud/toppcloud/internal/protocol"
+)
+
+// DefaultWWWDir holds the instance directories on a node.
+const DefaultWWWDir = "/var/www"
+
+// partialSuffix marks an instance directory being assembled, hidden by a
+// leading dot: /var/www/.APP.DATE_NNN.partial.
+const partialSuffix = ".partial"
+
+// PartialPath returns where the instance at instanceDir is assembled
+// before it is renamed into place.
+func PartialPath(instanceDir string) string {
+	dir, name := filepath.Split(filepath.Clean(instanceDir))
+	return filepath.Join(dir, "."+name+partialSuffix)
+}
+
+// AssembleStats describe what Assemble made.
+type AssembleStats struct {
+	Dirs, Files, Symlinks int
+	// Linked files share the store's inode; Copied ones are copies,
+	// because the store is on another file system (EXDEV) or the blob
+	// has as many links as the file system allows (EMLINK). Empty files
+	// are created, neither linked nor copied.
+	Linked, Copied int
+	// CopyReason says why files were copied, if any were.
+	CopyReason string
+	// Variants counts blobs copied inside the store to get the other
+	// variant (executable or not) of a content it held.
+	Variants int
+	SyncTime time.Duration
+}
+
+// ErrBlobMissing is returned by Assemble when the store lacks a content
+// of the manifest: the upload did not finish.
+var ErrBlobMissing = errors.New("content missing from the blob store")
+
+// Assemble builds the instance directory instanceDir from m and the
+// store: directories (mode 0755), files as hard links to the read-only
+// blobs (or copies, see AssembleStats), symlinks. It works in
+// PartialPath(instanceDir), created here or reserved by
+// NextInstanceName, and renames it into place at the end, so a
+// half-assembled instance never appears under its name. instanceDir must
+// not exist yet. On failure the partial directory is removed.
+//
+// Ownership is whoever runs it: root on a node, so that applications can
+// read their instance and change nothing in it.
+func (s *Store) Assemble(ctx context.Context, m *protocol.Manifest, instanceDir string) (st AssembleStats, err error) {
+	if err := m.Validate(); err != nil {
+		return st, fmt.Errorf("assemble %s: %w", instanceDir, err)
+	}
+	instanceDir = filepath.Clean(instanceDir)
+	if _, err := os.Lstat(instanceDir); err == nil {
+		return st, fmt.Errorf("assemble %s: it already exists", instanceDir)
+	}
+	// Every content must be there, as the variant needed, before
+	// anything is made: the usual failure (an interrupted upload) then
+	// leaves nothing behind.
+	for _, e := range m.Entries {
+		if e.Type != protocol.EntryFile || e.Size == 0 {
+			continue
+		}
+		copied, err := s.ensureVariant(e)
+		if err != nil {
+			return st, fmt.Errorf("assemble %s: %s: %w", instanceDir, e.Path, err)
+		}
+		if copied {
+			st.Variants++
+		}
+	}
+
+	partial := PartialPath(instanceDir)
+	if err := os.Mkdir(partial, dirMode); err != nil && !errors.Is(err, fs.ErrExist) {
+		return st, fmt.Errorf("assemble %s: %w", instanceDir, err)
+	}
+	if des, err := os.ReadDir(partial); err != nil || len(des) > 0 {
+		return st, fmt.Errorf("assemble %s: %s is not an empty directory (left by an interrupted update? clean-node removes it)", instanceDir, partial)
+	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(partial)
+		}
+	}()
+	// Mkdir's mode passes through the umask; say it exactly.
+	if err := os.Chmod(partial, dirMode); err != nil {
+		return st, fmt.Errorf("assemble %s: %w", instanceDir, err)
+	}
+	dirs := []string{partial}
+	var copies []string
+	for i, e := range m.Entries {
+		if i%256 == 0 {
+			if err := ctx.Err(); err != nil {
+				return st, fmt.Errorf("assemble %s: %w", instanceDir, err)
+			}
+		}
+		dst := filepath.Join(partial, filepath.FromSlash(e.Path))
+		switch e.Type {
+		case protocol.EntryDir:
+			if err := os.Mkdir(dst, dirMode); err != nil {
+				return st, fmt.Errorf("assemble %s: %w", instanceDir, err)
+			}
+			if err := os.Chmod(dst, dirMode); err != nil {
+				return st, fmt.Errorf("assemble %s: %w", instanceDir, err)
+			}
+			dirs = append(dirs, dst)
+			st.Dirs++
+		case protocol.EntrySymlink:
+			if err := os.Symlink(e.Target, dst); err != nil {
+				return st, fmt.Errorf("assemble %s: %w", instanceDir, err)
+			}
+			st.Symlinks++
+		case protocol.EntryFile:
+			st.Files++
+			if e.Size == 0 {
+				// Empty files (every __init__.py) would pile thousands
+				// of links on one inode.
+				if err := writeEmpty(dst, modeFor(e.Exec)); err != nil {
+					return st, fmt.Errorf("assemble %s: %w", instanceDir, err)
+				}
+				copies = append(copies, dst)
+				continue
+			}
+			src := s.blobPath(e.Hash, e.Exec)
+			err := os.Link(src, dst)
+			if err == nil {
+				st.Linked++
+				continue
+			}
+			var reason string
+			switch {
+			case errors.Is(err, unix.EXDEV):
+				reason = "the blob store and the instance directory are on different file systems"
+			case errors.Is(err, unix.EMLINK):
+				reason = "a blob has as many hard links as the file system allows"
+			default:
+				return st, fmt.Errorf("assemble %s: %w", instanceDir, err)
+			}
+			if st.CopyReason == "" {
+				st.CopyReason = reason
+			}
+			if err := copyFile(src, dst, modeFor(e.Exec)); err != nil {
+				return st, fmt.Errorf("assemble %s: %w", instanceDir, err)
+			}
+			copies = append(copies, dst)
+			st.Copied++
+		}
+	}
+	if !s.opts.NoSync {
+		start := time.Now()
+		for _, p := range append(copies, dirs...) {
+			if err := syncPath(p); err != nil {
+				return st, fmt.Errorf("assemble %s: %w", instanceDir, err)
+			}
+		}
+		st.SyncTime = time.Since(start)
+	}
+	if err := unix.Renameat2(unix.AT_FDCWD, partial, unix.AT_FDCWD, instanceDir, unix.RENAME_NOREPLACE); err != nil {
+		return st, fmt.Errorf("assemble %s: rename into place: %w", instanceDir, err)
+	}
+	if !s.opts.NoSync {
+		start := time.Now()
+		if err := syncDir(filepath.Dir(instanceDir)); err != nil {
+			return st, fmt.Errorf("assemble %s: %w", instanceDir, err)
+		}
+		st.SyncTime += time.Since(start)
+	}
+	return st, nil
+}
+
+// ensureVariant makes sure the store holds e's content as e's variant,
+// copying the other variant if that is what it has.
+func (s *Store) ensureVariant(e protocol.Entry) (copied bool, err error) {
+	if s.has(e.Hash, e.Exec, e.Size) {
+		return false, nil
+	}
+	if !s.has(e.Hash, !e.Exec, e.Size) {
+		return false, fmt.Errorf("%w: %s (%d bytes); send it again", ErrBlobMissing, e.Hash, e.Size)
+	}
+	tmp, err := s.copyTemp(s.blobPath(e.Hash, !e.Exec), e.Exec)
+	if err != nil {
+		return false, err
+	}
+	dst := s.blobPath(e.Hash, e.Exec)
+	if _, _, err := s.commit(tmp, dst, e.Size); err != nil {
+		os.Remove(tmp)
+		return false, err
+	}
+	if !s.opts.NoSync {
+		if err := syncDir(filepath.Dir(dst)); err != nil {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+func writeEmpty(p string, mode fs.FileMode) error {
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if err != nil {
+		return err
+	}
+	err = f.Chmod(mode)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func copyFile(src, dst string, mode fs.FileMode) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(out, in)
+	if err == nil {
+		err = out.Chmod(mode)
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// syncPath fsyncs a file or directory.
+func syncPath(p string) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil && !errors.Is(err, unix.EINVAL) {
+		return fmt.Errorf("sync %s: %w", p, err)
+	}
+	return nil
+}
+
+// NextInstanceName returns the name of a new instance of app in wwwDir,
+// APP.YYYY-MM-DD_NNN: the date of now (pass the server's local time), N
+// one more than the highest existing for that app and date (so numbering
+// restarts each day), at least three digits — the original's rule. It
+// reserves the name by creating the instance's partial directory with
+// mkdir, which only one caller can win, so two concurrent updates never
+// get the same name even without the per-app lock. Assemble then fills
+// the reservation.
+func NextInstanceName(wwwDir, app string, now time.Time) (string, error) {
+	if err := appconfig.CheckAppName(app); err != nil {
+		return "", err
+	}
+	prefix := app + "." + now.Format("2006-01-02") + "_"
+	des, err := os.ReadDir(wwwDir)
+	if err != nil {
+		return "", fmt.Errorf("new instance of %s: %w", app, err)
+	}
+	n := 0
+	for _, de := range des {
+		name := strings.TrimSuffix(strings.TrimPrefix(de.Name(), "."), partialSuffix)
+		if rest, ok := strings.CutPrefix(name, prefix); ok {
+			if k, err := strconv.Atoi(rest); err == nil && k > n && allDigits(rest) {
+				n = k
+			}
+		}
+	}
+	for range 1000 {
+		n++
+		name := fmt.Sprintf("%s%03d", prefix, n)
+		final := filepath.Join(wwwDir, name)
+		if _, err := os.Lstat(final); err == nil {
+			continue
+		}
+		err := os.Mkdir(PartialPath(final), dirMode)
+		if err == nil {
+			return name, nil
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			return "", fmt.Errorf("new instance of %s: %w", app, err)
+		}
+	}
+	return "", fmt.Errorf("new instance of %s: no free name after %s%03d", app, prefix, n)
+}
+
+func allDigits(s string) bool {
+	return s != "" && strings.Trim(s, "0123456789") == ""
+}
+
+// CleanPartial removes the partial instance directories in wwwDir older
+// than age: what interrupted updates left. Live instances are never
+// touched (they have no partial suffix).
+func CleanPartial(wwwDir string, age time.Duration, now time.Time) (int, error) {
+	return removeOlder(wwwDir, now.Add(-age), func(name string) bool {
+		return strings.HasPrefix(name, ".") && strings.HasSuffix(name, partialSuffix)
+	})
+}
