@@ -102,8 +102,6 @@ func (s *Store) Assemble(ctx context.Context, m *protocol.Manifest, instanceDir 
 	if err := os.Chmod(partial, dirMode); err != nil {
 		return st, fmt.Errorf("assemble %s: %w", instanceDir, err)
 	}
-	dirs := []string{partial}
-	var copies []string
 	for i, e := range m.Entries {
 		if i%256 == 0 {
 			if err := ctx.Err(); err != nil {
@@ -119,7 +117,6 @@ func (s *Store) Assemble(ctx context.Context, m *protocol.Manifest, instanceDir 
 			if err := os.Chmod(dst, dirMode); err != nil {
 				return st, fmt.Errorf("assemble %s: %w", instanceDir, err)
 			}
-			dirs = append(dirs, dst)
 			st.Dirs++
 		case protocol.EntrySymlink:
 			if err := os.Symlink(e.Target, dst); err != nil {
@@ -134,7 +131,6 @@ func (s *Store) Assemble(ctx context.Context, m *protocol.Manifest, instanceDir 
 				if err := writeEmpty(dst, modeFor(e.Exec)); err != nil {
 					return st, fmt.Errorf("assemble %s: %w", instanceDir, err)
 				}
-				copies = append(copies, dst)
 				continue
 			}
 			src := s.blobPath(e.Hash, e.Exec)
@@ -158,21 +154,25 @@ func (s *Store) Assemble(ctx context.Context, m *protocol.Manifest, instanceDir 
 			if err := copyFile(src, dst, modeFor(e.Exec)); err != nil {
 				return st, fmt.Errorf("assemble %s: %w", instanceDir, err)
 			}
-			copies = append(copies, dst)
 			st.Copied++
 		}
 	}
 	if !s.opts.NoSync {
+		// One syncfs covers every directory, link and copy made.
 		start := time.Now()
-		for _, p := range append(copies, dirs...) {
-			if err := syncPath(p); err != nil {
-				return st, fmt.Errorf("assemble %s: %w", instanceDir, err)
-			}
+		if err := syncFS(partial); err != nil {
+			return st, fmt.Errorf("assemble %s: %w", instanceDir, err)
 		}
 		st.SyncTime = time.Since(start)
 	}
-	if err := unix.Renameat2(unix.AT_FDCWD, partial, unix.AT_FDCWD, instanceDir, unix.RENAME_NOREPLACE); err != nil {
-		return st, fmt.Errorf("assemble %s: rename into place: %w", instanceDir, err)
+	if err := renameNoReplace(partial, instanceDir); err != nil {
+		if err != errNoReplaceUnsupported {
+			return st, fmt.Errorf("assemble %s: rename into place: %w", instanceDir, err)
+		}
+		// Checked at the start, and the caller holds the app's lock.
+		if err := os.Rename(partial, instanceDir); err != nil {
+			return st, fmt.Errorf("assemble %s: rename into place: %w", instanceDir, err)
+		}
 	}
 	if !s.opts.NoSync {
 		start := time.Now()
@@ -193,12 +193,12 @@ func (s *Store) ensureVariant(e protocol.Entry) (copied bool, err error) {
 	if !s.has(e.Hash, !e.Exec, e.Size) {
 		return false, fmt.Errorf("%w: %s (%d bytes); send it again", ErrBlobMissing, e.Hash, e.Size)
 	}
-	tmp, err := s.copyTemp(s.blobPath(e.Hash, !e.Exec), e.Exec)
+	tmp, err := s.copyTemp(s.blobPath(e.Hash, !e.Exec), e.Exec, !s.opts.NoSync)
 	if err != nil {
 		return false, err
 	}
 	dst := s.blobPath(e.Hash, e.Exec)
-	if _, _, err := s.commit(tmp, dst, e.Size); err != nil {
+	if _, err := s.commit(tmp, dst, e.Size); err != nil {
 		os.Remove(tmp)
 		return false, err
 	}
@@ -240,19 +240,6 @@ func copyFile(src, dst string, mode fs.FileMode) error {
 		err = cerr
 	}
 	return err
-}
-
-// syncPath fsyncs a file or directory.
-func syncPath(p string) error {
-	f, err := os.Open(p)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil && !errors.Is(err, unix.EINVAL) {
-		return fmt.Errorf("sync %s: %w", p, err)
-	}
-	return nil
 }
 
 // NextInstanceName returns the name of a new instance of app in wwwDir,

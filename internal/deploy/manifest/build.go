@@ -153,6 +153,9 @@ func Build(ctx context.Context, dir string, opts Options) (*protocol.Manifest, S
 		st.HashedBytes += w.entries[i].Size
 	}
 
+	// The walk's order is not the manifest's ("a/x" comes before "a.x"):
+	// take the stats by path before sorting.
+	stats := w.byPath()
 	m := &protocol.Manifest{Entries: w.entries}
 	slices.SortFunc(m.Entries, func(a, b protocol.Entry) int { return strings.Compare(a.Path, b.Path) })
 	if err := m.Validate(); err != nil {
@@ -163,7 +166,7 @@ func Build(ctx context.Context, dir string, opts Options) (*protocol.Manifest, S
 	if opts.CacheDir != "" && (len(todo) > 0 || cache.stale(st.Files)) {
 		// A cache that cannot be written costs time on the next update,
 		// not correctness.
-		_ = saveCache(opts.CacheDir, abs, snapshot, m, w.byPath())
+		_ = saveCache(opts.CacheDir, abs, snapshot, m, stats)
 	}
 	return m, st, nil
 }

@@ -267,7 +267,9 @@ func TestBuild_NotADirectory(t *testing.T) {
 
 func TestBuild_Cache(t *testing.T) {
 	dir, cache := t.TempDir(), t.TempDir()
-	writeTree(t, dir, map[string]string{"a": "aaaa", "b": "bbbb", "sub/c": "cccc", "d": "dddd", "e": "eeee", "f": "ffff"})
+	// "x/1" is walked before "x.1" but sorted after it.
+	writeTree(t, dir, map[string]string{"a": "aaaa", "b": "bbbb", "sub/c": "cccc", "d": "dddd", "e": "eeee", "f": "ffff",
+		"x/1": "walked first", "x.1": "sorted first", "x/2": "2"})
 	opts := Options{CacheDir: cache, Now: later}
 	get := func() (map[string]protocol.Hash, Stats) {
 		m, st := build(t, dir, opts)
@@ -280,11 +282,11 @@ func TestBuild_Cache(t *testing.T) {
 	sum := func(s string) protocol.Hash { return sha256.Sum256([]byte(s)) }
 
 	_, st := get()
-	if st.Hashed != 6 || st.Cached != 0 {
+	if st.Hashed != 9 || st.Cached != 0 {
 		t.Fatalf("first build: %+v", st)
 	}
 	_, st = get()
-	if st.Hashed != 0 || st.Cached != 6 {
+	if st.Hashed != 0 || st.Cached != 9 {
 		t.Fatalf("unchanged: %+v", st)
 	}
 
@@ -306,7 +308,7 @@ func TestBuild_Cache(t *testing.T) {
 	os.Chtimes(filepath.Join(dir, "e"), fi.ModTime(), fi.ModTime())
 
 	h, st := get()
-	if st.Hashed != 5 || st.Cached != 1 {
+	if st.Hashed != 5 || st.Cached != 4 {
 		t.Fatalf("after changes: %+v", st)
 	}
 	want := map[string]protocol.Hash{"a": sum("aaaa"), "b": sum("bbbbb"), "sub/c": sum("CCCC"), "d": sum("DDDD"), "e": sum("EEEE"), "f": sum("ffff")}
@@ -317,17 +319,17 @@ func TestBuild_Cache(t *testing.T) {
 	}
 	// A deleted file leaves the cache; a new one with its name is hashed.
 	os.Remove(filepath.Join(dir, "f"))
-	if _, st = get(); st.Files != 5 || st.Hashed != 0 {
+	if _, st = get(); st.Files != 8 || st.Hashed != 0 {
 		t.Fatalf("after delete: %+v", st)
 	}
 	c := loadCache(cache, dir)
-	if _, ok := c.Files["f"]; ok || len(c.Files) != 5 {
+	if _, ok := c.Files["f"]; ok || len(c.Files) != 8 {
 		t.Fatalf("cache still has deleted file: %d entries", len(c.Files))
 	}
 
 	// A broken cache file is ignored, not fatal.
 	os.WriteFile(cachePath(cache, dir), []byte("{broken"), 0o600)
-	if _, st = get(); st.Hashed != 5 {
+	if _, st = get(); st.Hashed != 8 {
 		t.Fatalf("broken cache: %+v", st)
 	}
 }

@@ -17,9 +17,9 @@ import (
 // of another version is ignored.
 const cacheVersion = 1
 
-// racyWindow: a file modified this close to (or after) the moment the
-// previous Build began may have changed again after it was hashed without
-// its mtime moving (timestamps are only as fine as the file system's
+// racyWindow: a file whose mtime is this close to (or after) the moment
+// the previous Build began may have changed again after it was hashed
+// without its mtime moving (timestamps are only as fine as the file system's
 // clock: jiffies on Linux, 2 s on FAT), so its cached hash is not
 // trusted. Git calls these entries "racily clean".
 const racyWindow = 2 * time.Second
@@ -71,7 +71,12 @@ func (c *hashCache) lookup(path string, s fileStat) (protocol.Hash, bool) {
 	if !ok || e.fileStat != s {
 		return protocol.Hash{}, false
 	}
-	if s.MtimeNs >= c.Snapshot-int64(racyWindow) || s.CtimeNs >= c.Snapshot-int64(racyWindow) {
+	// Only mtime decides raciness, as in git: a write after our stat
+	// moves mtime to the current time, which differs from the recorded
+	// one unless that was itself within the window. ctime is compared
+	// for equality only, so a fresh checkout whose mtimes were set back
+	// (tar, rsync -t) is trusted after one build.
+	if s.MtimeNs >= c.Snapshot-int64(racyWindow) {
 		return protocol.Hash{}, false
 	}
 	return e.Hash, true

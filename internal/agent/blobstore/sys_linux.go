@@ -1,0 +1,45 @@
+package blobstore
+
+import (
+	"errors"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// renameNoReplace renames unless newpath exists (EEXIST). Where the file
+// system cannot do that atomically it returns errNoReplaceUnsupported.
+func renameNoReplace(oldpath, newpath string) error {
+	err := unix.Renameat2(unix.AT_FDCWD, oldpath, unix.AT_FDCWD, newpath, unix.RENAME_NOREPLACE)
+	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
+		return errNoReplaceUnsupported
+	}
+	if err != nil {
+		return &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: err}
+	}
+	return nil
+}
+
+// startWriteback asks the kernel to start writing f's data now, without
+// waiting, so the disk works while the next blobs arrive and the batch's
+// syncfs has less left to do.
+func startWriteback(f *os.File) {
+	unix.SyncFileRange(int(f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
+}
+
+// syncFS makes everything written to the file system holding path
+// durable: one call instead of an fsync per file. Per-file fsyncs of
+// freshly written files cost a journal commit each on ext4 (delayed
+// allocation makes each fsync allocate, then commit); bench/transfer
+// measured 2,000 of them at over 2 s, and syncfs at a few ms.
+func syncFS(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := unix.Syncfs(int(f.Fd())); err != nil {
+		return &os.PathError{Op: "syncfs", Path: path, Err: err}
+	}
+	return nil
+}
