@@ -22,6 +22,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/toppcloud/toppcloud/internal/agent/blobstore"
@@ -264,7 +265,16 @@ func compressionNumbers(ctx context.Context, app string) error {
 		return func(w io.Writer) (io.WriteCloser, error) { return gzip.NewWriterLevel(w, level) }
 	}
 	gr := func(r io.Reader) (io.Reader, error) { return gzip.NewReader(r) }
+	s2w := func(conc int, opts ...s2.WriterOption) func(io.Writer) (io.WriteCloser, error) {
+		return func(w io.Writer) (io.WriteCloser, error) {
+			return s2.NewWriter(w, append(opts, s2.WriterConcurrency(conc))...), nil
+		}
+	}
+	s2r := func(r io.Reader) (io.Reader, error) { return s2.NewReader(r), nil }
 	codecs := []codec{
+		{"s2", s2w(1), s2r},
+		{"s2, 2 goroutines", s2w(2), s2r},
+		{"s2 better", s2w(1, s2.WriterBetterCompression()), s2r},
 		{"zstd fastest", zw(zstd.SpeedFastest, 1), zr},
 		{"zstd fastest, 2 goroutines", zw(zstd.SpeedFastest, 2), zr},
 		{"zstd fastest, 2 concurrent", zwc(zstd.SpeedFastest, 2), zr},

@@ -195,10 +195,17 @@ func header(b blob) BlobHeader {
 	return BlobHeader{Hash: sha256.Sum256(b.data), Size: int64(len(b.data)), Variants: b.variants}
 }
 
+var codecs = []BlobCodec{CodecS2, CodecZstd}
+
 func writeStream(t *testing.T, blobs []blob) []byte {
 	t.Helper()
+	return writeStreamCodec(t, blobs, 0)
+}
+
+func writeStreamCodec(t *testing.T, blobs []blob, codec BlobCodec) []byte {
+	t.Helper()
 	var buf bytes.Buffer
-	w, err := NewBlobWriter(&buf, BlobWriterOptions{})
+	w, err := NewBlobWriter(&buf, BlobWriterOptions{Codec: codec})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,22 +261,30 @@ func testBlobs() []blob {
 
 func TestBlobStream_RoundTrip(t *testing.T) {
 	blobs := testBlobs()
-	stream := writeStream(t, blobs)
-	got, err := readAll(bytes.NewReader(stream), BlobReaderOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(got) != len(blobs) {
-		t.Fatalf("got %d blobs, want %d", len(got), len(blobs))
-	}
-	for i := range blobs {
-		if !bytes.Equal(got[i].data, blobs[i].data) || got[i].variants != blobs[i].variants {
-			t.Errorf("blob %d differs", i)
+	for _, codec := range codecs {
+		stream := writeStreamCodec(t, blobs, codec)
+		if stream[len(blobStreamMagic)] != byte(codec) {
+			t.Fatalf("codec %c: header says %q", codec, stream[len(blobStreamMagic)])
+		}
+		got, err := readAll(bytes.NewReader(stream), BlobReaderOptions{})
+		if err != nil {
+			t.Fatalf("codec %c: %v", codec, err)
+		}
+		if len(got) != len(blobs) {
+			t.Fatalf("codec %c: got %d blobs, want %d", codec, len(got), len(blobs))
+		}
+		for i := range blobs {
+			if !bytes.Equal(got[i].data, blobs[i].data) || got[i].variants != blobs[i].variants {
+				t.Errorf("codec %c: blob %d differs", codec, i)
+			}
+		}
+		// Empty stream: only the end frame.
+		if got, err := readAll(bytes.NewReader(writeStreamCodec(t, nil, codec)), BlobReaderOptions{}); err != nil || len(got) != 0 {
+			t.Fatalf("codec %c: empty stream: %v %v", codec, got, err)
 		}
 	}
-	// Empty stream: only the end frame.
-	if got, err := readAll(bytes.NewReader(writeStream(t, nil)), BlobReaderOptions{}); err != nil || len(got) != 0 {
-		t.Fatalf("empty stream: %v %v", got, err)
+	if _, err := NewBlobWriter(io.Discard, BlobWriterOptions{Codec: 'x'}); err == nil {
+		t.Fatal("unknown codec accepted by the writer")
 	}
 }
 
@@ -297,21 +312,23 @@ func TestBlobStream_SkipUnreadBlob(t *testing.T) {
 }
 
 func TestBlobStream_Truncated(t *testing.T) {
-	stream := writeStream(t, []blob{{[]byte("one"), VariantPlain}, {bytes.Repeat([]byte("ab"), 3000), VariantPlain}})
-	// Every cut is an error, never a shorter successful stream.
-	for n := range len(stream) {
-		_, err := readAll(bytes.NewReader(stream[:n]), BlobReaderOptions{})
-		if err == nil {
-			t.Fatalf("cut at %d of %d: no error", n, len(stream))
+	for _, codec := range codecs {
+		stream := writeStreamCodec(t, []blob{{[]byte("one"), VariantPlain}, {bytes.Repeat([]byte("ab"), 3000), VariantPlain}}, codec)
+		// Every cut is an error, never a shorter successful stream.
+		for n := range len(stream) {
+			_, err := readAll(bytes.NewReader(stream[:n]), BlobReaderOptions{})
+			if err == nil {
+				t.Fatalf("codec %c: cut at %d of %d: no error", codec, n, len(stream))
+			}
+			if !errors.Is(err, ErrBlobStreamTruncated) && !errors.Is(err, ErrBlobStreamCorrupt) {
+				t.Fatalf("codec %c: cut at %d: err = %v, want truncated or corrupt", codec, n, err)
+			}
 		}
-		if !errors.Is(err, ErrBlobStreamTruncated) && !errors.Is(err, ErrBlobStreamCorrupt) {
-			t.Fatalf("cut at %d: err = %v, want truncated or corrupt", n, err)
+		// A cut inside the compressed data is reported as truncation.
+		_, err := readAll(bytes.NewReader(stream[:len(stream)/2]), BlobReaderOptions{})
+		if !errors.Is(err, ErrBlobStreamTruncated) {
+			t.Fatalf("codec %c: cut in the middle: err = %v, want truncated", codec, err)
 		}
-	}
-	// A cut inside the compressed data is reported as truncation.
-	_, err := readAll(bytes.NewReader(stream[:len(stream)/2]), BlobReaderOptions{})
-	if !errors.Is(err, ErrBlobStreamTruncated) {
-		t.Fatalf("cut in the middle: err = %v, want truncated", err)
 	}
 }
 
@@ -334,26 +351,30 @@ func (f *failingReader) Read(p []byte) (int, error) {
 }
 
 func TestBlobStream_ConnectionError(t *testing.T) {
-	stream := writeStream(t, testBlobs())
-	broken := errors.New("connection reset")
-	_, err := readAll(&failingReader{r: bytes.NewReader(stream), n: len(stream) / 2, err: broken}, BlobReaderOptions{})
-	if !errors.Is(err, broken) || !errors.Is(err, ErrBlobStreamTruncated) {
-		t.Fatalf("err = %v, want the connection error as truncation", err)
+	for _, codec := range codecs {
+		stream := writeStreamCodec(t, testBlobs(), codec)
+		broken := errors.New("connection reset")
+		_, err := readAll(&failingReader{r: bytes.NewReader(stream), n: len(stream) / 2, err: broken}, BlobReaderOptions{})
+		if !errors.Is(err, broken) || !errors.Is(err, ErrBlobStreamTruncated) {
+			t.Fatalf("codec %c: err = %v, want the connection error as truncation", codec, err)
+		}
 	}
 }
 
 func TestBlobStream_CorruptedPayload(t *testing.T) {
-	stream := writeStream(t, testBlobs())
-	rnd := rand.New(rand.NewPCG(3, 4))
-	for i := 0; i < 200; i++ {
-		bad := append([]byte(nil), stream...)
-		pos := len(blobStreamMagic) + rnd.IntN(len(bad)-len(blobStreamMagic))
-		bad[pos] ^= byte(1 + rnd.IntN(255))
-		got, err := readAll(bytes.NewReader(bad), BlobReaderOptions{})
-		if err == nil {
-			// zstd's checksum and our hashes leave no way for a flipped
-			// byte to go unnoticed.
-			t.Fatalf("flip at %d: accepted %d blobs", pos, len(got))
+	for _, codec := range codecs {
+		stream := writeStreamCodec(t, testBlobs(), codec)
+		rnd := rand.New(rand.NewPCG(3, 4))
+		for i := 0; i < 200; i++ {
+			bad := append([]byte(nil), stream...)
+			pos := len(blobStreamMagic) + rnd.IntN(len(bad)-len(blobStreamMagic))
+			bad[pos] ^= byte(1 + rnd.IntN(255))
+			got, err := readAll(bytes.NewReader(bad), BlobReaderOptions{})
+			if err == nil {
+				// The codecs' checksums and our hashes leave no way for
+				// a flipped byte to go unnoticed.
+				t.Fatalf("codec %c: flip at %d: accepted %d blobs", codec, pos, len(got))
+			}
 		}
 	}
 }
@@ -367,7 +388,7 @@ func rawStream(t *testing.T, frames []byte) []byte {
 		t.Fatal(err)
 	}
 	defer enc.Close()
-	return append(append([]byte(nil), blobStreamMagic...), enc.EncodeAll(frames, nil)...)
+	return append(append(bytes.Clone(blobStreamMagic), byte(CodecZstd)), enc.EncodeAll(frames, nil)...)
 }
 
 func blobFrame(variants byte, h Hash, size uint64, data []byte) []byte {
@@ -405,7 +426,9 @@ func TestBlobStream_BadFrames(t *testing.T) {
 		{"no variants", rawStream(t, cat(blobFrame(0, good, 7, data), endFrame(1, 7))), BlobReaderOptions{}, ErrBlobStreamCorrupt, 0},
 		{"unknown variant", rawStream(t, cat(blobFrame(4, good, 7, data), endFrame(1, 7))), BlobReaderOptions{}, ErrBlobStreamCorrupt, 0},
 		{"bad magic", []byte("TPCB\x02rest"), BlobReaderOptions{}, ErrBlobStreamCorrupt, 0},
-		{"not zstd", append(append([]byte(nil), blobStreamMagic...), "plain text"...), BlobReaderOptions{}, ErrBlobStreamCorrupt, 0},
+		{"unknown codec", append(bytes.Clone(blobStreamMagic), "plain text"...), BlobReaderOptions{}, ErrBlobStreamCorrupt, 0},
+		{"not zstd", append(append(bytes.Clone(blobStreamMagic), 'z'), "plain text"...), BlobReaderOptions{}, ErrBlobStreamCorrupt, 0},
+		{"not s2", append(append(bytes.Clone(blobStreamMagic), 's'), "plain text"...), BlobReaderOptions{}, ErrBlobStreamCorrupt, 0},
 		{"empty", nil, BlobReaderOptions{}, ErrBlobStreamTruncated, 0},
 	}
 	for _, tt := range tests {

@@ -35,8 +35,8 @@ const (
 
 // Receive reads a blob stream from r and stores every blob whose bytes
 // match its hash, as the variants the stream asks for. Durability is
-// batched: each file is written (its writeback started at once), then
-// one syncfs makes the whole batch durable, the files are renamed into
+// batched: each file is written, then one syncfs makes the whole batch
+// durable, the files are renamed into
 // place, and a second syncfs makes the names durable. A blob is therefore
 // never visible under its name before its content is on disk, at the
 // cost of two syncfs per batch instead of an fsync per file (see syncFS).
@@ -99,9 +99,6 @@ func (s *Store) receiveOne(br io.Reader, hdr protocol.BlobHeader, buf []byte) (s
 	_, err = io.CopyBuffer(struct{ io.Writer }{f}, br, buf)
 	if err == nil {
 		err = f.Chmod(modeFor(hdr.Variants&protocol.VariantPlain == 0))
-	}
-	if err == nil && !s.opts.NoSync {
-		startWriteback(f)
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -244,8 +241,14 @@ var errNoReplaceUnsupported = errors.New("rename without replacing is not suppor
 // is enough: names are hashes), in which case tmp is removed and the
 // existing file, perhaps linked into instances, is kept.
 func (s *Store) commit(tmp, dst string, size int64) (present bool, err error) {
-	if err := os.Mkdir(filepath.Dir(dst), dirMode); err != nil && !errors.Is(err, fs.ErrExist) {
-		return false, err
+	// A mkdir per blob would double the metadata calls of a receive;
+	// remember the fan-out directories known to exist.
+	dir := filepath.Dir(dst)
+	if _, ok := s.dirs.Load(dir); !ok {
+		if err := os.Mkdir(dir, dirMode); err != nil && !errors.Is(err, fs.ErrExist) {
+			return false, err
+		}
+		s.dirs.Store(dir, true)
 	}
 	err = renameNoReplace(tmp, dst)
 	if err == nil {

@@ -26,6 +26,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/toppcloud/toppcloud/internal/protocol"
@@ -70,6 +71,8 @@ type Options struct {
 type Store struct {
 	root string
 	opts Options
+	// dirs caches the fan-out directories known to exist.
+	dirs sync.Map
 }
 
 // Open opens the store at root, creating its directories if needed.

@@ -20,13 +20,6 @@ func renameNoReplace(oldpath, newpath string) error {
 	return nil
 }
 
-// startWriteback asks the kernel to start writing f's data now, without
-// waiting, so the disk works while the next blobs arrive and the batch's
-// syncfs has less left to do.
-func startWriteback(f *os.File) {
-	unix.SyncFileRange(int(f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
-}
-
 // syncFS makes everything written to the file system holding path
 // durable: one call instead of an fsync per file. Per-file fsyncs of
 // freshly written files cost a journal commit each on ext4 (delayed

@@ -2,18 +2,12 @@
 
 package blobstore
 
-import (
-	"os"
-
-	"golang.org/x/sys/unix"
-)
+import "golang.org/x/sys/unix"
 
 // The store runs on Linux nodes; these fallbacks only keep the client
 // binary, which contains the agent, building elsewhere.
 
 func renameNoReplace(oldpath, newpath string) error { return errNoReplaceUnsupported }
-
-func startWriteback(f *os.File) {}
 
 func syncFS(path string) error {
 	unix.Sync()

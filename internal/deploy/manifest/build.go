@@ -20,7 +20,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/toppcloud/toppcloud/internal/protocol"
@@ -195,11 +194,7 @@ type fileStat struct {
 
 func statOf(fi fs.FileInfo) fileStat {
 	s := fileStat{Size: fi.Size(), MtimeNs: fi.ModTime().UnixNano()}
-	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
-		s.CtimeNs = sys.Ctim.Nano()
-		s.Ino = sys.Ino
-		s.Dev = uint64(sys.Dev)
-	}
+	s.CtimeNs, s.Ino, s.Dev = sysStat(fi)
 	return s
 }
 
