@@ -75,6 +75,7 @@ const (
 	EntrySymlink EntryType = 3
 )
 
+// String returns the type as the manifest documentation names it.
 func (t EntryType) String() string {
 	switch t {
 	case EntryDir:
@@ -495,9 +496,14 @@ func ReadManifest(r io.Reader) (*Manifest, error) {
 	if n > maxManifestWire {
 		return nil, fmt.Errorf("manifest: %d bytes compressed, more than %d", n, maxManifestWire)
 	}
-	z := make([]byte, n)
-	if _, err := io.ReadFull(r, z); err != nil {
-		return nil, fmt.Errorf("manifest: read: %w", noEOF(err))
+	// Read rather than allocate what the header claims: memory grows
+	// only with bytes that actually arrive.
+	z, err := io.ReadAll(io.LimitReader(r, int64(n)))
+	if err != nil {
+		return nil, fmt.Errorf("manifest: read: %w", err)
+	}
+	if len(z) < int(n) {
+		return nil, fmt.Errorf("manifest: read: %w", io.ErrUnexpectedEOF)
 	}
 	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(maxManifestRaw))
 	if err != nil {

@@ -63,6 +63,7 @@ type RefusedError struct {
 	Refusals []Refusal
 }
 
+// Error lists the refusals, one per line, and says how to fix them.
 func (e *RefusedError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: %d path(s) cannot be uploaded:", e.Dir, len(e.Refusals))
