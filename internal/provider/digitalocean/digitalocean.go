@@ -14,20 +14,16 @@ package digitalocean
 
 import (
 	"context"
-	"crypto/md5"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/digitalocean/godo"
-	"golang.org/x/crypto/ssh"
 
 	"github.com/toppcloud/toppcloud/internal/provider"
 )
@@ -93,7 +89,7 @@ func New(env provider.Env) (*Driver, error) {
 	if o.Token == "" {
 		return nil, fmt.Errorf("no API token: set secret in the section or $DIGITALOCEAN_TOKEN")
 	}
-	root, err := apiRoot(o.Endpoint, DefaultEndpoint)
+	root, err := provider.APIRoot(o.Endpoint, DefaultEndpoint)
 	if err != nil {
 		return nil, err
 	}
@@ -107,19 +103,6 @@ func New(env provider.Env) (*Driver, error) {
 		return nil, fmt.Errorf("digitalocean: %w", err)
 	}
 	return &Driver{opts: o, client: client}, nil
-}
-
-// apiRoot checks an endpoint setting and returns the API root without a
-// trailing slash.
-func apiRoot(endpoint, def string) (string, error) {
-	if endpoint == "" {
-		return def, nil
-	}
-	u, err := url.Parse(endpoint)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", fmt.Errorf("endpoint %q is not an http(s) URL (use the API root, e.g. %s)", endpoint, def)
-	}
-	return strings.TrimRight(endpoint, "/"), nil
 }
 
 // ListImages lists the distribution images (slug as ID, so it works both
@@ -209,7 +192,7 @@ func (d *Driver) CreateNode(ctx context.Context, req provider.CreateRequest) (pr
 	if err := d.checkCreate(req); err != nil {
 		return provider.Node{}, err
 	}
-	keys, err := parseKeys(req.AuthorizedKeys)
+	keys, err := provider.ParseAuthorizedKeys(Name, req.AuthorizedKeys)
 	if err != nil {
 		return provider.Node{}, err
 	}
@@ -275,18 +258,18 @@ func (d *Driver) checkCreate(req provider.CreateRequest) error {
 
 // ensureKey returns the fingerprint of an account key for pub, registering
 // it first when the account does not have it.
-func (d *Driver) ensureKey(ctx context.Context, k authorizedKey) (string, error) {
-	_, _, err := d.client.Keys.GetByFingerprint(ctx, k.md5)
+func (d *Driver) ensureKey(ctx context.Context, k provider.AuthorizedKey) (string, error) {
+	_, _, err := d.client.Keys.GetByFingerprint(ctx, k.MD5)
 	if err == nil {
-		return k.md5, nil
+		return k.MD5, nil
 	}
 	if !errors.Is(apiError("", err), provider.ErrNotFound) {
-		return "", apiError("look up ssh key "+k.md5, err)
+		return "", apiError("look up ssh key "+k.MD5, err)
 	}
-	if _, _, err := d.client.Keys.Create(ctx, &godo.KeyCreateRequest{Name: k.name(), PublicKey: k.line}); err != nil {
-		return "", apiError("register ssh key "+k.md5, err)
+	if _, _, err := d.client.Keys.Create(ctx, &godo.KeyCreateRequest{Name: k.Name(), PublicKey: k.Line}); err != nil {
+		return "", apiError("register ssh key "+k.MD5, err)
 	}
-	return k.md5, nil
+	return k.MD5, nil
 }
 
 func dropletID(id string) (int, error) {
@@ -350,35 +333,6 @@ func toNode(dr godo.Droplet) provider.Node {
 		}
 	}
 	return n
-}
-
-// authorizedKey is one parsed line of CreateRequest.AuthorizedKeys.
-type authorizedKey struct {
-	line string
-	md5  string // colon-separated hex, as DigitalOcean shows fingerprints
-}
-
-// name is the name a registered key gets.
-func (k authorizedKey) name() string {
-	return "toppcloud-" + strings.ReplaceAll(k.md5, ":", "")[:12]
-}
-
-func parseKeys(lines []string) ([]authorizedKey, error) {
-	var out []authorizedKey
-	for _, line := range lines {
-		pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(line))
-		if err != nil {
-			return nil, &provider.APIError{Provider: Name, Op: "parse authorized key", Message: err.Error(), Kind: provider.ErrInvalid}
-		}
-		sum := md5.Sum(pub.Marshal())
-		hexed := hex.EncodeToString(sum[:])
-		var parts []string
-		for i := 0; i < len(hexed); i += 2 {
-			parts = append(parts, hexed[i:i+2])
-		}
-		out = append(out, authorizedKey{line: strings.TrimSpace(line), md5: strings.Join(parts, ":")})
-	}
-	return out, nil
 }
 
 // apiError turns an SDK error into a *provider.APIError carrying the API's

@@ -24,12 +24,10 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 
 	"github.com/hetznercloud/hcloud-go/v2/hcloud"
-	"golang.org/x/crypto/ssh"
 
 	"github.com/toppcloud/toppcloud/internal/provider"
 )
@@ -92,7 +90,7 @@ func New(env provider.Env) (*Driver, error) {
 	if o.Token == "" {
 		return nil, fmt.Errorf("no API token: set secret in the section or $HCLOUD_TOKEN")
 	}
-	root, err := apiRoot(o.Endpoint, DefaultEndpoint)
+	root, err := provider.APIRoot(o.Endpoint, DefaultEndpoint)
 	if err != nil {
 		return nil, err
 	}
@@ -107,17 +105,6 @@ func New(env provider.Env) (*Driver, error) {
 		hcloud.WithApplication("toppcloud", ""),
 	)
 	return &Driver{opts: o, client: client}, nil
-}
-
-func apiRoot(endpoint, def string) (string, error) {
-	if endpoint == "" {
-		return def, nil
-	}
-	u, err := url.Parse(endpoint)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", fmt.Errorf("endpoint %q is not an http(s) URL (use the API root, e.g. %s)", endpoint, def)
-	}
-	return strings.TrimRight(endpoint, "/"), nil
 }
 
 // ListImages lists the x86 system images (Debian, Ubuntu, ...).
@@ -222,7 +209,7 @@ func (d *Driver) CreateNode(ctx context.Context, req provider.CreateRequest) (pr
 	if err := checkCreate(req); err != nil {
 		return provider.Node{}, err
 	}
-	keys, err := parseKeys(req.AuthorizedKeys)
+	keys, err := provider.ParseAuthorizedKeys(Name, req.AuthorizedKeys)
 	if err != nil {
 		return provider.Node{}, err
 	}
@@ -288,17 +275,17 @@ func checkCreate(req provider.CreateRequest) error {
 
 // ensureKey returns the project's SSH key for k, registering it first
 // when the project does not have it.
-func (d *Driver) ensureKey(ctx context.Context, k authorizedKey) (*hcloud.SSHKey, error) {
-	key, _, err := d.client.SSHKey.GetByFingerprint(ctx, k.md5)
+func (d *Driver) ensureKey(ctx context.Context, k provider.AuthorizedKey) (*hcloud.SSHKey, error) {
+	key, _, err := d.client.SSHKey.GetByFingerprint(ctx, k.MD5)
 	if err != nil {
-		return nil, apiError("look up ssh key "+k.md5, err)
+		return nil, apiError("look up ssh key "+k.MD5, err)
 	}
 	if key != nil {
 		return key, nil
 	}
-	key, _, err = d.client.SSHKey.Create(ctx, hcloud.SSHKeyCreateOpts{Name: k.name(), PublicKey: k.line})
+	key, _, err = d.client.SSHKey.Create(ctx, hcloud.SSHKeyCreateOpts{Name: k.Name(), PublicKey: k.Line})
 	if err != nil {
-		return nil, apiError("register ssh key "+k.md5, err)
+		return nil, apiError("register ssh key "+k.MD5, err)
 	}
 	return key, nil
 }
@@ -350,28 +337,6 @@ func toNode(s *hcloud.Server) provider.Node {
 		}
 	}
 	return n
-}
-
-// authorizedKey is one parsed line of CreateRequest.AuthorizedKeys.
-type authorizedKey struct {
-	line string
-	md5  string // colon-separated hex, as Hetzner shows fingerprints
-}
-
-func (k authorizedKey) name() string {
-	return "toppcloud-" + strings.ReplaceAll(k.md5, ":", "")[:12]
-}
-
-func parseKeys(lines []string) ([]authorizedKey, error) {
-	var out []authorizedKey
-	for _, line := range lines {
-		pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(line))
-		if err != nil {
-			return nil, &provider.APIError{Provider: Name, Op: "parse authorized key", Message: err.Error(), Kind: provider.ErrInvalid}
-		}
-		out = append(out, authorizedKey{line: strings.TrimSpace(line), md5: strings.TrimPrefix(ssh.FingerprintLegacyMD5(pub), "MD5:")})
-	}
-	return out, nil
 }
 
 // kinds maps Hetzner's error codes to sentinels; codes not listed fall

@@ -21,7 +21,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 
@@ -93,7 +92,7 @@ func New(env provider.Env) (*Driver, error) {
 	if o.Token == "" {
 		return nil, fmt.Errorf("no API token: set secret in the section or $LINODE_TOKEN")
 	}
-	root, err := apiRoot(o.Endpoint, DefaultEndpoint)
+	root, err := provider.APIRoot(o.Endpoint, DefaultEndpoint)
 	if err != nil {
 		return nil, err
 	}
@@ -112,17 +111,6 @@ func New(env provider.Env) (*Driver, error) {
 	c.UseCache(false)
 	c.SetDebug(false)
 	return &Driver{opts: o, client: &c}, nil
-}
-
-func apiRoot(endpoint, def string) (string, error) {
-	if endpoint == "" {
-		return def, nil
-	}
-	u, err := url.Parse(endpoint)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", fmt.Errorf("endpoint %q is not an http(s) URL (use the API root, e.g. %s)", endpoint, def)
-	}
-	return strings.TrimRight(endpoint, "/"), nil
 }
 
 func listOptions() *linodego.ListOptions {

@@ -26,7 +26,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -99,7 +98,7 @@ func New(env provider.Env) (*Driver, error) {
 	if o.Token == "" {
 		return nil, fmt.Errorf("no API key: set secret in the section or $VULTR_API_KEY")
 	}
-	root, err := apiRoot(o.Endpoint, DefaultEndpoint)
+	root, err := provider.APIRoot(o.Endpoint, DefaultEndpoint)
 	if err != nil {
 		return nil, err
 	}
@@ -117,17 +116,6 @@ func New(env provider.Env) (*Driver, error) {
 	// govultr's own retries would multiply the attempts.
 	client.SetRetryLimit(0)
 	return &Driver{opts: o, client: client}, nil
-}
-
-func apiRoot(endpoint, def string) (string, error) {
-	if endpoint == "" {
-		return def, nil
-	}
-	u, err := url.Parse(endpoint)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", fmt.Errorf("endpoint %q is not an http(s) URL (use the API root, e.g. %s)", endpoint, def)
-	}
-	return strings.TrimRight(endpoint, "/"), nil
 }
 
 // ListImages lists the x64 operating systems.
@@ -201,7 +189,7 @@ func (d *Driver) CreateNode(ctx context.Context, req provider.CreateRequest) (pr
 	if err != nil {
 		return provider.Node{}, &provider.APIError{Provider: Name, Op: "create instance " + req.Name, Message: fmt.Sprintf("image id %q is not an os_id", req.Image.ID), Kind: provider.ErrInvalid}
 	}
-	keys, err := parseKeys(req.AuthorizedKeys)
+	keys, err := provider.ParseAuthorizedKeys(Name, req.AuthorizedKeys)
 	if err != nil {
 		return provider.Node{}, err
 	}
@@ -261,7 +249,7 @@ func (d *Driver) checkCreate(req provider.CreateRequest) error {
 
 // ensureKeys returns the account's SSH key IDs for keys, registering the
 // ones the account lacks.
-func (d *Driver) ensureKeys(ctx context.Context, keys []authorizedKey) ([]string, error) {
+func (d *Driver) ensureKeys(ctx context.Context, keys []provider.AuthorizedKey) ([]string, error) {
 	have := map[string]string{} // fingerprint -> key ID
 	err := paginate(ctx, "list ssh keys", func(ctx context.Context, o *govultr.ListOptions) (*govultr.Meta, error) {
 		list, meta, _, err := d.client.SSHKey.List(ctx, o)
@@ -277,16 +265,16 @@ func (d *Driver) ensureKeys(ctx context.Context, keys []authorizedKey) ([]string
 	}
 	var ids []string
 	for _, k := range keys {
-		if id, ok := have[k.sha256]; ok {
+		if id, ok := have[k.SHA256]; ok {
 			ids = append(ids, id)
 			continue
 		}
 		cctx, call := track(ctx)
-		created, _, err := d.client.SSHKey.Create(cctx, &govultr.SSHKeyReq{Name: k.name(), SSHKey: k.line})
+		created, _, err := d.client.SSHKey.Create(cctx, &govultr.SSHKeyReq{Name: k.Name(), SSHKey: k.Line})
 		if err != nil {
-			return nil, apiError(cctx, call, "register ssh key "+k.sha256, err)
+			return nil, apiError(cctx, call, "register ssh key "+k.SHA256, err)
 		}
-		have[k.sha256] = created.ID
+		have[k.SHA256] = created.ID
 		ids = append(ids, created.ID)
 	}
 	return ids, nil
@@ -360,29 +348,6 @@ func toNode(in *govultr.Instance) provider.Node {
 		n.PrivateIPs = append(n.PrivateIPs, in.InternalIP)
 	}
 	return n
-}
-
-// authorizedKey is one parsed line of CreateRequest.AuthorizedKeys.
-type authorizedKey struct {
-	line   string
-	sha256 string
-	md5    string
-}
-
-func (k authorizedKey) name() string {
-	return "toppcloud-" + strings.ReplaceAll(k.md5, ":", "")[:12]
-}
-
-func parseKeys(lines []string) ([]authorizedKey, error) {
-	var out []authorizedKey
-	for _, line := range lines {
-		pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(line))
-		if err != nil {
-			return nil, &provider.APIError{Provider: Name, Op: "parse authorized key", Message: err.Error(), Kind: provider.ErrInvalid}
-		}
-		out = append(out, authorizedKey{line: strings.TrimSpace(line), sha256: ssh.FingerprintSHA256(pub), md5: ssh.FingerprintLegacyMD5(pub)})
-	}
-	return out, nil
 }
 
 // call is what statusRecorder saw of the last response of one SDK call.
