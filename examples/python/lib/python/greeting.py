@@ -1,0 +1,5 @@
+"""A library module deployed with the app (lib/python is on sys.path)."""
+
+
+def text():
+    return "Hello from toppcloud"
