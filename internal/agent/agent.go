@@ -36,6 +36,8 @@ type Agent struct {
 
 	// setup holds the seams setup-node's tests replace.
 	setup setupHooks
+	// geteuid is os.Geteuid unless a test says otherwise.
+	geteuid func() int
 }
 
 // New returns the agent of the real node.
@@ -174,7 +176,11 @@ func (a *Agent) Main(ctx context.Context, args []string, stdin io.Reader, stdout
 			req.Protocol, version.Version, version.Protocol)})
 		return ExitFailed
 	}
-	if a.RequireRoot && os.Geteuid() != 0 {
+	euid := os.Geteuid
+	if a.geteuid != nil {
+		euid = a.geteuid
+	}
+	if a.RequireRoot && euid() != 0 {
 		_ = w.Fail(&protocol.Error{Code: protocol.CodeBadRequest, Message: "the agent must run as root (sudo " + protocol.AgentPath + " node " + name + ")"})
 		return ExitFailed
 	}

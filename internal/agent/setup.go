@@ -65,6 +65,7 @@ type setupHooks struct {
 	// aptBusy reports a process holding apt's or dpkg's locks.
 	aptBusy func(ctx context.Context, h *host.Host) (holder string, busy bool, err error)
 	aptWait time.Duration
+	aptPoll time.Duration
 	// admin talks to Caddy's admin API at a real socket path.
 	admin func(socket string) *router.Admin
 	// caddyWait bounds waiting for the admin API.
@@ -82,6 +83,9 @@ func (a *Agent) hooks() setupHooks {
 	}
 	if hk.aptWait == 0 {
 		hk.aptWait = DefaultAptWait
+	}
+	if hk.aptPoll == 0 {
+		hk.aptPoll = time.Second
 	}
 	if hk.admin == nil {
 		hk.admin = router.NewAdmin

@@ -137,14 +137,14 @@ func (s *setupRun) waitForApt(ctx context.Context, st *protocol.Step) (bool, str
 		if time.Since(start) > s.hooks.aptWait {
 			return false, "", fmt.Errorf("apt is still busy after %s: %s; wait for it to finish (or stop it), then run setup-node again", s.hooks.aptWait, holder)
 		}
-		if time.Since(last) > 5*time.Second {
+		if last.IsZero() || time.Since(last) > 5*time.Second {
 			st.Progress(fmt.Sprintf("%s; waiting (%s)", holder, time.Since(start).Round(time.Second)))
 			last = time.Now()
 		}
 		select {
 		case <-ctx.Done():
 			return false, "", ctx.Err()
-		case <-time.After(time.Second):
+		case <-time.After(s.hooks.aptPoll):
 		}
 	}
 }

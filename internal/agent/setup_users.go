@@ -149,6 +149,13 @@ func (s *setupRun) ensureSudoers(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	attr := host.Attr{Mode: 0o440}
+	if ok, err := s.h.Exists(path.Dir(s.l.Sudoers)); err != nil {
+		return false, err
+	} else if !ok {
+		if _, err := s.h.EnsureDir(path.Dir(s.l.Sudoers), host.Attr{Mode: 0o755}); err != nil {
+			return false, err
+		}
+	}
 	if old, err := s.h.ReadFile(s.l.Sudoers); err == nil && bytes.Equal(old, data) {
 		return s.h.WriteFile(s.l.Sudoers, data, attr) // fixes mode and owner only
 	}

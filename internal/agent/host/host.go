@@ -226,7 +226,8 @@ func (h *Host) EnsureDir(p string, a Attr) (changed bool, err error) {
 // equal file is left alone (only its mode and owner are corrected); a
 // different one is replaced atomically: a temporary file in the same
 // directory gets the data, fsync, the mode and owner, then is renamed over
-// p. It reports whether anything changed. The parent directory must exist.
+// p. It reports whether anything changed. Missing parent directories are
+// made 0755 (owned by whoever runs the agent: root).
 func (h *Host) WriteFile(p string, data []byte, a Attr) (changed bool, err error) {
 	real := h.Path(p)
 	uid, gid, err := h.ids(a)
@@ -250,6 +251,9 @@ func (h *Host) WriteFile(p string, data []byte, a Attr) (changed bool, err error
 	case err == nil:
 		return false, fmt.Errorf("write %s: it exists and is not a regular file: move it away and re-run", p)
 	case !errors.Is(err, fs.ErrNotExist):
+		return false, fmt.Errorf("write %s: %w", p, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(real), 0o755); err != nil {
 		return false, fmt.Errorf("write %s: %w", p, err)
 	}
 	if err := h.replace(real, data, a, uid, gid); err != nil {

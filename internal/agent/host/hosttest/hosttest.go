@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/toppcloud/toppcloud/internal/agent/host"
@@ -59,36 +60,51 @@ func WriteFile(t testing.TB, root, p, content string) {
 	}
 }
 
-// Owners keeps owners in memory; a path never chowned is owned by 0:0.
+// Owners keeps owners in memory, by inode (so a renamed file keeps its
+// owner, as on a real file system); a file never chowned is owned by 0:0.
 type Owners struct {
 	mu sync.Mutex
-	m  map[string][2]int
+	m  map[uint64][2]int
 }
 
 var _ host.Owners = (*Owners)(nil)
 
 // NewOwners returns empty in-memory ownership.
-func NewOwners() *Owners { return &Owners{m: map[string][2]int{}} }
+func NewOwners() *Owners { return &Owners{m: map[uint64][2]int{}} }
+
+func inode(path string) (uint64, error) {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return 0, err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, fmt.Errorf("%s: no inode", path)
+	}
+	return st.Ino, nil
+}
 
 // Owner returns path's recorded owner.
 func (o *Owners) Owner(path string) (int, int, error) {
-	if _, err := os.Lstat(path); err != nil {
+	ino, err := inode(path)
+	if err != nil {
 		return 0, 0, err
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	v := o.m[path]
+	v := o.m[ino]
 	return v[0], v[1], nil
 }
 
 // Chown records path's owner.
 func (o *Owners) Chown(path string, uid, gid int) error {
-	if _, err := os.Lstat(path); err != nil {
+	ino, err := inode(path)
+	if err != nil {
 		return err
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.m[path] = [2]int{uid, gid}
+	o.m[ino] = [2]int{uid, gid}
 	return nil
 }
 
