@@ -353,7 +353,7 @@ func (n *Node) Call(ctx context.Context, op string, args any, result any, o Call
 			return fmt.Errorf("%s on %s: %w", op, n.where(), ctx.Err())
 		}
 		if waitErr != nil {
-			return fmt.Errorf("%s on %s: the agent ended without a result: %w", op, n.where(), waitErr)
+			return fmt.Errorf("%s on %s: the agent ended without a result (%v): %w", op, n.where(), readErr, waitErr)
 		}
 		return fmt.Errorf("%s on %s: %w", op, n.where(), readErr)
 	}
