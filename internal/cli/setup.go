@@ -116,11 +116,14 @@ func (a *App) openNode(ctx context.Context, rec state.NodeRecord, user string, n
 	}
 	step.Done("%s", rec.SSHAddr())
 	step = a.out.Step("check agent")
+	info, _ := provider.Lookup(rec.ProviderType)
 	n, err := remote.Open(ctx, c, remote.Options{
 		Binary:    a.agentBinary(),
 		LocalUser: localUser(),
 		Verbose:   a.verbose,
 		NoInstall: noInstall,
+		// A node on this machine is reached faster than it decompresses.
+		NoCompress: info.Local,
 		Progress:  func(s string) { step.Update("%s", s) },
 	})
 	if err != nil {

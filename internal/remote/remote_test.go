@@ -334,3 +334,23 @@ func TestCall_StreamsAndReturns(t *testing.T) {
 		t.Errorf("unknown op: %v", err)
 	}
 }
+
+func TestOpen_Uncompressed(t *testing.T) {
+	for _, user := range []string{"root", protocol.DeployUser} {
+		t.Run(user, func(t *testing.T) {
+			n := newFakeNode(t)
+			os.MkdirAll(filepath.Dir(n.agentPath), 0o755)
+			os.WriteFile(n.agentPath, []byte("an older agent"), 0o755)
+			b := testBinary(t)
+			o := n.opts(b)
+			o.NoCompress = true
+			if _, err := Open(context.Background(), n.dial(t, user), o); err != nil {
+				t.Fatal(err)
+			}
+			want, _ := b.SHA256()
+			if got, _ := fileSum(n.agentPath); got != want {
+				t.Error("not installed")
+			}
+		})
+	}
+}
