@@ -124,7 +124,7 @@ func (a *App) openNode(ctx context.Context, rec state.NodeRecord, user string, n
 		NoInstall: noInstall,
 		// A node on this machine is reached faster than it decompresses.
 		NoCompress: info.Local,
-		Progress:  func(s string) { step.Update("%s", s) },
+		Progress:   func(s string) { step.Update("%s", s) },
 	})
 	if err != nil {
 		step.Fail()
