@@ -258,7 +258,10 @@ func (s *setupRun) aptError(what string, err error) error {
 	if !errors.As(err, &ce) {
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	hint := "fix the cause shown above and run setup-node again"
+	hint := "fix the cause (apt's output is below) and run setup-node again"
+	if host.IsDiskFull(err) {
+		hint = "the node's disk is full: free space (df -h shows where) and run setup-node again"
+	}
 	if s.os.ID == "ubuntu" {
 		for _, l := range ce.Tail {
 			if strings.Contains(l, "Unable to locate package caddy") {
@@ -267,7 +270,20 @@ func (s *setupRun) aptError(what string, err error) error {
 		}
 	}
 	return &protocol.Error{Code: codeFor(err), Tail: ce.Tail,
-		Message: fmt.Sprintf("%s failed (exit status %d): %s; %s", what, ce.Status, ce.LastLine(), hint)}
+		Message: fmt.Sprintf("%s failed (exit status %d): %s; %s", what, ce.Status, aptErrorLine(ce), hint)}
+}
+
+// aptErrorLine picks apt's own error from its output: the last "E:" line
+// (apt writes errors to stderr unbuffered, so they may come before the
+// last lines of stdout), else the last line.
+func aptErrorLine(ce *host.CommandError) string {
+	for i := len(ce.Tail) - 1; i >= 0; i-- {
+		l := strings.TrimSpace(ce.Tail[i])
+		if strings.HasPrefix(l, "E: ") || strings.HasPrefix(l, "dpkg: error") {
+			return l
+		}
+	}
+	return ce.LastLine()
 }
 
 func codeFor(err error) string {

@@ -237,10 +237,18 @@ func TestSetup_AptFailureShowsTailAndResumes(t *testing.T) {
 
 func TestSetup_DiskFullFromApt(t *testing.T) {
 	n := newFakeNode(t)
-	n.aptFail = "Unpacking caddy ...\ndpkg: error processing archive caddy.deb (--unpack):\n cannot copy extracted data for './usr/bin/caddy' to '/usr/bin/caddy.dpkg-new': failed to write (No space left on device)"
-	r := runOp(t, n.agent, protocol.OpSetup, req(protocol.OpSetup), setupArgs(t), nil)
-	if r.res == nil || r.res.OK || r.res.Error.Code != protocol.CodeDiskFull {
-		t.Fatalf("result = %+v", r.res)
+	for _, out := range []string{
+		"Unpacking caddy ...\ndpkg: error processing archive caddy.deb (--unpack):\n cannot copy extracted data for './usr/bin/caddy' to '/usr/bin/caddy.dpkg-new': failed to write (No space left on device)",
+		"The following NEW packages will be installed:\nE: You don't have enough free space in /var/cache/apt/archives/.\nNeed to get 29.6 MB of archives.",
+	} {
+		n.aptFail = out
+		r := runOp(t, n.agent, protocol.OpSetup, req(protocol.OpSetup), setupArgs(t), nil)
+		if r.res == nil || r.res.OK || r.res.Error.Code != protocol.CodeDiskFull || !strings.Contains(r.res.Error.Message, "disk is full") {
+			t.Fatalf("result = %+v", r.res)
+		}
+		if strings.Contains(out, "E: ") && !strings.Contains(r.res.Error.Message, "You don't have enough free space") {
+			t.Errorf("message does not quote apt's error: %s", r.res.Error.Message)
+		}
 	}
 }
 

@@ -17,6 +17,10 @@ import (
 	"github.com/toppcloud/toppcloud/internal/state"
 )
 
+// setupDialRetry is how long setup-node and node-info keep trying to
+// reach a node that refuses connections (still booting).
+const setupDialRetry = 10 * time.Second
+
 // setupOptions are setup-node's flags.
 type setupOptions struct {
 	user string
@@ -109,7 +113,7 @@ func (a *App) openNode(ctx context.Context, rec state.NodeRecord, user string, n
 		rec.SSHUser = user
 	}
 	step := a.out.Step("connect to %s as %s", rec.Name, userOr(rec.SSHUser))
-	c, err := a.dialNode(ctx, rec, 30*time.Second)
+	c, err := a.dialNode(ctx, rec, setupDialRetry)
 	if err != nil {
 		step.Fail()
 		return nil, nil, err

@@ -176,17 +176,44 @@ func TestIntegration_SetupNode(t *testing.T) {
 			t.Errorf("destroy-node: %s", out)
 		}
 	})
-	code, out := e.run("create-node", name, "--setup-node")
+	code, out := e.run("create-node", name)
 	if code != ExitOK {
-		t.Fatalf("create-node --setup-node: exit %d\n%s", code, out)
+		t.Fatalf("create-node: exit %d\n%s", code, out)
 	}
-	t.Logf("first run:\n%s", out)
-	for _, want := range []string{"packages: done (installed", "firewall: done", "caddy: done", "is set up (changed: agent uploaded"} {
+	rec := e.record(name)
+	root := e.dial(rec, "root")
+	sh := func(script string) {
+		t.Helper()
+		if out, err := root.Output(context.Background(), []string{"sh", "-c", script}, nil); err != nil {
+			t.Fatalf("%s: %v %s", script, err, out)
+		}
+	}
+
+	// Faults first: each fails setup-node with apt's own words and a
+	// non-zero exit, and the next run after the fix finishes the job.
+	sh("echo 'deb bogus' > /etc/apt/sources.list.d/broken.list")
+	code, out = e.run("setup-node", name)
+	if code != ExitFailed || !strings.Contains(out, "apt-get update failed") || !strings.Contains(out, "| E: ") {
+		t.Errorf("broken apt source: exit %d\n%s", code, out)
+	}
+	sh("rm /etc/apt/sources.list.d/broken.list; mount -t tmpfs -o size=1m tmpfs /var/cache/apt/archives")
+	code, out = e.run("setup-node", name)
+	if code != ExitFailed || !strings.Contains(out, "disk is full") || !strings.Contains(out, "E: You don't have enough free space") {
+		t.Errorf("full disk: exit %d\n%s", code, out)
+	}
+	sh("umount /var/cache/apt/archives")
+
+	code, out = e.run("setup-node", name)
+	if code != ExitOK {
+		t.Fatalf("setup-node after the fixes: exit %d\n%s", code, out)
+	}
+	t.Logf("first complete run:\n%s", out)
+	for _, want := range []string{"packages: done (installed", "firewall: done", "caddy: done", "is set up (changed: packages"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q", want)
 		}
 	}
-	rec := e.record(name)
+	rec = e.record(name)
 	if rec.SetupAt == nil {
 		t.Error("the client did not record the setup")
 	}
@@ -200,7 +227,6 @@ func TestIntegration_SetupNode(t *testing.T) {
 	})
 
 	t.Run("firewall", func(t *testing.T) {
-		root := e.dial(rec, "root")
 		if out, err := root.Output(context.Background(), []string{"systemd-run", "--unit=fwprobe", "python3", "-m", "http.server", "8000"}, nil); err != nil {
 			t.Fatalf("start a server on port 8000: %v %s", err, out)
 		}

@@ -3,9 +3,12 @@ package cli
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
@@ -20,6 +23,7 @@ import (
 
 	"github.com/toppcloud/toppcloud/internal/protocol"
 	"github.com/toppcloud/toppcloud/internal/remote"
+	"github.com/toppcloud/toppcloud/internal/sshx"
 	"github.com/toppcloud/toppcloud/internal/sshx/sshxtest"
 	"github.com/toppcloud/toppcloud/internal/version"
 )
@@ -260,4 +264,44 @@ func TestNodeAgentCommand(t *testing.T) {
 	if strings.Contains(help, "Run an agent operation") || !strings.Contains(help, "setup-node") || !strings.Contains(help, "node-info") {
 		t.Errorf("--help:\n%s", help)
 	}
+}
+
+func TestSetupNode_SSHFailuresAreClear(t *testing.T) {
+	t.Run("wrong key", func(t *testing.T) {
+		n := newAgentNode(t)
+		if code, _, stderr := n.run("create-node", "web1"); code != ExitOK {
+			t.Fatalf("create: %s", stderr)
+		}
+		_, priv, _ := ed25519.GenerateKey(rand.Reader)
+		block, _ := ssh.MarshalPrivateKey(priv, "")
+		os.WriteFile(filepath.Join(n.h.home, ".ssh", "id_ed25519"), pem.EncodeToMemory(block), 0o600)
+		code, _, stderr := n.run("setup-node", "web1")
+		if code != ExitFailed || !strings.Contains(stderr, "does not accept your key") {
+			t.Errorf("exit %d:\n%s", code, stderr)
+		}
+	})
+	t.Run("host key mismatch", func(t *testing.T) {
+		n := newAgentNode(t)
+		if code, _, stderr := n.run("create-node", "web1"); code != ExitOK {
+			t.Fatalf("create: %s", stderr)
+		}
+		// The node was replaced by another server at the same address.
+		other := sshxtest.NewSigner(t)
+		otherLine := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(other.PublicKey())))
+		st := n.h.store()
+		rec, _, _ := st.Node("web1")
+		kh := sshx.KnownHosts{Path: st.KnownHostsPath()}
+		kh.Forget(rec.SSHAddr())
+		kh.Pin(rec.SSHAddr(), otherLine)
+		rec.HostKey = otherLine
+		st.PutNode(rec)
+		before := len(n.srv.Execs())
+		code, _, stderr := n.run("setup-node", "web1")
+		if code != ExitFailed || !strings.Contains(strings.ToLower(stderr), "host key") {
+			t.Errorf("exit %d:\n%s", code, stderr)
+		}
+		if len(n.srv.Execs()) != before {
+			t.Error("commands ran on a server with the wrong host key")
+		}
+	})
 }

@@ -390,7 +390,8 @@ func IsDiskFull(err error) bool {
 	var ce *CommandError
 	if errors.As(err, &ce) {
 		for _, l := range ce.Tail {
-			if strings.Contains(l, "No space left on device") {
+			// The second is apt's own check before it downloads.
+			if strings.Contains(l, "No space left on device") || strings.Contains(l, "You don't have enough free space") {
 				return true
 			}
 		}
