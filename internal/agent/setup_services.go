@@ -29,22 +29,12 @@ import (
 // its own php-fpm master as its app user, and the default pool (as
 // www-data) would only cost memory.
 func (s *setupRun) ensureAppUnits(ctx context.Context, st *protocol.Step) (bool, string, error) {
-	var did []string
-	rl := s.l.Runner()
-	unitChanged, err := s.h.WriteFile(rl.TemplatePath(), runner.TemplateUnit(rl), host.Attr{Mode: 0o644})
-	if err != nil {
-		return false, "", err
-	}
-	if unitChanged {
-		did = append(did, runner.TemplateUnitName)
-		s.reload = true
-	}
-	assetsChanged, err := assets.Install(s.h.Path(assets.InstallDir))
+	did, err := s.a.InstallRuntime()
 	if err != nil {
 		return len(did) > 0, "", err
 	}
-	if assetsChanged {
-		did = append(did, assets.InstallDir)
+	if slices.Contains(did, runner.TemplateUnitName) {
+		s.reload = true
 	}
 	if err := s.daemonReload(ctx); err != nil {
 		return true, "", err
@@ -160,6 +150,31 @@ func (s *setupRun) ensureCaddy(ctx context.Context, st *protocol.Step) (bool, st
 		return false, "running, admin API on " + s.l.AdminSocket, nil
 	}
 	return true, strings.Join(did, ", "), nil
+}
+
+// InstallRuntime writes what application instances run with and that
+// comes with the agent binary: the template unit toppcloud-app@.service
+// and the runtime assets (WSGI bootstrap, PHP prelude). It returns what
+// changed; after a changed unit, systemctl daemon-reload is due. Deploys
+// call it too, so a new agent's files are in place before its first
+// instance starts even if setup-node was not run again.
+func (a *Agent) InstallRuntime() (changed []string, err error) {
+	rl := a.Layout.Runner()
+	unitChanged, err := a.Host.WriteFile(rl.TemplatePath(), runner.TemplateUnit(rl), host.Attr{Mode: 0o644})
+	if err != nil {
+		return nil, err
+	}
+	if unitChanged {
+		changed = append(changed, runner.TemplateUnitName)
+	}
+	assetsChanged, err := assets.Install(a.Host.Path(assets.InstallDir))
+	if err != nil {
+		return changed, err
+	}
+	if assetsChanged {
+		changed = append(changed, assets.InstallDir)
+	}
+	return changed, nil
 }
 
 // renderEmptyConfig renders the route table as it is on disk (empty on a
