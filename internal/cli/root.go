@@ -150,6 +150,9 @@ func (a *App) commands() []*cobra.Command {
 		a.destroyNodeCmd(),
 		a.startNodeCmd(),
 		a.stopNodeCmd(),
+		a.setupNodeCmd(),
+		a.nodeInfoCmd(),
+		a.nodeAgentCmd(),
 		a.initConfigCmd(),
 		a.versionCmd(),
 	}

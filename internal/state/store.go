@@ -61,6 +61,11 @@ type NodeRecord struct {
 	// EtcHosts says toppcloud added the node's name to /etc/hosts, so
 	// destroying the node must remove it.
 	EtcHosts bool `json:"etc_hosts,omitempty"`
+	// SetupAt is when setup-node last completed on the node, and
+	// SetupVersion the toppcloud version it installed; nil and "" for a
+	// node never set up from this client.
+	SetupAt      *time.Time `json:"setup_at,omitempty"`
+	SetupVersion string     `json:"setup_version,omitempty"`
 }
 
 // Address returns the address to connect to: the first public IP, else the

@@ -36,6 +36,10 @@ const earlyExitWindow = 150 * time.Millisecond
 // --resolv-conf=off --timezone=off: the files we wrote at creation stay
 // as they are. --link-journal=no: nothing of the node under the host's
 // /var/log/journal.
+// --capability=CAP_NET_ADMIN: nspawn grants it only with --private-network,
+// not with --network-namespace-path, yet the node has its own network
+// namespace and setup-node must load its nftables firewall there. With
+// nspawnEnv it also lets the node set its net.* sysctls.
 func nspawnArgs(nspawn string, m nodeMeta, rootfs string) []string {
 	return []string{
 		nspawn,
@@ -50,8 +54,16 @@ func nspawnArgs(nspawn string, m nodeMeta, rootfs string) []string {
 		"--resolv-conf=off",
 		"--timezone=off",
 		"--link-journal=no",
+		"--capability=CAP_NET_ADMIN",
 	}
 }
+
+// nspawnEnv is nspawn's environment: SYSTEMD_NSPAWN_API_VFS_WRITABLE=network
+// mounts /proc/sys/net writable in the container (it is read-only like the
+// rest of /proc/sys unless nspawn made the network namespace itself), so
+// setup-node can set net.ipv4.tcp_migrate_req and friends for the node's
+// own namespace. Nothing outside /proc/sys/net becomes writable.
+var nspawnEnv = append(hostCommandEnv[:len(hostCommandEnv):len(hostCommandEnv)], "SYSTEMD_NSPAWN_API_VFS_WRITABLE=network")
 
 // containerArgv wraps nspawnArgs in the cgroup-joining shell when there
 // are cgroups to join.
@@ -84,7 +96,7 @@ func (d *Driver) startContainer(m *nodeMeta, p nodePaths) error {
 
 	argv := containerArgv(nspawnArgs(nspawn, *m, p.rootfs), m.Cgroups)
 	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = hostCommandEnv
+	cmd.Env = nspawnEnv
 	cmd.Stdout = logf
 	cmd.Stderr = logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}

@@ -714,7 +714,7 @@ func TestNft(t *testing.T) {
 func TestContainerArgv_JoinsCgroupsThenExecs(t *testing.T) {
 	m := nodeMeta{Name: "web1", ShortID: "0a1b2c3d"}
 	nargv := nspawnArgs("/usr/bin/systemd-nspawn", m, "/r/nodes/web1/rootfs")
-	for _, want := range []string{"--boot", "--register=no", "--keep-unit", "-M", "tcl-0a1b2c3d", "--hostname=web1", "--network-namespace-path=/run/netns/toppcloud-0a1b2c3d"} {
+	for _, want := range []string{"--boot", "--register=no", "--keep-unit", "-M", "tcl-0a1b2c3d", "--hostname=web1", "--network-namespace-path=/run/netns/toppcloud-0a1b2c3d", "--capability=CAP_NET_ADMIN"} {
 		if !strings.Contains(strings.Join(nargv, " "), want) {
 			t.Errorf("nspawn argv lacks %q: %v", want, nargv)
 		}

@@ -1,0 +1,278 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/toppcloud/toppcloud/internal/agent/host"
+	"github.com/toppcloud/toppcloud/internal/protocol"
+	"github.com/toppcloud/toppcloud/internal/version"
+)
+
+// Agent runs operations on the node it is installed on.
+type Agent struct {
+	// Host is the node; host.New() for real.
+	Host *host.Host
+	// Layout is where things are; DefaultLayout() for real.
+	Layout Layout
+	// RequireRoot refuses operations unless the effective user is root
+	// (every real run; tests on a temporary root turn it off).
+	RequireRoot bool
+	// Fingerprint returns the sha256 of the running agent binary
+	// (version.Fingerprint for real).
+	Fingerprint func() (string, error)
+	// Ops are extra operations, for tests; they win over built-in ones of
+	// the same name.
+	Ops []Op
+
+	// setup holds the seams setup-node's tests replace.
+	setup setupHooks
+	// geteuid is os.Geteuid unless a test says otherwise.
+	geteuid func() int
+}
+
+// New returns the agent of the real node.
+func New() *Agent {
+	return &Agent{
+		Host:        host.New(),
+		Layout:      DefaultLayout(),
+		RequireRoot: true,
+		Fingerprint: version.Fingerprint,
+	}
+}
+
+// Op is one operation, `toppcloud node NAME`.
+//
+// To add one: write a function returning Handle(name, summary, fn) where
+// fn takes the operation's args type (a struct in internal/protocol, with
+// JSON tags; unknown fields are refused) and returns its result type (also
+// in protocol, or nil), and list it in (*Agent).ops. fn reports progress
+// through c.Out (c.Out.Start(step) ... Done/Skipped/Failed, c.Log) and
+// returns an error to fail: a *protocol.Error is sent as it is; any other
+// error is mapped by ToProtocolError (command output tails, a full disk).
+// Take a lock (c.Agent.Locks().Acquire) around changes that must not
+// interleave.
+type Op struct {
+	Name    string
+	Summary string
+	// AnyProtocol accepts requests of every protocol version: only the
+	// operations that bring an agent up to date may.
+	AnyProtocol bool
+
+	newArgs func() any
+	run     func(ctx context.Context, c *Call, args any) (any, error)
+}
+
+// Handle makes an Op whose request args decode into A.
+func Handle[A any, R any](name, summary string, fn func(ctx context.Context, c *Call, args *A) (R, error)) Op {
+	return Op{
+		Name:    name,
+		Summary: summary,
+		newArgs: func() any { return new(A) },
+		run: func(ctx context.Context, c *Call, args any) (any, error) {
+			return fn(ctx, c, args.(*A))
+		},
+	}
+}
+
+// Call is one running operation.
+type Call struct {
+	Agent *Agent
+	Req   protocol.Request
+	// Out is the message stream to the client.
+	Out *protocol.Writer
+	// Input is stdin after the request line, for operations that stream
+	// data.
+	Input io.Reader
+}
+
+// Host is the node.
+func (c *Call) Host() *host.Host { return c.Agent.Host }
+
+// Layout is the node layout.
+func (c *Call) Layout() Layout { return c.Agent.Layout }
+
+// Logf sends a log line in the "agent" stream.
+func (c *Call) Logf(format string, args ...any) {
+	_ = c.Out.Log("agent", fmt.Sprintf(format, args...))
+}
+
+// Warnf sends a warning the client shows even when not verbose.
+func (c *Call) Warnf(format string, args ...any) {
+	_ = c.Out.Log("warning", fmt.Sprintf(format, args...))
+}
+
+// Locks returns the agent's locks.
+func (a *Agent) Locks() Locks { return Locks{Host: a.Host, Dir: a.Layout.Locks} }
+
+// ops lists every operation (besides OpVersion, which speaks no protocol).
+func (a *Agent) ops() []Op {
+	ops := []Op{
+		a.installAgentOp(),
+		a.infoOp(),
+		a.setupOp(),
+	}
+	for _, extra := range a.Ops {
+		ops = slices.DeleteFunc(ops, func(o Op) bool { return o.Name == extra.Name })
+		ops = append(ops, extra)
+	}
+	return ops
+}
+
+func (a *Agent) op(name string) (Op, bool) {
+	for _, o := range a.ops() {
+		if o.Name == name {
+			return o, true
+		}
+	}
+	return Op{}, false
+}
+
+// ExitUsage is Main's status for a command line it does not understand;
+// ExitFailed for an operation that failed.
+const (
+	ExitFailed = 1
+	ExitUsage  = 2
+)
+
+// Main runs `toppcloud node ARGS...`: args[0] is the operation. It reads
+// the request from stdin and writes the message stream to stdout; stderr
+// gets only what is not for the client program (a usage message). It
+// returns the exit status.
+func (a *Agent) Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) != 1 || args[0] == "" || strings.HasPrefix(args[0], "-") {
+		fmt.Fprintln(stderr, a.usage())
+		return ExitUsage
+	}
+	name := args[0]
+	if name == protocol.OpVersion {
+		return a.printVersion(stdout, stderr)
+	}
+	w := protocol.NewWriter(stdout)
+	op, ok := a.op(name)
+	if !ok {
+		_ = w.Fail(&protocol.Error{Code: protocol.CodeUnsupported, Message: fmt.Sprintf("the agent (toppcloud %s) has no operation %q", version.Version, name)})
+		fmt.Fprintln(stderr, a.usage())
+		return ExitUsage
+	}
+	args0 := op.newArgs()
+	req, rest, err := protocol.DecodeRequest(stdin, name, args0)
+	if err != nil {
+		_ = w.Fail(&protocol.Error{Code: protocol.CodeBadRequest, Message: err.Error()})
+		return ExitFailed
+	}
+	if req.Protocol != version.Protocol && !op.AnyProtocol {
+		_ = w.Fail(&protocol.Error{Code: protocol.CodeProtocol, Message: fmt.Sprintf(
+			"the client speaks protocol %d, this agent (toppcloud %s) protocol %d: connect with the same toppcloud version (the client replaces the agent when they differ)",
+			req.Protocol, version.Version, version.Protocol)})
+		return ExitFailed
+	}
+	euid := os.Geteuid
+	if a.geteuid != nil {
+		euid = a.geteuid
+	}
+	if a.RequireRoot && euid() != 0 {
+		_ = w.Fail(&protocol.Error{Code: protocol.CodeBadRequest, Message: "the agent must run as root (sudo " + protocol.AgentPath + " node " + name + ")"})
+		return ExitFailed
+	}
+	c := &Call{Agent: a, Req: req, Out: w, Input: rest}
+	result, err := a.run(ctx, op, c, args0)
+	if err != nil {
+		_ = w.Fail(ToProtocolError(ctx, err))
+		return ExitFailed
+	}
+	if err := w.OK(result); err != nil {
+		return ExitFailed
+	}
+	return 0
+}
+
+// run calls op, turning a panic into an error so the client still gets a
+// result.
+func (a *Agent) run(ctx context.Context, op Op, c *Call, args any) (result any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = &protocol.Error{Code: protocol.CodeInternal, Message: fmt.Sprintf("agent %s panicked: %v", op.Name, p),
+				Tail: lastLines(string(debug.Stack()), 15)}
+		}
+	}()
+	return op.run(ctx, c, args)
+}
+
+func lastLines(s string, n int) []string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return lines
+}
+
+func (a *Agent) usage() string {
+	var b strings.Builder
+	b.WriteString("usage: toppcloud node OPERATION  (the node agent; the toppcloud client runs it over SSH)\noperations:\n")
+	fmt.Fprintf(&b, "  %-14s %s\n", protocol.OpVersion, "print the agent's version as JSON")
+	ops := a.ops()
+	sort.Slice(ops, func(i, j int) bool { return ops[i].Name < ops[j].Name })
+	for _, o := range ops {
+		fmt.Fprintf(&b, "  %-14s %s\n", o.Name, o.Summary)
+	}
+	return strings.TrimRight(b.String(), "\n")
+}
+
+// VersionInfo describes the running agent.
+func (a *Agent) VersionInfo() (protocol.VersionInfo, error) {
+	fp, err := a.Fingerprint()
+	if err != nil {
+		return protocol.VersionInfo{}, fmt.Errorf("fingerprint of the agent binary: %w", err)
+	}
+	return protocol.VersionInfo{Version: version.Version, Protocol: version.Protocol, Fingerprint: fp, GOOS: runtime.GOOS, GOARCH: runtime.GOARCH}, nil
+}
+
+func (a *Agent) printVersion(stdout, stderr io.Writer) int {
+	v, err := a.VersionInfo()
+	if err != nil {
+		fmt.Fprintln(stderr, "toppcloud node version:", err)
+		return ExitFailed
+	}
+	b, _ := json.Marshal(v)
+	if _, err := stdout.Write(append(b, '\n')); err != nil {
+		return ExitFailed
+	}
+	return 0
+}
+
+// ToProtocolError turns an operation's error into what the client gets: a
+// *protocol.Error as it is; a full disk as CodeDiskFull; a failed command
+// as CodeCommandFailed with its output's tail; anything else as
+// CodeInternal with its message.
+func ToProtocolError(ctx context.Context, err error) *protocol.Error {
+	var pe *protocol.Error
+	if errors.As(err, &pe) {
+		return pe
+	}
+	var ce *host.CommandError
+	hasCmd := errors.As(err, &ce)
+	var tail []string
+	if hasCmd {
+		tail = ce.Tail
+	}
+	switch {
+	case host.IsDiskFull(err):
+		return &protocol.Error{Code: protocol.CodeDiskFull, Tail: tail,
+			Message: err.Error() + ": the node's disk is full; free space (df -h shows where) and run the command again"}
+	case ctx.Err() != nil:
+		return &protocol.Error{Code: protocol.CodeInternal, Message: "interrupted: " + err.Error()}
+	case hasCmd:
+		return &protocol.Error{Code: protocol.CodeCommandFailed, Message: err.Error(), Tail: tail}
+	}
+	return &protocol.Error{Code: protocol.CodeInternal, Message: err.Error()}
+}

@@ -1,0 +1,154 @@
+package agent
+
+import (
+	"bufio"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+
+	"github.com/toppcloud/toppcloud/internal/protocol"
+)
+
+// MaxAgentSize bounds an uploaded agent binary.
+const MaxAgentSize = 1 << 30
+
+var sha256RE = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// installAgentOp replaces the agent binary with the one streamed after
+// the request. It is how a client updates the agent when it logs in as
+// the deploy user, whose sudo rule allows only `toppcloud node *`. Its
+// request never changes shape and it accepts every protocol version:
+// an old agent must be able to install a new one.
+func (a *Agent) installAgentOp() Op {
+	op := Handle(protocol.OpInstallAgent, "replace the agent binary with the one on stdin",
+		func(ctx context.Context, c *Call, args *protocol.InstallAgentArgs) (*protocol.InstallAgentResult, error) {
+			return a.installAgent(ctx, c.Input, *args)
+		})
+	op.AnyProtocol = true
+	return op
+}
+
+func (a *Agent) installAgent(ctx context.Context, in io.Reader, args protocol.InstallAgentArgs) (*protocol.InstallAgentResult, error) {
+	if args.Size <= 0 || args.Size > MaxAgentSize || !sha256RE.MatchString(args.SHA256) {
+		return nil, &protocol.Error{Code: protocol.CodeBadRequest, Message: "install-agent: size and sha256 of the binary are required"}
+	}
+	switch args.Encoding {
+	case "":
+	case "gzip":
+		br := bufio.NewReader(in)
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, &protocol.Error{Code: protocol.CodeBadRequest, Message: "install-agent: " + err.Error()}
+		}
+		in = zr
+	default:
+		return nil, &protocol.Error{Code: protocol.CodeBadRequest, Message: fmt.Sprintf("install-agent: unknown encoding %q", args.Encoding)}
+	}
+	h := a.Host
+	dst := h.Path(a.Layout.Agent)
+	if old, err := fileSHA256(dst); err == nil && old == args.SHA256 {
+		// Drain the stream so the client's writes do not fail.
+		_, _ = io.Copy(io.Discard, io.LimitReader(in, args.Size))
+		return &protocol.InstallAgentResult{Changed: false, Fingerprint: old}, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".upload-*")
+	if err != nil {
+		return nil, fmt.Errorf("install agent: %w", err)
+	}
+	tmp := f.Name()
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	sum := sha256.New()
+	n, err := io.Copy(io.MultiWriter(f, sum), io.LimitReader(in, args.Size+1))
+	if err != nil {
+		return nil, fmt.Errorf("install agent: receive: %w", err)
+	}
+	if n != args.Size {
+		return nil, &protocol.Error{Code: protocol.CodeBadRequest, Message: fmt.Sprintf("install-agent: received %d bytes, expected %d", n, args.Size)}
+	}
+	if got := hex.EncodeToString(sum.Sum(nil)); got != args.SHA256 {
+		return nil, &protocol.Error{Code: protocol.CodeBadRequest, Message: fmt.Sprintf("install-agent: checksum mismatch (got %s, expected %s)", got, args.SHA256)}
+	}
+	if err := f.Sync(); err != nil {
+		return nil, fmt.Errorf("install agent: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("install agent: %w", err)
+	}
+	if err := h.ChownPath(tmp, 0, 0); err != nil {
+		return nil, fmt.Errorf("install agent: %w", err)
+	}
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return nil, fmt.Errorf("install agent: %w", err)
+	}
+	// The running agent keeps its open inode; the next start runs the new
+	// binary.
+	if err := os.Rename(tmp, dst); err != nil {
+		return nil, fmt.Errorf("install agent: %w", err)
+	}
+	ok = true
+	return &protocol.InstallAgentResult{Changed: true, Fingerprint: args.SHA256}, nil
+}
+
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// infoOp reports the agent's version and node.json.
+func (a *Agent) infoOp() Op {
+	return Handle(protocol.OpInfo, "print the agent version and what setup-node recorded",
+		func(ctx context.Context, c *Call, _ *struct{}) (*protocol.InfoResult, error) {
+			v, err := a.VersionInfo()
+			if err != nil {
+				return nil, err
+			}
+			res := &protocol.InfoResult{Agent: v}
+			ni, err := a.readNodeInfo()
+			if err != nil {
+				return nil, err
+			}
+			res.Node = ni
+			return res, nil
+		})
+}
+
+// readNodeInfo reads node.json; nil when there is none.
+func (a *Agent) readNodeInfo() (*protocol.NodeInfo, error) {
+	b, err := a.Host.ReadFile(a.Layout.NodeInfo)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var ni protocol.NodeInfo
+	if err := json.Unmarshal(b, &ni); err != nil {
+		return nil, fmt.Errorf("%s: %w", a.Layout.NodeInfo, err)
+	}
+	return &ni, nil
+}

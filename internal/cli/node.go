@@ -1,0 +1,108 @@
+package cli
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/toppcloud/toppcloud/internal/agent"
+	"github.com/toppcloud/toppcloud/internal/protocol"
+)
+
+// nodeAgentCmd is `toppcloud node OP`: the agent side, which the client
+// runs on nodes over SSH. Hidden: people never type it.
+func (a *App) nodeAgentCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:                "node OPERATION",
+		Short:              "Run an agent operation on this node (used by toppcloud over SSH)",
+		Hidden:             true,
+		DisableFlagParsing: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			code := agent.New().Main(cmd.Context(), args, cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr())
+			switch code {
+			case 0:
+				return nil
+			case agent.ExitUsage:
+				return usagef("node: bad operation %q", strings.Join(args, " "))
+			default:
+				// The client reads the reason from the message stream.
+				return fmt.Errorf("node %s failed", strings.Join(args, " "))
+			}
+		},
+	}
+}
+
+func (a *App) nodeInfoCmd() *cobra.Command {
+	var asJSON bool
+	var user string
+	cmd := &cobra.Command{
+		Use:   "node-info HOSTNAME",
+		Short: "Show what setup-node did on a node and its agent's version",
+		Long: `Print the node's /etc/toppcloud/node.json (toppcloud version, time of the last
+setup-node that changed something, OS, package versions) and the version of
+its agent. Like every command that talks to a node, it replaces an agent
+that differs from this toppcloud.`,
+		GroupID: "nodes",
+		Args:    exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			_, rec, err := a.recordedNode(args[0])
+			if err != nil {
+				return err
+			}
+			n, closeConn, err := a.openNode(ctx, rec, user, true)
+			if err != nil {
+				return err
+			}
+			defer closeConn()
+			var info protocol.InfoResult
+			if err := n.Call(ctx, protocol.OpInfo, nil, &info, a.streamSteps()); err != nil {
+				return withTail(fmt.Errorf("node-info %s: %w", rec.Name, err))
+			}
+			if asJSON {
+				return a.out.JSON(info)
+			}
+			a.printNodeInfo(rec.Name, info)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print {agent, node} as JSON")
+	cmd.Flags().StringVar(&user, "user", "", "log in as `USER` (with passwordless sudo) instead of the recorded user")
+	return cmd
+}
+
+func (a *App) printNodeInfo(name string, info protocol.InfoResult) {
+	w := a.out.Stdout
+	v := info.Agent
+	fmt.Fprintf(w, "node:      %s\n", name)
+	fmt.Fprintf(w, "agent:     toppcloud %s (protocol %d, %s/%s, sha256 %s)\n", v.Version, v.Protocol, v.GOOS, v.GOARCH, short(v.Fingerprint))
+	ni := info.Node
+	if ni == nil {
+		fmt.Fprintf(w, "setup:     never completed (run toppcloud setup-node %s)\n", name)
+		return
+	}
+	fmt.Fprintf(w, "os:        %s\n", ni.OS.PrettyName)
+	fmt.Fprintf(w, "set up:    %s by %s with toppcloud %s (first %s)\n", ni.SetupAt.Format(time.RFC3339), ni.SetupBy, ni.Version, ni.FirstSetupAt.Format(time.RFC3339))
+	if len(ni.Changed) > 0 {
+		fmt.Fprintf(w, "changed:   %s\n", strings.Join(ni.Changed, ", "))
+	}
+	names := make([]string, 0, len(ni.Packages))
+	for p := range ni.Packages {
+		names = append(names, p)
+	}
+	slices.Sort(names)
+	fmt.Fprintln(w, "packages:")
+	for _, p := range names {
+		fmt.Fprintf(w, "  %-22s %s\n", p, ni.Packages[p])
+	}
+}
+
+func short(s string) string {
+	if len(s) > 12 {
+		return s[:12]
+	}
+	return s
+}

@@ -1,0 +1,117 @@
+package protocol
+
+import "time"
+
+// Operation names: `toppcloud node OP`.
+//
+// OpVersion and OpInstallAgent are how a client brings an agent of another
+// version up to date, so their request and output shapes never change:
+// every agent, old or new, must understand them.
+const (
+	// OpVersion prints a bare VersionInfo object; it reads no request.
+	OpVersion = "version"
+	// OpInstallAgent replaces the agent binary with the one streamed after
+	// the request (InstallAgentArgs). It accepts any Request.Protocol.
+	OpInstallAgent = "install-agent"
+	// OpInfo returns InfoResult.
+	OpInfo = "info"
+	// OpSetup runs setup-node's steps (SetupArgs, SetupResult).
+	OpSetup = "setup"
+)
+
+// Node facts client and agent agree on.
+const (
+	// AgentPath is where the agent lives on every node.
+	AgentPath = "/usr/local/bin/toppcloud"
+	// DeployUser is the user deploys log in as. Its sudoers rule lets it
+	// run `AgentPath node *` as root and nothing else.
+	DeployUser = "www-mgr"
+)
+
+// More error codes (see Error.Code).
+const (
+	// CodeDiskFull: the node ran out of disk space; free some and re-run.
+	CodeDiskFull = "disk_full"
+	// CodeUnsupportedOS: the node runs something other than Debian or
+	// Ubuntu.
+	CodeUnsupportedOS = "unsupported_os"
+)
+
+// InstallAgentArgs describes the binary that follows the request line on
+// stdin.
+type InstallAgentArgs struct {
+	// Size and SHA256 are those of the binary itself (after decoding);
+	// the agent refuses anything else.
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+	// Encoding is "gzip" or "" (raw bytes).
+	Encoding string `json:"encoding,omitempty"`
+}
+
+// InstallAgentResult is the result of OpInstallAgent.
+type InstallAgentResult struct {
+	// Changed is false when the installed binary was already this one.
+	Changed     bool   `json:"changed"`
+	Fingerprint string `json:"fingerprint"`
+}
+
+// SetupArgs are OpSetup's arguments.
+type SetupArgs struct {
+	// Name is the node's name in the client's records.
+	Name string `json:"name,omitempty"`
+	// AuthorizedKeys are public keys (authorized_keys lines) that may log
+	// in as DeployUser. They are added to the ones it has; none is
+	// removed.
+	AuthorizedKeys []string `json:"authorized_keys"`
+	// SSHPort is the port the client reached sshd on; the firewall keeps
+	// it open besides 22.
+	SSHPort int `json:"ssh_port,omitempty"`
+}
+
+// SetupResult is OpSetup's result.
+type SetupResult struct {
+	// Changed names the steps that changed the node; empty when the node
+	// was already set up.
+	Changed []string `json:"changed"`
+	// Node is the content of /etc/toppcloud/node.json after the run.
+	Node NodeInfo `json:"node"`
+}
+
+// NodeInfoFormat is the version of the NodeInfo file format.
+const NodeInfoFormat = 1
+
+// NodeInfo is /etc/toppcloud/node.json: what the last setup-node that
+// changed something did.
+type NodeInfo struct {
+	Format      int    `json:"format"`
+	Name        string `json:"name,omitempty"`
+	Version     string `json:"version"`
+	Protocol    int    `json:"protocol"`
+	Fingerprint string `json:"fingerprint"`
+	// FirstSetupAt is when setup-node first completed on this node.
+	FirstSetupAt time.Time `json:"first_setup_at"`
+	// SetupAt is when setup-node last changed something.
+	SetupAt time.Time `json:"setup_at"`
+	// SetupBy is Request.LocalUser of that run.
+	SetupBy string `json:"setup_by,omitempty"`
+	OS      OSInfo `json:"os"`
+	// Packages maps each package of the node's set to its installed
+	// version.
+	Packages map[string]string `json:"packages"`
+	// Changed names the steps that run changed.
+	Changed []string `json:"changed"`
+}
+
+// OSInfo is what /etc/os-release says.
+type OSInfo struct {
+	ID         string `json:"id"`
+	VersionID  string `json:"version_id"`
+	PrettyName string `json:"pretty_name"`
+}
+
+// InfoResult is OpInfo's result.
+type InfoResult struct {
+	Agent VersionInfo `json:"agent"`
+	// Node is nil when setup-node never completed on the node.
+	Node *NodeInfo `json:"node,omitempty"`
+}

@@ -1,0 +1,401 @@
+// Package remote is the client side of the agent protocol: on an SSH
+// connection to a node it checks the agent's version, installs the
+// client's own binary when it differs, and runs operations, streaming
+// their events and log lines to callbacks and returning their results.
+//
+//	n, err := remote.Open(ctx, sshClient, remote.Options{Binary: remote.LocalBinary(os.Getenv(remote.EnvAgentBinary))})
+//	var res protocol.SetupResult
+//	err = n.Call(ctx, protocol.OpSetup, args, &res, remote.CallOptions{Event: show})
+//
+// Who runs the agent follows from the login user:
+//   - root runs it directly, and the binary is uploaded with a small
+//     shell script (temporary name, checksum, rename);
+//   - the deploy user (www-mgr) runs `sudo -n /usr/local/bin/toppcloud
+//     node OP`, the only thing its sudo rule allows, and uploads through
+//     the agent's own install-agent operation;
+//   - any other user (setup-node --user) is a sudo user: the same with
+//     sudo -n in front.
+package remote
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+
+	"github.com/toppcloud/toppcloud/internal/protocol"
+	"github.com/toppcloud/toppcloud/internal/sshx"
+	"github.com/toppcloud/toppcloud/internal/version"
+)
+
+// Conn is the SSH connection a Node runs on; *sshx.Client implements it.
+type Conn interface {
+	sshx.Runner
+	Start(ctx context.Context, argv []string, stderr io.Writer) (*sshx.Session, error)
+	User() string
+	Addr() string
+}
+
+var _ Conn = (*sshx.Client)(nil)
+
+// ErrNoAgent: the node has no agent and this connection cannot install
+// one (the deploy user before setup-node, or Options.Binary unset).
+var ErrNoAgent = errors.New("no toppcloud agent on the node")
+
+// Options configure Open.
+type Options struct {
+	// Binary is installed when the node's agent differs from it. Nil
+	// means check only: a different or missing agent is an error.
+	Binary *Binary
+	// AgentPath is where the agent lives; empty means protocol.AgentPath.
+	AgentPath string
+	// LocalUser and Verbose go into every request.
+	LocalUser string
+	Verbose   int
+	// Progress hears what Open is doing ("uploading the agent (27 MB)").
+	Progress func(string)
+	// NoInstall makes a missing agent ErrNoAgent instead of installing
+	// it (node-info on a node that was never set up); a different one is
+	// still replaced.
+	NoInstall bool
+	// NoCompress sends the agent binary as it is. Compression (gzip,
+	// fastest level) cuts a ~70 MB upload to ~28 MB for a few seconds of
+	// CPU on both ends: a gain over the internet, a loss for a node on
+	// this machine (measured by bench/setupnode).
+	NoCompress bool
+}
+
+// Node is a node with an agent of the client's version.
+type Node struct {
+	conn     Conn
+	opts     Options
+	agent    protocol.VersionInfo
+	uploaded bool
+}
+
+// Open checks the agent on conn and installs Options.Binary when the
+// agent is missing or differs from it (by checksum, which covers version
+// and protocol). After Open, Agent() is the client's own version.
+func Open(ctx context.Context, conn Conn, opts Options) (*Node, error) {
+	if opts.AgentPath == "" {
+		opts.AgentPath = protocol.AgentPath
+	}
+	n := &Node{conn: conn, opts: opts}
+	n.progress("checking the agent")
+	v, found, err := n.version(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if found && opts.Binary == nil {
+		if v.Protocol != version.Protocol {
+			return nil, fmt.Errorf("%s: the agent speaks protocol %d, this client %d, and there is no binary to install", n.where(), v.Protocol, version.Protocol)
+		}
+		n.agent = v
+		return n, nil
+	}
+	if found {
+		want, err := opts.Binary.SHA256()
+		if err != nil {
+			return nil, err
+		}
+		if v.Fingerprint == want {
+			n.agent = v
+			return n, nil
+		}
+	}
+	if !found && (opts.Binary == nil || opts.NoInstall) {
+		return nil, fmt.Errorf("%s: %w at %s: run toppcloud setup-node first", n.where(), ErrNoAgent, opts.AgentPath)
+	}
+	if err := n.install(ctx, v, found); err != nil {
+		return nil, err
+	}
+	v, found, err = n.version(ctx)
+	if err != nil {
+		return nil, err
+	}
+	want, _ := opts.Binary.SHA256()
+	if !found || v.Fingerprint != want {
+		return nil, fmt.Errorf("%s: after installing the agent, %s still reports checksum %s (want %s)", n.where(), opts.AgentPath, shortSum(v.Fingerprint), shortSum(want))
+	}
+	n.agent = v
+	n.uploaded = true
+	return n, nil
+}
+
+// Agent describes the node's agent.
+func (n *Node) Agent() protocol.VersionInfo { return n.agent }
+
+// Uploaded reports whether Open installed the agent.
+func (n *Node) Uploaded() bool { return n.uploaded }
+
+// Conn is the connection.
+func (n *Node) Conn() Conn { return n.conn }
+
+func (n *Node) progress(s string) {
+	if n.opts.Progress != nil {
+		n.opts.Progress(s)
+	}
+}
+
+func (n *Node) where() string { return n.conn.User() + "@" + n.conn.Addr() }
+
+// restricted reports whether the login user may only run the agent.
+func (n *Node) restricted() bool { return n.conn.User() == protocol.DeployUser }
+
+// argv is the command line that runs operation op as root.
+func (n *Node) argv(op string) []string {
+	argv := []string{n.opts.AgentPath, "node", op}
+	if n.conn.User() != "root" {
+		argv = append([]string{"sudo", "-n"}, argv...)
+	}
+	return argv
+}
+
+// version runs `toppcloud node version` as the login user (it needs no
+// root). found is false when there is no agent at the path.
+func (n *Node) version(ctx context.Context) (protocol.VersionInfo, bool, error) {
+	out, err := sshx.Output(ctx, n.conn, []string{n.opts.AgentPath, "node", protocol.OpVersion}, nil)
+	var ee *sshx.ExitError
+	if errors.As(err, &ee) {
+		// 127: not found; 126: not executable (a broken upload); a
+		// binary that does not know "node version" is no agent of ours
+		// either. All of these are replaced.
+		return protocol.VersionInfo{}, false, nil
+	}
+	if err != nil {
+		return protocol.VersionInfo{}, false, fmt.Errorf("check the agent on %s: %w", n.where(), err)
+	}
+	var v protocol.VersionInfo
+	if err := json.Unmarshal(bytes.TrimSpace(out), &v); err != nil || v.Fingerprint == "" {
+		return protocol.VersionInfo{}, false, nil
+	}
+	return v, true, nil
+}
+
+// nodeArch is the node's GOARCH: what its agent says, else uname -m.
+func (n *Node) nodeArch(ctx context.Context, v protocol.VersionInfo, found bool) (string, error) {
+	if found && v.GOARCH != "" {
+		return v.GOARCH, nil
+	}
+	out, err := sshx.Output(ctx, n.conn, []string{"uname", "-m"}, nil)
+	if err != nil {
+		return "", fmt.Errorf("ask %s for its machine type: %w", n.where(), err)
+	}
+	return unameArch(strings.TrimSpace(string(out)))
+}
+
+func (n *Node) install(ctx context.Context, v protocol.VersionInfo, found bool) error {
+	b := n.opts.Binary
+	info, err := b.load()
+	if err != nil {
+		return err
+	}
+	arch, err := n.nodeArch(ctx, v, found)
+	if err != nil {
+		return err
+	}
+	if arch != info.goarch {
+		return fmt.Errorf("the node %s is linux/%s but the agent binary %s is linux/%s: build one for the node (GOOS=linux GOARCH=%s go build -o toppcloud-linux-%s ./cmd/toppcloud) and set %s to its path",
+			n.where(), arch, b.Path, info.goarch, arch, arch, EnvAgentBinary)
+	}
+	what := "installing the agent"
+	if found {
+		what = fmt.Sprintf("replacing the agent (%s, %s)", v.Version, shortSum(v.Fingerprint))
+	}
+	n.progress(fmt.Sprintf("%s: %s, %.1f MB", what, version.Version, float64(info.size)/1e6))
+	if n.restricted() {
+		if !found {
+			return fmt.Errorf("%s: %w at %s, and %s cannot install one: run toppcloud setup-node first", n.where(), ErrNoAgent, n.opts.AgentPath, protocol.DeployUser)
+		}
+		return n.installThroughAgent(ctx, info)
+	}
+	return n.installWithScript(ctx, info)
+}
+
+// openBinary streams the binary at path, gzip-compressed when compress
+// is set.
+func openBinary(path string, compress bool) (io.ReadCloser, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	if !compress {
+		return f, nil
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		defer f.Close()
+		zw, _ := gzip.NewWriterLevel(pw, gzip.BestSpeed)
+		_, err := io.Copy(zw, f)
+		if cerr := zw.Close(); err == nil {
+			err = cerr
+		}
+		pw.CloseWithError(err)
+	}()
+	return pr, nil
+}
+
+// uploadScript receives the agent on stdin (gzip-compressed when $3 is
+// "gzip"), checks its checksum and renames it into place, so the path
+// never holds a partial or wrong binary. It is a constant; the
+// destination, the checksum and the encoding are positional parameters.
+const uploadScript = `set -eu
+dst=$1
+want=$2
+tmp="$dst.toppcloud-upload.$$"
+trap 'rm -f -- "$tmp"' EXIT
+mkdir -p -- "$(dirname -- "$dst")"
+if [ "$3" = gzip ]; then gzip -dc > "$tmp"; else cat > "$tmp"; fi
+got=$(sha256sum < "$tmp")
+got=${got%% *}
+if [ "$got" != "$want" ]; then echo "upload $dst: checksum mismatch (received $got, expected $want)" >&2; exit 1; fi
+chmod 0755 "$tmp"
+sync -- "$tmp"
+mv -f -- "$tmp" "$dst"
+trap - EXIT`
+
+// UploadArgv is the command that installs the agent at dst as the login
+// user (root, or through sudo); encoding is "gzip" or "".
+func UploadArgv(user, dst, sha256, encoding string) []string {
+	argv := []string{"sh", "-c", uploadScript, "sh", dst, sha256, encoding}
+	if user != "root" {
+		argv = append([]string{"sudo", "-n"}, argv...)
+	}
+	return argv
+}
+
+func (n *Node) encoding() string {
+	if n.opts.NoCompress {
+		return ""
+	}
+	return "gzip"
+}
+
+func (n *Node) installWithScript(ctx context.Context, info binaryInfo) error {
+	z, err := openBinary(n.opts.Binary.Path, !n.opts.NoCompress)
+	if err != nil {
+		return err
+	}
+	defer z.Close()
+	err = n.conn.Run(ctx, UploadArgv(n.conn.User(), n.opts.AgentPath, info.sha256, n.encoding()), sshx.RunOptions{Stdin: z})
+	if err != nil {
+		return uploadError(n.where(), err)
+	}
+	return nil
+}
+
+func (n *Node) installThroughAgent(ctx context.Context, info binaryInfo) error {
+	z, err := openBinary(n.opts.Binary.Path, !n.opts.NoCompress)
+	if err != nil {
+		return err
+	}
+	defer z.Close()
+	args := protocol.InstallAgentArgs{Size: info.size, SHA256: info.sha256, Encoding: n.encoding()}
+	var res protocol.InstallAgentResult
+	if err := n.Call(ctx, protocol.OpInstallAgent, args, &res, CallOptions{Stream: z}); err != nil {
+		return uploadError(n.where(), err)
+	}
+	return nil
+}
+
+func uploadError(where string, err error) error {
+	if strings.Contains(err.Error(), "No space left on device") {
+		return fmt.Errorf("install the agent on %s: the node's disk is full (free space, then try again): %w", where, err)
+	}
+	var pe *protocol.Error
+	if errors.As(err, &pe) && pe.Code == protocol.CodeDiskFull {
+		return fmt.Errorf("install the agent on %s: the node's disk is full (free space, then try again): %w", where, err)
+	}
+	return fmt.Errorf("install the agent on %s: %w", where, err)
+}
+
+// CallOptions are the callbacks and input of one operation.
+type CallOptions struct {
+	// Event and Log receive the stream as it arrives; nil drops it.
+	Event func(protocol.Event)
+	Log   func(protocol.Log)
+	// Stream is sent after the request (install-agent's binary).
+	Stream io.Reader
+}
+
+// OpError is an operation the agent ran and reported failed.
+type OpError struct {
+	Op   string
+	Node string // user@host
+	Err  *protocol.Error
+}
+
+func (e *OpError) Error() string { return e.Err.Message }
+func (e *OpError) Unwrap() error { return e.Err }
+
+// Call runs operation op with args and decodes its result's data into
+// result (a pointer, or nil to ignore it). A failure the agent reports is
+// *OpError (wrapping *protocol.Error, with the failing command's output
+// tail); a connection or protocol failure is another error.
+func (n *Node) Call(ctx context.Context, op string, args any, result any, o CallOptions) error {
+	sess, err := n.conn.Start(ctx, n.argv(op), nil)
+	if err != nil {
+		return fmt.Errorf("%s on %s: %w", op, n.where(), err)
+	}
+	req := protocol.Request{Protocol: version.Protocol, Op: op, LocalUser: n.opts.LocalUser, Verbose: n.opts.Verbose}
+	var wg sync.WaitGroup
+	var writeErr error
+	wg.Go(func() {
+		defer sess.Stdin.Close()
+		if err := protocol.EncodeRequest(sess.Stdin, req, args); err != nil {
+			writeErr = err
+			return
+		}
+		if o.Stream != nil {
+			if _, err := io.Copy(sess.Stdin, o.Stream); err != nil {
+				writeErr = err
+			}
+		}
+	})
+	res, readErr := protocol.Read(sess.Stdout, protocol.Handler{Event: o.Event, Log: o.Log})
+	// Drain whatever follows the result so the agent can exit.
+	_, _ = io.Copy(io.Discard, sess.Stdout)
+	waitErr := sess.Wait()
+	wg.Wait()
+	if readErr != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("%s on %s: %w", op, n.where(), ctx.Err())
+		}
+		if waitErr != nil {
+			return fmt.Errorf("%s on %s: the agent ended without a result (%v): %w", op, n.where(), readErr, waitErr)
+		}
+		return fmt.Errorf("%s on %s: %w", op, n.where(), readErr)
+	}
+	if !res.OK {
+		pe := res.Error
+		if pe == nil {
+			pe = &protocol.Error{Code: protocol.CodeInternal, Message: "failed without a message"}
+		}
+		return &OpError{Op: op, Node: n.where(), Err: pe}
+	}
+	if writeErr != nil && o.Stream != nil {
+		return fmt.Errorf("%s on %s: send input: %w", op, n.where(), writeErr)
+	}
+	if result != nil && len(res.Data) > 0 {
+		if err := json.Unmarshal(res.Data, result); err != nil {
+			return fmt.Errorf("%s on %s: decode result: %w", op, n.where(), err)
+		}
+	}
+	return nil
+}
+
+func shortSum(s string) string {
+	if len(s) > 12 {
+		return s[:12]
+	}
+	if s == "" {
+		return "none"
+	}
+	return s
+}
