@@ -3,6 +3,9 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -37,6 +40,7 @@ func nodeAddr(t *testing.T, u *user, section, name string) string {
 // local node; the only way our key reaches that node is the personality
 // file the driver uploads at creation, as the seed describes.
 func TestRackspace_PersonalityFileReachesRealNode(t *testing.T) {
+	t.Parallel()
 	u := newUser(t)
 	backend := localtest.NewDriver(t, nil)
 	srv := rsfake.New(rsfake.Options{Backend: backend, Errorf: t.Errorf})
@@ -48,7 +52,8 @@ username = ` + rsfake.DefaultUsername + `
 secret = ` + rsfake.DefaultAPIKey + `
 region = DFW`)
 	name := localtest.UniqueName("e2e-rs")
-	u.mustRun("-p", "rs", "create-node", name)
+	debugLog := filepath.Join(u.home, "api.log")
+	u.mustRun("-p", "rs", "--debug-api", debugLog, "create-node", name, "--setup-node")
 
 	created := srv.Created()
 	if len(created) != 1 {
@@ -61,6 +66,36 @@ region = DFW`)
 	}
 	if strings.TrimSpace(got) != u.pubKey {
 		t.Errorf("authorized_keys on the node = %q, want the personality file's %q", got, u.pubKey)
+	}
+
+	// setup-node completed on the node the fake made.
+	if out, err := u.ssh(addr, "cat /etc/toppcloud/node.json"); err != nil || !strings.Contains(out, "version") {
+		t.Errorf("node.json after setup-node: %v\n%s", err, out)
+	}
+	if resp, err := http.Get("http://" + addr + "/"); err != nil {
+		t.Errorf("GET / on the set-up node: %v", err)
+	} else {
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound {
+			t.Errorf("GET / on the set-up node = %d, want 404 (the not-found site)", resp.StatusCode)
+		}
+	}
+
+	// The API traffic log has the requests but no credentials.
+	logText, err := os.ReadFile(debugLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(logText), "/v2.0/tokens") || !strings.Contains(string(logText), "/servers") {
+		t.Errorf("--debug-api log lacks the API calls:\n%.2000s", logText)
+	}
+	if strings.Contains(string(logText), rsfake.DefaultAPIKey) {
+		t.Error("--debug-api log contains the API key")
+	}
+	for _, line := range strings.Split(string(logText), "\n") {
+		if strings.HasPrefix(strings.ToLower(line), "x-auth-token:") && !strings.HasSuffix(line, "REDACTED") {
+			t.Errorf("--debug-api log shows a token: %q", line)
+		}
 	}
 
 	u.mustRun("-p", "rs", "destroy-node", name)
@@ -79,6 +114,7 @@ region = DFW`)
 // provider: the key is registered through DigitalOcean's key API and
 // passed at create.
 func TestDigitalOcean_KeyAPIReachesRealNode(t *testing.T) {
+	t.Parallel()
 	u := newUser(t)
 	backend := localtest.NewDriver(t, nil)
 	srv := dofake.New(dofake.Options{Token: "e2e-token", Backend: backend, Errorf: t.Errorf})
@@ -89,7 +125,7 @@ secret = e2e-token
 endpoint = ` + srv.URL() + `
 region = nyc3`)
 	name := localtest.UniqueName("e2e-do")
-	u.mustRun("-p", "do", "create-node", name)
+	u.mustRun("-p", "do", "create-node", name, "--setup-node")
 	if len(srv.Keys()) != 1 {
 		t.Errorf("fake has %d registered keys, want 1", len(srv.Keys()))
 	}
@@ -112,6 +148,7 @@ region = nyc3`)
 // (a local node made outside toppcloud), then forgets it without touching
 // it.
 func TestExisting_RegisterAndForget(t *testing.T) {
+	t.Parallel()
 	u := newUser(t)
 	d := localtest.NewDriver(t, nil)
 	n := localtest.CreateNode(t, d, localtest.UniqueName("e2e-ex"), provider.CreateRequest{AuthorizedKeys: []string{u.pubKey}})
@@ -120,6 +157,10 @@ provider = existing`)
 	u.mustRun("-p", "mine", "create-node", "myserver", "--address", n.Address())
 	if out, err := u.ssh(n.Address(), "hostname"); err != nil {
 		t.Fatalf("ssh with the pinned key: %v\n%s", err, out)
+	}
+	u.mustRun("setup-node", "myserver")
+	if out := u.mustRun("node-info", "myserver", "--json"); !strings.Contains(out, "version") {
+		t.Errorf("node-info after setup-node: %s", out)
 	}
 	_, _, stderr := u.run("-p", "mine", "destroy-node", "myserver")
 	if !strings.Contains(stderr, "not touched") {

@@ -324,9 +324,12 @@ func (a *App) createNode(ctx context.Context, name string, o createNodeOptions) 
 	if err != nil {
 		// Ctrl-C or a node that never came up: remove what we made so the
 		// account is not left with a half-created node.
-		if provider.ForgetsOnly(p.driver) {
+		switch {
+		case errors.Is(err, context.Canceled):
+			a.out.Warnf("interrupted; removing node %s so nothing is left half-created", name)
+		case provider.ForgetsOnly(p.driver):
 			a.out.Warnf("cannot use %s at %s as user %s; not registering it (check the address, add your key to the server, or pass --user)", name, o.address, userOr(o.user))
-		} else {
+		default:
 			a.out.Warnf("node %s did not become ready; destroying it", name)
 		}
 		a.removeHalfCreated(p, node, st, name)
