@@ -50,8 +50,13 @@ test: deps vet integration
 demo: deps build
 	./scripts/demo.sh
 
+# bench prints the numbers behind the speed targets (see each program's
+# doc comment); they need root and make real local nodes.
 bench: deps build
+	$(GO) run ./bench/clistart -bin $(BIN)
 	$(GO) run ./bench/localnode
+	$(GO) run ./bench/setupnode
+	$(GO) run ./bench/transfer
 
 clean:
 	rm -rf bin
