@@ -37,6 +37,17 @@
 //     static files included. There is no localhost bypass: internal
 //     requests (update_fetch, run) go to the instance directly.
 //     Upstream failures (502, 504) get the same page.
+//   - Render gets a backend per route, not per instance, and nothing in
+//     the config names a live instance: the agent points each route at a
+//     stable path (a slot symlink) and switches instances by replacing the
+//     symlink, so a deploy or an activate does not reload Caddy. Caddy
+//     resolves the unix socket path at every connect and the file paths at
+//     every request; connections to unix upstreams are not reused
+//     (keep_alive off), so none outlives a switch.
+//   - PHP: requests naming no file under php_root go to the app's runner
+//     (the front controller, named in SCRIPT_FILENAME as php-fpm sees it),
+//     as the original's master-runner did; without a runner, php_root's
+//     index.php.
 //   - prev.HOST is not served: prev instances are stopped after a deploy
 //     drains them, so `activate LOCATION prev` is the way back. The
 //     pseudo-hosts not-found and disabled are not deployable; both pages
