@@ -27,7 +27,8 @@
 //     below the mount plus X-Forwarded-Prefix (what apps behind a
 //     path-prefix proxy usually expect); PHP gets the path below the mount,
 //     SCRIPT_NAME with the mount put back, and SILVER_MATCH_PATH. Client
-//     copies of both headers are deleted before routing.
+//     copies of both headers (and of X-Toppcloud-Internal, which marks the
+//     agent's own requests) are deleted before routing.
 //   - Inside a mount: static/, writable-root/HOST/, writable-root/, then
 //     the app; a directory serves its index.html and gets its trailing
 //     slash by redirect. The original also redirected ".../index.html" to

@@ -35,6 +35,9 @@ func (i *Instance) Files() ([]File, error) {
 		return nil, fmt.Errorf("instance %s: %w", i.Name, err)
 	}
 	out := []File{{Path: i.Layout.EnvFilePath(i.Name), Mode: 0o600, Data: env}}
+	if i.Kind == appconfig.KindCommand {
+		out = append(out, File{Path: i.Layout.ProxyEnvPath(i.Name), Mode: 0o644, Data: i.proxyEnv()})
+	}
 	if i.Kind == appconfig.KindPHP {
 		conf, err := i.FPMConfig()
 		if err != nil {
