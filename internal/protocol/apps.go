@@ -50,6 +50,10 @@ type DeployManifestArgs struct {
 	// Config says the manifest is of a --config directory, not of the
 	// application.
 	Config bool `json:"config,omitempty"`
+	// NeedConfig: the app requires a configuration (config.required,
+	// without config.default) and this update uploads none; the agent
+	// refuses before any upload unless one was uploaded before.
+	NeedConfig bool `json:"need_config,omitempty"`
 }
 
 // DeployManifestResult is OpDeployManifest's result.
