@@ -99,7 +99,7 @@ func (a *Agent) activate(ctx context.Context, c *Call, args protocol.ActivateArg
 	}
 	stopNew := func() {
 		if started {
-			_ = a.stopInstance(context.WithoutCancel(ctx), target, rec.Kind)
+			_ = a.stopInstance(context.WithoutCancel(ctx), target, rec.Kind, false)
 		}
 	}
 
@@ -219,7 +219,7 @@ func (a *Agent) startExisting(ctx context.Context, c *Call, st *protocol.Step, r
 		return false, err
 	}
 	if err := a.startInstance(ctx, st, inst); err != nil {
-		_ = a.stopInstance(context.WithoutCancel(ctx), rec.Instance, rec.Kind)
+		_ = a.stopInstance(context.WithoutCancel(ctx), rec.Instance, rec.Kind, false)
 		return false, err
 	}
 	return true, nil

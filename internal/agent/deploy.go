@@ -222,11 +222,7 @@ func (a *Agent) deploy(ctx context.Context, c *Call, args protocol.DeployArgs) (
 			st.Failed(firstLine(err.Error()))
 			return nil, err
 		}
-		if detail == "" {
-			st.Skipped("")
-		} else {
-			st.Done(true, detail)
-		}
+		st.Done(true, detail)
 	}
 	return &d.res, nil
 }
@@ -329,7 +325,11 @@ func (d *deployRun) installConfig(ctx context.Context, st *protocol.Step) (strin
 				return "", &protocol.Error{Code: protocol.CodeConfigRequired, Message: app + " requires a configuration (config.required) and none was uploaded: run update with --config DIR"}
 			}
 		}
-		return "", a.writeLinks(d.rec)
+		detail := "no --config; none uploaded before"
+		if d.rec.ConfigDigest != "" {
+			detail = "no --config; the one uploaded before stays"
+		}
+		return detail, a.writeLinks(d.rec)
 	}
 	digest := *d.args.ConfigDigest
 	m, err := d.store.Manifest(digest)
@@ -381,7 +381,7 @@ func (d *deployRun) installConfig(ctx context.Context, st *protocol.Step) (strin
 
 func (d *deployRun) installPackages(ctx context.Context, st *protocol.Step) (string, error) {
 	if len(d.cfg.Packages) == 0 {
-		return "", nil
+		return "none in app.ini", nil
 	}
 	did, err := d.a.installDebs(ctx, d.c, st, d.cfg.Packages)
 	if err != nil {
@@ -396,7 +396,7 @@ func (d *deployRun) installPackages(ctx context.Context, st *protocol.Step) (str
 func (d *deployRun) prepareServices(ctx context.Context, st *protocol.Step) (string, error) {
 	if len(d.cfg.Services) == 0 {
 		d.services = map[string]string{}
-		return "", nil
+		return "none in app.ini", nil
 	}
 	env, err := d.a.prepareServices(ctx, d.c, d.args.App, d.cfg, d.args.Clear)
 	if err != nil {
@@ -431,7 +431,7 @@ func (d *deployRun) start(ctx context.Context, st *protocol.Step) (string, error
 		return "", err
 	}
 	if !inst.HasProcess() {
-		return "", nil
+		return "a static site runs no process", nil
 	}
 	start := time.Now()
 	if err := a.startInstance(ctx, st, inst); err != nil {
@@ -442,11 +442,11 @@ func (d *deployRun) start(ctx context.Context, st *protocol.Step) (string, error
 
 func (d *deployRun) updateFetch(ctx context.Context, st *protocol.Step) (string, error) {
 	if len(d.cfg.UpdateFetch) == 0 {
-		return "", nil
+		return "none in app.ini", nil
 	}
 	if !d.inst.HasProcess() {
 		d.c.Warnf("update_fetch ignored: a static site runs nothing to fetch from")
-		return "", nil
+		return "ignored (static site)", nil
 	}
 	host := runner.CanonicalHostname([]string{d.loc.String()})
 	var lines []string
@@ -508,7 +508,10 @@ func (d *deployRun) switchRoute(ctx context.Context, st *protocol.Step) (string,
 
 func (d *deployRun) drain(ctx context.Context, st *protocol.Step) (string, error) {
 	if d.oldLive == "" {
-		return "", nil
+		if d.res.Prev != "" {
+			return "nothing to drain (" + d.res.Prev + " serves another location)", nil
+		}
+		return "nothing to drain (first instance here)", nil
 	}
 	st.Progress("waiting for " + d.oldLive + "'s requests")
 	detail, err := d.a.drainAndStop(ctx, d.oldLive)
@@ -542,7 +545,7 @@ func (d *deployRun) record(ctx context.Context, st *protocol.Step) (string, erro
 	if err != nil {
 		// The switch is done; a missing record must not fail it.
 		d.c.Warnf("release record of %s: %v", d.args.App, err)
-		return "", nil
+		return "not recorded", nil
 	}
 	d.res.Release = r.Number
 	return fmt.Sprintf("release %d", r.Number), nil

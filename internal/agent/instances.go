@@ -105,18 +105,16 @@ func (a *Agent) startInstance(ctx context.Context, st *protocol.Step, inst *runn
 	if err := runner.WriteFiles(a.Host.Root, files); err != nil {
 		return err
 	}
+	if err := runner.WriteLinks(a.Host.Root, inst.EnableLinks()); err != nil {
+		return err
+	}
 	sc := a.systemctl()
 	if err := sc.DaemonReload(ctx); err != nil {
 		return err
 	}
 	st.Progress("starting " + runner.UnitName(inst.Name))
-	if err := sc.Start(ctx, inst.Name); err != nil {
+	if err := sc.StartInstance(ctx, inst); err != nil {
 		return a.unhealthy(ctx, inst, err)
-	}
-	if inst.Kind == appconfig.KindCommand {
-		if err := sc.StartProxy(ctx, inst.Name); err != nil {
-			return err
-		}
 	}
 	st.Progress("waiting for it to answer")
 	hc := inst.Health(sc.Exited(inst.Name), sc.Tail(inst.Name, runner.DefaultTailLines))
@@ -157,17 +155,15 @@ func (a *Agent) unhealthy(ctx context.Context, inst *runner.Instance, err error)
 // stopInstance stops an instance's units and removes its unit files and
 // socket directory; its directory and record stay (prev, or clean-node's
 // to remove). Stopping what is not running is not an error.
-func (a *Agent) stopInstance(ctx context.Context, name string, kind appconfig.Kind) error {
-	sc := a.systemctl()
+func (a *Agent) stopInstance(ctx context.Context, name string, kind appconfig.Kind, drained bool) error {
 	var errs []error
-	if kind == appconfig.KindCommand {
-		errs = append(errs, sc.StopProxy(ctx, name))
-	}
-	if kind != appconfig.KindStatic {
-		errs = append(errs, sc.Stop(ctx, name))
+	if err := a.systemctl().StopInstance(ctx, name, kind, drained); err != nil {
+		errs = append(errs, err)
 	}
 	inst := &runner.Instance{App: strings.SplitN(name, ".", 2)[0], Name: name, Kind: kind, Layout: a.Layout.Runner()}
-	errs = append(errs, inst.RemoveFiles(a.Host.Root))
+	if err := inst.RemoveFiles(a.Host.Root); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -180,9 +176,11 @@ func (a *Agent) drainAndStop(ctx context.Context, name string) (string, error) {
 		return "", err
 	}
 	detail := "no process"
+	drained := false
 	if rec.Kind != appconfig.KindStatic {
 		sock := a.Host.Path(a.Layout.Runner().Socket(name))
-		initial, left, drained, err := runner.Drainer{}.Wait(ctx, sock)
+		var initial, left int
+		initial, left, drained, err = runner.Drainer{}.Wait(ctx, sock)
 		switch {
 		case err != nil:
 			detail = "could not count its requests: " + err.Error()
@@ -194,7 +192,7 @@ func (a *Agent) drainAndStop(ctx context.Context, name string) (string, error) {
 			detail = plural(initial, "request", "requests") + " finished"
 		}
 	}
-	if err := a.stopInstance(ctx, name, rec.Kind); err != nil {
+	if err := a.stopInstance(ctx, name, rec.Kind, drained); err != nil {
 		return detail, err
 	}
 	return detail, nil
@@ -208,7 +206,8 @@ func (a *Agent) removeInstance(ctx context.Context, name string) error {
 		kind = rec.Kind
 	}
 	var errs []error
-	errs = append(errs, a.stopInstance(ctx, name, kind))
+	// Nothing routes to an instance being removed: stop it at once.
+	errs = append(errs, a.stopInstance(ctx, name, kind, true))
 	for _, p := range []string{a.Layout.linksDir(name), path.Join(a.Layout.WWW, name)} {
 		if err := os.RemoveAll(a.Host.Path(p)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err)

@@ -76,11 +76,15 @@ func WriteFiles(root string, files []File) error {
 }
 
 // RemoveFiles removes what Files wrote for the instance (under root), the
-// directories that held only them, and the instance's socket directory.
+// directories that held only them, its EnableLinks, and the instance's
+// socket directory.
 // Call it once the unit is stopped. Missing files are not an error.
 func (i *Instance) RemoveFiles(root string) error {
 	l := i.Layout
 	var errs []error
+	if err := l.removeEnableLinks(root, i.Name); err != nil {
+		errs = append(errs, err)
+	}
 	for _, dir := range []string{l.EtcDir(i.Name), filepath.Dir(l.DropInPath(i.Name)), l.SocketDir(i.Name)} {
 		if err := os.RemoveAll(filepath.Join(root, dir)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err)
