@@ -87,7 +87,7 @@ func (a *Agent) activate(ctx context.Context, c *Call, args protocol.ActivateArg
 	// Start it beside the live one, with the same health check as an
 	// update (no update_fetch: it ran when the instance was made).
 	st = c.Out.Start(StepStart)
-	started, err := a.startExisting(ctx, c, st, rec, loc)
+	started, err := a.startExisting(ctx, c, st, rec, loc, time.Duration(args.HealthTimeout))
 	if err != nil {
 		st.Failed(firstLine(err.Error()))
 		return nil, err
@@ -180,7 +180,7 @@ func (a *Agent) resolveTarget(app string, rt router.Route, target string) (strin
 
 // startExisting starts an instance that is on disk, unless it runs
 // already (live elsewhere). It reports whether it started it.
-func (a *Agent) startExisting(ctx context.Context, c *Call, st *protocol.Step, rec *instanceRecord, loc location.Location) (bool, error) {
+func (a *Agent) startExisting(ctx context.Context, c *Call, st *protocol.Step, rec *instanceRecord, loc location.Location, healthTimeout time.Duration) (bool, error) {
 	if rec.Kind == appconfig.KindStatic {
 		return false, nil
 	}
@@ -218,7 +218,7 @@ func (a *Agent) startExisting(ctx context.Context, c *Call, st *protocol.Step, r
 	if err := a.writeLinks(rec); err != nil {
 		return false, err
 	}
-	if err := a.startInstance(ctx, st, inst); err != nil {
+	if err := a.startInstance(ctx, st, inst, healthTimeout); err != nil {
 		_ = a.stopInstance(context.WithoutCancel(ctx), rec.Instance, rec.Kind, false)
 		return false, err
 	}

@@ -434,7 +434,7 @@ func (d *deployRun) start(ctx context.Context, st *protocol.Step) (string, error
 		return "a static site runs no process", nil
 	}
 	start := time.Now()
-	if err := a.startInstance(ctx, st, inst); err != nil {
+	if err := a.startInstance(ctx, st, inst, time.Duration(d.args.HealthTimeout)); err != nil {
 		return "", err
 	}
 	return fmt.Sprintf("%s answers (%.1fs)", runner.UnitName(inst.Name), time.Since(start).Seconds()), nil

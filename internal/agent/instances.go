@@ -94,7 +94,7 @@ func (a *Agent) portsInUse(except string) map[int]bool {
 // startInstance writes the instance's files, starts its units and waits
 // until it answers, on its own address and then on the socket the router
 // will use. A failure is a *protocol.Error carrying the process's output.
-func (a *Agent) startInstance(ctx context.Context, st *protocol.Step, inst *runner.Instance) error {
+func (a *Agent) startInstance(ctx context.Context, st *protocol.Step, inst *runner.Instance, healthTimeout time.Duration) error {
 	if !inst.HasProcess() {
 		return nil
 	}
@@ -118,6 +118,9 @@ func (a *Agent) startInstance(ctx context.Context, st *protocol.Step, inst *runn
 	}
 	st.Progress("waiting for it to answer")
 	hc := inst.Health(sc.Exited(inst.Name), sc.Tail(inst.Name, runner.DefaultTailLines))
+	if healthTimeout > 0 {
+		hc.Timeout = healthTimeout
+	}
 	if err := hc.Wait(ctx); err != nil {
 		var he *runner.HealthError
 		if errors.As(err, &he) {

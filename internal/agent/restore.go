@@ -77,7 +77,7 @@ func (a *Agent) restoreInstance(ctx context.Context, c *Call, app, instance stri
 		return a.writeLinks(rec)
 	}
 	st := c.Out.Start("start " + instance)
-	started, err := a.startExisting(ctx, c, st, rec, loc)
+	started, err := a.startExisting(ctx, c, st, rec, loc, 0)
 	if err != nil {
 		st.Failed(firstLine(err.Error()))
 		return err

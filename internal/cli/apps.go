@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/toppcloud/toppcloud/internal/agent/runner"
 	"github.com/toppcloud/toppcloud/internal/appconfig"
 	"github.com/toppcloud/toppcloud/internal/config"
 	"github.com/toppcloud/toppcloud/internal/deploy"
@@ -106,6 +107,7 @@ running) does nothing and says so; --force makes a new instance anyway.`,
 	f.BoolVar(&o.Force, "force", false, "make and start a new instance even if nothing changed")
 	f.BoolVar(&o.etcHosts, "etc-hosts", false, "add the location's host to /etc/hosts with the node's address")
 	f.DurationVar(&o.LockTimeout, "lock-timeout", deploy.DefaultLockTimeout, "wait at most `D` for another operation on the same app")
+	f.DurationVar(&o.HealthTimeout, "health-timeout", runner.DefaultHealthTimeout, "wait at most `D` for the new instance to answer")
 	return cmd
 }
 
@@ -210,7 +212,7 @@ func (a *App) locationNode(arg, node string) (location.Location, string, error) 
 
 func (a *App) activateCmd() *cobra.Command {
 	var node string
-	var lockTimeout time.Duration
+	var lockTimeout, healthTimeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "activate LOCATION INSTANCE|prev|RELEASE",
 		Short: "Make another instance live at a location (rollback, roll forward)",
@@ -238,7 +240,7 @@ stopped.`,
 			}
 			defer closeConn()
 			var res protocol.ActivateResult
-			err = n.Call(ctx, protocol.OpActivate, protocol.ActivateArgs{Location: loc.String(), Target: target, LockWait: protocol.Duration(lockTimeout)}, &res, a.streamSteps())
+			err = n.Call(ctx, protocol.OpActivate, protocol.ActivateArgs{Location: loc.String(), Target: target, LockWait: protocol.Duration(lockTimeout), HealthTimeout: protocol.Duration(healthTimeout)}, &res, a.streamSteps())
 			if err != nil {
 				return withTail(fmt.Errorf("activate %s %s: %w", loc, target, err))
 			}
@@ -255,6 +257,7 @@ stopped.`,
 	}
 	cmd.Flags().StringVar(&node, "node", "", "the `NODE` (default: the location's host)")
 	cmd.Flags().DurationVar(&lockTimeout, "lock-timeout", deploy.DefaultLockTimeout, "wait at most `D` for another operation on the same app")
+	cmd.Flags().DurationVar(&healthTimeout, "health-timeout", runner.DefaultHealthTimeout, "wait at most `D` for the instance to answer")
 	return cmd
 }
 

@@ -47,6 +47,9 @@ type Options struct {
 	// Force makes a new instance even when nothing changed.
 	Force       bool
 	LockTimeout time.Duration
+	// HealthTimeout bounds the wait for the new instance (0: the node's
+	// default, runner.DefaultHealthTimeout).
+	HealthTimeout time.Duration
 }
 
 // Nodes answers whether a node name is one the client knows.
@@ -156,8 +159,8 @@ func Prepare(ctx context.Context, o Options, nodes Nodes, cacheDir string) (*Pla
 	} else if cfg.ConfigRequired && cfg.ConfigDefault == "" {
 		p.NeedConfig = true
 	}
-	if o.LockTimeout < 0 {
-		return nil, inputf("--lock-timeout must not be negative")
+	if o.LockTimeout < 0 || o.HealthTimeout < 0 {
+		return nil, inputf("--lock-timeout and --health-timeout must not be negative")
 	}
 
 	p.Manifest, p.Stats, err = manifest.Build(ctx, dir, manifest.Options{CacheDir: cacheDir})
@@ -195,7 +198,7 @@ func ResolveNode(loc location.Location, flag string, nodes Nodes) (string, error
 		if flag != "" {
 			return "", inputf("--node %s: no node by that name (list-nodes shows them; create-node makes or registers one)", name)
 		}
-		return "", inputf("%s is not the name of a node toppcloud knows: give --node NODE to deploy %s to one (list-nodes shows them)", name, loc)
+		return "", inputf("%s is not the name of a node toppcloud knows: give --node NODE for %s (list-nodes shows the nodes)", name, loc)
 	}
 	return name, nil
 }
@@ -296,6 +299,7 @@ func Deploy(ctx context.Context, n Caller, p *Plan, up UploadStats, o remote.Cal
 	args := protocol.DeployArgs{
 		App: p.App, Location: p.Location.String(), Digest: up.Digest, ConfigDigest: up.ConfigDigest,
 		Clear: p.Opts.Clear, LockWait: protocol.Duration(lock), SkipUnchanged: !p.Opts.Force,
+		HealthTimeout: protocol.Duration(p.Opts.HealthTimeout),
 	}
 	var res protocol.DeployResult
 	if err := n.Call(ctx, protocol.OpDeploy, args, &res, o); err != nil {
@@ -326,4 +330,3 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	c.n.Add(int64(n))
 	return n, err
 }
-

@@ -87,6 +87,9 @@ type DeployArgs struct {
 	Clear bool `json:"clear,omitempty"`
 	// LockWait bounds waiting for another operation on the same app.
 	LockWait Duration `json:"lock_wait,omitempty"`
+	// HealthTimeout bounds the wait for the new instance to answer (0:
+	// the agent's default).
+	HealthTimeout Duration `json:"health_timeout,omitempty"`
 	// SkipUnchanged lets the agent skip the update when the live instance
 	// at Location has the same manifest and configuration and runs under
 	// this agent version (DeployResult.Unchanged); false always makes a
@@ -122,8 +125,9 @@ type DeployResult struct {
 type ActivateArgs struct {
 	Location string `json:"location"`
 	// Target is an instance name, "prev" or a release number.
-	Target   string   `json:"target"`
-	LockWait Duration `json:"lock_wait,omitempty"`
+	Target        string   `json:"target"`
+	LockWait      Duration `json:"lock_wait,omitempty"`
+	HealthTimeout Duration `json:"health_timeout,omitempty"`
 }
 
 // ActivateResult is OpActivate's result.
