@@ -369,7 +369,7 @@ func TestIntegration_Update(t *testing.T) {
 
 	t.Run("a second update of the app waits or gives up", func(t *testing.T) {
 		slow := copyApp(t, "python", map[string]string{
-			"app.ini":      "[production]\napp_name = hello\nrunner = app.py\nupdate_fetch = script:bin/slow.sh\n",
+			"app.ini":     "[production]\napp_name = hello\nrunner = app.py\nupdate_fetch = script:bin/slow.sh\n",
 			"bin/slow.sh": "#!/bin/sh\necho migrating slowly\nsleep 5\necho done\n",
 		})
 		var wg sync.WaitGroup
@@ -572,4 +572,3 @@ func (l *load) stop() {
 		l.t.Errorf("only %d requests were sent: the load did not cover the switches", total)
 	}
 }
-
