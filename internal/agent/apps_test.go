@@ -457,3 +457,62 @@ func TestAppendRelease_Numbers(t *testing.T) {
 		t.Errorf("log:\n%s", b)
 	}
 }
+
+// TestDeploy_ConfigUpload: --config replaces the app's config directory
+// (kept across updates without --config), an app that requires one and
+// never had one is refused before any upload, and an unchanged update
+// with another config is not skipped.
+func TestDeploy_ConfigUpload(t *testing.T) {
+	n := setUpNode(t)
+	l := DefaultLayout()
+	configDir := path.Join(l.Apps, "site", "config")
+
+	// config.required, none uploaded ever: refused at the manifest.
+	var mb bytes.Buffer
+	m, _, err := manifest.Build(context.Background(), staticApp(t, "site", "x"), manifest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	protocol.WriteManifest(&mb, m)
+	e := failed(t, runOp(t, n.agent, protocol.OpDeployManifest, req(protocol.OpDeployManifest), protocol.DeployManifestArgs{App: "site", NeedConfig: true}, mb.Bytes()))
+	if e.Code != protocol.CodeConfigRequired || !strings.Contains(e.Message, "--config") {
+		t.Errorf("config required: %+v", e)
+	}
+
+	app := staticApp(t, "site", "x")
+	cfg1 := writeApp(t, map[string]string{"settings.ini": "[db]\nname = one\n"})
+	d := upload(t, n, "site", app)
+	c1 := upload(t, n, "site", cfg1)
+	args := deployArgs("site", "site.test", d)
+	args.ConfigDigest = &c1
+	r1 := n.deploy(t, args)
+	if got := readFile(t, n.h, path.Join(configDir, "settings.ini")); got != "[db]\nname = one\n" {
+		t.Errorf("config = %q", got)
+	}
+	if got := strings.TrimSpace(readFile(t, n.h, path.Join(l.Apps, "site", configDigestFile))); got != c1.String() {
+		t.Errorf("config digest = %q", got)
+	}
+
+	// An update without --config keeps it, and is unchanged.
+	if r := n.deploy(t, deployArgs("site", "site.test", upload(t, n, "site", app))); !r.Unchanged || r.Instance != r1.Instance {
+		t.Errorf("update without --config: %+v", r)
+	}
+	// With another config, a new instance.
+	c2 := upload(t, n, "site", writeApp(t, map[string]string{"settings.ini": "[db]\nname = two\n"}))
+	args = deployArgs("site", "site.test", upload(t, n, "site", app))
+	args.ConfigDigest = &c2
+	if r := n.deploy(t, args); r.Unchanged || r.Instance == r1.Instance {
+		t.Errorf("update with a new config: %+v", r)
+	}
+	if got := readFile(t, n.h, path.Join(configDir, "settings.ini")); got != "[db]\nname = two\n" {
+		t.Errorf("config after the second upload = %q", got)
+	}
+	entries, _ := os.ReadDir(n.h.Path(path.Join(l.Apps, "site")))
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), "config.") && e.Name() != configDigestFile {
+			t.Errorf("left over: %s", e.Name())
+		}
+	}
+	// Now that one was uploaded, config.required is satisfied.
+	ok(t, runOp(t, n.agent, protocol.OpDeployManifest, req(protocol.OpDeployManifest), protocol.DeployManifestArgs{App: "site", NeedConfig: true}, mb.Bytes()), nil)
+}

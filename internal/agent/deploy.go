@@ -508,6 +508,7 @@ func (d *deployRun) switchRoute(ctx context.Context, st *protocol.Step) (string,
 
 func (d *deployRun) drain(ctx context.Context, st *protocol.Step) (string, error) {
 	if d.oldLive == "" {
+		d.cleanOldDirs()
 		if d.res.Prev != "" {
 			return "nothing to drain (" + d.res.Prev + " serves another location)", nil
 		}
@@ -519,12 +520,20 @@ func (d *deployRun) drain(ctx context.Context, st *protocol.Step) (string, error
 		d.c.Warnf("stop %s: %v", d.oldLive, err)
 	}
 	d.res.Drained = detail
-	if d.onlyLive() {
-		if err := d.a.removeOldTemps(d.args.App); err != nil {
-			d.c.Warnf("remove old TEMP directories of %s: %v", d.args.App, err)
-		}
-	}
+	d.cleanOldDirs()
 	return d.oldLive + " stopped (" + detail + "), kept as prev", nil
+}
+
+// cleanOldDirs removes the TEMP and config directories set aside for
+// instances that ran before, once none runs any more: the new instance is
+// the app's only live one (the others were stopped).
+func (d *deployRun) cleanOldDirs() {
+	if !d.onlyLive() {
+		return
+	}
+	if err := d.a.removeOldDirs(d.args.App); err != nil {
+		d.c.Warnf("remove old TEMP and config directories of %s: %v", d.args.App, err)
+	}
 }
 
 // onlyLive reports whether the new instance is the app's only live one.

@@ -266,8 +266,9 @@ func (a *Agent) freshTemp(app string) error {
 	return err
 }
 
-// removeOldTemps removes the TEMP directories renamed by earlier updates.
-func (a *Agent) removeOldTemps(app string) error {
+// removeOldDirs removes the TEMP and config directories earlier updates
+// set aside for the instances that were running then.
+func (a *Agent) removeOldDirs(app string) error {
 	dir := a.Layout.Runner().AppDir(app)
 	entries, err := os.ReadDir(a.Host.Path(dir))
 	if err != nil {
@@ -275,7 +276,7 @@ func (a *Agent) removeOldTemps(app string) error {
 	}
 	var errs []error
 	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), "tmp.old-") {
+		if strings.HasPrefix(e.Name(), "tmp.old-") || strings.HasPrefix(e.Name(), "config.old-") {
 			errs = append(errs, os.RemoveAll(a.Host.Path(path.Join(dir, e.Name()))))
 		}
 	}
