@@ -59,7 +59,16 @@ func main() {
 	keep := flag.Bool("keep", false, "keep the node and the work directory")
 	verbose := flag.Bool("v", false, "show the commands' output")
 	cache := flag.String("cache", local.DefaultRoot, "local provider image cache (cache_dir)")
+	gen := flag.String("generate", "", "only write a generated application (app name bench) into `DIR`, for profiling by hand")
+	seed := flag.Uint64("seed", 1, "the generated application's seed (with -generate)")
 	flag.Parse()
+	if *gen != "" {
+		if _, err := generate(*gen, "bench", *files, int64(*mb)<<20, *seed); err != nil {
+			fmt.Fprintln(os.Stderr, "deploy bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	b := &bench{files: *files, size: int64(*mb) << 20, verbose: *verbose, cache: *cache}
 	err := b.run(*runs, *keep)
 	if err != nil {

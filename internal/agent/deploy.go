@@ -430,6 +430,9 @@ func (d *deployRun) start(ctx context.Context, st *protocol.Step) (string, error
 	if err := a.writeLinks(d.rec); err != nil { // the port
 		return "", err
 	}
+	if err := d.checkConfig(ctx, st); err != nil {
+		return "", err
+	}
 	if !inst.HasProcess() {
 		return "a static site runs no process", nil
 	}
@@ -438,6 +441,32 @@ func (d *deployRun) start(ctx context.Context, st *protocol.Step) (string, error
 		return "", err
 	}
 	return fmt.Sprintf("%s answers (%.1fs)", runner.UnitName(inst.Name), time.Since(start).Seconds()), nil
+}
+
+// checkConfig runs app.ini's config.checker on the configuration the new
+// instance gets, before it starts, as the original checked a --config
+// directory before using it.
+func (d *deployRun) checkConfig(ctx context.Context, st *protocol.Step) error {
+	checker := d.cfg.ConfigChecker
+	if checker.IsZero() {
+		return nil
+	}
+	dir := d.inst.Env[runner.EnvAppConfig]
+	if dir == "" {
+		d.c.Warnf("config.checker %s not run: %s has no configuration (--config DIR uploads one)", checker, d.args.App)
+		return nil
+	}
+	st.Progress("config.checker " + checker.String())
+	cmd, err := d.inst.CheckConfigCommand(ctx, checker, dir)
+	if err != nil {
+		return err
+	}
+	err = runner.StreamCommand(cmd, func(l string) { _ = d.c.Out.Log(protocol.StreamApp, l) })
+	if err != nil {
+		return &protocol.Error{Code: protocol.CodeConfigRefused,
+			Message: fmt.Sprintf("config.checker %s refused the configuration %s (%v; its output is above); fix it and update with --config DIR", checker, dir, err)}
+	}
+	return nil
 }
 
 func (d *deployRun) updateFetch(ctx context.Context, st *protocol.Step) (string, error) {
@@ -449,21 +478,15 @@ func (d *deployRun) updateFetch(ctx context.Context, st *protocol.Step) (string,
 		return "ignored (static site)", nil
 	}
 	host := runner.CanonicalHostname([]string{d.loc.String()})
-	var lines []string
 	err := d.inst.RunUpdateFetch(ctx, host, d.cfg.UpdateFetch, func(line string) {
 		_ = d.c.Out.Log(protocol.StreamApp, line)
-		lines = append(lines, line)
-		if len(lines) > 40 {
-			lines = lines[1:]
-		}
 	})
 	if err != nil {
-		tail := lines
-		if jt, _ := d.a.systemctl().Tail(d.instance, 30)(context.WithoutCancel(ctx)); len(jt) > 0 {
-			tail = append(append(tail, "--- "+runner.UnitName(d.instance)+" (journal):"), jt...)
-		}
+		// The entry's own output was streamed above; the instance's journal
+		// holds what the server logged (a traceback).
+		tail, _ := d.a.systemctl().Tail(d.instance, 30)(context.WithoutCancel(ctx))
 		return "", &protocol.Error{Code: protocol.CodeFetchFailed, Tail: tail,
-			Message: err.Error() + " against the new instance " + d.instance + "; it is removed and the live version keeps serving"}
+			Message: err.Error() + " against the new instance " + d.instance + " (its output is above, the instance's journal below); it is removed and the live version keeps serving"}
 	}
 	return fmt.Sprintf("%s ran against %s", plural(len(d.cfg.UpdateFetch), "entry", "entries"), d.instance), nil
 }

@@ -30,6 +30,9 @@ const (
 	// CodeFetchFailed: an update_fetch entry failed against the new
 	// instance.
 	CodeFetchFailed = "fetch_failed"
+	// CodeConfigRefused: app.ini's config.checker refused the app's
+	// configuration.
+	CodeConfigRefused = "config_refused"
 )
 
 // Log streams of application operations, besides "agent" and "warning".
