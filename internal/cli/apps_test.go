@@ -111,7 +111,7 @@ func TestUpdate_ShowsStepsAppOutputAndURL(t *testing.T) {
 	w.OK(protocol.DeployResult{Instance: "blog.2024-01-01_002", Prev: "blog.2024-01-01_001", Release: 2, Location: "web1/blog/"})
 	deployStreams(t, n, b.String())
 
-	code, stdout, stderr := n.run("update", goodApp(t), "web1/blog", "--lock-timeout", "3s")
+	code, stdout, stderr := n.run("update", goodApp(t), "web1/blog", "--lock-timeout", "3s", "--etc-hosts")
 	if code != ExitOK {
 		t.Fatalf("exit %d:\n%s", code, stderr)
 	}
@@ -137,6 +137,9 @@ func TestUpdate_ShowsStepsAppOutputAndURL(t *testing.T) {
 	}
 	if args.App != "blog" || args.Location != "web1/blog/" || args.Digest != (protocol.Hash{7}) || !args.SkipUnchanged || args.LockWait != protocol.Duration(3e9) {
 		t.Errorf("deploy args = %+v", args)
+	}
+	if hosts, _ := os.ReadFile(n.h.etcHosts); !strings.Contains(string(hosts), "web1") {
+		t.Errorf("--etc-hosts: %s", hosts)
 	}
 	if !strings.Contains(n.reqs[protocol.OpDeployManifest], `"app":"blog"`) {
 		t.Errorf("manifest request = %s", n.reqs[protocol.OpDeployManifest])

@@ -248,6 +248,34 @@ func TestIntegration_Update(t *testing.T) {
 		}
 	})
 
+	t.Run("--config and config.checker", func(t *testing.T) {
+		checked := copyApp(t, "python", map[string]string{
+			"app.ini": "[production]\napp_name = conf\nrunner = app.py\nconfig.required = true\nconfig.checker = checks:check\n",
+			"lib/python/checks.py": "import os\n\ndef check(d):\n    if not os.path.exists(os.path.join(d, 'settings.ini')):\n" +
+				"        raise ValueError('no settings.ini in ' + d)\n",
+		})
+		if code, out := e.run("update", checked, "conf.test", "--node", node); code != ExitFailed || !strings.Contains(out, "--config") {
+			t.Errorf("config.required without --config: exit %d\n%s", code, out)
+		}
+		bad := t.TempDir()
+		code, out := e.run("update", checked, "conf.test", "--node", node, "--config", bad)
+		if code != ExitFailed || !strings.Contains(out, "ValueError: no settings.ini") || !strings.Contains(out, "refused") {
+			t.Errorf("refused config: exit %d\n%s", code, out)
+		}
+		good := t.TempDir()
+		os.WriteFile(filepath.Join(good, "settings.ini"), []byte("[db]\n"), 0o644)
+		e.ok("update", checked, "conf.test", "--node", node, "--config", good)
+		var env map[string]string
+		if err := json.Unmarshal([]byte(w.expect("conf.test", "/env", 200)), &env); err != nil {
+			t.Fatal(err)
+		}
+		if env["SILVER_APP_CONFIG"] != "/var/lib/toppcloud/apps/conf/config" {
+			t.Errorf("SILVER_APP_CONFIG = %q", env["SILVER_APP_CONFIG"])
+		}
+		// Kept for the next update without --config.
+		e.ok("update", checked, "conf.test", "--node", node, "--force")
+	})
+
 	v2 := copyApp(t, "python", map[string]string{"lib/python/greeting.py": "def text():\n    return 'Hello version two'\n"})
 	t.Run("redeploy keeps prev; activate prev and a release number; query shows both", func(t *testing.T) {
 		e.ok("update", ex("python"), "rb.test", "--node", node)
