@@ -516,3 +516,50 @@ func TestDeploy_ConfigUpload(t *testing.T) {
 	// Now that one was uploaded, config.required is satisfied.
 	ok(t, runOp(t, n.agent, protocol.OpDeployManifest, req(protocol.OpDeployManifest), protocol.DeployManifestArgs{App: "site", NeedConfig: true}, mb.Bytes()), nil)
 }
+
+func TestDeploy_InstallsPackages(t *testing.T) {
+	n := setUpNode(t)
+	app := writeApp(t, map[string]string{
+		"app.ini":           "[production]\napp_name = site\npackages = jq\n    libxml2-utils\n",
+		"static/index.html": "x",
+	})
+	n.deploy(t, deployArgs("site", "site.test", upload(t, n, "site", app)))
+	n.mu.Lock()
+	got := n.installed["jq"] != "" && n.installed["libxml2-utils"] != ""
+	n.mu.Unlock()
+	if !got {
+		t.Error("the app's packages were not installed")
+	}
+	args := deployArgs("site", "site.test", upload(t, n, "site", app))
+	args.SkipUnchanged = false
+	cr := runOp(t, n.agent, protocol.OpDeploy, req(protocol.OpDeploy), args, nil)
+	ok(t, cr, nil)
+	if !slices.ContainsFunc(cr.events, func(e protocol.Event) bool {
+		return e.Step == StepPackages && e.Status == protocol.StepDone && e.Detail == "all 2 present"
+	}) {
+		t.Errorf("second deploy: packages step %+v", cr.events)
+	}
+}
+
+// TestRestore puts a slot back where the route table says after
+// something pointed it elsewhere.
+func TestRestore(t *testing.T) {
+	n := setUpNode(t)
+	l := DefaultLayout()
+	v1 := n.deploy(t, deployArgs("site", "site.test", upload(t, n, "site", staticApp(t, "site", "one"))))
+	v2 := n.deploy(t, deployArgs("site", "site.test", upload(t, n, "site", staticApp(t, "site", "two"))))
+	loc, _ := location.Parse("site.test")
+	slot := SlotName(loc, "static")
+	if err := n.agent.pointSlot(slot, v1.Instance); err != nil {
+		t.Fatal(err)
+	}
+	var res protocol.RestoreResult
+	ok(t, runOp(t, n.agent, protocol.OpRestore, req(protocol.OpRestore), nil, nil), &res)
+	if n.slots(t)[slot] != l.linksDir(v2.Instance) || len(res.Relinked) != 1 || res.Relinked[0] != slot || res.Reloaded {
+		t.Errorf("restore: %+v, slot -> %s", res, n.slots(t)[slot])
+	}
+	ok(t, runOp(t, n.agent, protocol.OpRestore, req(protocol.OpRestore), nil, nil), &res)
+	if len(res.Relinked) != 0 || len(res.Started) != 0 {
+		t.Errorf("a second restore did something: %+v", res)
+	}
+}
