@@ -159,9 +159,6 @@ func (a *App) update(ctx context.Context, o updateOptions) error {
 		}
 		return withTail(fmt.Errorf("update %s: %w", p.App, err))
 	}
-	for _, w := range res.Warnings {
-		a.out.Warnf("%s", w)
-	}
 	url := deploy.URL(p.Location)
 	if res.Unchanged {
 		a.out.Printf("nothing changed: %s is live at %s with the same files and config (update --force makes a new instance)", res.Instance, url)

@@ -120,8 +120,6 @@ type DeployResult struct {
 	// Drained says how the old instance was stopped: "" when there was
 	// none, else e.g. "3 requests finished".
 	Drained string `json:"drained,omitempty"`
-	// Warnings the client shows after the result.
-	Warnings []string `json:"warnings,omitempty"`
 }
 
 // ActivateArgs are OpActivate's arguments.

@@ -23,11 +23,11 @@
 // the template units (TemplateUnits) once per agent version; the app user
 // (CreateUserArgv) and its directories on first deploy; then per
 // instance: FreePort (command apps), Environment, Instance.Files and
-// WriteFiles, Systemctl.DaemonReload and Start (and StartProxy for command
-// apps), Instance.Health(Systemctl.Exited, Systemctl.Tail).Wait,
+// WriteFiles, WriteLinks of EnableLinks, Systemctl.DaemonReload and
+// StartInstance, Instance.Health(Systemctl.Exited, Systemctl.Tail).Wait,
 // Instance.RunUpdateFetch; hand Instance.SocketUpstream to the router. On
 // failure, or when an old instance has drained (Drainer.Wait):
-// Systemctl.StopProxy and Stop, then Instance.RemoveFiles.
+// Systemctl.StopInstance, then Instance.RemoveFiles.
 package runner
 
 import (

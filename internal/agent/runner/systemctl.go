@@ -69,28 +69,6 @@ func (s Systemctl) Stop(ctx context.Context, instance string) error {
 	return nil
 }
 
-// StartProxy enables and starts a command instance's socket (see
-// TemplateUnits); the proxy behind it starts on the first connection.
-func (s Systemctl) StartProxy(ctx context.Context, instance string) error {
-	if _, err := s.Exec(ctx, "systemctl", "enable", "--now", ProxySocketName(instance)); err != nil {
-		return fmt.Errorf("start the socket of %s: %w", instance, err)
-	}
-	return nil
-}
-
-// StopProxy stops and disables a command instance's socket and proxy.
-func (s Systemctl) StopProxy(ctx context.Context, instance string) error {
-	if _, err := s.Exec(ctx, "systemctl", "disable", "--now", ProxySocketName(instance)); err != nil &&
-		!strings.Contains(err.Error(), "not loaded") && !strings.Contains(err.Error(), "does not exist") {
-		return fmt.Errorf("stop the socket of %s: %w", instance, err)
-	}
-	if _, err := s.Exec(ctx, "systemctl", "stop", ProxyServiceName(instance)); err != nil &&
-		!strings.Contains(err.Error(), "not loaded") && !strings.Contains(err.Error(), "does not exist") {
-		return fmt.Errorf("stop the proxy of %s: %w", instance, err)
-	}
-	return nil
-}
-
 // Exited returns a non-nil error wrapping ErrExited once the instance's
 // process has stopped or is waiting to be restarted, nil while it is
 // starting or running. It fits HealthCheck.Exited.
