@@ -122,7 +122,7 @@ func (a *Agent) activate(ctx context.Context, c *Call, args protocol.ActivateArg
 		if err != nil {
 			c.Warnf("stop %s: %v", oldLive, err)
 		}
-		st.Done(true, oldLive+" stopped ("+detail+")")
+		st.Done(true, oldLive+" stopping ("+detail+")")
 	}
 	r, err := a.appendRelease(app, protocol.Release{
 		Action: ActionActivate, Instance: target, Prev: res.Prev, Locations: []string{loc.String()},
@@ -351,7 +351,7 @@ func (a *Agent) deactivate(ctx context.Context, c *Call, args protocol.Deactivat
 			if err != nil {
 				c.Warnf("stop %s: %v", rt.Live, err)
 			}
-			st.Done(true, rt.Live+" stopped ("+detail+")")
+			st.Done(true, rt.Live+" stopping ("+detail+")")
 			res.Stopped = append(res.Stopped, rt.Live)
 		}
 	}

@@ -544,7 +544,7 @@ func (d *deployRun) drain(ctx context.Context, st *protocol.Step) (string, error
 	}
 	d.res.Drained = detail
 	d.cleanOldDirs()
-	return d.oldLive + " stopped (" + detail + "), kept as prev", nil
+	return d.oldLive + " stopping (" + detail + "), kept as prev", nil
 }
 
 // cleanOldDirs removes the TEMP and config directories set aside for

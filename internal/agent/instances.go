@@ -20,6 +20,10 @@ import (
 	"github.com/toppcloud/toppcloud/internal/version"
 )
 
+// healthPoll is the longest pause between two probes of a starting
+// instance.
+const healthPoll = 100 * time.Millisecond
+
 // exec runs a command on the node for the runner package.
 func (a *Agent) exec(ctx context.Context, argv ...string) ([]byte, error) {
 	return a.Host.Runner.Run(ctx, host.Command{Argv: argv})
@@ -109,8 +113,10 @@ func (a *Agent) startInstance(ctx context.Context, st *protocol.Step, inst *runn
 		return err
 	}
 	sc := a.systemctl()
-	if err := sc.DaemonReload(ctx); err != nil {
-		return err
+	if !sc.Current(ctx, inst) {
+		if err := sc.DaemonReload(ctx); err != nil {
+			return err
+		}
 	}
 	st.Progress("starting " + runner.UnitName(inst.Name))
 	if err := sc.StartInstance(ctx, inst); err != nil {
@@ -118,6 +124,9 @@ func (a *Agent) startInstance(ctx context.Context, st *protocol.Step, inst *runn
 	}
 	st.Progress("waiting for it to answer")
 	hc := inst.Health(sc.Exited(inst.Name), sc.Tail(inst.Name, runner.DefaultTailLines))
+	// Poll often: an update waits for exactly this, and the runner's
+	// default backoff (for long imports) can double the wait.
+	hc.MaxBackoff = healthPoll
 	if healthTimeout > 0 {
 		hc.Timeout = healthTimeout
 	}
@@ -188,7 +197,7 @@ func (a *Agent) drainAndStop(ctx context.Context, name string) (string, error) {
 		case err != nil:
 			detail = "could not count its requests: " + err.Error()
 		case !drained:
-			detail = fmt.Sprintf("%d requests still running after %s, stopped gracefully", left, runner.DefaultDrainTimeout)
+			detail = fmt.Sprintf("%d requests still running after %s, stopping gracefully", left, runner.DefaultDrainTimeout)
 		case initial == 0:
 			detail = "idle"
 		default:

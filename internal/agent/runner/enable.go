@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/toppcloud/toppcloud/internal/appconfig"
@@ -121,7 +122,9 @@ func quickStopSignal(kind appconfig.Kind) string {
 
 // StopInstance stops an instance's units: with drained set (nothing is
 // in flight, see Drainer) quickly, else gracefully (KillSignal, up to the
-// graceful timeout). Units that do not exist are not an error.
+// graceful timeout). It does not wait for the processes to end: nothing
+// routes to the instance any more, and a graceful stop may take the whole
+// graceful timeout. Units that do not exist are not an error.
 func (s Systemctl) StopInstance(ctx context.Context, name string, kind appconfig.Kind, drained bool) error {
 	if kind == appconfig.KindStatic {
 		return nil
@@ -130,7 +133,7 @@ func (s Systemctl) StopInstance(ctx context.Context, name string, kind appconfig
 		// Best effort: a unit that is not running has no main process.
 		_, _ = s.Exec(ctx, "systemctl", "kill", "--kill-whom=main", "--signal="+sig, UnitName(name))
 	}
-	argv := []string{"systemctl", "stop", UnitName(name)}
+	argv := []string{"systemctl", "stop", "--no-block", UnitName(name)}
 	if kind == appconfig.KindCommand {
 		argv = append(argv, ProxySocketName(name), ProxyServiceName(name))
 	}
@@ -138,4 +141,24 @@ func (s Systemctl) StopInstance(ctx context.Context, name string, kind appconfig
 		return fmt.Errorf("stop %s: %w", name, err)
 	}
 	return nil
+}
+
+// Current reports whether systemd has the instance's unit loaded with the
+// drop-in as written: then starting it needs no daemon-reload (which costs
+// a few hundred milliseconds on a node with many units). A new instance's
+// unit is loaded from disk the first time anything asks about it, so this
+// is true for it unless something asked before its files were written.
+func (s Systemctl) Current(ctx context.Context, i *Instance) bool {
+	out, err := s.Exec(ctx, "systemctl", "show", "--property=LoadState,NeedDaemonReload,DropInPaths", UnitName(i.Name))
+	if err != nil {
+		return false
+	}
+	props := map[string]string{}
+	for _, line := range strings.Split(string(out), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok {
+			props[k] = v
+		}
+	}
+	return props["LoadState"] == "loaded" && props["NeedDaemonReload"] == "no" &&
+		slices.Contains(strings.Fields(props["DropInPaths"]), i.Layout.DropInPath(i.Name))
 }
