@@ -184,7 +184,10 @@ func (a *Agent) startExisting(ctx context.Context, c *Call, st *protocol.Step, r
 	if rec.Kind == appconfig.KindStatic {
 		return false, nil
 	}
-	if out, err := a.exec(ctx, "systemctl", "is-active", runner.UnitName(rec.Instance)); err == nil && strings.TrimSpace(string(out)) == "active" {
+	switch running, err := a.instanceRunning(ctx, rec.Instance); {
+	case err != nil:
+		return false, err
+	case running:
 		return false, nil
 	}
 	dir := a.Host.Path(path.Join(a.Layout.WWW, rec.Instance))
@@ -223,6 +226,40 @@ func (a *Agent) startExisting(ctx context.Context, c *Call, st *protocol.Step, r
 		return false, err
 	}
 	return true, nil
+}
+
+// instanceRunning reports whether an instance runs as the agent left it
+// (live somewhere). An instance the agent stopped has no drop-in any more,
+// but its processes may still be exiting (stops do not wait): then this
+// waits until they have, so a new start is not mistaken for, or merged
+// into, the old one.
+func (a *Agent) instanceRunning(ctx context.Context, instance string) (bool, error) {
+	unit := runner.UnitName(instance)
+	state := func() string {
+		out, _ := a.exec(ctx, "systemctl", "is-active", unit)
+		return strings.TrimSpace(string(out))
+	}
+	if ok, err := a.Host.Exists(a.Layout.Runner().DropInPath(instance)); err != nil {
+		return false, err
+	} else if ok {
+		return state() == "active", nil
+	}
+	deadline := time.Now().Add(runner.DefaultGracefulTimeout + runner.DefaultStopSlack)
+	for {
+		switch state() {
+		case "active", "deactivating", "activating", "reloading":
+		default:
+			return false, nil
+		}
+		if time.Now().After(deadline) {
+			return false, fmt.Errorf("%s is still stopping after %s", unit, runner.DefaultGracefulTimeout+runner.DefaultStopSlack)
+		}
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // switchTo changes the route at loc under the routes lock with change and

@@ -385,14 +385,19 @@ func TestIntegration_Update(t *testing.T) {
 		e.ok("update", ex("python"), "zd.test", "--node", node)
 		l := startLoad(t, w.addr, "zd.test")
 		time.Sleep(time.Second)
+		var log strings.Builder
 		for i := range 5 {
-			e.ok("update", []string{ex("python"), v2}[i%2], "zd.test", "--node", node, "--force")
+			fmt.Fprintf(&log, "--- update at %.3fs\n", time.Since(l.start).Seconds())
+			log.WriteString(e.ok("update", []string{ex("python"), v2}[i%2], "zd.test", "--node", node, "--force"))
 		}
 		for range 2 {
-			e.ok("activate", "zd.test", "prev", "--node", node)
+			fmt.Fprintf(&log, "--- activate at %.3fs\n", time.Since(l.start).Seconds())
+			log.WriteString(e.ok("activate", "zd.test", "prev", "--node", node))
 		}
 		time.Sleep(time.Second)
-		l.stop()
+		if !l.stop() {
+			t.Logf("the updates and activates:\n%s", log.String())
+		}
 	})
 
 	t.Run("a second update of the app waits or gives up", func(t *testing.T) {
@@ -566,16 +571,18 @@ func startLoad(t *testing.T, addr, host string) *load {
 				req.Host = host
 				resp, err := client.Do(req)
 				var b []byte
+				var rerr error
 				if err == nil {
-					b, _ = io.ReadAll(resp.Body)
+					b, rerr = io.ReadAll(resp.Body)
 					resp.Body.Close()
 				}
+				at := time.Since(l.start).Seconds()
 				l.mu.Lock()
 				switch {
 				case err != nil:
-					l.failures = append(l.failures, fmt.Sprintf("%s keep-alive=%v: %v", method, keepAlive, err))
-				case resp.StatusCode != 200 || !bytes.Contains(b, []byte("Hello")):
-					l.failures = append(l.failures, fmt.Sprintf("%s keep-alive=%v: %s %.80q", method, keepAlive, resp.Status, b))
+					l.failures = append(l.failures, fmt.Sprintf("%.3fs %s keep-alive=%v: %v", at, method, keepAlive, err))
+				case rerr != nil || resp.StatusCode != 200 || !bytes.Contains(b, []byte("Hello")):
+					l.failures = append(l.failures, fmt.Sprintf("%.3fs %s keep-alive=%v: %s %.80q (body: %v)", at, method, keepAlive, resp.Status, b, rerr))
 				default:
 					l.ok++
 				}
@@ -586,7 +593,8 @@ func startLoad(t *testing.T, addr, host string) *load {
 	return l
 }
 
-func (l *load) stop() {
+// stop ends the load and reports whether every request succeeded.
+func (l *load) stop() bool {
 	l.t.Helper()
 	close(l.done)
 	l.wg.Wait()
@@ -599,4 +607,5 @@ func (l *load) stop() {
 	if total < 500 {
 		l.t.Errorf("only %d requests were sent: the load did not cover the switches", total)
 	}
+	return len(l.failures) == 0
 }
