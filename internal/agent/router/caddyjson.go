@@ -139,10 +139,11 @@ type fileServerHandler struct {
 }
 
 type reverseProxyHandler struct {
-	Handler   string         `json:"handler"` // "reverse_proxy"
-	Transport proxyTransport `json:"transport,omitempty"`
-	Headers   *proxyHeaders  `json:"headers,omitempty"`
-	Upstreams []upstream     `json:"upstreams"`
+	Handler        string         `json:"handler"` // "reverse_proxy"
+	BufferRequests bool           `json:"buffer_requests,omitempty"`
+	Transport      proxyTransport `json:"transport,omitempty"`
+	Headers        *proxyHeaders  `json:"headers,omitempty"`
+	Upstreams      []upstream     `json:"upstreams"`
 }
 
 type proxyHeaders struct {
