@@ -45,6 +45,10 @@
 //     resolves the unix socket path at every connect and the file paths at
 //     every request; connections to unix upstreams are not reused
 //     (keep_alive off), so none outlives a switch.
+//   - Request bodies under a megabyte are buffered before they are
+//     proxied to HTTP upstreams (proxyRoutes): Caddy 2.6.2 otherwise races
+//     its server's read-and-drop of a keep-alive client's unread body
+//     against the proxy forwarding it, and answers a truncated 200.
 //   - PHP: requests naming no file under php_root go to the app's runner
 //     (the front controller, named in SCRIPT_FILENAME as php-fpm sees it),
 //     as the original's master-runner did; without a runner, php_root's
