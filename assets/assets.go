@@ -35,6 +35,9 @@ const (
 	// ScriptRunner runs an update_fetch `script:` entry:
 	// python3 DIR/ScriptRunner SCRIPT ARGS...
 	ScriptRunner = "python/toppcloud_script.py"
+	// ConfigChecker runs app.ini's config.checker:
+	// python3 DIR/ConfigChecker MODULE:FUNCTION CONFIG_DIR.
+	ConfigChecker = "python/toppcloud_check_config.py"
 	// GunicornConfig is the (empty) config file given to gunicorn with
 	// --config, so an application's own gunicorn.conf.py is not read.
 	GunicornConfig = "python/toppcloud_gunicorn_conf.py"

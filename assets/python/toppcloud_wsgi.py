@@ -133,13 +133,42 @@ class ErrorCollector:
             os.close(fd)
 
 
+# How much of a request body the application left unread is read and
+# dropped after the response (see drain).
+DRAIN_LIMIT = 64 << 20
+
+
+def drain(environ):
+    """Read and drop what the application left of the request body.
+
+    The router opens one connection per request and gunicorn closes it
+    after the response. Body bytes still unread when a unix socket closes
+    make the kernel reset the connection, and the router then answers 502
+    for a response the application did send (a POST to a page that ignores
+    its form, say). Reading the rest first closes the connection cleanly."""
+    stream = environ.get('wsgi.input')
+    if stream is None:
+        return
+    left = DRAIN_LIMIT
+    try:
+        while left > 0:
+            chunk = stream.read(min(65536, left))
+            if not chunk:
+                return
+            left -= len(chunk)
+    except Exception:  # a client that went away: nothing to protect
+        pass
+
+
 class _Finisher:
     """Wraps a response iterable so the request's output is written out
-    after the server has closed it (output during iteration counts)."""
+    after the server has closed it (output during iteration counts), and
+    the request body is drained."""
 
-    def __init__(self, app_iter, done):
+    def __init__(self, app_iter, done, environ):
         self._app_iter = app_iter
         self._done = done
+        self._environ = environ
 
     def __iter__(self):
         return iter(self._app_iter)
@@ -150,6 +179,7 @@ class _Finisher:
             if close is not None:
                 close()
         finally:
+            drain(self._environ)
             self._done()
 
 
@@ -304,15 +334,17 @@ class Bootstrap:
             app_iter = self.app(environ, start_response)
         except BaseException:
             traceback.print_exc(file=collector)
+            drain(environ)
             done()
             raise
         wrapper = environ.get('wsgi.file_wrapper')
         if wrapper is not None and isinstance(wrapper, type) and isinstance(app_iter, wrapper):
             # Keep gunicorn's sendfile path; output while sending a file is
             # not worth losing it.
+            drain(environ)
             done()
             return app_iter
-        return _Finisher(app_iter, done)
+        return _Finisher(app_iter, done, environ)
 
 
 def _boot():

@@ -120,6 +120,17 @@ func (a *Agent) ops() []Op {
 		a.installAgentOp(),
 		a.infoOp(),
 		a.setupOp(),
+		a.deployManifestOp(),
+		a.deployBlobsOp(),
+		a.deployOp(),
+		a.activateOp(),
+		a.deactivateOp(),
+		a.queryOp(),
+		a.cleanOp(),
+		a.disableOp(false),
+		a.disableOp(true),
+		a.logsOp(),
+		a.restoreOp(),
 	}
 	for _, extra := range a.Ops {
 		ops = slices.DeleteFunc(ops, func(o Op) bool { return o.Name == extra.Name })

@@ -244,6 +244,36 @@ func TestLocks_SecondHolderWaitsThenFails(t *testing.T) {
 	}
 }
 
+// TestLocks_Shared: uploads share a lock; clean-node takes it alone, so it
+// never removes what an upload is writing.
+func TestLocks_Shared(t *testing.T) {
+	a := newTestAgent(t)
+	l := a.Locks()
+	ctx := context.Background()
+	s1, err := l.AcquireShared(ctx, "uploads", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, err := l.AcquireShared(ctx, "uploads", 0)
+	if err != nil {
+		t.Fatalf("a second shared holder: %v", err)
+	}
+	var pe *protocol.Error
+	if _, err := l.Acquire(ctx, "uploads", "clean-node", 100*time.Millisecond, nil); !errors.As(err, &pe) || pe.Code != protocol.CodeLocked {
+		t.Fatalf("exclusive while shared: %v", err)
+	}
+	s1()
+	s2()
+	x, err := l.Acquire(ctx, "uploads", "clean-node", 0, nil)
+	if err != nil {
+		t.Fatalf("exclusive once free: %v", err)
+	}
+	if _, err := l.AcquireShared(ctx, "uploads", 100*time.Millisecond); !errors.As(err, &pe) || !strings.Contains(pe.Message, "clean-node") {
+		t.Fatalf("shared while exclusive: %v", err)
+	}
+	x()
+}
+
 func TestToProtocolError(t *testing.T) {
 	ctx := context.Background()
 	enospc := fmt.Errorf("write /etc/toppcloud/node.json: %w", &os.PathError{Op: "write", Path: "x", Err: syscall.ENOSPC})

@@ -10,9 +10,49 @@
 //	info           protocol.InfoResult: version and node.json
 //	setup          setup-node's steps (protocol.SetupArgs, SetupResult)
 //
+// and the application operations (protocol/apps.go has their types):
+//
+//	deploy-manifest  keep an upload's manifest, answer the missing contents
+//	deploy-blobs     store the contents streamed after the request
+//	deploy           make, start, check and switch to a new instance
+//	activate         make an instance, prev or release live at a location
+//	deactivate       remove routes (globs), stop what no route serves
+//	query            apps, routes, instances, releases, disabled apps
+//	clean            remove unused instances, contents and leftovers
+//	disable, enable  the disabled page for every location of an app
+//	logs             errors.log and the journal, -f follows
+//	restore          re-point slots, start live instances, reload if needed
+//
 // All node work goes through a *host.Host (files under a root, commands
 // through a Runner), so operations are unit-tested against a temporary
 // root and a fake runner (host/hosttest).
+//
+// # update
+//
+// deploy runs named steps under the app's lock ("app-APP"; a second
+// operation on the app waits, saying who holds it, up to its lock wait):
+//
+//	lock          take the app's lock
+//	instance      APP.DATE_NNN assembled from the kept manifest (hard links
+//	              to the blob store, read-only); app.ini checked again here
+//	config        a --config upload replaces the app's config directory
+//	packages      app.ini's Debian packages, installed when missing
+//	services      the service hook (internal/service): CONFIG_* variables
+//	start         units written, started beside the live instance, health
+//	              check on its own address and on the router's socket
+//	update_fetch  app.ini's update_fetch against the new instance, its
+//	              output streamed to the client
+//	switch        the route's slot symlink replaced (slots.go); Caddy is
+//	              reloaded only when its config changes (a new location,
+//	              kind or php_root)
+//	drain         the old instance finishes what it accepted (counted on
+//	              its socket, bounded), is stopped and kept as prev
+//	release       a line in /var/lib/toppcloud/apps/APP/releases.jsonl
+//
+// A failure before the switch removes the new instance and leaves the
+// live one serving; the error carries the application's output. The agent
+// ignores SIGPIPE, so a client that goes away does not cut a deploy in
+// half: it completes or rolls back on its own.
 //
 // # setup-node
 //
@@ -56,6 +96,8 @@
 //	/var/www                      0755   instance directories
 //	/var/lib/toppcloud            0755   routes.json, caddy.json
 //	/var/lib/toppcloud/blobs      0700
+//	/var/lib/toppcloud/slots      0755   one symlink per route (slots.go)
+//	/var/lib/toppcloud/instances  0755   per instance: record, www and sock links
 //	/var/lib/toppcloud/apps       0711   per-app data (owned by app users)
 //	/var/lib/toppcloud/backups    0700
 //	/var/lib/toppcloud/secret     0640 root:toppcloud-apps

@@ -21,6 +21,11 @@ type Layout struct {
 	Backups  string
 	Secret   string // the node secret
 	Routes   string // the route table (router.DefaultTablePath)
+	// Slots holds one symlink per route, to the live instance's links
+	// directory (see slots.go); Instances one links directory per
+	// instance: its record and the symlinks a slot leads through.
+	Slots     string
+	Instances string
 	// CaddyConfig is the file Caddy runs with (caddy run --config); the
 	// agent keeps it equal to the loaded config (router.Applier).
 	CaddyConfig string
@@ -57,6 +62,8 @@ func DefaultLayout() Layout {
 		Backups:      "/var/lib/toppcloud/backups",
 		Secret:       "/var/lib/toppcloud/secret",
 		Routes:       router.DefaultTablePath,
+		Slots:        "/var/lib/toppcloud/slots",
+		Instances:    "/var/lib/toppcloud/instances",
 		CaddyConfig:  "/var/lib/toppcloud/caddy.json",
 		AdminSocket:  router.DefaultAdminSocket,
 		Logs:         "/var/log/toppcloud",

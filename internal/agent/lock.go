@@ -81,6 +81,44 @@ func (l Locks) Acquire(ctx context.Context, name, holder string, wait time.Durat
 	return func() { f.Close() }, nil
 }
 
+// AcquireShared takes the lock name shared: any number of shared holders
+// at once, none while someone holds it with Acquire (which waits for
+// them all). It waits up to wait.
+func (l Locks) AcquireShared(ctx context.Context, name string, wait time.Duration) (release func(), err error) {
+	if name == "" || strings.ContainsAny(name, "/\x00") || strings.HasPrefix(name, ".") {
+		return nil, fmt.Errorf("lock: bad name %q", name)
+	}
+	dir := l.Host.Path(l.Dir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("lock %s: %w", name, err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, name+".lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", name, err)
+	}
+	start := time.Now()
+	for {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB)
+		if err == nil {
+			return func() { f.Close() }, nil
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
+			f.Close()
+			return nil, fmt.Errorf("lock %s: %w", name, err)
+		}
+		if time.Since(start) >= wait {
+			f.Close()
+			return nil, &protocol.Error{Code: protocol.CodeLocked, Message: fmt.Sprintf("%s is locked by %s; try again later", name, readHolder(filepath.Join(dir, name+".lock")))}
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, ctx.Err()
+		case <-time.After(lockPoll):
+		}
+	}
+}
+
 func readHolder(path string) string {
 	b, err := os.ReadFile(path)
 	if err != nil {

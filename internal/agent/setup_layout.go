@@ -36,6 +36,8 @@ func (l Layout) layoutDirs() []dirSpec {
 		{l.WWW, root(0o755)},
 		{l.Data, root(0o755)},
 		{l.Blobs, root(0o700)},
+		{l.Slots, root(0o755)},
+		{l.Instances, root(0o755)},
 		{l.Apps, root(0o711)},
 		{l.Backups, root(0o700)},
 		{l.Logs, root(0o755)},

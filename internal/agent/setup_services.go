@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -33,7 +34,7 @@ func (s *setupRun) ensureAppUnits(ctx context.Context, st *protocol.Step) (bool,
 	if err != nil {
 		return len(did) > 0, "", err
 	}
-	if slices.Contains(did, runner.TemplateUnitName) {
+	if slices.ContainsFunc(did, func(c string) bool { return strings.HasSuffix(c, ".service") || strings.HasSuffix(c, ".socket") }) {
 		s.reload = true
 	}
 	if err := s.daemonReload(ctx); err != nil {
@@ -153,19 +154,22 @@ func (s *setupRun) ensureCaddy(ctx context.Context, st *protocol.Step) (bool, st
 }
 
 // InstallRuntime writes what application instances run with and that
-// comes with the agent binary: the template unit toppcloud-app@.service
-// and the runtime assets (WSGI bootstrap, PHP prelude). It returns what
+// comes with the agent binary: the template units (toppcloud-app@.service
+// and the command apps' proxy, runner.TemplateUnits) and the runtime assets (WSGI bootstrap, PHP prelude). It returns what
 // changed; after a changed unit, systemctl daemon-reload is due. Deploys
 // call it too, so a new agent's files are in place before its first
 // instance starts even if setup-node was not run again.
 func (a *Agent) InstallRuntime() (changed []string, err error) {
 	rl := a.Layout.Runner()
-	unitChanged, err := a.Host.WriteFile(rl.TemplatePath(), runner.TemplateUnit(rl), host.Attr{Mode: 0o644})
-	if err != nil {
-		return nil, err
-	}
-	if unitChanged {
-		changed = append(changed, runner.TemplateUnitName)
+	units := runner.TemplateUnits(rl)
+	for _, name := range slices.Sorted(maps.Keys(units)) {
+		unitChanged, err := a.Host.WriteFile(path.Join(rl.Units, name), units[name], host.Attr{Mode: 0o644})
+		if err != nil {
+			return changed, err
+		}
+		if unitChanged {
+			changed = append(changed, name)
+		}
 	}
 	assetsChanged, err := assets.Install(a.Host.Path(assets.InstallDir))
 	if err != nil {

@@ -2,8 +2,10 @@ package cli
 
 import (
 	"fmt"
+	"os/signal"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -21,6 +23,12 @@ func (a *App) nodeAgentCmd() *cobra.Command {
 		Hidden:             true,
 		DisableFlagParsing: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// A client that goes away (Ctrl-C, a lost connection) closes
+			// our stdout. Without this the next progress line would kill
+			// the agent with SIGPIPE half way through an update; with it,
+			// the write fails and the operation finishes (or rolls back)
+			// on its own.
+			signal.Ignore(syscall.SIGPIPE)
 			code := agent.New().Main(cmd.Context(), args, cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr())
 			switch code {
 			case 0:

@@ -220,8 +220,14 @@ func (a *App) streamSteps() remote.CallOptions {
 			}
 		},
 		Log: func(l protocol.Log) {
-			if l.Stream == "warning" {
+			switch l.Stream {
+			case "warning":
 				a.out.Warnf("%s", l.Text)
+				return
+			case protocol.StreamApp:
+				// The application's own output (update_fetch): always
+				// shown, as the original streamed it.
+				a.out.Printf("  | %s", l.Text)
 				return
 			}
 			a.out.Debugf("  %s", l.Text)

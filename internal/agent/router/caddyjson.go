@@ -139,10 +139,11 @@ type fileServerHandler struct {
 }
 
 type reverseProxyHandler struct {
-	Handler   string            `json:"handler"` // "reverse_proxy"
-	Transport *fastcgiTransport `json:"transport,omitempty"`
-	Headers   *proxyHeaders     `json:"headers,omitempty"`
-	Upstreams []upstream        `json:"upstreams"`
+	Handler        string         `json:"handler"` // "reverse_proxy"
+	BufferRequests bool           `json:"buffer_requests,omitempty"`
+	Transport      proxyTransport `json:"transport,omitempty"`
+	Headers        *proxyHeaders  `json:"headers,omitempty"`
+	Upstreams      []upstream     `json:"upstreams"`
 }
 
 type proxyHeaders struct {
@@ -152,6 +153,24 @@ type proxyHeaders struct {
 type upstream struct {
 	Dial string `json:"dial"`
 }
+
+// proxyTransport is a reverse_proxy transport module: *httpTransport or
+// *fastcgiTransport.
+type proxyTransport interface{ caddyTransport() }
+
+// httpTransport is Caddy's default transport, spelled out to turn off
+// connection reuse (see Render).
+type httpTransport struct {
+	Protocol  string         `json:"protocol"` // "http"
+	KeepAlive *keepAliveConf `json:"keep_alive,omitempty"`
+}
+
+type keepAliveConf struct {
+	Enabled *bool `json:"enabled,omitempty"`
+}
+
+func (*httpTransport) caddyTransport()    {}
+func (*fastcgiTransport) caddyTransport() {}
 
 type fastcgiTransport struct {
 	Protocol  string            `json:"protocol"` // "fastcgi"

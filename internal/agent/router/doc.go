@@ -27,7 +27,8 @@
 //     below the mount plus X-Forwarded-Prefix (what apps behind a
 //     path-prefix proxy usually expect); PHP gets the path below the mount,
 //     SCRIPT_NAME with the mount put back, and SILVER_MATCH_PATH. Client
-//     copies of both headers are deleted before routing.
+//     copies of both headers (and of X-Toppcloud-Internal, which marks the
+//     agent's own requests) are deleted before routing.
 //   - Inside a mount: static/, writable-root/HOST/, writable-root/, then
 //     the app; a directory serves its index.html and gets its trailing
 //     slash by redirect. The original also redirected ".../index.html" to
@@ -37,6 +38,21 @@
 //     static files included. There is no localhost bypass: internal
 //     requests (update_fetch, run) go to the instance directly.
 //     Upstream failures (502, 504) get the same page.
+//   - Render gets a backend per route, not per instance, and nothing in
+//     the config names a live instance: the agent points each route at a
+//     stable path (a slot symlink) and switches instances by replacing the
+//     symlink, so a deploy or an activate does not reload Caddy. Caddy
+//     resolves the unix socket path at every connect and the file paths at
+//     every request; connections to unix upstreams are not reused
+//     (keep_alive off), so none outlives a switch.
+//   - Request bodies under a megabyte are buffered before they are
+//     proxied to HTTP upstreams (proxyRoutes): Caddy 2.6.2 otherwise races
+//     its server's read-and-drop of a keep-alive client's unread body
+//     against the proxy forwarding it, and answers a truncated 200.
+//   - PHP: requests naming no file under php_root go to the app's runner
+//     (the front controller, named in SCRIPT_FILENAME as php-fpm sees it),
+//     as the original's master-runner did; without a runner, php_root's
+//     index.php.
 //   - prev.HOST is not served: prev instances are stopped after a deploy
 //     drains them, so `activate LOCATION prev` is the way back. The
 //     pseudo-hosts not-found and disabled are not deployable; both pages

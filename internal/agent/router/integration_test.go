@@ -349,6 +349,22 @@ func newWorld(t *testing.T) *world {
 	php.Upstream = "unix/" + fl.Addr().String()
 	w.backends["wiki.1"] = php
 
+	// A PHP app whose front controller (the runner) lives outside
+	// php_root, with SCRIPT_FILENAME as a sandboxed php-fpm sees it.
+	shop := add("site.test/shop", "shop", "shop.1", KindPHP, nil)
+	shop.PHPRoot = filepath.Join(lay.WWW, "shop.1", "web")
+	shop.PHPScriptRoot = "/srv/instance/web"
+	shop.PHPFrontController = "/srv/instance/index.php"
+	writeFiles(t, shop.PHPRoot, map[string]string{"page.php": "<?php", "img.png": "img-bytes"})
+	sl, err := net.Listen("unix", filepath.Join(run, "shop.1.php.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	go fcgiParams(sl, "shop.1")
+	t.Cleanup(func() { sl.Close() })
+	shop.Upstream = "unix/" + sl.Addr().String()
+	w.backends["shop.1"] = shop
+
 	stat := add("static.test", "docs", "docs.1", KindStatic, nil)
 	writeFiles(t, stat.StaticDir, map[string]string{"index.html": "static-home", "guide/index.html": "static-guide"})
 
@@ -376,7 +392,7 @@ func newWorld(t *testing.T) *world {
 
 func (w *world) render(t *testing.T) []byte {
 	t.Helper()
-	r, err := Render(w.table, w.backends, w.opt)
+	r, err := Render(w.table, byRoute(w.table, w.backends), w.opt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -521,6 +537,31 @@ func TestCaddy_Integration(t *testing.T) {
 		}
 		if s := web.get("site.test", "/wiki/sub/").seen; s == nil || s.Env["SCRIPT_NAME"] != "/wiki/sub/index.php" {
 			t.Errorf("php sub/ saw %+v", s)
+		}
+	})
+
+	t.Run("php front controller", func(t *testing.T) {
+		for _, target := range []string{"/shop/some/page?a=b", "/shop/missing.php", "/shop/"} {
+			s := web.get("site.test", target).seen
+			path, _, _ := strings.Cut(strings.TrimPrefix(target, "/shop"), "?")
+			if s == nil || s.Env["SCRIPT_FILENAME"] != "/srv/instance/index.php" || s.Env["SCRIPT_NAME"] != "/shop/index.php" ||
+				s.Env["PATH_INFO"] != path || s.Env["REQUEST_URI"] != target || s.Env["SILVER_MATCH_PATH"] != "/shop" {
+				t.Errorf("%s: front controller saw %+v", target, s)
+			}
+		}
+		s := web.get("site.test", "/shop/page.php/extra").seen
+		if s == nil || s.Env["SCRIPT_FILENAME"] != "/srv/instance/web/page.php" || s.Env["SCRIPT_NAME"] != "/shop/page.php" || s.Env["PATH_INFO"] != "/extra" {
+			t.Errorf("page.php saw %+v", s)
+		}
+		if got := web.get("site.test", "/shop/img.png"); got.status != 200 || got.body != "img-bytes" {
+			t.Errorf("file under php_root = %d %q", got.status, got.body)
+		}
+	})
+
+	t.Run("internal header stripped", func(t *testing.T) {
+		s := web.get("site.test", "/x", InternalHeader, "forged").seen
+		if s == nil || s.Headers[InternalHeader] != "" {
+			t.Errorf("the app saw %+v", s)
 		}
 	})
 
@@ -810,5 +851,146 @@ func TestCaddy_ValidateGolden(t *testing.T) {
 				t.Fatalf("caddy validate: %v\n%s", err, tail(out, 4096))
 			}
 		})
+	}
+}
+
+// TestCaddy_SlotSwitchUnderLoad checks the switch the agent relies on:
+// a route whose upstream and static directory are reached through one
+// symlink ("slot") follows an atomic replacement of that symlink with no
+// new config, under load with and without keep-alive, GET and POST,
+// without a failed request; and once switched, the old upstream gets no
+// further request (Caddy pools no connection to it).
+func TestCaddy_SlotSwitchUnderLoad(t *testing.T) {
+	requireCaddy(t)
+	dir := t.TempDir()
+	port := freePorts(t, 1)[0]
+	var mu sync.Mutex
+	hits := map[string]int{}
+	for _, name := range []string{"a", "b"} {
+		inst := filepath.Join(dir, "instances", name)
+		writeFiles(t, filepath.Join(inst, "www", "static"), map[string]string{"who.txt": "static-" + name})
+		sock := filepath.Join(dir, name+".sock")
+		unixUpstream(t, sock, http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+			_, _ = io.Copy(io.Discard, r.Body)
+			mu.Lock()
+			hits[name]++
+			mu.Unlock()
+			_, _ = io.WriteString(rw, "app-"+name)
+		}))
+		if err := os.Symlink(sock, filepath.Join(inst, "sock")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	slots := filepath.Join(dir, "slots")
+	if err := os.MkdirAll(slots, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	slot := filepath.Join(slots, "switch")
+	point := func(name string) {
+		t.Helper()
+		tmp := slot + ".tmp"
+		_ = os.Remove(tmp)
+		if err := os.Symlink(filepath.Join(dir, "instances", name), tmp); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, slot); err != nil {
+			t.Fatal(err)
+		}
+	}
+	point("a")
+	tb := &Table{}
+	mustSet(t, tb, "switch.test", "sw", "sw.1")
+	backends := map[string]Backend{tb.Routes[0].Location.Key(): {
+		Kind: KindPython, Upstream: "unix/" + filepath.Join(slot, "sock"), StaticDir: filepath.Join(slot, "www", "static"),
+	}}
+	r, err := Render(tb, backends, Options{HTTPAddr: "127.0.0.1:" + strconv.Itoa(port), AdminSocket: filepath.Join(dir, "admin.sock")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	startCaddy(t, dir, r.JSON)
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+
+	var ok, failed int
+	var failures []string
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range 4 {
+		keepAlive, post := i%2 == 0, i >= 2
+		wg.Go(func() {
+			client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: !keepAlive}}
+			defer client.CloseIdleConnections()
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				method, target, body := http.MethodGet, "/x", io.Reader(nil)
+				if post {
+					method, body = http.MethodPost, strings.NewReader("form=data")
+				}
+				if n%5 == 4 {
+					method, target, body = http.MethodGet, "/who.txt", nil
+				}
+				req, _ := http.NewRequest(method, "http://"+addr+target, body)
+				req.Host = "switch.test"
+				resp, err := client.Do(req)
+				var b []byte
+				if err == nil {
+					b, _ = io.ReadAll(resp.Body)
+					resp.Body.Close()
+				}
+				mu.Lock()
+				switch {
+				case err != nil:
+					failed++
+					failures = append(failures, err.Error())
+				case resp.StatusCode != 200 || !(strings.HasPrefix(string(b), "app-") || strings.HasPrefix(string(b), "static-")):
+					failed++
+					failures = append(failures, fmt.Sprintf("%s %q", resp.Status, b))
+				default:
+					ok++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	waitFor := func(n int) {
+		mu.Lock()
+		target := ok + failed + n
+		mu.Unlock()
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
+			mu.Lock()
+			done := ok+failed >= target
+			mu.Unlock()
+			if done {
+				return
+			}
+		}
+	}
+	for i := range 20 {
+		waitFor(40)
+		point([]string{"b", "a"}[i%2])
+	}
+	waitFor(40)
+	// The last switch went to "a"; now to "b" for good.
+	point("b")
+	time.Sleep(50 * time.Millisecond)
+	mu.Lock()
+	before := hits["a"]
+	mu.Unlock()
+	waitFor(200)
+	close(stop)
+	wg.Wait()
+	t.Logf("21 switches under load: %d requests ok, %d failed", ok, failed)
+	if failed > 0 {
+		t.Errorf("%d requests failed, e.g. %q", failed, failures[:min(5, len(failures))])
+	}
+	if hits["a"] != before {
+		t.Errorf("the old upstream got %d requests after the switch away from it", hits["a"]-before)
+	}
+	front := newFront(t, addr, nil)
+	if got := front.get("switch.test", "/who.txt"); got.body != "static-b" {
+		t.Errorf("static file after the switch = %q", got.body)
 	}
 }

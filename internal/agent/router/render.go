@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -48,6 +49,12 @@ const MatchPathHeader = "X-Toppcloud-Match-Path"
 // proxies for apps behind a path prefix).
 const ForwardedPrefixHeader = "X-Forwarded-Prefix"
 
+// InternalHeader carries an instance's token on the agent's own requests
+// (update_fetch), which go to the instance directly. Caddy deletes any copy
+// a client sends, so an app can trust what its bootstrap checks. It is
+// runner.InternalHeader.
+const InternalHeader = "X-Toppcloud-Internal"
+
 var (
 	//go:embed pages/notfound.html
 	notFoundPage string
@@ -86,9 +93,19 @@ type Backend struct {
 	// WritableRoot is the app's writable-root directory: WritableRoot/HOST/
 	// then WritableRoot/ are served after StaticDir; "" for none.
 	WritableRoot string
-	// PHPRoot is the directory php_root names (KindPHP only): its index.php
-	// is the front controller, other existing files are served as they are.
+	// PHPRoot is the directory php_root names (KindPHP only), as Caddy
+	// sees it: existing .php files under it run, other existing files are
+	// served as they are.
 	PHPRoot string
+	// PHPScriptRoot is the same directory as the PHP process sees it, for
+	// SCRIPT_FILENAME; "" means PHPRoot. The two differ when Caddy reaches
+	// the instance through a stable path (a slot symlink) that the
+	// sandboxed php-fpm cannot see.
+	PHPScriptRoot string
+	// PHPFrontController is the script (as the PHP process sees it) that
+	// answers every request naming no file under PHPRoot: the app's
+	// runner, as in the original. "" means PHPRoot's index.php.
+	PHPFrontController string
 }
 
 // Layout holds the node directories backends live in.
@@ -183,17 +200,25 @@ func (e *RouteError) Error() string {
 
 func (e *RouteError) Unwrap() error { return e.Err }
 
-// Render turns the table into a complete Caddy config. backends maps live
-// instance names to how they are reached. The output depends only on the
-// inputs and is byte-for-byte stable: hosts most specific first, mounts
-// longest first, so an unchanged table gives identical bytes and the agent
-// can skip the reload.
+// Render turns the table into a complete Caddy config. backends maps each
+// active route, by its location's Key, to how its live instance is
+// reached; the live instance's name itself does not appear in the config,
+// so a caller that reaches instances through stable paths (the agent's
+// slots) switches instances without a new config. The output depends only
+// on the inputs and is byte-for-byte stable: hosts most specific first,
+// mounts longest first, so an unchanged table gives identical bytes and
+// the agent can skip the reload.
+//
+// Connections to unix-socket upstreams are not reused (keep-alive off):
+// a pooled connection would outlive a switch of the socket path to
+// another instance and keep sending requests to the old one. A unix
+// socket connect costs microseconds.
 //
 // Per request the config does what Match describes, then, inside a mount:
 // the instance's static/ file, then writable-root/HOST/, then
 // writable-root/ (a directory serves its index.html), then the app. Every
-// server first deletes client-sent MatchPathHeader and
-// ForwardedPrefixHeader.
+// server first deletes client-sent MatchPathHeader, ForwardedPrefixHeader
+// and InternalHeader.
 func Render(t *Table, backends map[string]Backend, opt Options) (*Rendered, error) {
 	opt = opt.withDefaults()
 	httpHost, httpPort, err := splitAddr(opt.HTTPAddr)
@@ -408,7 +433,7 @@ func errorRoutes() []caddyRoute {
 func (r *renderer) serverRoutes(routes []Route) []caddyRoute {
 	out := []caddyRoute{{Handle: []handler{headersHandler{
 		Handler: "headers",
-		Request: &headerOps{Delete: []string{ForwardedPrefixHeader, MatchPathHeader}},
+		Request: &headerOps{Delete: []string{ForwardedPrefixHeader, MatchPathHeader, InternalHeader}},
 	}}}}
 
 	byHost := map[string][]Route{}
@@ -557,11 +582,11 @@ var errNoBackend = errors.New("no backend for the live instance")
 // backend finds and checks the live instance's backend. Paths go into the
 // config verbatim, so they must be absolute and free of Caddy placeholders.
 func (r *renderer) backend(rt Route) (Backend, error) {
-	b, ok := r.backends[rt.Live]
+	b, ok := r.backends[rt.Location.Key()]
 	if !ok {
 		return Backend{}, errNoBackend
 	}
-	for _, p := range []string{b.StaticDir, b.WritableRoot, b.PHPRoot} {
+	for _, p := range []string{b.StaticDir, b.WritableRoot, b.PHPRoot, b.PHPScriptRoot, b.PHPFrontController} {
 		if p != "" && (!filepath.IsAbs(p) || strings.ContainsAny(p, "{}")) {
 			return Backend{}, fmt.Errorf("backend path %q: must be absolute, without braces", p)
 		}
@@ -631,74 +656,143 @@ func (r *renderer) appRoutes(rt Route, b Backend, prefix string) []caddyRoute {
 	case KindStatic:
 		out = append(out, caddyRoute{Handle: []handler{notFound()}})
 	case KindPython, KindPaste:
-		out = append(out, caddyRoute{Handle: []handler{reverseProxyHandler{
+		out = append(out, proxyRoutes(nil, reverseProxyHandler{
 			Handler:   "reverse_proxy",
+			Transport: httpTransportFor(b.Upstream),
 			Headers:   &proxyHeaders{Request: &headerOps{Set: map[string][]string{MatchPathHeader: {matchPath}}}},
 			Upstreams: []upstream{{Dial: b.Upstream}},
-		}}})
+		})...)
 	case KindCommand:
 		set := map[string][]string{MatchPathHeader: {matchPath}}
-		var hs []handler
+		var before []handler
 		if prefix != "" {
 			set[ForwardedPrefixHeader] = []string{prefix}
-			hs = append(hs, rewriteHandler{Handler: "rewrite", StripPathPrefix: prefix})
+			before = append(before, rewriteHandler{Handler: "rewrite", StripPathPrefix: prefix})
 		}
-		hs = append(hs, reverseProxyHandler{
+		out = append(out, proxyRoutes(before, reverseProxyHandler{
 			Handler:   "reverse_proxy",
+			Transport: httpTransportFor(b.Upstream),
 			Headers:   &proxyHeaders{Request: &headerOps{Set: set}},
 			Upstreams: []upstream{{Dial: b.Upstream}},
-		})
-		out = append(out, caddyRoute{Handle: hs})
+		})...)
 	case KindPHP:
 		out = append(out, phpRoutes(b, prefix, matchPath)...)
 	}
 	return out
 }
 
+// smallBodyPattern matches the Content-Length of a request body Caddy
+// reads in full before proxying it: under a megabyte.
+const smallBodyPattern = `^[0-9]{1,6}$`
+
+// proxyRoutes proxies to an HTTP upstream after the handlers before: a
+// request with a small body (smallBodyPattern) is buffered first, any
+// other streams.
+//
+// Why buffer: once the upstream's response begins, Go's HTTP server (in
+// Caddy 2.6.2) reads and drops what is left of the request body on a
+// keep-alive client connection, while the proxy may still be reading that
+// body to forward it. When the application answers quickly (or Caddy is
+// slow, on a busy node) the two race, the proxy closes the upstream
+// connection, and the client gets a truncated, empty 200. Measured: about
+// one POST in 8000 under CPU load, with or without upstream keep-alive;
+// none with the body buffered. The bound keeps memory small: large
+// uploads stream, and take long enough to send that applications read
+// them before answering.
+func proxyRoutes(before []handler, proxy reverseProxyHandler) []caddyRoute {
+	buffered := proxy
+	buffered.BufferRequests = true
+	small := append(append([]handler{}, before...), buffered)
+	other := append(append([]handler{}, before...), proxy)
+	return []caddyRoute{
+		{
+			Match:    []matcherSet{{HeaderRegexp: map[string]regexpMatcher{"Content-Length": {Pattern: smallBodyPattern}}}},
+			Handle:   small,
+			Terminal: true,
+		},
+		{Handle: other},
+	}
+}
+
+// httpTransportFor is the transport for an HTTP upstream: Caddy's default
+// (nil) for TCP, no connection reuse for a unix socket (see Render).
+func httpTransportFor(upstream string) proxyTransport {
+	if !strings.HasPrefix(upstream, "unix/") {
+		return nil
+	}
+	off := false
+	return &httpTransport{Protocol: "http", KeepAlive: &keepAliveConf{Enabled: &off}}
+}
+
 // phpRoutes is what Caddy's php_fastcgi directive expands to, below a
 // mount: a directory holding index.php gets its trailing slash, an
 // existing .php file runs, any other existing file is served as it is,
-// everything else runs the index.php front controller. SCRIPT_NAME gets
-// the mount path back, since the path was stripped of it; SILVER_MATCH_PATH
-// is set as the original set it for PHP.
+// everything else runs the front controller (the app's runner, else
+// index.php). SCRIPT_NAME gets the mount path back, since the path was
+// stripped of it; SILVER_MATCH_PATH is set as the original set it for
+// PHP. SCRIPT_FILENAME is under PHPScriptRoot, the directory as php-fpm
+// sees it. Caddy's fastcgi transport does not reuse connections.
 func phpRoutes(b Backend, prefix, matchPath string) []caddyRoute {
+	scriptRoot := b.PHPScriptRoot
+	if scriptRoot == "" {
+		scriptRoot = b.PHPRoot
+	}
+	fastcgi := func(env map[string]string) handler {
+		env["SILVER_MATCH_PATH"] = matchPath
+		return reverseProxyHandler{
+			Handler: "reverse_proxy",
+			Transport: &fastcgiTransport{
+				Protocol:  "fastcgi",
+				Root:      scriptRoot,
+				SplitPath: []string{".php"},
+				Env:       env,
+			},
+			Upstreams: []upstream{{Dial: b.Upstream}},
+		}
+	}
 	var out []caddyRoute
 	if prefix != "" {
 		out = append(out, caddyRoute{Handle: []handler{rewriteHandler{Handler: "rewrite", StripPathPrefix: prefix}}})
 	}
-	out = append(out,
-		caddyRoute{
-			Match: []matcherSet{{
-				File: &fileMatcher{Root: b.PHPRoot, TryFiles: []string{"{http.request.uri.path}/index.php"}},
-				Not:  []matcherSet{{Path: []string{"*/"}}},
-			}},
-			Handle: []handler{redirect("{http.request.orig_uri.path}/")},
-		},
-		caddyRoute{
-			Match: []matcherSet{{File: &fileMatcher{
-				Root:      b.PHPRoot,
-				TryFiles:  []string{"{http.request.uri.path}", "{http.request.uri.path}/index.php", "index.php"},
-				SplitPath: []string{".php"},
-			}}},
-			Handle: []handler{rewriteHandler{Handler: "rewrite", URI: "{http.matchers.file.relative}"}},
-		},
-		caddyRoute{
-			Match: []matcherSet{{Path: []string{"*.php"}}},
-			Handle: []handler{reverseProxyHandler{
-				Handler: "reverse_proxy",
-				Transport: &fastcgiTransport{
-					Protocol:  "fastcgi",
-					Root:      b.PHPRoot,
-					SplitPath: []string{".php"},
-					Env: map[string]string{
-						"SCRIPT_NAME":       prefix + "{http.request.uri.path}",
-						"SILVER_MATCH_PATH": matchPath,
-					},
-				},
-				Upstreams: []upstream{{Dial: b.Upstream}},
-			}},
-		},
-		caddyRoute{Handle: []handler{fileServerHandler{Handler: "file_server", Root: b.PHPRoot}}},
-	)
-	return out
+	out = append(out, caddyRoute{
+		Match: []matcherSet{{
+			File: &fileMatcher{Root: b.PHPRoot, TryFiles: []string{"{http.request.uri.path}/index.php"}},
+			Not:  []matcherSet{{Path: []string{"*/"}}},
+		}},
+		Handle: []handler{redirect("{http.request.orig_uri.path}/")},
+	})
+	tryFiles := []string{"{http.request.uri.path}", "{http.request.uri.path}/index.php"}
+	if b.PHPFrontController == "" {
+		tryFiles = append(tryFiles, "index.php")
+	}
+	// An existing file (or a directory's index.php): PHP runs, anything
+	// else is served as it is.
+	out = append(out, caddyRoute{
+		Match: []matcherSet{{File: &fileMatcher{
+			Root:      b.PHPRoot,
+			TryFiles:  tryFiles,
+			SplitPath: []string{".php"},
+		}}},
+		Handle: []handler{subrouteHandler{Handler: "subroute", Routes: []caddyRoute{
+			{Handle: []handler{rewriteHandler{Handler: "rewrite", URI: "{http.matchers.file.relative}"}}},
+			{
+				Match:    []matcherSet{{Path: []string{"*.php"}}},
+				Handle:   []handler{fastcgi(map[string]string{"SCRIPT_NAME": prefix + "{http.request.uri.path}"})},
+				Terminal: true,
+			},
+			{Handle: []handler{fileServerHandler{Handler: "file_server", Root: b.PHPRoot}}},
+		}}},
+		Terminal: true,
+	})
+	if b.PHPFrontController == "" {
+		// No index.php either: the file server's 404.
+		return append(out, caddyRoute{Handle: []handler{fileServerHandler{Handler: "file_server", Root: b.PHPRoot}}})
+	}
+	// Everything else runs the front controller, named explicitly since
+	// it may live outside php_root, with the request path as PATH_INFO.
+	return append(out, caddyRoute{Handle: []handler{fastcgi(map[string]string{
+		"SCRIPT_FILENAME": b.PHPFrontController,
+		"SCRIPT_NAME":     prefix + "/" + path.Base(b.PHPFrontController),
+		"PATH_INFO":       "{http.request.uri.path}",
+	})}})
 }

@@ -26,6 +26,10 @@ type goldenBackend struct {
 	StaticDir    string `json:"static_dir"`
 	WritableRoot string `json:"writable_root"`
 	PHPRoot      string `json:"php_root"`
+	// For PHP behind a stable path: SCRIPT_FILENAME's root and the front
+	// controller as php-fpm sees them.
+	PHPScriptRoot      string `json:"php_script_root"`
+	PHPFrontController string `json:"php_front_controller"`
 }
 
 type goldenOptions struct {
@@ -88,7 +92,9 @@ func loadGolden(t *testing.T, name string) (*Table, map[string]Backend, Options)
 		override(&b.StaticDir, g.StaticDir)
 		override(&b.WritableRoot, g.WritableRoot)
 		override(&b.PHPRoot, g.PHPRoot)
-		backends[r.Live] = b
+		override(&b.PHPScriptRoot, g.PHPScriptRoot)
+		override(&b.PHPFrontController, g.PHPFrontController)
+		backends[r.Location.Key()] = b
 	}
 	var opt Options
 	if data, err := os.ReadFile(filepath.Join("testdata", name+".options.json")); err == nil {
@@ -211,7 +217,7 @@ func TestRender_MissingAndBadBackends(t *testing.T) {
 		"d.1": {Kind: KindPHP, Upstream: "unix//x.sock"},
 		"e.1": {Kind: KindStatic, StaticDir: "relative/static"},
 	}
-	got, err := Render(tb, backends, Options{})
+	got, err := Render(tb, byRoute(tb, backends), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,11 +286,23 @@ func BenchmarkRender(b *testing.B) {
 	b.ResetTimer()
 	var size int
 	for b.Loop() {
-		r, err := Render(tb, backends, Options{})
+		r, err := Render(tb, byRoute(tb, backends), Options{})
 		if err != nil {
 			b.Fatal(err)
 		}
 		size = len(r.JSON)
 	}
 	b.ReportMetric(float64(size), "bytes/config")
+}
+
+// byRoute turns backends by live instance, the way tests describe them,
+// into Render's backends by route.
+func byRoute(t *Table, byInstance map[string]Backend) map[string]Backend {
+	out := map[string]Backend{}
+	for _, r := range t.Routes {
+		if b, ok := byInstance[r.Live]; ok && r.Live != "" {
+			out[r.Location.Key()] = b
+		}
+	}
+	return out
 }

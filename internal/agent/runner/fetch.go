@@ -217,6 +217,28 @@ func (i *Instance) ScriptCommand(ctx context.Context, c appconfig.Command) (*exe
 	} else {
 		argv = append([]string{script}, c.Args...)
 	}
+	return i.appCommand(ctx, argv, "script "+c.Path)
+}
+
+// CheckConfigCommand builds the command that runs app.ini's
+// config.checker (module:function) on the configuration directory
+// configDir, as the original's update-check-config.py did: the app's
+// libraries on sys.path, as the app user, in the instance directory,
+// with the instance's environment. A non-zero exit means the
+// configuration was refused; the output says why.
+func (i *Instance) CheckConfigCommand(ctx context.Context, checker appconfig.Checker, configDir string) (*exec.Cmd, error) {
+	if checker.IsZero() || strings.ContainsAny(checker.String(), " \t\n\x00/") {
+		return nil, fmt.Errorf("config.checker %q: not module:function", checker)
+	}
+	if !filepath.IsAbs(configDir) {
+		return nil, fmt.Errorf("config directory %q is not absolute", configDir)
+	}
+	argv := []string{i.Layout.Python, assets.Path(i.Layout.Assets, assets.ConfigChecker), checker.String(), configDir}
+	return i.appCommand(ctx, argv, "config.checker")
+}
+
+// appCommand makes argv run the way the app's own processes do.
+func (i *Instance) appCommand(ctx context.Context, argv []string, what string) (*exec.Cmd, error) {
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Dir = i.Dir()
 	env := i.ProcessEnv()
@@ -230,7 +252,7 @@ func (i *Instance) ScriptCommand(ctx context.Context, c appconfig.Command) (*exe
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cred, err := credential(i.user())
 	if err != nil {
-		return nil, fmt.Errorf("script %s: %w", c.Path, err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	cmd.SysProcAttr.Credential = cred
 	// On cancel, end the whole process group, not just the interpreter.

@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
 	"os/exec"
 	"os/user"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -131,5 +133,48 @@ func TestFetch_ScriptRunsAsAppUser(t *testing.T) {
 	}
 	if _, err := inst.ScriptCommand(context.Background(), appconfig.Command{Path: "../x.py"}); err == nil {
 		t.Error("a script outside the app was accepted")
+	}
+}
+
+func TestCheckConfigCommand(t *testing.T) {
+	need(t, "/usr/bin/python3")
+	l := testLayout(t)
+	inst := testInstance(t, l, "wsgi", appconfig.KindPython, "main.py", "")
+	me, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst.User = me.Username
+	run := func(dir string) ([]string, error) {
+		cmd, err := inst.CheckConfigCommand(context.Background(), appconfig.Checker{Module: "checkconf", Function: "check"}, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.SysProcAttr.Credential = nil
+		var lines []string
+		err = StreamCommand(cmd, func(s string) { lines = append(lines, s) })
+		return lines, err
+	}
+	good := filepath.Join(t.TempDir(), "conf")
+	if err := os.MkdirAll(good, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	lines, err := run(good)
+	if err != nil || !strings.Contains(strings.Join(lines, "\n"), "checking conf with from lib/python") {
+		t.Errorf("good config: %v %q", err, lines)
+	}
+	if err := os.WriteFile(filepath.Join(good, "bad"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	lines, err = run(good)
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || !strings.Contains(strings.Join(lines, "\n"), "ValueError: the configuration says bad") {
+		t.Errorf("bad config: %v %q", err, lines)
+	}
+	if _, err := inst.CheckConfigCommand(context.Background(), appconfig.Checker{}, good); err == nil {
+		t.Error("no checker accepted")
+	}
+	if _, err := inst.CheckConfigCommand(context.Background(), appconfig.Checker{Module: "m", Function: "f"}, "relative"); err == nil {
+		t.Error("a relative directory accepted")
 	}
 }

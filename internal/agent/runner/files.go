@@ -35,6 +35,9 @@ func (i *Instance) Files() ([]File, error) {
 		return nil, fmt.Errorf("instance %s: %w", i.Name, err)
 	}
 	out := []File{{Path: i.Layout.EnvFilePath(i.Name), Mode: 0o600, Data: env}}
+	if i.Kind == appconfig.KindCommand {
+		out = append(out, File{Path: i.Layout.ProxyEnvPath(i.Name), Mode: 0o644, Data: i.proxyEnv()})
+	}
 	if i.Kind == appconfig.KindPHP {
 		conf, err := i.FPMConfig()
 		if err != nil {
@@ -73,11 +76,15 @@ func WriteFiles(root string, files []File) error {
 }
 
 // RemoveFiles removes what Files wrote for the instance (under root), the
-// directories that held only them, and the instance's socket directory.
+// directories that held only them, its EnableLinks, and the instance's
+// socket directory.
 // Call it once the unit is stopped. Missing files are not an error.
 func (i *Instance) RemoveFiles(root string) error {
 	l := i.Layout
 	var errs []error
+	if err := l.removeEnableLinks(root, i.Name); err != nil {
+		errs = append(errs, err)
+	}
 	for _, dir := range []string{l.EtcDir(i.Name), filepath.Dir(l.DropInPath(i.Name)), l.SocketDir(i.Name)} {
 		if err := os.RemoveAll(filepath.Join(root, dir)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err)

@@ -1,10 +1,13 @@
 package runner
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"regexp"
@@ -114,6 +117,38 @@ func TestPython_Gunicorn(t *testing.T) {
 		}
 		if v["production"] != true {
 			t.Errorf("is_production() = %v, want true", v["production"])
+		}
+	})
+
+	t.Run("an unread request body is drained before the connection closes", func(t *testing.T) {
+		// The router sends headers, then the body, on a connection of
+		// its own. The app answers without reading the body; the
+		// connection must still take the body and close cleanly (no
+		// reset, which the router would turn into a 502).
+		conn, err := net.Dial("unix", l.Socket(inst.Name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(20 * time.Second))
+		const size = 200000
+		if _, err := fmt.Fprintf(conn, "POST /print HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nConnection: close\r\n\r\n", size); err != nil {
+			t.Fatal(err)
+		}
+		var got []byte
+		buf := make([]byte, 4096)
+		for !bytes.Contains(got, []byte("printed")) {
+			n, err := conn.Read(buf)
+			if err != nil {
+				t.Fatalf("reading the response: %v (got %q)", err, got)
+			}
+			got = append(got, buf[:n]...)
+		}
+		if _, err := conn.Write(bytes.Repeat([]byte("x"), size)); err != nil {
+			t.Fatalf("sending the body after the response: %v", err)
+		}
+		if rest, err := io.ReadAll(conn); err != nil {
+			t.Fatalf("the connection did not close cleanly: %v (after %q)", err, rest)
 		}
 	})
 

@@ -15,17 +15,19 @@
 // The process listens on Layout.Socket(INSTANCE), in a directory the unit
 // creates for the instance, owned by the app user and group-owned by
 // Caddy's group, mode 0750: Caddy and root can reach the socket, other app
-// users cannot. A command app listens on 127.0.0.1:PORT
-// instead.
+// users cannot. A command app listens on 127.0.0.1:PORT instead, and a
+// socket-activated proxy (proxy.go) gives it the same unix socket, so the
+// router reaches every kind the same way (SocketUpstream).
 //
 // The order for the update flow, as root on the node: assets.Install and
-// the template unit (WriteFiles of TemplateUnit) once per agent version;
-// the app user (CreateUserArgv) and its directories on first deploy;
-// then per instance: FreePort (command apps), Environment, Instance.Files
-// and WriteFiles, Systemctl.DaemonReload and Start, Instance.Health(
-// Systemctl.Exited, Systemctl.Tail).Wait, Instance.RunUpdateFetch; hand
-// Instance.Upstream to the router. On failure, or when an old instance
-// has drained: Systemctl.Stop, then Instance.RemoveFiles.
+// the template units (TemplateUnits) once per agent version; the app user
+// (CreateUserArgv) and its directories on first deploy; then per
+// instance: FreePort (command apps), Environment, Instance.Files and
+// WriteFiles, WriteLinks of EnableLinks, Systemctl.DaemonReload and
+// StartInstance, Instance.Health(Systemctl.Exited, Systemctl.Tail).Wait,
+// Instance.RunUpdateFetch; hand Instance.SocketUpstream to the router. On
+// failure, or when an old instance has drained (Drainer.Wait):
+// Systemctl.StopInstance, then Instance.RemoveFiles.
 package runner
 
 import (
@@ -59,6 +61,8 @@ type Layout struct {
 	PHPFPM   string // /usr/sbin/php-fpm8.2
 	Python   string // /usr/bin/python3
 	Install  string // /usr/bin/install
+	// SocketProxyd forwards a command instance's socket to its port.
+	SocketProxyd string // /lib/systemd/systemd-socket-proxyd
 
 	// CaddyGroup is the front server's group, given access to instance
 	// sockets.
@@ -68,21 +72,22 @@ type Layout struct {
 // DefaultLayout returns the paths of a node.
 func DefaultLayout() Layout {
 	return Layout{
-		WWW:        "/var/www",
-		Apps:       "/var/lib/toppcloud/apps",
-		Logs:       "/var/log/toppcloud/apps",
-		Run:        "/run/toppcloud",
-		Etc:        "/etc/toppcloud/instances",
-		Units:      "/etc/systemd/system",
-		Assets:     assets.InstallDir,
-		Secret:     "/var/lib/toppcloud/secret",
-		DataDir:    "/var/lib/toppcloud",
-		LogDir:     "/var/log/toppcloud",
-		Gunicorn:   "/usr/bin/gunicorn",
-		PHPFPM:     "/usr/sbin/php-fpm8.2",
-		Python:     "/usr/bin/python3",
-		Install:    "/usr/bin/install",
-		CaddyGroup: "caddy",
+		WWW:          "/var/www",
+		Apps:         "/var/lib/toppcloud/apps",
+		Logs:         "/var/log/toppcloud/apps",
+		Run:          "/run/toppcloud",
+		Etc:          "/etc/toppcloud/instances",
+		Units:        "/etc/systemd/system",
+		Assets:       assets.InstallDir,
+		Secret:       "/var/lib/toppcloud/secret",
+		DataDir:      "/var/lib/toppcloud",
+		LogDir:       "/var/log/toppcloud",
+		Gunicorn:     "/usr/bin/gunicorn",
+		PHPFPM:       "/usr/sbin/php-fpm8.2",
+		Python:       "/usr/bin/python3",
+		Install:      "/usr/bin/install",
+		SocketProxyd: "/lib/systemd/systemd-socket-proxyd",
+		CaddyGroup:   "caddy",
 	}
 }
 
@@ -300,8 +305,26 @@ func (i *Instance) user() string {
 // Dir is the instance directory.
 func (i *Instance) Dir() string { return i.Layout.InstanceDir(i.Name) }
 
-// Upstream is what the router dials: "unix//run/toppcloud/I/app.sock",
-// "127.0.0.1:PORT", or "" for a static app.
+// SandboxInstanceDir is where a PHP instance's own processes also see
+// their instance directory. Caddy names PHP scripts by this path
+// (SCRIPT_FILENAME) because it does not change from one instance to the
+// next, while each php-fpm, sandboxed, sees only its own instance there.
+const SandboxInstanceDir = "/var/www/instance"
+
+// SocketUpstream is the unix socket the router reaches the instance on,
+// "unix//run/toppcloud/I/app.sock", for every kind that runs a process
+// (a command app's is its proxy's); "" for a static app.
+func (i *Instance) SocketUpstream() string {
+	if !i.HasProcess() {
+		return ""
+	}
+	return "unix/" + i.Layout.Socket(i.Name)
+}
+
+// Upstream is what the agent's own requests dial (health checks,
+// update_fetch): "unix//run/toppcloud/I/app.sock", "127.0.0.1:PORT" for
+// a command app (its process itself, not the proxy), or "" for a static
+// app.
 func (i *Instance) Upstream() string {
 	switch i.Kind {
 	case appconfig.KindStatic:

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/toppcloud/toppcloud/internal/appconfig"
 )
 
 // fakeExec answers exact command lines and fails on any other.
@@ -75,5 +77,25 @@ func TestSystemctl_Commands(t *testing.T) {
 	tail, err := s.Tail("blog.1", DefaultTailLines)(ctx)
 	if err != nil || strings.Join(tail, "|") != "a|b" {
 		t.Errorf("tail %q, %v", tail, err)
+	}
+}
+
+func TestSystemctl_Current(t *testing.T) {
+	l := DefaultLayout()
+	inst := &Instance{App: "blog", Name: "blog.1", Kind: appconfig.KindPython, Layout: l}
+	show := "systemctl show --property=LoadState,NeedDaemonReload,DropInPaths toppcloud-app@blog.1.service"
+	ours := l.DropInPath("blog.1")
+	for out, want := range map[string]bool{
+		"LoadState=loaded\nNeedDaemonReload=no\nDropInPaths=" + ours + "\n":                   true,
+		"LoadState=loaded\nNeedDaemonReload=no\nDropInPaths=/etc/x.conf " + ours + "\n":       true,
+		"LoadState=loaded\nNeedDaemonReload=yes\nDropInPaths=" + ours + "\n":                  false,
+		"LoadState=bad-setting\nNeedDaemonReload=no\nDropInPaths=\n":                          false,
+		"LoadState=loaded\nNeedDaemonReload=no\nDropInPaths=/etc/systemd/system/other.conf\n": false,
+		"ERR:no bus": false,
+	} {
+		f := &fakeExec{t: t, answers: map[string]string{show: out}}
+		if got := (Systemctl{Exec: f.run}).Current(context.Background(), inst); got != want {
+			t.Errorf("%q: %v, want %v", out, got, want)
+		}
 	}
 }

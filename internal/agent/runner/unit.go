@@ -126,6 +126,9 @@ func (i *Instance) DropIn() ([]byte, error) {
 		l.LogDirOf(i.App),
 	}
 	ro := []string{i.Dir(), l.Secret, "-" + l.ConfigDir(i.App)}
+	if i.Kind == appconfig.KindPHP {
+		ro = append(ro, i.Dir()+":"+SandboxInstanceDir)
+	}
 	w("BindReadOnlyPaths=" + strings.Join(ro, " "))
 	w("BindPaths=" + strings.Join(rw, " "))
 	w("ReadWritePaths=" + strings.Join(rw, " "))

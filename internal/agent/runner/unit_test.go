@@ -66,7 +66,9 @@ func golden(t *testing.T, name string, got []byte) {
 
 func TestUnits_Golden(t *testing.T) {
 	l := DefaultLayout()
-	golden(t, "toppcloud-app@.service", TemplateUnit(l))
+	for name, data := range TemplateUnits(l) {
+		golden(t, name, data)
+	}
 	for name, inst := range goldenInstances(t, l) {
 		files, err := inst.Files()
 		if err != nil {

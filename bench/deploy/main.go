@@ -1,0 +1,417 @@
+// Command deploy measures `toppcloud update` on a real local node and
+// compares it with rsync and tar over SSH, the way the original shipped
+// applications. It prints numbers; it asserts nothing.
+//
+//	sudo go run ./bench/deploy [-files 2000] [-mb 50] [-runs 3]
+//
+// It builds toppcloud, creates and sets up a local node (systemd-nspawn,
+// as `toppcloud create-node --setup-node` does), installs rsync in it, and
+// for each run generates a new application (bench/transfer's generator: a
+// WSGI app of source-like text and incompressible files) and times:
+//
+//	first          update of a tree the node has never seen
+//	unchanged      update again, nothing changed (a no-op that says so)
+//	unchanged -f   the same with --force: a new instance is started and switched to
+//	one file       update after one 10 KB file changed
+//	rsync -a       rsync -a over ssh of the tree into a fresh directory,
+//	               then of the one-file change; rsync -az likewise (the
+//	               original's flags included --compress)
+//	tar | ssh      tar c | ssh tar x into a fresh directory
+//
+// Wall time is the whole command as a user runs it (for toppcloud: check
+// the app, connect, check the agent, upload, start, switch, drain).
+// Bytes are what the host sent to the node's port 22, counted by an
+// nftables rule on the host: SSH payload plus TCP/IP headers, the same
+// measure for every tool. Medians over the runs are printed.
+//
+// Needs root, what the local provider needs (systemd-container,
+// debootstrap, nftables), and rsync and an ssh client on the host.
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/toppcloud/toppcloud/internal/provider/local"
+)
+
+func main() {
+	files := flag.Int("files", 2000, "files in each generated application")
+	mb := flag.Int("mb", 50, "its size in MB")
+	runs := flag.Int("runs", 3, "runs (a new application each); medians are printed")
+	keep := flag.Bool("keep", false, "keep the node and the work directory")
+	verbose := flag.Bool("v", false, "show the commands' output")
+	cache := flag.String("cache", local.DefaultRoot, "local provider image cache (cache_dir)")
+	gen := flag.String("generate", "", "only write a generated application (app name bench) into `DIR`, for profiling by hand")
+	seed := flag.Uint64("seed", 1, "the generated application's seed (with -generate)")
+	flag.Parse()
+	if *gen != "" {
+		if _, err := generate(*gen, "bench", *files, int64(*mb)<<20, *seed); err != nil {
+			fmt.Fprintln(os.Stderr, "deploy bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	b := &bench{files: *files, size: int64(*mb) << 20, verbose: *verbose, cache: *cache}
+	err := b.run(*runs, *keep)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "deploy bench:", err)
+		os.Exit(1)
+	}
+}
+
+type bench struct {
+	files   int
+	size    int64
+	verbose bool
+	cache   string
+
+	work, home, bin, key string
+	node, addr           string
+	table                string
+}
+
+// sample is one measured command.
+type sample struct {
+	wall  time.Duration
+	bytes int64
+}
+
+func (b *bench) run(runs int, keep bool) (err error) {
+	ctx := context.Background()
+	if os.Geteuid() != 0 {
+		return errors.New("run as root (local nodes are systemd-nspawn containers)")
+	}
+	for _, tool := range []string{"rsync", "ssh", "tar", "nft"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("%s is needed on this machine: %w", tool, err)
+		}
+	}
+	if b.work, err = os.MkdirTemp("/var/tmp", "toppcloud-bench-deploy-"); err != nil {
+		return err
+	}
+	if !keep {
+		defer os.RemoveAll(b.work)
+	}
+	if err := b.prepareHome(); err != nil {
+		return err
+	}
+	fmt.Println("building toppcloud ...")
+	b.bin = filepath.Join(b.work, "toppcloud")
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", b.bin, "./cmd/toppcloud").CombinedOutput(); err != nil {
+		return fmt.Errorf("go build ./cmd/toppcloud (run from the repository's root): %v\n%s", err, out)
+	}
+
+	b.node = fmt.Sprintf("bench-deploy-%d", os.Getpid())
+	fmt.Printf("creating and setting up local node %s ...\n", b.node)
+	start := time.Now()
+	if _, err := b.tc("create-node", b.node, "--setup-node"); err != nil {
+		return err
+	}
+	if !keep {
+		defer func() {
+			if _, derr := b.tc("destroy-node", "-y", b.node); derr != nil && err == nil {
+				err = derr
+			}
+		}()
+	} else {
+		defer fmt.Printf("node %s kept: HOME=%s %s destroy-node %s\n", b.node, b.home, b.bin, b.node)
+	}
+	out, err := b.tc("list-nodes", "--json")
+	if err != nil {
+		return err
+	}
+	var nodes []struct {
+		Name      string   `json:"name"`
+		PublicIPs []string `json:"public_ips"`
+	}
+	if err := json.Unmarshal(out, &nodes); err != nil {
+		return fmt.Errorf("list-nodes --json: %w", err)
+	}
+	for _, n := range nodes {
+		if n.Name == b.node && len(n.PublicIPs) > 0 {
+			b.addr = n.PublicIPs[0]
+		}
+	}
+	if b.addr == "" {
+		return fmt.Errorf("no address for %s in list-nodes:\n%s", b.node, out)
+	}
+	fmt.Printf("node %s at %s ready in %.0fs; installing rsync in it ...\n", b.node, b.addr, time.Since(start).Seconds())
+	if err := b.ssh("DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends rsync >/dev/null"); err != nil {
+		return fmt.Errorf("install rsync in the node: %w", err)
+	}
+	if err := b.counterOn(); err != nil {
+		return err
+	}
+	defer b.counterOff()
+
+	results := map[string][]sample{}
+	order := []string{"toppcloud first", "toppcloud unchanged", "toppcloud unchanged --force", "toppcloud one file",
+		"rsync -a first", "rsync -a one file", "rsync -az first", "rsync -az one file", "tar | ssh first"}
+	var content, changed int64
+	for r := 1; r <= runs; r++ {
+		app := fmt.Sprintf("bench%d", r)
+		dir := filepath.Join(b.work, app)
+		st, err := generate(dir, app, b.files, b.size, uint64(r))
+		if err != nil {
+			return err
+		}
+		content = st.bytes
+		fmt.Printf("run %d: %s, %d files, %.1f MB (%.0f%% incompressible)\n", r, app, st.files, float64(st.bytes)/(1<<20), 100*float64(st.randomBytes)/float64(st.bytes))
+		loc := app + ".test"
+		measure := func(name string, fn func() error) error {
+			s, err := b.measure(fn)
+			if err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			results[name] = append(results[name], s)
+			fmt.Printf("  %-28s %7.2fs %10s\n", name, s.wall.Seconds(), mbytes(s.bytes))
+			return nil
+		}
+		update := func(args ...string) func() error {
+			return func() error {
+				_, err := b.tc(append([]string{"update", dir, loc, "--node", b.node}, args...)...)
+				return err
+			}
+		}
+		steps := []struct {
+			name string
+			fn   func() error
+		}{
+			{"toppcloud first", update()},
+			{"toppcloud unchanged", update()},
+			{"toppcloud unchanged --force", update("--force")},
+			{"toppcloud one file", func() error {
+				n, err := changeFile(dir, uint64(1000+r))
+				changed = n
+				if err != nil {
+					return err
+				}
+				return update()()
+			}},
+			{"rsync -a first", b.rsync(dir, "/tmp/rsync-a-"+app, "-a")},
+			{"rsync -a one file", func() error {
+				if _, err := changeFile(dir, uint64(2000+r)); err != nil {
+					return err
+				}
+				return b.rsync(dir, "/tmp/rsync-a-"+app, "-a")()
+			}},
+			{"rsync -az first", b.rsync(dir, "/tmp/rsync-az-"+app, "-az")},
+			{"rsync -az one file", func() error {
+				if _, err := changeFile(dir, uint64(3000+r)); err != nil {
+					return err
+				}
+				return b.rsync(dir, "/tmp/rsync-az-"+app, "-az")()
+			}},
+			{"tar | ssh first", b.tar(dir, "/tmp/tar-"+app)},
+		}
+		for _, s := range steps {
+			if err := measure(s.name, s.fn); err != nil {
+				return err
+			}
+		}
+	}
+
+	fmt.Printf("\nmedians over %d runs (%d files, %.1f MB; bytes = host to node port 22, TCP/IP headers included)\n", runs, b.files, float64(content)/(1<<20))
+	med := map[string]sample{}
+	for _, name := range order {
+		med[name] = median(results[name])
+		fmt.Printf("  %-28s %7.2fs %10s\n", name, med[name].wall.Seconds(), mbytes(med[name].bytes))
+	}
+	first, tar := med["toppcloud first"], med["tar | ssh first"]
+	one, unch := med["toppcloud one file"], med["toppcloud unchanged"]
+	fmt.Printf("\ntargets\n")
+	fmt.Printf("  unchanged <= 1.0s:                        %.2fs (%s)\n", unch.wall.Seconds(), verdict(unch.wall <= time.Second))
+	fmt.Printf("  one file <= 1.5s:                         %.2fs (%s)\n", one.wall.Seconds(), verdict(one.wall <= 1500*time.Millisecond))
+	manifest := med["toppcloud unchanged"].bytes // an unchanged update sends the manifest and requests only
+	limit := changed + manifest + 64<<10
+	fmt.Printf("  one file bytes <= changed+manifest+64KB: %s <= %s (%s)\n", mbytes(one.bytes), mbytes(limit), verdict(one.bytes <= limit))
+	fmt.Printf("  first <= 1.2 x tar|ssh:                   %.2fs vs %.2fs = %.2fx (%s)\n", first.wall.Seconds(), tar.wall.Seconds(),
+		first.wall.Seconds()/tar.wall.Seconds(), verdict(first.wall.Seconds() <= 1.2*tar.wall.Seconds()))
+	return nil
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "NOT met"
+}
+
+func median(s []sample) sample {
+	if len(s) == 0 {
+		return sample{}
+	}
+	w := slices.Clone(s)
+	slices.SortFunc(w, func(a, b sample) int { return int(a.wall - b.wall) })
+	by := slices.Clone(s)
+	slices.SortFunc(by, func(a, b sample) int { return int(a.bytes - b.bytes) })
+	return sample{wall: w[len(w)/2].wall, bytes: by[len(by)/2].bytes}
+}
+
+func mbytes(n int64) string {
+	if n < 1<<20 {
+		return fmt.Sprintf("%.1f KB", float64(n)/1024)
+	}
+	return fmt.Sprintf("%.2f MB", float64(n)/(1<<20))
+}
+
+// measure times fn and counts the bytes the host sent to the node's SSH
+// port meanwhile.
+func (b *bench) measure(fn func() error) (sample, error) {
+	before, err := b.counter()
+	if err != nil {
+		return sample{}, err
+	}
+	start := time.Now()
+	err = fn()
+	wall := time.Since(start)
+	after, cerr := b.counter()
+	if err == nil {
+		err = cerr
+	}
+	return sample{wall: wall, bytes: after - before}, err
+}
+
+func (b *bench) prepareHome() error {
+	b.home = filepath.Join(b.work, "home")
+	if err := os.MkdirAll(filepath.Join(b.home, ".ssh"), 0o700); err != nil {
+		return err
+	}
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return err
+	}
+	block, err := ssh.MarshalPrivateKey(priv, "bench")
+	if err != nil {
+		return err
+	}
+	b.key = filepath.Join(b.home, ".ssh", "id_ed25519")
+	if err := os.WriteFile(b.key, pem.EncodeToMemory(block), 0o600); err != nil {
+		return err
+	}
+	sp, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		return err
+	}
+	line := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sp)))
+	if err := os.WriteFile(b.key+".pub", []byte(line+" bench\n"), 0o644); err != nil {
+		return err
+	}
+	conf := fmt.Sprintf("[provider:default]\nprovider = local\nroot = %s\ncache_dir = %s\nroot_authorized_keys = %s\n",
+		filepath.Join(b.work, "nodes"), b.cache, line)
+	return os.WriteFile(filepath.Join(b.home, ".toppcloud.conf"), []byte(conf), 0o600)
+}
+
+// tc runs the toppcloud binary as the bench's user.
+func (b *bench) tc(args ...string) ([]byte, error) {
+	cmd := exec.Command(b.bin, args...)
+	cmd.Env = append(os.Environ(), "HOME="+b.home)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if b.verbose {
+		os.Stderr.Write(stderr.Bytes())
+	}
+	if err != nil {
+		return nil, fmt.Errorf("toppcloud %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	return stdout.Bytes(), nil
+}
+
+// sshArgs log in as root with the bench's key, trusting only the host key
+// toppcloud pinned.
+func (b *bench) sshArgs() []string {
+	return []string{"-i", b.key, "-o", "UserKnownHostsFile=" + filepath.Join(b.home, ".toppcloud", "known_hosts"),
+		"-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "LogLevel=ERROR"}
+}
+
+func (b *bench) ssh(script string) error {
+	out, err := exec.Command("ssh", append(b.sshArgs(), "root@"+b.addr, script)...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("ssh %s: %v\n%s", script, err, out)
+	}
+	return nil
+}
+
+func (b *bench) rsync(dir, dest, flags string) func() error {
+	return func() error {
+		e := "ssh " + strings.Join(b.sshArgs(), " ")
+		out, err := exec.Command("rsync", flags, "-e", e, dir+"/", "root@"+b.addr+":"+dest+"/").CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("rsync: %v\n%s", err, out)
+		}
+		return nil
+	}
+}
+
+func (b *bench) tar(dir, dest string) func() error {
+	return func() error {
+		tarC := exec.Command("tar", "c", "-C", dir, ".")
+		sshX := exec.Command("ssh", append(b.sshArgs(), "root@"+b.addr, "mkdir -p "+dest+" && tar x -C "+dest)...)
+		pipe, err := tarC.StdoutPipe()
+		if err != nil {
+			return err
+		}
+		sshX.Stdin = pipe
+		var errOut bytes.Buffer
+		sshX.Stderr = &errOut
+		if err := tarC.Start(); err != nil {
+			return err
+		}
+		if err := sshX.Run(); err != nil {
+			return fmt.Errorf("tar | ssh: %v %s", err, errOut.String())
+		}
+		return tarC.Wait()
+	}
+}
+
+// counterOn adds an nftables table of the bench's own that counts what
+// the host sends to the node's SSH port.
+func (b *bench) counterOn() error {
+	b.table = fmt.Sprintf("tcbench%d", os.Getpid())
+	rules := fmt.Sprintf("table inet %s {\n  chain out {\n    type filter hook output priority 0; policy accept;\n    ip daddr %s tcp dport 22 counter\n  }\n}\n", b.table, b.addr)
+	cmd := exec.Command("nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(rules)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("nft: %v\n%s", err, out)
+	}
+	return nil
+}
+
+func (b *bench) counterOff() {
+	if b.table != "" {
+		_ = exec.Command("nft", "delete", "table", "inet", b.table).Run()
+	}
+}
+
+var counterRE = regexp.MustCompile(`counter packets \d+ bytes (\d+)`)
+
+func (b *bench) counter() (int64, error) {
+	out, err := exec.Command("nft", "list", "chain", "inet", b.table, "out").CombinedOutput()
+	if err != nil {
+		return 0, fmt.Errorf("nft list: %v\n%s", err, out)
+	}
+	m := counterRE.FindSubmatch(out)
+	if m == nil {
+		return 0, fmt.Errorf("no counter in:\n%s", out)
+	}
+	return strconv.ParseInt(string(m[1]), 10, 64)
+}

@@ -1,0 +1,565 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/toppcloud/toppcloud/internal/agent/router"
+	"github.com/toppcloud/toppcloud/internal/deploy/manifest"
+	"github.com/toppcloud/toppcloud/internal/location"
+	"github.com/toppcloud/toppcloud/internal/protocol"
+)
+
+// setUpNode is a fake node after setup-node.
+func setUpNode(t *testing.T) *fakeNode {
+	t.Helper()
+	n := newFakeNode(t)
+	// The configs the agent renders must name the fake admin socket, as
+	// real ones name the real socket (Admin.Load checks).
+	n.agent.Layout.AdminSocket = n.adminSock
+	if cr := runOp(t, n.agent, protocol.OpSetup, req(protocol.OpSetup), setupArgs(t), nil); cr.err != nil || !cr.res.OK {
+		t.Fatalf("setup: %v %+v", cr.err, cr.res)
+	}
+	return n
+}
+
+// writeApp writes files (path -> content) into a new directory.
+func writeApp(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for p, c := range files {
+		full := filepath.Join(dir, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(c), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func staticApp(t *testing.T, app, body string) string {
+	return writeApp(t, map[string]string{
+		"app.ini":           "[production]\napp_name = " + app + "\n",
+		"static/index.html": body,
+	})
+}
+
+// ok fails the test unless the operation succeeded, and decodes its data.
+func ok(t *testing.T, cr callResult, out any) {
+	t.Helper()
+	if cr.err != nil || cr.res == nil || !cr.res.OK {
+		var msg string
+		if cr.res != nil && cr.res.Error != nil {
+			msg = cr.res.Error.Message + " " + strings.Join(cr.res.Error.Tail, "\n")
+		}
+		t.Fatalf("operation failed: %v %s (logs %+v)", cr.err, msg, cr.logs)
+	}
+	if out != nil {
+		if err := json.Unmarshal(cr.res.Data, out); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// failed returns the error of an operation that must fail.
+func failed(t *testing.T, cr callResult) *protocol.Error {
+	t.Helper()
+	if cr.err != nil || cr.res == nil || cr.res.OK || cr.res.Error == nil {
+		t.Fatalf("operation did not fail: %v %+v", cr.err, cr.res)
+	}
+	return cr.res.Error
+}
+
+// upload sends dir's manifest and missing contents as the client does
+// and returns the digest.
+func upload(t *testing.T, n *fakeNode, app, dir string) protocol.Hash {
+	t.Helper()
+	m, _, err := manifest.Build(context.Background(), dir, manifest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mb bytes.Buffer
+	if _, err := protocol.WriteManifest(&mb, m); err != nil {
+		t.Fatal(err)
+	}
+	var mr protocol.DeployManifestResult
+	ok(t, runOp(t, n.agent, protocol.OpDeployManifest, req(protocol.OpDeployManifest), protocol.DeployManifestArgs{App: app}, mb.Bytes()), &mr)
+	plan, err := manifest.NewPlan(m, mr.Missing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.Blobs) > 0 {
+		var bb bytes.Buffer
+		if _, err := plan.Send(context.Background(), &bb, dir, nil); err != nil {
+			t.Fatal(err)
+		}
+		ok(t, runOp(t, n.agent, protocol.OpDeployBlobs, req(protocol.OpDeployBlobs), nil, bb.Bytes()), nil)
+	}
+	return mr.Digest
+}
+
+func deployArgs(app, loc string, d protocol.Hash) protocol.DeployArgs {
+	return protocol.DeployArgs{App: app, Location: loc, Digest: d, SkipUnchanged: true}
+}
+
+func (n *fakeNode) deploy(t *testing.T, args protocol.DeployArgs) protocol.DeployResult {
+	t.Helper()
+	var res protocol.DeployResult
+	ok(t, runOp(t, n.agent, protocol.OpDeploy, req(protocol.OpDeploy), args, nil), &res)
+	return res
+}
+
+func (n *fakeNode) loadCount() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.loads
+}
+
+func (n *fakeNode) caddyConfig() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return string(n.loaded)
+}
+
+func (n *fakeNode) table(t *testing.T) *router.Table {
+	t.Helper()
+	tb, problems, err := router.LoadTable(n.h.Path(DefaultLayout().Routes))
+	if err != nil || len(problems) > 0 {
+		t.Fatal(err, problems)
+	}
+	return tb
+}
+
+// slotOf returns where the single slot of the node leads.
+func (n *fakeNode) slots(t *testing.T) map[string]string {
+	t.Helper()
+	l := DefaultLayout()
+	entries, err := os.ReadDir(n.h.Path(l.Slots))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, e := range entries {
+		target, err := os.Readlink(n.h.Path(path.Join(l.Slots, e.Name())))
+		if err != nil {
+			t.Fatalf("slot %s is not a symlink: %v", e.Name(), err)
+		}
+		out[e.Name()] = target
+	}
+	return out
+}
+
+// TestDeploy_StaticSite walks a static site through everything that needs
+// no process: first deploy (config reload), redeploy (a slot switch, no
+// reload), an unchanged update, activate by prev and by release number,
+// query, disable, deactivate and clean.
+func TestDeploy_StaticSite(t *testing.T) {
+	n := setUpNode(t)
+	l := DefaultLayout()
+	loads := n.loadCount()
+
+	v1 := n.deploy(t, deployArgs("site", "site.test", upload(t, n, "site", staticApp(t, "site", "one"))))
+	if v1.Instance == "" || v1.Prev != "" || v1.Release != 1 || !v1.Reloaded {
+		t.Fatalf("first deploy: %+v", v1)
+	}
+	if n.loadCount() != loads+1 {
+		t.Errorf("first deploy: %d config loads, want 1", n.loadCount()-loads)
+	}
+	loc, _ := location.Parse("site.test")
+	slot := SlotName(loc, "static")
+	if got := n.slots(t); len(got) != 1 || got[slot] != l.linksDir(v1.Instance) {
+		t.Errorf("slots after the first deploy: %v, want %s -> %s", got, slot, l.linksDir(v1.Instance))
+	}
+	if b, err := os.ReadFile(n.h.Path(path.Join(l.linksDir(v1.Instance), linkWWW, "static", "index.html"))); err == nil {
+		t.Errorf("the www link resolves inside the test root (%q): its target must be the node path", b)
+	}
+	if target, _ := os.Readlink(n.h.Path(path.Join(l.linksDir(v1.Instance), linkWWW))); target != "/var/www/"+v1.Instance {
+		t.Errorf("www link -> %q", target)
+	}
+	cfg := n.caddyConfig()
+	if !strings.Contains(cfg, path.Join(l.Slots, slot, "www", "static")) || strings.Contains(cfg, v1.Instance) {
+		t.Errorf("the config must serve through the slot and name no instance:\n%s", cfg)
+	}
+
+	loads = n.loadCount()
+	v2 := n.deploy(t, deployArgs("site", "site.test", upload(t, n, "site", staticApp(t, "site", "two"))))
+	if v2.Instance == v1.Instance || v2.Prev != v1.Instance || v2.Release != 2 || v2.Reloaded {
+		t.Fatalf("redeploy: %+v", v2)
+	}
+	if n.loadCount() != loads {
+		t.Error("a redeploy reloaded Caddy")
+	}
+	if got := n.slots(t); got[slot] != l.linksDir(v2.Instance) {
+		t.Errorf("slot after the redeploy -> %s, want %s", got[slot], l.linksDir(v2.Instance))
+	}
+	if rt, _ := n.table(t).Lookup(loc); rt.Live != v2.Instance || rt.Prev != v1.Instance {
+		t.Errorf("route %+v", rt)
+	}
+
+	// The same files again: nothing happens.
+	same := n.deploy(t, deployArgs("site", "site.test", upload(t, n, "site", staticApp(t, "site", "two"))))
+	if !same.Unchanged || same.Instance != v2.Instance {
+		t.Errorf("unchanged update: %+v", same)
+	}
+	dirs, _ := os.ReadDir(n.h.Path(l.WWW))
+	if len(dirs) != 2 {
+		t.Errorf("an unchanged update made an instance: %v", dirs)
+	}
+
+	var ar protocol.ActivateResult
+	ok(t, runOp(t, n.agent, protocol.OpActivate, req(protocol.OpActivate), protocol.ActivateArgs{Location: "site.test", Target: "prev"}, nil), &ar)
+	if ar.Instance != v1.Instance || ar.Prev != v2.Instance || ar.Reloaded || ar.Release != 3 || n.slots(t)[slot] != l.linksDir(v1.Instance) {
+		t.Errorf("activate prev: %+v, slot %s", ar, n.slots(t)[slot])
+	}
+	ok(t, runOp(t, n.agent, protocol.OpActivate, req(protocol.OpActivate), protocol.ActivateArgs{Location: "site.test", Target: "2"}, nil), &ar)
+	if ar.Instance != v2.Instance || n.slots(t)[slot] != l.linksDir(v2.Instance) {
+		t.Errorf("activate 2: %+v", ar)
+	}
+	for _, target := range []string{"99", "site.1999-01-01_001", "other.2024-01-01_001", "../../etc"} {
+		e := failed(t, runOp(t, n.agent, protocol.OpActivate, req(protocol.OpActivate), protocol.ActivateArgs{Location: "site.test", Target: target}, nil))
+		if e.Code != protocol.CodeNotFound && e.Code != protocol.CodeBadRequest {
+			t.Errorf("activate %s: %+v", target, e)
+		}
+	}
+
+	var q protocol.QueryResult
+	ok(t, runOp(t, n.agent, protocol.OpQuery, req(protocol.OpQuery), protocol.QueryArgs{}, nil), &q)
+	if len(q.Apps) != 1 || len(q.Apps[0].Instances) != 2 || len(q.Apps[0].Releases) != 4 {
+		t.Fatalf("query: %+v", q)
+	}
+	for _, in := range q.Apps[0].Instances {
+		want := map[string]string{v1.Instance: "prev", v2.Instance: "live"}[in.Name]
+		if (want == "live") != (len(in.Live) == 1) || (want == "prev") != (len(in.Prev) == 1) || in.State != "static" {
+			t.Errorf("query instance %+v, want %s", in, want)
+		}
+	}
+	ok(t, runOp(t, n.agent, protocol.OpQuery, req(protocol.OpQuery), protocol.QueryArgs{Patterns: []string{"nomatch*"}}, nil), &q)
+	if len(q.Apps) != 0 {
+		t.Errorf("query nomatch*: %+v", q.Apps)
+	}
+
+	loads = n.loadCount()
+	var dr protocol.DisableResult
+	ok(t, runOp(t, n.agent, protocol.OpDisable, req(protocol.OpDisable), protocol.DisableArgs{Location: "site.test"}, nil), &dr)
+	if !dr.Changed || dr.App != "site" || n.loadCount() != loads+1 || !strings.Contains(n.caddyConfig(), "app site is disabled") {
+		t.Errorf("disable by location: %+v, %d loads", dr, n.loadCount()-loads)
+	}
+	ok(t, runOp(t, n.agent, protocol.OpDisable, req(protocol.OpDisable), protocol.DisableArgs{App: "site"}, nil), &dr)
+	if dr.Changed {
+		t.Error("disabling twice changed something")
+	}
+	ok(t, runOp(t, n.agent, protocol.OpEnable, req(protocol.OpEnable), protocol.DisableArgs{App: "site"}, nil), &dr)
+	if !dr.Changed || strings.Contains(n.caddyConfig(), "is disabled") {
+		t.Errorf("enable: %+v", dr)
+	}
+
+	var cr protocol.CleanResult
+	ok(t, runOp(t, n.agent, protocol.OpClean, req(protocol.OpClean), protocol.CleanArgs{}, nil), &cr)
+	if len(cr.Removed) != 0 || len(cr.Kept) != 2 {
+		t.Errorf("clean with both instances in use: %+v", cr)
+	}
+
+	var dres protocol.DeactivateResult
+	ok(t, runOp(t, n.agent, protocol.OpDeactivate, req(protocol.OpDeactivate), protocol.DeactivateArgs{Patterns: []string{"*.test"}}, nil), &dres)
+	if len(dres.Removed) != 1 || dres.Removed[0].Live != v2.Instance || len(n.table(t).Routes) != 0 || len(n.slots(t)) != 0 {
+		t.Errorf("deactivate: %+v, table %+v, slots %v", dres, n.table(t), n.slots(t))
+	}
+	ok(t, runOp(t, n.agent, protocol.OpClean, req(protocol.OpClean), protocol.CleanArgs{DryRun: true}, nil), &cr)
+	if len(cr.Removed) != 2 {
+		t.Errorf("clean -n: %+v", cr)
+	}
+	if dirs, _ := os.ReadDir(n.h.Path(l.WWW)); len(dirs) != 2 {
+		t.Error("clean -n removed something")
+	}
+	ok(t, runOp(t, n.agent, protocol.OpClean, req(protocol.OpClean), protocol.CleanArgs{}, nil), &cr)
+	if dirs, _ := os.ReadDir(n.h.Path(l.WWW)); len(dirs) != 0 || len(cr.Removed) != 2 || cr.Blobs == 0 {
+		t.Errorf("clean left %v (result %+v)", dirs, cr)
+	}
+	if links, _ := os.ReadDir(n.h.Path(l.Instances)); len(links) != 0 {
+		t.Errorf("clean left links directories %v", links)
+	}
+
+	rs, _, err := n.agent.readReleases("site")
+	if err != nil || len(rs) != 5 || rs[4].Action != ActionDeactivate || rs[0].LocalUser != "alice@laptop" || rs[0].Digest == "" {
+		t.Errorf("releases: %+v %v", rs, err)
+	}
+}
+
+// TestDeploy_LockedAppWaitsThenFails: a second operation on an app waits
+// for the first, telling the client who holds it, and gives up after its
+// lock wait.
+func TestDeploy_LockedAppWaitsThenFails(t *testing.T) {
+	n := setUpNode(t)
+	d := upload(t, n, "site", staticApp(t, "site", "x"))
+	release, err := n.agent.Locks().Acquire(context.Background(), appLockName("site"), "update by bob@desk", time.Second, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := deployArgs("site", "site.test", d)
+	args.LockWait = protocol.Duration(300 * time.Millisecond)
+	start := time.Now()
+	cr := runOp(t, n.agent, protocol.OpDeploy, req(protocol.OpDeploy), args, nil)
+	e := failed(t, cr)
+	if e.Code != protocol.CodeLocked || !strings.Contains(e.Message, "update by bob@desk") || time.Since(start) < 300*time.Millisecond {
+		t.Errorf("locked deploy: %+v after %s", e, time.Since(start))
+	}
+	if !slices.ContainsFunc(cr.logs, func(l protocol.Log) bool { return strings.Contains(l.Text, "waiting for update by bob@desk") }) {
+		t.Errorf("the client was not told it waits: %+v", cr.logs)
+	}
+	release()
+	// Once free, the same request goes through.
+	args.LockWait = 0
+	if res := n.deploy(t, args); res.Instance == "" {
+		t.Error("no instance")
+	}
+}
+
+// TestDeploy_NodeChecksAppIni: whatever the client checked, the node
+// refuses an app.ini that would run something outside the instance, and
+// leaves nothing behind.
+func TestDeploy_NodeChecksAppIni(t *testing.T) {
+	n := setUpNode(t)
+	for name, ini := range map[string]string{
+		"runner outside": "[production]\napp_name = evil\nrunner = ../../bin/sh\n",
+		"unknown runner": "[production]\napp_name = evil\nrunner = main.rb\n",
+		"no app.ini":     "",
+	} {
+		files := map[string]string{"static/index.html": "x", "main.rb": "x"}
+		if ini != "" {
+			files["app.ini"] = ini
+		}
+		d := upload(t, n, "evil", writeApp(t, files))
+		e := failed(t, runOp(t, n.agent, protocol.OpDeploy, req(protocol.OpDeploy), deployArgs("evil", "evil.test", d), nil))
+		if e.Code != protocol.CodeBadRequest {
+			t.Errorf("%s: %+v", name, e)
+		}
+		if dirs, _ := os.ReadDir(n.h.Path(DefaultLayout().WWW)); len(dirs) != 0 {
+			t.Errorf("%s: left %v in /var/www", name, dirs)
+		}
+		if len(n.table(t).Routes) != 0 {
+			t.Errorf("%s: a route was made", name)
+		}
+	}
+	// Names and locations are checked before anything happens.
+	for _, args := range []protocol.DeployArgs{
+		{App: "../x", Location: "a.test"},
+		{App: "Bad.Name", Location: "a.test"},
+		{App: "ok", Location: "a.test/../b"},
+		{App: "ok", Location: "http://user@a.test/"},
+	} {
+		if e := failed(t, runOp(t, n.agent, protocol.OpDeploy, req(protocol.OpDeploy), args, nil)); e.Code != protocol.CodeBadRequest {
+			t.Errorf("%+v: %+v", args, e)
+		}
+	}
+	// An upload that never came.
+	e := failed(t, runOp(t, n.agent, protocol.OpDeploy, req(protocol.OpDeploy), deployArgs("ok", "a.test", protocol.Hash{1}), nil))
+	if !strings.Contains(e.Message, "run update again") {
+		t.Errorf("missing upload: %+v", e)
+	}
+}
+
+func TestSlotName(t *testing.T) {
+	parse := func(s string) location.Location {
+		l, err := location.Parse(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	a := SlotName(parse("example.com/blog"), "python")
+	if a != SlotName(parse("http://Example.com/blog/"), "python") {
+		t.Error("one location, two slot names")
+	}
+	seen := map[string]string{}
+	for _, tc := range []struct{ loc, shape string }{
+		{"example.com/blog", "python"}, {"example.com/blog", "php\x00\x00index.php"}, {"example.com/", "python"},
+		{"example.com:8080/blog", "python"}, {".example.com/blog", "python"}, {"*/blog", "python"},
+		{"example.com/blog/deeper/and/much/longer/than/forty/characters/in/all", "python"},
+		{"[::1]/x", "static"}, {"https://example.com/blog", "python"},
+	} {
+		s := SlotName(parse(tc.loc), tc.shape)
+		if prev, dup := seen[s]; dup && !strings.HasPrefix(tc.loc, "https://") {
+			t.Errorf("%q and %q share slot %s", tc.loc, prev, s)
+		}
+		seen[s] = tc.loc
+		if len(s) > slotReadable+1+slotHashLen || strings.ContainsAny(s, "/{}*: \x00") || strings.HasPrefix(s, ".") {
+			t.Errorf("slot %q of %q is not a safe short file name", s, tc.loc)
+		}
+		if n := len("/var/lib/toppcloud/slots/" + s + "/sock"); n > 107 {
+			t.Errorf("socket path through slot %q is %d bytes", s, n)
+		}
+	}
+	// The scheme does not make another route, so not another slot.
+	if SlotName(parse("https://example.com/blog"), "python") != a {
+		t.Error("https and http of one mount differ")
+	}
+}
+
+func TestReleases(t *testing.T) {
+	data := []byte(`{"number":1,"action":"update","instance":"a.1","locations":["a.test/"],"time":"2024-01-01T00:00:00Z","version":"v1"}
+not json
+{"number":2,"action":"deactivate","instance":"a.1","locations":["a.test/"],"time":"2024-01-02T00:00:00Z","version":"v1"}
+
+{"number":0,"action":"update"}
+{"number":3,"action":"activate","instance":"a.2","locations":["a.test/"],"time":"2024-01-03T00:00:00Z","version":"v1"}
+{"number":1,"action":"update","instance":"a.9","locations":["a.test/"],"time":"2024-01-04T00:00:00Z","version":"v1"}
+`)
+	rs, problems := ParseReleases(data)
+	if len(rs) != 4 || len(problems) != 2 || !strings.Contains(problems[0].Error(), "line 2") {
+		t.Fatalf("parsed %d, problems %v", len(rs), problems)
+	}
+	if NextRelease(rs) != 4 || NextRelease(nil) != 1 {
+		t.Errorf("next = %d", NextRelease(rs))
+	}
+	// A duplicate number (a log edited by hand): the last one wins.
+	if r, ok := FindRelease(rs, 1); !ok || r.Instance != "a.9" {
+		t.Errorf("find 1: %+v", r)
+	}
+	for _, tc := range []struct {
+		target, want string
+		number       bool
+		fails        bool
+	}{
+		{"3", "a.2", true, false},
+		{"2", "", true, true}, // a deactivate made nothing live
+		{"7", "", true, true},
+		{"a.2", "", false, false},
+		{"0", "", false, false},
+		{"-1", "", false, false},
+	} {
+		got, number, err := resolveRelease(rs, tc.target)
+		if got != tc.want || number != tc.number || (err != nil) != tc.fails {
+			t.Errorf("resolve %q = %q %v %v", tc.target, got, number, err)
+		}
+	}
+}
+
+func TestAppendRelease_Numbers(t *testing.T) {
+	n := newFakeNode(t)
+	for i := 1; i <= 3; i++ {
+		r, err := n.agent.appendRelease("blog", protocol.Release{Action: ActionUpdate, Instance: "blog.x", Version: "v"})
+		if err != nil || r.Number != i {
+			t.Fatalf("append %d: %+v %v", i, r, err)
+		}
+	}
+	b, _ := n.h.ReadFile(n.agent.releasesPath("blog"))
+	if strings.Count(string(b), "\n") != 3 {
+		t.Errorf("log:\n%s", b)
+	}
+}
+
+// TestDeploy_ConfigUpload: --config replaces the app's config directory
+// (kept across updates without --config), an app that requires one and
+// never had one is refused before any upload, and an unchanged update
+// with another config is not skipped.
+func TestDeploy_ConfigUpload(t *testing.T) {
+	n := setUpNode(t)
+	l := DefaultLayout()
+	configDir := path.Join(l.Apps, "site", "config")
+
+	// config.required, none uploaded ever: refused at the manifest.
+	var mb bytes.Buffer
+	m, _, err := manifest.Build(context.Background(), staticApp(t, "site", "x"), manifest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	protocol.WriteManifest(&mb, m)
+	e := failed(t, runOp(t, n.agent, protocol.OpDeployManifest, req(protocol.OpDeployManifest), protocol.DeployManifestArgs{App: "site", NeedConfig: true}, mb.Bytes()))
+	if e.Code != protocol.CodeConfigRequired || !strings.Contains(e.Message, "--config") {
+		t.Errorf("config required: %+v", e)
+	}
+
+	app := staticApp(t, "site", "x")
+	cfg1 := writeApp(t, map[string]string{"settings.ini": "[db]\nname = one\n"})
+	d := upload(t, n, "site", app)
+	c1 := upload(t, n, "site", cfg1)
+	args := deployArgs("site", "site.test", d)
+	args.ConfigDigest = &c1
+	r1 := n.deploy(t, args)
+	if got := readFile(t, n.h, path.Join(configDir, "settings.ini")); got != "[db]\nname = one\n" {
+		t.Errorf("config = %q", got)
+	}
+	if got := strings.TrimSpace(readFile(t, n.h, path.Join(l.Apps, "site", configDigestFile))); got != c1.String() {
+		t.Errorf("config digest = %q", got)
+	}
+
+	// An update without --config keeps it, and is unchanged.
+	if r := n.deploy(t, deployArgs("site", "site.test", upload(t, n, "site", app))); !r.Unchanged || r.Instance != r1.Instance {
+		t.Errorf("update without --config: %+v", r)
+	}
+	// With another config, a new instance.
+	c2 := upload(t, n, "site", writeApp(t, map[string]string{"settings.ini": "[db]\nname = two\n"}))
+	args = deployArgs("site", "site.test", upload(t, n, "site", app))
+	args.ConfigDigest = &c2
+	if r := n.deploy(t, args); r.Unchanged || r.Instance == r1.Instance {
+		t.Errorf("update with a new config: %+v", r)
+	}
+	if got := readFile(t, n.h, path.Join(configDir, "settings.ini")); got != "[db]\nname = two\n" {
+		t.Errorf("config after the second upload = %q", got)
+	}
+	entries, _ := os.ReadDir(n.h.Path(path.Join(l.Apps, "site")))
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), "config.") && e.Name() != configDigestFile {
+			t.Errorf("left over: %s", e.Name())
+		}
+	}
+	// Now that one was uploaded, config.required is satisfied.
+	ok(t, runOp(t, n.agent, protocol.OpDeployManifest, req(protocol.OpDeployManifest), protocol.DeployManifestArgs{App: "site", NeedConfig: true}, mb.Bytes()), nil)
+}
+
+func TestDeploy_InstallsPackages(t *testing.T) {
+	n := setUpNode(t)
+	app := writeApp(t, map[string]string{
+		"app.ini":           "[production]\napp_name = site\npackages = jq\n    libxml2-utils\n",
+		"static/index.html": "x",
+	})
+	n.deploy(t, deployArgs("site", "site.test", upload(t, n, "site", app)))
+	n.mu.Lock()
+	got := n.installed["jq"] != "" && n.installed["libxml2-utils"] != ""
+	n.mu.Unlock()
+	if !got {
+		t.Error("the app's packages were not installed")
+	}
+	args := deployArgs("site", "site.test", upload(t, n, "site", app))
+	args.SkipUnchanged = false
+	cr := runOp(t, n.agent, protocol.OpDeploy, req(protocol.OpDeploy), args, nil)
+	ok(t, cr, nil)
+	if !slices.ContainsFunc(cr.events, func(e protocol.Event) bool {
+		return e.Step == StepPackages && e.Status == protocol.StepDone && e.Detail == "all 2 present"
+	}) {
+		t.Errorf("second deploy: packages step %+v", cr.events)
+	}
+}
+
+// TestRestore puts a slot back where the route table says after
+// something pointed it elsewhere.
+func TestRestore(t *testing.T) {
+	n := setUpNode(t)
+	l := DefaultLayout()
+	v1 := n.deploy(t, deployArgs("site", "site.test", upload(t, n, "site", staticApp(t, "site", "one"))))
+	v2 := n.deploy(t, deployArgs("site", "site.test", upload(t, n, "site", staticApp(t, "site", "two"))))
+	loc, _ := location.Parse("site.test")
+	slot := SlotName(loc, "static")
+	if err := n.agent.pointSlot(slot, v1.Instance); err != nil {
+		t.Fatal(err)
+	}
+	var res protocol.RestoreResult
+	ok(t, runOp(t, n.agent, protocol.OpRestore, req(protocol.OpRestore), nil, nil), &res)
+	if n.slots(t)[slot] != l.linksDir(v2.Instance) || len(res.Relinked) != 1 || res.Relinked[0] != slot || res.Reloaded {
+		t.Errorf("restore: %+v, slot -> %s", res, n.slots(t)[slot])
+	}
+	ok(t, runOp(t, n.agent, protocol.OpRestore, req(protocol.OpRestore), nil, nil), &res)
+	if len(res.Relinked) != 0 || len(res.Started) != 0 {
+		t.Errorf("a second restore did something: %+v", res)
+	}
+}

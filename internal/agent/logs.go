@@ -1,0 +1,162 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/toppcloud/toppcloud/internal/agent/host"
+	"github.com/toppcloud/toppcloud/internal/agent/runner"
+	"github.com/toppcloud/toppcloud/internal/location"
+	"github.com/toppcloud/toppcloud/internal/protocol"
+)
+
+// Log defaults.
+const (
+	DefaultLogLines = 50
+	maxLogLines     = 10000
+	// logPoll is how often a followed errors.log is checked for more.
+	logPoll = 250 * time.Millisecond
+	// logHeartbeat is how often a follow checks that the client is
+	// still there.
+	logHeartbeat = 5 * time.Second
+)
+
+// ErrorsLog is the file the WSGI bootstrap appends an app's per-request
+// output to, in its log directory.
+const ErrorsLog = "errors.log"
+
+func (a *Agent) logsOp() Op {
+	return Handle(protocol.OpLogs, "show (or follow) an app's errors.log and its instances' journal",
+		func(ctx context.Context, c *Call, args *protocol.LogsArgs) (*protocol.LogsResult, error) {
+			return a.logs(ctx, c, *args)
+		})
+}
+
+func (a *Agent) logs(ctx context.Context, c *Call, args protocol.LogsArgs) (*protocol.LogsResult, error) {
+	loc, err := location.Parse(args.Location)
+	if err != nil {
+		return nil, badRequest("%v", err)
+	}
+	rt, err := a.routeAt(c, loc)
+	if err != nil {
+		return nil, err
+	}
+	n := args.Lines
+	if n <= 0 {
+		n = DefaultLogLines
+	}
+	n = min(n, maxLogLines)
+	res := &protocol.LogsResult{App: rt.App, Instance: rt.Live}
+
+	// The client going away ends a follow: the next write fails.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var mu sync.Mutex
+	send := func(stream, line string) {
+		mu.Lock()
+		defer mu.Unlock()
+		if err := c.Out.Log(stream, line); err != nil {
+			cancel()
+		}
+	}
+
+	logFile := a.Host.Path(path.Join(a.Layout.Runner().LogDirOf(rt.App), ErrorsLog))
+	data, _ := os.ReadFile(logFile)
+	for _, l := range lastLines(strings.TrimRight(string(data), "\n"), n) {
+		if l != "" {
+			send(protocol.StreamErrorsLog, l)
+		}
+	}
+	// Every instance of the app, so a failed start or the drained old one
+	// shows too.
+	argv := []string{"journalctl", "--unit", runner.UnitName(rt.App + ".*"), "--lines", strconv.Itoa(n), "--no-pager", "--output", "short-iso"}
+	if !args.Follow {
+		out, err := a.exec(ctx, argv...)
+		if err != nil {
+			return nil, err
+		}
+		for _, l := range strings.Split(strings.TrimRight(string(out), "\n"), "\n") {
+			if l != "" {
+				send(protocol.StreamJournal, l)
+			}
+		}
+		return res, nil
+	}
+
+	var wg sync.WaitGroup
+	// A quiet log writes nothing that would notice the client leaving; a
+	// heartbeat (an event the client ignores) does.
+	wg.Go(func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(logHeartbeat):
+			}
+			mu.Lock()
+			err := c.Out.Event(protocol.Event{Step: "follow", Status: protocol.StepProgress})
+			mu.Unlock()
+			if err != nil {
+				cancel()
+			}
+		}
+	})
+	wg.Go(func() {
+		_, err := a.Host.Runner.Run(ctx, host.Command{Argv: append(argv, "--follow"), Line: func(l string) { send(protocol.StreamJournal, l) }})
+		if err != nil && ctx.Err() == nil {
+			send("warning", "journalctl: "+err.Error())
+		}
+	})
+	wg.Go(func() {
+		followFile(ctx, logFile, int64(len(data)), func(l string) { send(protocol.StreamErrorsLog, l) })
+	})
+	wg.Wait()
+	return res, nil
+}
+
+// followFile sends the lines appended to file after offset until ctx
+// ends; a rotated (shorter) file is read from its start.
+func followFile(ctx context.Context, file string, offset int64, line func(string)) {
+	var partial []byte
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(logPoll):
+		}
+		f, err := os.Open(file)
+		if err != nil {
+			continue
+		}
+		if st, err := f.Stat(); err == nil && st.Size() < offset {
+			offset, partial = 0, nil
+		}
+		if _, err := f.Seek(offset, io.SeekStart); err != nil {
+			f.Close()
+			continue
+		}
+		b, err := io.ReadAll(io.LimitReader(f, 1<<20))
+		f.Close()
+		if err != nil && !errors.Is(err, io.EOF) {
+			continue
+		}
+		offset += int64(len(b))
+		partial = append(partial, b...)
+		for {
+			i := bytes.IndexByte(partial, '\n')
+			if i < 0 {
+				break
+			}
+			line(string(partial[:i]))
+			partial = partial[i+1:]
+		}
+	}
+}

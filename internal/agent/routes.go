@@ -1,0 +1,158 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/toppcloud/toppcloud/internal/agent/router"
+)
+
+// Locks and their waits for application operations.
+const (
+	// routesLock serializes changes to the route table, the slots and
+	// Caddy's config; it is held for moments (never while an instance
+	// starts), so its wait is short.
+	routesLock     = "routes"
+	routesLockWait = 2 * time.Minute
+	// DefaultAppLockWait is how long an operation on an app waits for
+	// another one on the same app (update --lock-timeout).
+	DefaultAppLockWait = 10 * time.Minute
+	// uploadsLock is held shared by uploads and exclusively by
+	// clean-node, which may then remove what interrupted uploads left.
+	uploadsLock = "uploads"
+)
+
+// appLockName is the lock of everything that changes one app.
+func appLockName(app string) string { return "app-" + app }
+
+// lockApp takes app's lock, telling the client while it waits.
+func (a *Agent) lockApp(ctx context.Context, c *Call, app, what string, wait time.Duration) (func(), error) {
+	if wait <= 0 {
+		wait = DefaultAppLockWait
+	}
+	return a.Locks().Acquire(ctx, appLockName(app), what+" by "+orUnknown(c.Req.LocalUser), wait,
+		func(s string) { c.Warnf("%s", s) })
+}
+
+// loadTable reads the route table; entries that cannot be restored are
+// reported to the client and left out (one broken entry must not take the
+// others down).
+func (a *Agent) loadTable(c *Call) (*router.Table, error) {
+	t, problems, err := router.LoadTable(a.Host.Path(a.Layout.Routes))
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range problems {
+		c.Warnf("route table: %v", p)
+	}
+	return t, nil
+}
+
+// routeState is the route table with the records of its live instances:
+// what the rendered config and the slots follow from.
+type routeState struct {
+	table    *router.Table
+	backends map[string]router.Backend // by location key
+	slots    map[string]string         // slot -> live instance
+}
+
+// resolve finds each active route's backend and slot. A route whose live
+// instance has no readable record is left without a backend (the router
+// serves "unavailable" there) and reported.
+func (a *Agent) resolve(c *Call, t *router.Table) *routeState {
+	st := &routeState{table: t, backends: map[string]router.Backend{}, slots: map[string]string{}}
+	records := map[string]*instanceRecord{}
+	for _, rt := range t.Routes {
+		if !rt.Active() {
+			continue
+		}
+		rec, ok := records[rt.Live]
+		if !ok {
+			r, err := a.readRecord(rt.Live)
+			if err != nil {
+				c.Warnf("route %s: %v", rt.Location, err)
+			}
+			rec, records[rt.Live] = r, r
+		}
+		if rec == nil {
+			continue
+		}
+		b, slot, err := a.Layout.slotBackend(rt, rec)
+		if err != nil {
+			c.Warnf("route %s: %v", rt.Location, err)
+			continue
+		}
+		st.backends[rt.Location.Key()] = b
+		st.slots[slot] = rt.Live
+	}
+	return st
+}
+
+// applier loads configs into the node's Caddy.
+func (a *Agent) applier() *router.Applier {
+	return &router.Applier{Admin: a.hooks().admin(a.Host.Path(a.Layout.AdminSocket)), ConfigPath: a.Host.Path(a.Layout.CaddyConfig)}
+}
+
+// commitRoutes makes t the node's routing, in the order that keeps every
+// request answered: slots first (an unchanged config switches here, with
+// no reload), then the config (only posted when it differs: a new route,
+// a new kind, a disabled app), then the saved table, then slots nothing
+// uses any more. The caller holds the routes lock. If Caddy refuses the
+// config, the slots are pointed back as old says and nothing is saved.
+func (a *Agent) commitRoutes(ctx context.Context, c *Call, old, t *router.Table) (reloaded bool, err error) {
+	st := a.resolve(c, t)
+	for slot, inst := range st.slots {
+		if err := a.pointSlot(slot, inst); err != nil {
+			a.pointSlots(c, old)
+			return false, err
+		}
+	}
+	r, err := router.Render(t, st.backends, a.Layout.RouterOptions())
+	if err != nil {
+		a.pointSlots(c, old)
+		return false, err
+	}
+	for _, w := range r.Warnings {
+		c.Warnf("%v", w)
+	}
+	reloaded, err = a.applier().Apply(ctx, r.JSON)
+	if err != nil {
+		a.pointSlots(c, old)
+		return false, fmt.Errorf("load the front server's config: %w", err)
+	}
+	if err := router.SaveTable(a.Host.Path(a.Layout.Routes), t); err != nil {
+		return reloaded, err
+	}
+	keep := map[string]bool{}
+	for slot := range st.slots {
+		keep[slot] = true
+	}
+	if _, err := a.removeSlotsExcept(keep); err != nil {
+		c.Warnf("remove unused slots: %v", err)
+	}
+	return reloaded, nil
+}
+
+// pointSlots points every slot of t at its live instance (undoing a
+// commit that failed half way); problems are warnings.
+func (a *Agent) pointSlots(c *Call, t *router.Table) {
+	if t == nil {
+		return
+	}
+	for slot, inst := range a.resolve(c, t).slots {
+		if err := a.pointSlot(slot, inst); err != nil {
+			c.Warnf("point slot %s back at %s: %v", slot, inst, err)
+		}
+	}
+}
+
+// liveAnywhere reports whether instance is live at some route of t.
+func liveAnywhere(t *router.Table, instance string) bool {
+	for _, rt := range t.Routes {
+		if rt.Live == instance {
+			return true
+		}
+	}
+	return false
+}

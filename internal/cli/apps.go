@@ -1,0 +1,598 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/toppcloud/toppcloud/internal/agent/runner"
+	"github.com/toppcloud/toppcloud/internal/appconfig"
+	"github.com/toppcloud/toppcloud/internal/config"
+	"github.com/toppcloud/toppcloud/internal/deploy"
+	"github.com/toppcloud/toppcloud/internal/deploy/manifest"
+	"github.com/toppcloud/toppcloud/internal/location"
+	"github.com/toppcloud/toppcloud/internal/protocol"
+	"github.com/toppcloud/toppcloud/internal/remote"
+	"github.com/toppcloud/toppcloud/internal/state"
+)
+
+// knownNodes answers deploy.Nodes from the client's records.
+type knownNodes struct{ a *App }
+
+func (k knownNodes) Known(name string) (bool, error) {
+	st, err := k.a.state()
+	if err != nil {
+		return false, err
+	}
+	_, ok, err := st.Node(name)
+	return ok, err
+}
+
+// inputErr makes a deploy.InputError a usage error (exit 2).
+func inputErr(err error) error {
+	if errors.Is(err, deploy.ErrInput) {
+		return asUsage(err)
+	}
+	return err
+}
+
+// connectDeploy connects to a recorded node as the deploy user and brings
+// its agent up to date.
+func (a *App) connectDeploy(ctx context.Context, name string) (*remote.Node, state.NodeRecord, func(), error) {
+	_, rec, err := a.recordedNode(name)
+	if err != nil {
+		return nil, rec, nil, err
+	}
+	n, closeConn, err := a.openNode(ctx, rec, protocol.DeployUser, false)
+	if err != nil {
+		if rec.SetupAt == nil {
+			err = fmt.Errorf("%w (deploys log in as %s, which setup-node creates: has %s been set up? run toppcloud setup-node %s)", err, protocol.DeployUser, name, name)
+		}
+		return nil, rec, nil, err
+	}
+	return n, rec, closeConn, nil
+}
+
+// manifestCache is where update keeps its hash cache.
+func (a *App) manifestCache() string {
+	return filepath.Join(state.DefaultDir(a.home), "cache", "manifests")
+}
+
+type updateOptions struct {
+	deploy.Options
+	etcHosts bool
+}
+
+func (a *App) updateCmd() *cobra.Command {
+	var o updateOptions
+	cmd := &cobra.Command{
+		Use:   "update APP_DIR [LOCATION]",
+		Short: "Deploy an application directory to a location, with zero downtime",
+		Long: `Deploy the application in APP_DIR (its app.ini says how it runs) to LOCATION,
+[http[s]://]HOST[:PORT][/PATH], default app.ini's default_location. The node is
+--node, else the location's host, which must be a node's name.
+
+Everything is checked here first (app.ini, names, the location, the files);
+then only the contents the node lacks are sent, compressed. The node makes a
+new instance directory, installs the app's packages, starts the instance
+beside the live one, waits until it answers, runs update_fetch against it
+(its output is shown), and only then switches the location to it, lets the
+old instance finish its requests and stops it, keeping it for
+'toppcloud activate LOCATION prev'. If anything fails before the switch, the
+new instance is removed, the old one keeps serving, and the application's own
+error output is shown.
+
+An update that would change nothing (same files, same config, the instance
+running) does nothing and says so; --force makes a new instance anyway.`,
+		GroupID: "apps",
+		Args:    rangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.AppDir = args[0]
+			if len(args) > 1 {
+				o.Location = args[1]
+			}
+			return a.update(cmd.Context(), o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.Node, "node", "", "deploy to `NODE` (default: the location's host)")
+	f.StringVar(&o.Name, "name", "", "deploy under app name `NAME` instead of app.ini's app_name")
+	f.StringVar(&o.ConfigDir, "config", "", "upload `DIR` as the app's configuration ($SILVER_APP_CONFIG); kept until the next --config")
+	f.BoolVar(&o.Clear, "clear", false, "clear the app's service data (databases, files) before starting it")
+	f.BoolVar(&o.Force, "force", false, "make and start a new instance even if nothing changed")
+	f.BoolVar(&o.etcHosts, "etc-hosts", false, "add the location's host to /etc/hosts with the node's address")
+	f.DurationVar(&o.LockTimeout, "lock-timeout", deploy.DefaultLockTimeout, "wait at most `D` for another operation on the same app")
+	f.DurationVar(&o.HealthTimeout, "health-timeout", runner.DefaultHealthTimeout, "wait at most `D` for the new instance to answer")
+	return cmd
+}
+
+func (a *App) update(ctx context.Context, o updateOptions) error {
+	step := a.out.Step("check %s", o.AppDir)
+	p, err := deploy.Prepare(ctx, o.Options, knownNodes{a}, a.manifestCache())
+	if err != nil {
+		step.Fail()
+		return inputErr(err)
+	}
+	for _, w := range p.Warnings {
+		a.out.Warnf("%s", w)
+	}
+	files, bytes := p.Manifest.FileBytes()
+	step.Done("%s (%s) to %s on %s, %d files, %s", p.App, p.Config.Runner.Kind, p.Location, p.Node, files, humanBytes(bytes))
+	if o.Clear && !a.yes {
+		a.out.Warnf("--clear: the services' data of %s (databases, files) is deleted before the new instance starts", p.App)
+	}
+
+	n, rec, closeConn, err := a.connectDeploy(ctx, p.Node)
+	if err != nil {
+		return err
+	}
+	defer closeConn()
+
+	step = a.out.Step("upload")
+	var last time.Time
+	up, err := deploy.Upload(ctx, n, p, func(pr manifest.Progress) {
+		if !pr.Done && !a.out.Live && time.Since(last) < 2*time.Second {
+			return
+		}
+		last = time.Now()
+		step.Update("%s / %s, %s/s", humanBytes(pr.Bytes), humanBytes(pr.TotalBytes), humanBytes(int64(pr.Rate())))
+	})
+	if err != nil {
+		step.Fail()
+		return withTail(fmt.Errorf("update %s: upload: %w", p.App, err))
+	}
+	if up.Blobs == 0 {
+		step.Done("nothing new to send (%s sent)", humanBytes(up.Sent))
+	} else {
+		step.Done("%d new contents, %s (%s sent)", up.Blobs, humanBytes(up.Content), humanBytes(up.Sent))
+	}
+
+	res, err := deploy.Deploy(ctx, n, p, up, a.streamSteps())
+	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("update %s: interrupted; the node finishes the update or removes the new instance by itself (query %s shows which): %w", p.App, p.Node, ctx.Err())
+		}
+		return withTail(fmt.Errorf("update %s: %w", p.App, err))
+	}
+	url := deploy.URL(p.Location)
+	if res.Unchanged {
+		a.out.Printf("nothing changed: %s is live at %s with the same files and config (update --force makes a new instance)", res.Instance, url)
+	} else {
+		prev := ""
+		if res.Prev != "" {
+			prev = fmt.Sprintf("; previous: %s (toppcloud activate %s prev)", res.Prev, p.Location)
+		}
+		a.out.Printf("%s is live at %s (release %d%s)", res.Instance, url, res.Release, prev)
+	}
+	fmt.Fprintln(a.out.Stdout, url)
+	return a.updateEtcHosts(rec, p.Location, o.etcHosts)
+}
+
+// updateEtcHosts adds the location's host to the hosts file when asked
+// (--etc-hosts, or set_etc_hosts in the node's config section).
+func (a *App) updateEtcHosts(rec state.NodeRecord, loc location.Location, flag bool) error {
+	want := flag
+	if !want {
+		if f, err := config.Load(a.configFile()); err == nil {
+			if sec, err := f.Provider(rec.Section); err == nil {
+				want, _ = sec.SetEtcHosts()
+			}
+		}
+	}
+	if !want || loc.Wildcard() || loc.CatchAll() || loc.IP() || rec.Address() == "" {
+		return nil
+	}
+	changed, err := state.SetHost(a.etcHosts, rec.Address(), loc.Host)
+	if err != nil {
+		return fmt.Errorf("add %s to %s: %w (run as root, or drop --etc-hosts / set_etc_hosts)", loc.Host, a.etcHosts, err)
+	}
+	if changed {
+		a.out.Printf("added %s %s to %s", rec.Address(), loc.Host, a.etcHosts)
+	}
+	return nil
+}
+
+// locationNode parses a location argument and picks its node.
+func (a *App) locationNode(arg, node string) (location.Location, string, error) {
+	loc, err := location.Parse(arg)
+	if err != nil {
+		return loc, "", asUsage(err)
+	}
+	name, err := deploy.ResolveNode(loc, node, knownNodes{a})
+	return loc, name, inputErr(err)
+}
+
+func (a *App) activateCmd() *cobra.Command {
+	var node string
+	var lockTimeout, healthTimeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "activate LOCATION INSTANCE|prev|RELEASE",
+		Short: "Make another instance live at a location (rollback, roll forward)",
+		Long: `Make an instance of the app at LOCATION live there: an instance name
+(query lists them), prev (the one live before: activate prev again rolls
+forward), or a release number (query lists the releases). The instance is
+started beside the live one and checked like an update, then the location
+switches to it with no request dropped, and the old one is drained and
+stopped.`,
+		GroupID: "apps",
+		Args:    exactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			loc, name, err := a.locationNode(args[0], node)
+			if err != nil {
+				return err
+			}
+			target := args[1]
+			if target == "" || strings.ContainsAny(target, "/ \t\n") {
+				return usagef("activate: %q is not an instance name, prev or a release number", target)
+			}
+			n, _, closeConn, err := a.connectDeploy(ctx, name)
+			if err != nil {
+				return err
+			}
+			defer closeConn()
+			var res protocol.ActivateResult
+			err = n.Call(ctx, protocol.OpActivate, protocol.ActivateArgs{Location: loc.String(), Target: target, LockWait: protocol.Duration(lockTimeout), HealthTimeout: protocol.Duration(healthTimeout)}, &res, a.streamSteps())
+			if err != nil {
+				return withTail(fmt.Errorf("activate %s %s: %w", loc, target, err))
+			}
+			switch {
+			case res.Unchanged:
+				a.out.Printf("%s is already live at %s", res.Instance, loc)
+			case res.Prev != "":
+				a.out.Printf("%s is live at %s (release %d); previous: %s", res.Instance, loc, res.Release, res.Prev)
+			default:
+				a.out.Printf("%s is live at %s (release %d)", res.Instance, loc, res.Release)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&node, "node", "", "the `NODE` (default: the location's host)")
+	cmd.Flags().DurationVar(&lockTimeout, "lock-timeout", deploy.DefaultLockTimeout, "wait at most `D` for another operation on the same app")
+	cmd.Flags().DurationVar(&healthTimeout, "health-timeout", runner.DefaultHealthTimeout, "wait at most `D` for the instance to answer")
+	return cmd
+}
+
+func (a *App) deactivateCmd() *cobra.Command {
+	var node string
+	var keepPrev bool
+	cmd := &cobra.Command{
+		Use:   "deactivate LOCATION...",
+		Short: "Stop serving locations (globs allowed)",
+		Long: `Remove the routes matching each LOCATION: HOST[:PORT][/PATH], where HOST and
+PATH may be shell globs (* matches every route) and a location without a path
+means every path of the host. Instances no route serves any more are drained
+and stopped; their directories stay until clean-node. --keep-prev keeps each
+route's previous instance for 'activate LOCATION prev'.
+
+The node is --node, else the first location's host (which must then be a
+plain host name).`,
+		GroupID: "apps",
+		Args:    minArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			for _, p := range args {
+				if strings.TrimSpace(p) == "" {
+					return usagef("deactivate: empty location")
+				}
+			}
+			name := node
+			if name == "" {
+				if strings.ContainsAny(args[0], "*?[") {
+					return usagef("deactivate %s: a pattern names no node: give --node NODE", args[0])
+				}
+				var err error
+				if _, name, err = a.locationNode(args[0], ""); err != nil {
+					return err
+				}
+			} else if _, err := deploy.ResolveNode(location.Location{}, node, knownNodes{a}); err != nil {
+				return inputErr(err)
+			}
+			n, _, closeConn, err := a.connectDeploy(ctx, name)
+			if err != nil {
+				return err
+			}
+			defer closeConn()
+			var res protocol.DeactivateResult
+			if err := n.Call(ctx, protocol.OpDeactivate, protocol.DeactivateArgs{Patterns: args, KeepPrev: keepPrev}, &res, a.streamSteps()); err != nil {
+				return withTail(fmt.Errorf("deactivate: %w", err))
+			}
+			if len(res.Removed) == 0 {
+				a.out.Printf("no route matches %s on %s", strings.Join(args, " "), name)
+				return nil
+			}
+			for _, r := range res.Removed {
+				fmt.Fprintf(a.out.Stdout, "removed %s: %s\n", r.Location, orDash(r.Live))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&node, "node", "", "the `NODE` (default: the first location's host)")
+	cmd.Flags().BoolVar(&keepPrev, "keep-prev", false, "keep each route's previous instance for activate LOCATION prev")
+	return cmd
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func (a *App) queryCmd() *cobra.Command {
+	var asJSON bool
+	var releases int
+	cmd := &cobra.Command{
+		Use:   "query NODE [GLOB...]",
+		Short: "Show the apps on a node: locations, instances, releases",
+		Long: `List the apps deployed on NODE: for each, its instances (live at which
+locations, kept as prev, or unused, which clean-node removes), their state, its
+latest releases, and whether it is disabled. GLOBs select apps by name or by
+location (HOST[/PATH] patterns, as deactivate takes them).`,
+		GroupID: "apps",
+		Args:    minArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			for _, g := range args[1:] {
+				if _, err := filepath.Match(g, ""); err != nil {
+					return usagef("query: bad pattern %q: %v", g, err)
+				}
+			}
+			n, _, closeConn, err := a.connectDeploy(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			defer closeConn()
+			var res protocol.QueryResult
+			if err := n.Call(ctx, protocol.OpQuery, protocol.QueryArgs{Patterns: args[1:], Releases: releases}, &res, a.streamSteps()); err != nil {
+				return withTail(fmt.Errorf("query %s: %w", args[0], err))
+			}
+			if asJSON {
+				return a.out.JSON(res)
+			}
+			a.printQuery(res)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print {apps, routes, disabled} as JSON")
+	cmd.Flags().IntVar(&releases, "releases", 5, "show each app's last `N` releases")
+	return cmd
+}
+
+func (a *App) printQuery(res protocol.QueryResult) {
+	w := a.out.Stdout
+	if len(res.Apps) == 0 {
+		fmt.Fprintln(w, "no apps")
+		return
+	}
+	for i, app := range res.Apps {
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		head := "app " + app.Name
+		if app.Disabled {
+			head += " (disabled)"
+		}
+		fmt.Fprintln(w, head)
+		for _, in := range app.Instances {
+			var where []string
+			for _, l := range in.Live {
+				where = append(where, "live at "+l)
+			}
+			for _, l := range in.Prev {
+				where = append(where, "prev at "+l)
+			}
+			if len(where) == 0 {
+				where = []string{"unused"}
+			}
+			detail := strings.TrimSpace(in.Kind + ", " + in.State)
+			fmt.Fprintf(w, "  %s  %s  [%s]\n", in.Name, strings.Join(where, ", "), strings.Trim(detail, ", "))
+		}
+		for _, r := range app.Releases {
+			fmt.Fprintf(w, "  release %d: %s %s at %s, %s by %s\n", r.Number, r.Action, orDash(r.Instance),
+				strings.Join(r.Locations, " "), r.Time.Local().Format("2006-01-02 15:04:05"), orDash(r.LocalUser))
+		}
+	}
+}
+
+func (a *App) cleanNodeCmd() *cobra.Command {
+	var dryRun bool
+	cmd := &cobra.Command{
+		Use:   "clean-node NODE",
+		Short: "Remove instances that are neither live nor prev, and unused contents",
+		Long: `Delete the instance directories on NODE that no location serves or keeps as
+prev, the stored contents no instance uses any more, and what interrupted
+updates left. -n only lists what would go.`,
+		GroupID: "apps",
+		Args:    exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			n, _, closeConn, err := a.connectDeploy(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			defer closeConn()
+			var res protocol.CleanResult
+			if err := n.Call(ctx, protocol.OpClean, protocol.CleanArgs{DryRun: dryRun}, &res, a.streamSteps()); err != nil {
+				return withTail(fmt.Errorf("clean-node %s: %w", args[0], err))
+			}
+			verb := "removed"
+			if dryRun {
+				verb = "would remove"
+			}
+			for _, in := range res.Removed {
+				fmt.Fprintf(a.out.Stdout, "%s %s\n", verb, in)
+			}
+			for _, in := range res.Kept {
+				fmt.Fprintf(a.out.Stdout, "keeping %s\n", in)
+			}
+			for _, app := range res.Skipped {
+				a.out.Warnf("%s left alone: an operation on it is running", app)
+			}
+			if !dryRun {
+				a.out.Printf("%s: %s, %s of unused contents, %d leftovers of interrupted updates removed",
+					args[0], plural(len(res.Removed), "instance"), humanBytes(res.BlobBytes), res.Partial+res.Manifests)
+			} else {
+				a.out.Printf("%s: %s and %s of unused contents would be removed", args[0], plural(len(res.Removed), "instance"), humanBytes(res.BlobBytes))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVarP(&dryRun, "dry-run", "n", false, "show what would be removed, remove nothing")
+	return cmd
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
+}
+
+func (a *App) disableCmd(enable bool) *cobra.Command {
+	var byName, byLocation, node string
+	use, short := "disable", "Serve the 'temporarily unavailable' page for an app, keeping it deployed"
+	if enable {
+		use, short = "enable", "Undo disable"
+	}
+	cmd := &cobra.Command{
+		Use:   use + " --by-name APP | --by-location LOCATION",
+		Short: short,
+		Long: short + `. Every location of the app is affected (its data is
+shared). --by-name needs --node; --by-location finds the node from the
+location's host unless --node is given.`,
+		GroupID: "apps",
+		Args:    exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			var name string
+			da := protocol.DisableArgs{App: byName}
+			switch {
+			case (byName == "") == (byLocation == ""):
+				return usagef("%s: give --by-name APP or --by-location LOCATION", use)
+			case byName != "":
+				if err := appNameOK(byName); err != nil {
+					return err
+				}
+				if node == "" {
+					return usagef("%s --by-name %s: give --node NODE", use, byName)
+				}
+				var err error
+				if name, err = deploy.ResolveNode(location.Location{}, node, knownNodes{a}); err != nil {
+					return inputErr(err)
+				}
+			default:
+				loc, n, err := a.locationNode(byLocation, node)
+				if err != nil {
+					return err
+				}
+				name, da.Location = n, loc.String()
+			}
+			n, _, closeConn, err := a.connectDeploy(ctx, name)
+			if err != nil {
+				return err
+			}
+			defer closeConn()
+			op := protocol.OpDisable
+			if enable {
+				op = protocol.OpEnable
+			}
+			var res protocol.DisableResult
+			if err := n.Call(ctx, op, da, &res, a.streamSteps()); err != nil {
+				return withTail(fmt.Errorf("%s: %w", use, err))
+			}
+			state := use + "d"
+			if !res.Changed {
+				a.out.Printf("%s was already %s", res.App, state)
+				return nil
+			}
+			a.out.Printf("%s is %s at %s", res.App, state, strings.Join(res.Locations, ", "))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&byName, "by-name", "", "the app `APP`")
+	cmd.Flags().StringVar(&byLocation, "by-location", "", "the app served at `LOCATION`")
+	cmd.Flags().StringVar(&node, "node", "", "the `NODE`")
+	return cmd
+}
+
+func (a *App) logsCmd() *cobra.Command {
+	var node string
+	var follow bool
+	var lines int
+	cmd := &cobra.Command{
+		Use:   "logs LOCATION",
+		Short: "Show the logs of the app at a location",
+		Long: `Print the last lines of the app's errors.log (what it wrote to stdout,
+stderr and wsgi.errors, per request) and of its instances' journal (the
+server's own messages, start-up errors). -f keeps following both until
+interrupted.`,
+		GroupID: "apps",
+		Args:    exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			if lines < 0 {
+				return usagef("logs: -n must not be negative")
+			}
+			loc, name, err := a.locationNode(args[0], node)
+			if err != nil {
+				return err
+			}
+			n, _, closeConn, err := a.connectDeploy(ctx, name)
+			if err != nil {
+				return err
+			}
+			defer closeConn()
+			o := a.streamSteps()
+			o.Log = func(l protocol.Log) {
+				switch l.Stream {
+				case protocol.StreamErrorsLog:
+					fmt.Fprintln(a.out.Stdout, "errors.log: "+l.Text)
+				case protocol.StreamJournal:
+					fmt.Fprintln(a.out.Stdout, l.Text)
+				case "warning":
+					a.out.Warnf("%s", l.Text)
+				}
+			}
+			var res protocol.LogsResult
+			err = n.Call(ctx, protocol.OpLogs, protocol.LogsArgs{Location: loc.String(), Lines: lines, Follow: follow}, &res, o)
+			if err != nil && follow && ctx.Err() != nil {
+				return nil // Ctrl-C ends a follow
+			}
+			if err != nil {
+				return withTail(fmt.Errorf("logs %s: %w", loc, err))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&node, "node", "", "the `NODE` (default: the location's host)")
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new lines until interrupted")
+	cmd.Flags().IntVarP(&lines, "lines", "n", 50, "show the last `N` lines of each log")
+	return cmd
+}
+
+// humanBytes formats a byte count for people.
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+// appNameOK checks an app name given on the command line.
+func appNameOK(name string) error {
+	if err := appconfig.CheckAppName(name); err != nil {
+		return asUsage(err)
+	}
+	return nil
+}

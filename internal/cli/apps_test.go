@@ -1,0 +1,199 @@
+package cli
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/toppcloud/toppcloud/internal/protocol"
+)
+
+// appDir writes an application directory.
+func appDir(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for p, c := range files {
+		full := filepath.Join(dir, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(c), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+const testWSGI = "def application(e, s):\n    s('200 OK', [])\n    return [b'x']\n"
+
+func goodApp(t *testing.T) string {
+	return appDir(t, map[string]string{"app.ini": "[production]\napp_name = blog\nrunner = main.py\n", "main.py": testWSGI})
+}
+
+// TestAppCommands_BadInputTouchesNoNode: every mistake in the command
+// line or the app directory exits 2 with a message saying what is wrong,
+// and no command runs on the node.
+func TestAppCommands_BadInputTouchesNoNode(t *testing.T) {
+	n := newAgentNode(t)
+	if code, _, stderr := n.run("create-node", "web1"); code != ExitOK {
+		t.Fatalf("create: %s", stderr)
+	}
+	before := len(n.srv.Execs())
+	escaping := goodApp(t)
+	if err := os.Symlink("/etc/passwd", filepath.Join(escaping, "passwd")); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"update", filepath.Join(t.TempDir(), "none"), "web1"}, "application directory"},
+		{[]string{"update", appDir(t, map[string]string{"main.py": testWSGI}), "web1"}, "no app.ini"},
+		{[]string{"update", appDir(t, map[string]string{"app.ini": "[production\n"}), "web1"}, "app.ini:1"},
+		{[]string{"update", appDir(t, map[string]string{"app.ini": "[production]\napp_name = blog\nrunner = main.rb\n", "main.rb": "x"}), "web1"}, "runner"},
+		{[]string{"update", appDir(t, map[string]string{"app.ini": "[production]\napp_name = blog\nrunner = main.py\n"}), "web1"}, "main.py"},
+		{[]string{"update", escaping, "web1"}, "passwd"},
+		{[]string{"update", goodApp(t), "web1", "--name", "../../etc"}, "--name"},
+		{[]string{"update", goodApp(t), "web1", "--name", "UPPER.case"}, "--name"},
+		{[]string{"update", goodApp(t), "web1/../../etc"}, "location"},
+		{[]string{"update", goodApp(t), "web1/%2e%2e/x"}, "location"},
+		{[]string{"update", goodApp(t)}, "default_location"},
+		{[]string{"update", goodApp(t), "elsewhere.example"}, "--node"},
+		{[]string{"update", goodApp(t), "web1", "--config", "/nonexistent"}, "--config"},
+		{[]string{"update", goodApp(t), "web1", "--lock-timeout", "-1s"}, "must not be negative"},
+		{[]string{"update"}, "usage"},
+		{[]string{"activate", "web1/../x", "prev"}, "location"},
+		{[]string{"activate", "web1", "../../x"}, "not an instance name"},
+		{[]string{"activate", "web1"}, "usage"},
+		{[]string{"deactivate", "*.example.com"}, "--node"},
+		{[]string{"deactivate", "ghost.example"}, "--node"},
+		{[]string{"disable", "--by-name", "blog", "--by-location", "web1"}, "--by-name APP or --by-location"},
+		{[]string{"disable", "--by-name", "blog"}, "--node"},
+		{[]string{"disable", "--by-name", "../x", "--node", "web1"}, "app"},
+		{[]string{"enable"}, "--by-name APP or --by-location"},
+		{[]string{"query", "web1", "[bad"}, "bad pattern"},
+		{[]string{"query", "ghost"}, "no node named ghost"},
+		{[]string{"clean-node", "ghost"}, "no node named ghost"},
+		{[]string{"logs", "web1", "-n", "-5"}, "negative"},
+		{[]string{"logs", "*"}, "--node"},
+	} {
+		code, _, stderr := n.run(tc.args...)
+		if code != ExitUsage || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%q: exit %d, want %d mentioning %q:\n%s", tc.args, code, ExitUsage, tc.want, stderr)
+		}
+	}
+	if execs := n.srv.Execs(); len(execs) != before {
+		t.Errorf("commands ran on the node: %q", execs[before:])
+	}
+}
+
+// deployStreams makes the canned answers of an update's requests.
+func deployStreams(t *testing.T, n *agentNode, deploy string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.streams[protocol.OpDeployManifest] = stream(t, nil, protocol.DeployManifestResult{Digest: protocol.Hash{7}, Missing: []protocol.Hash{}}, nil)
+	n.streams[protocol.OpDeploy] = deploy
+}
+
+func TestUpdate_ShowsStepsAppOutputAndURL(t *testing.T) {
+	n := newAgentNode(t)
+	if code, _, stderr := n.run("create-node", "web1"); code != ExitOK {
+		t.Fatalf("create: %s", stderr)
+	}
+	var b strings.Builder
+	w := protocol.NewWriter(&b)
+	w.Event(protocol.Event{Step: "start", Status: protocol.StepStart})
+	w.Event(protocol.Event{Step: "start", Status: protocol.StepDone, Detail: "answers"})
+	w.Log(protocol.StreamApp, "Fetching update URL /update")
+	w.Log("agent", "a detail only -v shows")
+	w.OK(protocol.DeployResult{Instance: "blog.2024-01-01_002", Prev: "blog.2024-01-01_001", Release: 2, Location: "web1/blog/"})
+	deployStreams(t, n, b.String())
+
+	code, stdout, stderr := n.run("update", goodApp(t), "web1/blog", "--lock-timeout", "3s", "--etc-hosts")
+	if code != ExitOK {
+		t.Fatalf("exit %d:\n%s", code, stderr)
+	}
+	for _, want := range []string{"check ", "upload: done (nothing new to send", "start: done (answers)", "  | Fetching update URL /update",
+		"blog.2024-01-01_002 is live at http://web1/blog/ (release 2; previous: blog.2024-01-01_001"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+	if strings.Contains(stderr, "only -v shows") {
+		t.Error("an agent detail was shown without -v")
+	}
+	if stdout != "http://web1/blog/\n" {
+		t.Errorf("stdout = %q", stdout)
+	}
+	var req protocol.Request
+	var args protocol.DeployArgs
+	if err := json.Unmarshal([]byte(n.reqs[protocol.OpDeploy]), &req); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(req.Args, &args); err != nil {
+		t.Fatal(err)
+	}
+	if args.App != "blog" || args.Location != "web1/blog/" || args.Digest != (protocol.Hash{7}) || !args.SkipUnchanged || args.LockWait != protocol.Duration(3e9) {
+		t.Errorf("deploy args = %+v", args)
+	}
+	if hosts, _ := os.ReadFile(n.h.etcHosts); !strings.Contains(string(hosts), "web1") {
+		t.Errorf("--etc-hosts: %s", hosts)
+	}
+	if !strings.Contains(n.reqs[protocol.OpDeployManifest], `"app":"blog"`) {
+		t.Errorf("manifest request = %s", n.reqs[protocol.OpDeployManifest])
+	}
+}
+
+func TestUpdate_FailureShowsTheAppsError(t *testing.T) {
+	n := newAgentNode(t)
+	if code, _, stderr := n.run("create-node", "web1"); code != ExitOK {
+		t.Fatalf("create: %s", stderr)
+	}
+	deployStreams(t, n, stream(t, []protocol.Event{{Step: "start", Status: protocol.StepStart}, {Step: "start", Status: protocol.StepFailed}}, nil, &protocol.Error{
+		Code: protocol.CodeUnhealthy, Message: "instance blog.x exited before answering",
+		Tail: []string{"Traceback (most recent call last):", "ModuleNotFoundError: No module named 'nonexistent'"},
+	}))
+	code, _, stderr := n.run("update", goodApp(t), "web1")
+	if code != ExitFailed {
+		t.Fatalf("exit %d:\n%s", code, stderr)
+	}
+	for _, want := range []string{"start: failed", "exited before answering", "  | ModuleNotFoundError: No module named 'nonexistent'"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+}
+
+func TestQuery_PrintsAppsAndJSON(t *testing.T) {
+	n := newAgentNode(t)
+	if code, _, stderr := n.run("create-node", "web1"); code != ExitOK {
+		t.Fatalf("create: %s", stderr)
+	}
+	res := protocol.QueryResult{Apps: []protocol.AppInfo{{Name: "blog", Instances: []protocol.InstanceInfo{
+		{Name: "blog.1", Kind: "python", State: "inactive", Prev: []string{"web1/"}},
+		{Name: "blog.2", Kind: "python", State: "active", Live: []string{"web1/"}},
+		{Name: "blog.0", Kind: "python", State: "inactive"},
+	}, Releases: []protocol.Release{{Number: 2, Action: "update", Instance: "blog.2", Locations: []string{"web1/"}, LocalUser: "me@here"}}}}}
+	n.mu.Lock()
+	n.streams[protocol.OpQuery] = stream(t, nil, res, nil)
+	n.mu.Unlock()
+	code, stdout, stderr := n.run("query", "web1", "blog*")
+	if code != ExitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"app blog", "blog.1  prev at web1/  [python, inactive]", "blog.2  live at web1/  [python, active]", "blog.0  unused", "release 2: update blog.2 at web1/"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, stdout)
+		}
+	}
+	if !strings.Contains(n.reqs[protocol.OpQuery], `"patterns":["blog*"]`) {
+		t.Errorf("request %s", n.reqs[protocol.OpQuery])
+	}
+	code, stdout, _ = n.run("query", "web1", "--json")
+	var got protocol.QueryResult
+	if code != ExitOK || json.Unmarshal([]byte(stdout), &got) != nil || len(got.Apps) != 1 || len(got.Apps[0].Instances) != 3 {
+		t.Errorf("--json: exit %d\n%s", code, stdout)
+	}
+}

@@ -1,0 +1,289 @@
+package protocol
+
+import "time"
+
+// Operations on applications (toppcloud update and the commands around
+// it). An update is three requests: OpDeployManifest (the manifest, after
+// the request line) answers which contents the node lacks; OpDeployBlobs
+// streams them (a blob stream after the request line), skipped when none
+// are missing; OpDeploy makes the instance from the kept manifest, starts
+// it and switches traffic to it.
+const (
+	OpDeployManifest = "deploy-manifest"
+	OpDeployBlobs    = "deploy-blobs"
+	OpDeploy         = "deploy"
+	OpActivate       = "activate"
+	OpDeactivate     = "deactivate"
+	OpQuery          = "query"
+	OpClean          = "clean"
+	OpDisable        = "disable"
+	OpEnable         = "enable"
+	OpLogs           = "logs"
+	OpRestore        = "restore"
+)
+
+// More error codes for application operations.
+const (
+	// CodeConfigRequired: the app requires a configuration (config.required)
+	// and none was uploaded, ever, nor has it a config.default.
+	CodeConfigRequired = "config_required"
+	// CodeFetchFailed: an update_fetch entry failed against the new
+	// instance.
+	CodeFetchFailed = "fetch_failed"
+	// CodeConfigRefused: app.ini's config.checker refused the app's
+	// configuration.
+	CodeConfigRefused = "config_refused"
+)
+
+// Log streams of application operations, besides "agent" and "warning".
+const (
+	// StreamApp is the application's own output: update_fetch responses
+	// and scripts.
+	StreamApp = "app"
+	// StreamJournal and StreamErrorsLog are the two sources of `logs`.
+	StreamJournal   = "journal"
+	StreamErrorsLog = "errors.log"
+)
+
+// DeployManifestArgs are OpDeployManifest's arguments; the manifest
+// (WriteManifest) follows the request line.
+type DeployManifestArgs struct {
+	// App is the app the upload is for (checked like every app name).
+	App string `json:"app"`
+	// Config says the manifest is of a --config directory, not of the
+	// application.
+	Config bool `json:"config,omitempty"`
+	// NeedConfig: the app requires a configuration (config.required,
+	// without config.default) and this update uploads none; the agent
+	// refuses before any upload unless one was uploaded before.
+	NeedConfig bool `json:"need_config,omitempty"`
+}
+
+// DeployManifestResult is OpDeployManifest's result.
+type DeployManifestResult struct {
+	// Digest names the kept manifest in later requests.
+	Digest Hash `json:"digest"`
+	// Missing are the contents to send, each once.
+	Missing []Hash `json:"missing"`
+	// MissingBytes is their total size.
+	MissingBytes int64 `json:"missing_bytes"`
+}
+
+// DeployBlobsResult is OpDeployBlobs's result (it takes no arguments; the
+// blob stream follows the request line).
+type DeployBlobsResult struct {
+	Blobs int   `json:"blobs"`
+	Bytes int64 `json:"bytes"`
+}
+
+// DeployArgs are OpDeploy's arguments.
+type DeployArgs struct {
+	App string `json:"app"`
+	// Location is where the new instance goes live.
+	Location string `json:"location"`
+	// Digest names the application's manifest kept by OpDeployManifest.
+	Digest Hash `json:"digest"`
+	// ConfigDigest, if set, names a --config directory's manifest: it
+	// replaces the app's uploaded configuration.
+	ConfigDigest *Hash `json:"config_digest,omitempty"`
+	// Clear asks the services to clear the app's data (update --clear).
+	Clear bool `json:"clear,omitempty"`
+	// LockWait bounds waiting for another operation on the same app.
+	LockWait Duration `json:"lock_wait,omitempty"`
+	// HealthTimeout bounds the wait for the new instance to answer (0:
+	// the agent's default).
+	HealthTimeout Duration `json:"health_timeout,omitempty"`
+	// SkipUnchanged lets the agent skip the update when the live instance
+	// at Location has the same manifest and configuration and runs under
+	// this agent version (DeployResult.Unchanged); false always makes a
+	// new instance.
+	SkipUnchanged bool `json:"skip_unchanged,omitempty"`
+}
+
+// DeployResult is OpDeploy's result.
+type DeployResult struct {
+	// Instance is live at the location now.
+	Instance string `json:"instance"`
+	// Prev is the instance it replaced, kept for `activate LOCATION prev`;
+	// "" on a first deploy.
+	Prev string `json:"prev,omitempty"`
+	// Release is the number of the release record.
+	Release int `json:"release"`
+	// Location is the normalized location.
+	Location string `json:"location"`
+	// Reloaded says the front server's config changed (a new location or
+	// kind); false means the switch was a symlink replacement only.
+	Reloaded bool `json:"reloaded"`
+	// Unchanged: nothing differed from the live instance and nothing was
+	// done (SkipUnchanged).
+	Unchanged bool `json:"unchanged,omitempty"`
+	// Drained says how the old instance was stopped: "" when there was
+	// none, else e.g. "3 requests finished".
+	Drained string `json:"drained,omitempty"`
+}
+
+// ActivateArgs are OpActivate's arguments.
+type ActivateArgs struct {
+	Location string `json:"location"`
+	// Target is an instance name, "prev" or a release number.
+	Target        string   `json:"target"`
+	LockWait      Duration `json:"lock_wait,omitempty"`
+	HealthTimeout Duration `json:"health_timeout,omitempty"`
+}
+
+// ActivateResult is OpActivate's result.
+type ActivateResult struct {
+	Location string `json:"location"`
+	Instance string `json:"instance"`
+	Prev     string `json:"prev,omitempty"`
+	Release  int    `json:"release"`
+	Reloaded bool   `json:"reloaded"`
+	// Unchanged: the instance was live already.
+	Unchanged bool `json:"unchanged,omitempty"`
+}
+
+// DeactivateArgs are OpDeactivate's arguments.
+type DeactivateArgs struct {
+	// Patterns select routes as router.ParsePattern reads them.
+	Patterns []string `json:"patterns"`
+	KeepPrev bool     `json:"keep_prev,omitempty"`
+}
+
+// DeactivateResult is OpDeactivate's result.
+type DeactivateResult struct {
+	// Removed are the routes as they were before.
+	Removed []RouteInfo `json:"removed"`
+	// Stopped are the instances no location serves any more.
+	Stopped []string `json:"stopped"`
+}
+
+// RouteInfo is one route of the node's table.
+type RouteInfo struct {
+	Location string `json:"location"`
+	App      string `json:"app"`
+	Live     string `json:"live,omitempty"`
+	Prev     string `json:"prev,omitempty"`
+	Disabled bool   `json:"disabled,omitempty"`
+}
+
+// QueryArgs are OpQuery's arguments.
+type QueryArgs struct {
+	// Patterns are shell globs matched against app names and, as
+	// router patterns, against locations; none means everything.
+	Patterns []string `json:"patterns,omitempty"`
+	// Releases is how many of each app's latest releases to return.
+	Releases int `json:"releases,omitempty"`
+}
+
+// QueryResult is OpQuery's result.
+type QueryResult struct {
+	Apps     []AppInfo   `json:"apps"`
+	Routes   []RouteInfo `json:"routes"`
+	Disabled []string    `json:"disabled"`
+}
+
+// AppInfo is one application on a node.
+type AppInfo struct {
+	Name      string         `json:"name"`
+	Disabled  bool           `json:"disabled,omitempty"`
+	Instances []InstanceInfo `json:"instances"`
+	Releases  []Release      `json:"releases,omitempty"`
+}
+
+// InstanceInfo is one instance directory of an app.
+type InstanceInfo struct {
+	Name string `json:"name"`
+	Kind string `json:"kind,omitempty"`
+	// Live and Prev list the locations where it is live or prev.
+	Live []string `json:"live,omitempty"`
+	Prev []string `json:"prev,omitempty"`
+	// State is the unit's state ("active", "inactive", ...), "static" for
+	// an app without a process.
+	State   string    `json:"state,omitempty"`
+	Created time.Time `json:"created,omitempty"`
+	Digest  string    `json:"digest,omitempty"`
+}
+
+// Release is one line of an app's releases.jsonl: what an update,
+// activate or deactivate did.
+type Release struct {
+	Number int `json:"number"`
+	// Action is "update", "activate" or "deactivate".
+	Action string `json:"action"`
+	// Instance went live (update, activate) or was taken down
+	// (deactivate); Prev is what it replaced.
+	Instance  string    `json:"instance"`
+	Prev      string    `json:"prev,omitempty"`
+	Locations []string  `json:"locations"`
+	Time      time.Time `json:"time"`
+	LocalUser string    `json:"local_user,omitempty"`
+	// Digest is the application manifest's digest (update).
+	Digest string `json:"digest,omitempty"`
+	// Version is the toppcloud version of the agent.
+	Version string `json:"version"`
+}
+
+// CleanArgs are OpClean's arguments.
+type CleanArgs struct {
+	// DryRun reports what would go and removes nothing (clean-node -n).
+	DryRun bool `json:"dry_run,omitempty"`
+}
+
+// CleanResult is OpClean's result.
+type CleanResult struct {
+	// Removed are the instance directories removed (or that would be).
+	Removed []string `json:"removed"`
+	// Kept are the instances some location serves or keeps as prev.
+	Kept []string `json:"kept"`
+	// Skipped are apps left alone because an operation on them runs.
+	Skipped []string `json:"skipped,omitempty"`
+	// Partial counts unfinished instance directories and temporary
+	// files of interrupted uploads removed.
+	Partial int `json:"partial"`
+	// Blobs and BlobBytes are the stored contents no instance uses any
+	// more, removed.
+	Blobs     int   `json:"blobs"`
+	BlobBytes int64 `json:"blob_bytes"`
+	// Manifests counts kept manifests of uploads that never deployed.
+	Manifests int `json:"manifests"`
+}
+
+// DisableArgs are the arguments of OpDisable and OpEnable: an app by
+// name, or the app a location serves.
+type DisableArgs struct {
+	App      string `json:"app,omitempty"`
+	Location string `json:"location,omitempty"`
+}
+
+// DisableResult is the result of OpDisable and OpEnable.
+type DisableResult struct {
+	App string `json:"app"`
+	// Changed is false when the app already was as asked.
+	Changed   bool     `json:"changed"`
+	Locations []string `json:"locations"`
+}
+
+// LogsArgs are OpLogs's arguments. Lines come as Log messages (streams
+// StreamJournal and StreamErrorsLog); with Follow the operation runs until
+// the client goes away.
+type LogsArgs struct {
+	Location string `json:"location"`
+	Lines    int    `json:"lines,omitempty"`
+	Follow   bool   `json:"follow,omitempty"`
+}
+
+// LogsResult is OpLogs's result.
+type LogsResult struct {
+	App string `json:"app"`
+	// Instance is the live instance whose journal was shown.
+	Instance string `json:"instance"`
+}
+
+// RestoreResult is OpRestore's result (it takes no arguments): what had
+// to be put back.
+type RestoreResult struct {
+	Started  []string `json:"started"`
+	Relinked []string `json:"relinked"`
+	Reloaded bool     `json:"reloaded"`
+	Problems []string `json:"problems,omitempty"`
+}
