@@ -8,7 +8,7 @@ BIN := bin/toppcloud
 # Debian packages the local provider and the integration tests need on the
 # host: systemd-nspawn, debootstrap, nftables for local nodes; caddy for the
 # router's tests against the real Caddy binary.
-HOST_PACKAGES := systemd-container debootstrap nftables iproute2 caddy gunicorn python3-pastedeploy php-fpm systemd
+HOST_PACKAGES := systemd-container debootstrap nftables iproute2 caddy gunicorn python3-pastedeploy php-fpm systemd rsync openssh-client
 
 .PHONY: all build deps test unit integration vet demo bench clean
 
@@ -57,6 +57,7 @@ bench: deps build
 	$(GO) run ./bench/localnode
 	$(GO) run ./bench/setupnode
 	$(GO) run ./bench/transfer
+	$(GO) run ./bench/deploy
 
 clean:
 	rm -rf bin
