@@ -250,6 +250,12 @@ func copyFile(src, dst string, mode fs.FileMode) error {
 // mkdir, which only one caller can win, so two concurrent updates never
 // get the same name even without the per-app lock. Assemble then fills
 // the reservation.
+//
+// A number is never issued twice: the last name issued is kept in
+// wwwDir/.APP.last, so an instance that failed and was removed does not
+// hand its name to the next one. Reusing it would confuse everything
+// keyed by instance name: systemd's loaded unit of the failed attempt,
+// its journal lines, release records.
 func NextInstanceName(wwwDir, app string, now time.Time) (string, error) {
 	if err := appconfig.CheckAppName(app); err != nil {
 		return "", err
@@ -260,6 +266,12 @@ func NextInstanceName(wwwDir, app string, now time.Time) (string, error) {
 		return "", fmt.Errorf("new instance of %s: %w", app, err)
 	}
 	n := 0
+	lastFile := filepath.Join(wwwDir, "."+app+lastSuffix)
+	if b, err := os.ReadFile(lastFile); err == nil {
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(string(b)), prefix); ok && allDigits(rest) {
+			n, _ = strconv.Atoi(rest)
+		}
+	}
 	for _, de := range des {
 		name := strings.TrimSuffix(strings.TrimPrefix(de.Name(), "."), partialSuffix)
 		if rest, ok := strings.CutPrefix(name, prefix); ok {
@@ -277,6 +289,10 @@ func NextInstanceName(wwwDir, app string, now time.Time) (string, error) {
 		}
 		err := os.Mkdir(PartialPath(final), dirMode)
 		if err == nil {
+			if err := writeLast(lastFile, name); err != nil {
+				_ = os.Remove(PartialPath(final))
+				return "", fmt.Errorf("new instance of %s: %w", app, err)
+			}
 			return name, nil
 		}
 		if !errors.Is(err, fs.ErrExist) {
@@ -284,6 +300,42 @@ func NextInstanceName(wwwDir, app string, now time.Time) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("new instance of %s: no free name after %s%03d", app, prefix, n)
+}
+
+// lastSuffix names the file keeping the last instance name issued per app.
+const lastSuffix = ".last"
+
+// writeLast records name as the last issued, atomically (a torn write
+// could make a number be issued twice), and only forward: a concurrent
+// caller that reserved a higher number first is not overwritten. Real
+// updates of one app are serialized by the agent's per-app lock; this
+// keeps the file sane without it.
+func writeLast(path, name string) error {
+	if b, err := os.ReadFile(path); err == nil {
+		if cur := strings.TrimSpace(string(b)); len(cur) > len(name) || (len(cur) == len(name) && cur >= name) {
+			if strings.HasPrefix(cur, name[:strings.LastIndexByte(name, '_')+1]) {
+				return nil
+			}
+		}
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteString(name + "\n"); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return err
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	if err := os.Chmod(f.Name(), 0o644); err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	return os.Rename(f.Name(), path)
 }
 
 func allDigits(s string) bool {

@@ -506,6 +506,20 @@ func TestNextInstanceName(t *testing.T) {
 			}
 		})
 	}
+	// A failed instance's directory is removed; its number is not issued
+	// again (systemd still knows the unit of that name, its journal lines
+	// carry it).
+	www := t.TempDir()
+	first, _ := NextInstanceName(www, "blog", day)
+	if err := os.Remove(PartialPath(filepath.Join(www, first))); err != nil {
+		t.Fatal(err)
+	}
+	if second, err := NextInstanceName(www, "blog", day); err != nil || second != "blog.2026-03-19_002" {
+		t.Errorf("after removing %s: got %q, %v; want blog.2026-03-19_002", first, second, err)
+	}
+	if next, _ := NextInstanceName(www, "blog", day.Add(24*time.Hour)); next != "blog.2026-03-20_001" {
+		t.Errorf("next day: got %q, want numbering to restart", next)
+	}
 	for _, bad := range []string{"", "a.b", "../x", "A", "a/b"} {
 		if _, err := NextInstanceName(t.TempDir(), bad, day); err == nil {
 			t.Errorf("app %q accepted", bad)
