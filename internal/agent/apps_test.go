@@ -211,7 +211,7 @@ func TestDeploy_StaticSite(t *testing.T) {
 	if !same.Unchanged || same.Instance != v2.Instance {
 		t.Errorf("unchanged update: %+v", same)
 	}
-	dirs, _ := os.ReadDir(n.h.Path(l.WWW))
+	dirs := wwwEntries(t, n.h.Path(l.WWW))
 	if len(dirs) != 2 {
 		t.Errorf("an unchanged update made an instance: %v", dirs)
 	}
@@ -278,11 +278,11 @@ func TestDeploy_StaticSite(t *testing.T) {
 	if len(cr.Removed) != 2 {
 		t.Errorf("clean -n: %+v", cr)
 	}
-	if dirs, _ := os.ReadDir(n.h.Path(l.WWW)); len(dirs) != 2 {
+	if dirs := wwwEntries(t, n.h.Path(l.WWW)); len(dirs) != 2 {
 		t.Error("clean -n removed something")
 	}
 	ok(t, runOp(t, n.agent, protocol.OpClean, req(protocol.OpClean), protocol.CleanArgs{}, nil), &cr)
-	if dirs, _ := os.ReadDir(n.h.Path(l.WWW)); len(dirs) != 0 || len(cr.Removed) != 2 || cr.Blobs == 0 {
+	if dirs := wwwEntries(t, n.h.Path(l.WWW)); len(dirs) != 0 || len(cr.Removed) != 2 || cr.Blobs == 0 {
 		t.Errorf("clean left %v (result %+v)", dirs, cr)
 	}
 	if links, _ := os.ReadDir(n.h.Path(l.Instances)); len(links) != 0 {
@@ -343,7 +343,7 @@ func TestDeploy_NodeChecksAppIni(t *testing.T) {
 		if e.Code != protocol.CodeBadRequest {
 			t.Errorf("%s: %+v", name, e)
 		}
-		if dirs, _ := os.ReadDir(n.h.Path(DefaultLayout().WWW)); len(dirs) != 0 {
+		if dirs := wwwEntries(t, n.h.Path(DefaultLayout().WWW)); len(dirs) != 0 {
 			t.Errorf("%s: left %v in /var/www", name, dirs)
 		}
 		if len(n.table(t).Routes) != 0 {
@@ -562,4 +562,21 @@ func TestRestore(t *testing.T) {
 	if len(res.Relinked) != 0 || len(res.Started) != 0 {
 		t.Errorf("a second restore did something: %+v", res)
 	}
+}
+
+// wwwEntries lists /var/www without the per-app ".APP.last" files, which
+// record the last instance name issued and stay when instances go.
+func wwwEntries(t *testing.T, dir string) []string {
+	t.Helper()
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, de := range des {
+		if !strings.HasSuffix(de.Name(), ".last") {
+			out = append(out, de.Name())
+		}
+	}
+	return out
 }

@@ -673,8 +673,25 @@ func TestCaddy_Integration(t *testing.T) {
 		if err != nil || !reloaded {
 			t.Fatalf("Apply = %v, %v", reloaded, err)
 		}
-		if got := web.get("site.test", "/"); got.seen == nil || got.seen.Upstream != "site.2" {
-			t.Fatalf("after the load: %+v", got)
+		// /load returns once the new servers run; the old server's accept
+		// loop can still take a connection for a moment (the listening
+		// socket is shared), so the first request may see the old
+		// config. Within a short while every request must see the new.
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			got := web.get("site.test", "/")
+			if got.seen != nil && got.seen.Upstream == "site.2" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("after the load: %+v", got)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		for range 20 {
+			if got := web.get("site.test", "/"); got.seen == nil || got.seen.Upstream != "site.2" {
+				t.Fatalf("the old config answered again after the new one did: %+v", got)
+			}
 		}
 		if got := web.get("site.test", "/blog/"); got.body != "blog-static-index" {
 			t.Fatalf("unchanged route after the load: %+v", got)
