@@ -67,18 +67,19 @@ func (s *Store) Receive(ctx context.Context, r io.Reader) (ReceiveStats, error) 
 		if err != nil {
 			return st, fmt.Errorf("receive blobs: %w", err)
 		}
-		tmp, err := s.receiveOne(br, hdr, buf)
-		if err != nil {
-			return st, fmt.Errorf("receive blob %s: %w", hdr.Hash, err)
-		}
+		// Marked before the first content is written: after a crash, the
+		// blobs to check are those modified since the marker.
 		if marker == nil && !s.opts.NoSync {
 			start := time.Now()
 			marker, err = s.markUnsynced()
 			st.SyncTime += time.Since(start)
 			if err != nil {
-				os.Remove(tmp)
 				return st, fmt.Errorf("receive blobs: %w", err)
 			}
+		}
+		tmp, err := s.receiveOne(br, hdr, buf)
+		if err != nil {
+			return st, fmt.Errorf("receive blob %s: %w", hdr.Hash, err)
 		}
 		if err := s.store(tmp, hdr, &st); err != nil {
 			return st, err
