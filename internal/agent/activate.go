@@ -83,6 +83,9 @@ func (a *Agent) activate(ctx context.Context, c *Call, args protocol.ActivateArg
 	if err != nil {
 		return nil, notFound("instance %s cannot be activated: %v", target, err)
 	}
+	if rec.Unsynced {
+		return nil, badRequest("instance %s cannot be activated: the update that made it did not finish (the node went down before its files were on disk), so it may be incomplete; update again (clean-node removes it)", target)
+	}
 
 	// Start it beside the live one, with the same health check as an
 	// update (no update_fetch: it ran when the instance was made).

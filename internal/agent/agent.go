@@ -30,6 +30,11 @@ type Agent struct {
 	// Fingerprint returns the sha256 of the running agent binary
 	// (version.Fingerprint for real).
 	Fingerprint func() (string, error)
+	// SaveFingerprint, if set, is called after an operation run as root,
+	// to record the binary's sum beside it when Fingerprint had to hash
+	// it (version.SaveFingerprint for real): the next runs, as the
+	// deploy user too, then read it instead of hashing ~70 MB.
+	SaveFingerprint func() error
 	// Ops are extra operations, for tests; they win over built-in ones of
 	// the same name.
 	Ops []Op
@@ -43,10 +48,11 @@ type Agent struct {
 // New returns the agent of the real node.
 func New() *Agent {
 	return &Agent{
-		Host:        host.New(),
-		Layout:      DefaultLayout(),
-		RequireRoot: true,
-		Fingerprint: version.Fingerprint,
+		Host:            host.New(),
+		Layout:          DefaultLayout(),
+		RequireRoot:     true,
+		Fingerprint:     version.Fingerprint,
+		SaveFingerprint: version.SaveFingerprint,
 	}
 }
 
@@ -165,6 +171,14 @@ func (a *Agent) Main(ctx context.Context, args []string, stdin io.Reader, stdout
 		return ExitUsage
 	}
 	name := args[0]
+	euid := os.Geteuid
+	if a.geteuid != nil {
+		euid = a.geteuid
+	}
+	if a.SaveFingerprint != nil && euid() == 0 {
+		// Best effort, after the operation: a failure only costs hashing.
+		defer func() { _ = a.SaveFingerprint() }()
+	}
 	if name == protocol.OpVersion {
 		return a.printVersion(stdout, stderr)
 	}
@@ -186,10 +200,6 @@ func (a *Agent) Main(ctx context.Context, args []string, stdin io.Reader, stdout
 			"the client speaks protocol %d, this agent (toppcloud %s) protocol %d: connect with the same toppcloud version (the client replaces the agent when they differ)",
 			req.Protocol, version.Version, version.Protocol)})
 		return ExitFailed
-	}
-	euid := os.Geteuid
-	if a.geteuid != nil {
-		euid = a.geteuid
 	}
 	if a.RequireRoot && euid() != 0 {
 		_ = w.Fail(&protocol.Error{Code: protocol.CodeBadRequest, Message: "the agent must run as root (sudo " + protocol.AgentPath + " node " + name + ")"})

@@ -111,6 +111,24 @@ func TestMain_VersionAndUsage(t *testing.T) {
 	}
 }
 
+func TestMain_SavesFingerprintAsRootOnly(t *testing.T) {
+	for _, tc := range []struct {
+		euid, want int
+	}{{0, 2}, {1000, 0}} {
+		a := newTestAgent(t)
+		a.Ops = []Op{echoOp()}
+		saved := 0
+		a.SaveFingerprint = func() error { saved++; return nil }
+		a.geteuid = func() int { return tc.euid }
+		var out, errOut bytes.Buffer
+		a.Main(context.Background(), []string{"version"}, nil, &out, &errOut)
+		runOp(t, a, "echo", req("echo"), echoArgs{Word: "hi"}, nil)
+		if saved != tc.want {
+			t.Errorf("euid %d: SaveFingerprint called %d times, want %d", tc.euid, saved, tc.want)
+		}
+	}
+}
+
 func TestMain_RefusesNonRoot(t *testing.T) {
 	a := newTestAgent(t)
 	a.RequireRoot = true
@@ -151,6 +169,19 @@ func TestInstallAgent(t *testing.T) {
 	if fi, _ := os.Stat(h.Path(path)); fi.Mode().Perm() != 0o755 {
 		t.Errorf("mode %v", fi.Mode())
 	}
+	// The checked sum is recorded beside the binary: the new agent's
+	// fingerprint needs no hashing.
+	sidecarSays := func() string {
+		t.Helper()
+		sum, hashed, err := version.SumFile(h.Path(path), version.SidecarPath(h.Path(path)), false)
+		if err != nil || hashed {
+			t.Errorf("sidecar of the installed agent not used: hashed %v, %v", hashed, err)
+		}
+		return sum
+	}
+	if got := sidecarSays(); got != args.SHA256 {
+		t.Errorf("sidecar says %s, want %s", got, args.SHA256)
+	}
 
 	// The same binary again: nothing to do.
 	r = runOp(t, a, protocol.OpInstallAgent, req(protocol.OpInstallAgent), args, raw)
@@ -171,6 +202,9 @@ func TestInstallAgent(t *testing.T) {
 	}
 	if b, _ := h.ReadFile(path); string(b) != string(raw) {
 		t.Errorf("gzip install wrote %d bytes", len(b))
+	}
+	if got := sidecarSays(); got != args.SHA256 {
+		t.Errorf("after a second install the sidecar says %s, want %s", got, args.SHA256)
 	}
 
 	// Bad uploads leave the installed agent alone and no temp files.
@@ -196,8 +230,8 @@ func TestInstallAgent(t *testing.T) {
 		t.Errorf("a failed upload changed the agent")
 	}
 	entries, _ := os.ReadDir(h.Path("/usr/local/bin"))
-	if len(entries) != 1 {
-		t.Errorf("files left in /usr/local/bin: %v", entries)
+	if len(entries) != 2 || entries[0].Name() != ".toppcloud.sha256" || entries[1].Name() != "toppcloud" {
+		t.Errorf("files in /usr/local/bin: %v (want the agent and its sidecar)", entries)
 	}
 }
 

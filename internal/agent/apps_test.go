@@ -324,6 +324,57 @@ func TestDeploy_LockedAppWaitsThenFails(t *testing.T) {
 	}
 }
 
+// TestDeploy_SyncBeforeSwitch: an upload leaves its blobs marked
+// unsynced; the update makes them durable before the switch and clears
+// the instance's unsynced flag; an instance whose record still has it (an
+// update cut by a crash) cannot be activated.
+func TestDeploy_SyncBeforeSwitch(t *testing.T) {
+	n := setUpNode(t)
+	l := DefaultLayout()
+	marks := func() int {
+		des, err := os.ReadDir(n.h.Path(path.Join(l.Blobs, "unsynced")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(des)
+	}
+	d1 := upload(t, n, "site", staticApp(t, "site", "one"))
+	if marks() != 1 {
+		t.Fatalf("after an upload: %d unsynced markers, want 1", marks())
+	}
+	v1 := n.deploy(t, deployArgs("site", "site.test", d1))
+	if marks() != 0 {
+		t.Errorf("after the update: %d unsynced markers, want 0", marks())
+	}
+	rec, err := n.agent.readRecord(v1.Instance)
+	if err != nil || rec.Unsynced {
+		t.Fatalf("record of the live instance: %+v %v", rec, err)
+	}
+	v2 := n.deploy(t, deployArgs("site", "site.test", upload(t, n, "site", staticApp(t, "site", "two"))))
+
+	// As a crash between assembling and syncing would leave v1's record.
+	rec.Unsynced = true
+	if err := n.agent.writeLinks(rec); err != nil {
+		t.Fatal(err)
+	}
+	e := failed(t, runOp(t, n.agent, protocol.OpActivate, req(protocol.OpActivate), protocol.ActivateArgs{Location: "site.test", Target: "prev"}, nil))
+	if e.Code != protocol.CodeBadRequest || !strings.Contains(e.Message, "did not finish") {
+		t.Errorf("activate of an unsynced instance: %+v", e)
+	}
+	if rt, _ := n.table(t).Lookup(mustLoc(t, "site.test")); rt.Live != v2.Instance {
+		t.Errorf("live after the refused activate: %s, want %s", rt.Live, v2.Instance)
+	}
+}
+
+func mustLoc(t *testing.T, s string) location.Location {
+	t.Helper()
+	loc, err := location.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return loc
+}
+
 // TestDeploy_NodeChecksAppIni: whatever the client checked, the node
 // refuses an app.ini that would run something outside the instance, and
 // leaves nothing behind.

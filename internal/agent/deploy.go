@@ -157,6 +157,9 @@ type deployRun struct {
 	// undoConfig puts the previous --config directory back after a
 	// failure before the switch.
 	undoConfig func()
+	// synced receives the result of the blob store's Sync, which runs
+	// while the instance starts (see startSync).
+	synced chan error
 	// switched is set once the location serves the new instance; table is
 	// the route table then, oldLive the instance no location serves any
 	// more, to drain.
@@ -300,9 +303,11 @@ func (d *deployRun) makeInstance(ctx context.Context, st *protocol.Step) (string
 		d.c.Warnf("package_install_script and after_install_script are not run: they would run the app's code as root on the node; list Debian packages in packages instead")
 	}
 	d.rec = newRecord(app, d.instance, cfg, d.args.Digest.String(), "", a.Host.Time())
+	d.rec.Unsynced = true
 	if err := a.writeLinks(d.rec); err != nil {
 		return "", err
 	}
+	d.startSync()
 	files := fmt.Sprintf("%d files", stats.Files)
 	if stats.Copied > 0 {
 		files += fmt.Sprintf(", %d copied (%s)", stats.Copied, stats.CopyReason)
@@ -340,6 +345,14 @@ func (d *deployRun) installConfig(ctx context.Context, st *protocol.Step) (strin
 	dir := rl.ConfigDir(app)
 	fresh, old := dir+".new-"+stamp, dir+".old-"+stamp
 	if _, err := d.store.Assemble(ctx, m, a.Host.Path(fresh)); err != nil {
+		return "", err
+	}
+	// The running instances get this directory when they restart (after
+	// a reboot too): it must be whole on disk before it takes the place of
+	// the old one. --config uploads are rare; this sync is on the
+	// critical path.
+	if err := d.store.Sync(a.Host.Path(path.Dir(dir))); err != nil {
+		_ = os.RemoveAll(a.Host.Path(fresh))
 		return "", err
 	}
 	_ = d.store.RemoveManifest(digest)
@@ -491,8 +504,46 @@ func (d *deployRun) updateFetch(ctx context.Context, st *protocol.Step) (string,
 	return fmt.Sprintf("%s ran against %s", plural(len(d.cfg.UpdateFetch), "entry", "entries"), d.instance), nil
 }
 
+// startSync makes what the update received and assembled durable in the
+// background, while the instance starts: the syncfs writes out the whole
+// upload, which would otherwise delay everything after it. switchRoute
+// waits for it: from the switch on, the new instance is what the node
+// serves, and what it restores after a crash.
+func (d *deployRun) startSync() {
+	done := make(chan error, 1)
+	www := d.a.Host.Path(d.a.Layout.WWW)
+	go func() { done <- d.store.Sync(www) }()
+	d.synced = done
+}
+
+// waitSync waits for startSync's Sync and marks the instance whole on
+// disk. It returns how long it waited.
+func (d *deployRun) waitSync(st *protocol.Step) (time.Duration, error) {
+	if d.synced == nil {
+		return 0, nil
+	}
+	start := time.Now()
+	var err error
+	select {
+	case err = <-d.synced:
+	default:
+		st.Progress("waiting for the new files to reach the disk")
+		err = <-d.synced
+	}
+	d.synced = nil
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", d.instance, err)
+	}
+	d.rec.Unsynced = false
+	return time.Since(start), d.a.writeLinks(d.rec)
+}
+
 func (d *deployRun) switchRoute(ctx context.Context, st *protocol.Step) (string, error) {
 	a, c := d.a, d.c
+	waited, err := d.waitSync(st)
+	if err != nil {
+		return "", err
+	}
 	release, err := a.Locks().Acquire(ctx, routesLock, "update of "+d.args.App, routesLockWait, func(s string) { st.Progress(s) })
 	if err != nil {
 		return "", err
@@ -522,6 +573,9 @@ func (d *deployRun) switchRoute(ctx context.Context, st *protocol.Step) (string,
 	how := "symlink switched, no reload"
 	if reloaded {
 		how = "front server's config reloaded"
+	}
+	if waited > 10*time.Millisecond {
+		how += fmt.Sprintf("; waited %.1fs for the disk", waited.Seconds())
 	}
 	if before.Live == "" {
 		return fmt.Sprintf("%s now serves %s (%s)", d.instance, d.loc, how), nil

@@ -15,6 +15,7 @@ import (
 	"regexp"
 
 	"github.com/toppcloud/toppcloud/internal/protocol"
+	"github.com/toppcloud/toppcloud/internal/version"
 )
 
 // MaxAgentSize bounds an uploaded agent binary.
@@ -54,7 +55,8 @@ func (a *Agent) installAgent(ctx context.Context, in io.Reader, args protocol.In
 	}
 	h := a.Host
 	dst := h.Path(a.Layout.Agent)
-	if old, err := fileSHA256(dst); err == nil && old == args.SHA256 {
+	sidecar := version.SidecarPath(dst)
+	if old, _, err := version.SumFile(dst, sidecar, true); err == nil && old == args.SHA256 {
 		// Drain the stream so the client's writes do not fail.
 		_, _ = io.Copy(io.Discard, io.LimitReader(in, args.Size))
 		return &protocol.InstallAgentResult{Changed: false, Fingerprint: old}, nil
@@ -88,6 +90,10 @@ func (a *Agent) installAgent(ctx context.Context, in io.Reader, args protocol.In
 	if err := f.Sync(); err != nil {
 		return nil, fmt.Errorf("install agent: %w", err)
 	}
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("install agent: %w", err)
+	}
 	if err := f.Close(); err != nil {
 		return nil, fmt.Errorf("install agent: %w", err)
 	}
@@ -103,20 +109,11 @@ func (a *Agent) installAgent(ctx context.Context, in io.Reader, args protocol.In
 		return nil, fmt.Errorf("install agent: %w", err)
 	}
 	ok = true
+	// The sum was checked on the way in: record it beside the binary so
+	// the new agent need not hash itself on every run. Without the record
+	// it still works, hashing.
+	_ = version.RecordSum(dst, sidecar, args.SHA256, version.Inode(fi))
 	return &protocol.InstallAgentResult{Changed: true, Fingerprint: args.SHA256}, nil
-}
-
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // infoOp reports the agent's version and node.json.

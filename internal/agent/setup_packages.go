@@ -16,6 +16,7 @@ import (
 
 	"github.com/toppcloud/toppcloud/internal/agent/host"
 	"github.com/toppcloud/toppcloud/internal/protocol"
+	"github.com/toppcloud/toppcloud/internal/version"
 )
 
 // supportedOS says which systems setup-node accepts: Debian and Ubuntu,
@@ -329,7 +330,8 @@ func (s *setupRun) checkAgent(ctx context.Context, st *protocol.Step) (bool, str
 			return false, "", err
 		}
 	}
-	fp, err := fileSHA256(s.h.Path(s.l.Agent))
+	bin := s.h.Path(s.l.Agent)
+	fp, _, err := version.SumFile(bin, version.SidecarPath(bin), true)
 	if err != nil {
 		return changed, "", err
 	}

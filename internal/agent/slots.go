@@ -64,6 +64,12 @@ type instanceRecord struct {
 	ConfigDigest string    `json:"config_digest,omitempty"`
 	AgentVersion string    `json:"agent_version"`
 	Created      time.Time `json:"created"`
+	// Unsynced: the instance's files may not be on disk yet. An update
+	// sets it when it assembles the instance and clears it once the blob
+	// store's Sync is done, before switching to it; a record that still
+	// has it after a crash belongs to an instance that may be incomplete,
+	// which activate refuses.
+	Unsynced bool `json:"unsynced,omitempty"`
 }
 
 const instanceRecordVersion = 1

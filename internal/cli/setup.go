@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -58,9 +59,12 @@ Linux binary named by $TOPPCLOUD_AGENT_BINARY instead of itself.`,
 	return cmd
 }
 
-// agentBinary is the binary installed on nodes.
+// agentBinary is the binary installed on nodes. Its checksum is kept in
+// ~/.toppcloud/cache, so it is not hashed on every command.
 func (a *App) agentBinary() *remote.Binary {
-	return remote.LocalBinary(a.getenv(remote.EnvAgentBinary))
+	b := remote.LocalBinary(a.getenv(remote.EnvAgentBinary))
+	b.CacheDir = filepath.Join(state.DefaultDir(a.home), "cache", "binaries")
+	return b
 }
 
 // recordedNode returns the record of a node, or a usage error naming

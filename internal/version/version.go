@@ -4,12 +4,11 @@
 package version
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
-	"io"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"sync"
+	"time"
 )
 
 // Version is the release version, set at build time with
@@ -25,27 +24,74 @@ const Protocol = 1
 // that prefix to know they run in production.
 func SilverVersion() string { return "silverlining/" + Version + " toppcloud" }
 
-var fingerprint = sync.OnceValues(func() (string, error) {
-	exe, err := os.Executable()
+// SidecarPath names the sum record kept beside the executable exe (see
+// SumFile): /usr/local/bin/.toppcloud.sha256 for the agent. Whoever
+// installs the agent writes it; the agent trusts it while it matches the
+// binary.
+func SidecarPath(exe string) string {
+	dir, base := filepath.Split(exe)
+	return filepath.Join(dir, "."+base+".sha256")
+}
+
+type selfSum struct {
+	sum    string
+	hashed bool
+}
+
+var fingerprint = sync.OnceValues(func() (selfSum, error) {
+	f, exe, err := openSelf()
 	if err != nil {
-		return "", err
-	}
-	f, err := os.Open(exe)
-	if err != nil {
-		return "", err
+		return selfSum{}, err
 	}
 	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	sum, hashed, err := sumOpen(f, exe, SidecarPath(exe), false, time.Now())
+	return selfSum{sum, hashed}, err
 })
+
+// openSelf opens the running executable and returns its path. On Linux
+// the file is /proc/self/exe, which stays the running program even after
+// a new agent was renamed over its path; the path then has another file,
+// whose record does not match.
+func openSelf() (*os.File, string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, "", err
+	}
+	f, err := os.Open("/proc/self/exe")
+	if err != nil {
+		f, err = os.Open(exe)
+	}
+	return f, exe, err
+}
 
 // Fingerprint is the sha256 of the running executable. Two binaries with
 // the same Version but different code (a development build) still differ
 // here, which is what decides whether the agent on a node is replaced.
-func Fingerprint() (string, error) { return fingerprint() }
+// It is read from the executable's sidecar record when that matches the
+// running file, and computed otherwise.
+func Fingerprint() (string, error) {
+	s, err := fingerprint()
+	return s.sum, err
+}
+
+// SaveFingerprint writes the running executable's sidecar record when
+// Fingerprint had to hash it, so later runs need not. It needs write
+// access to the executable's directory (root, for the agent); it does
+// nothing when the record was valid or the file is too fresh to record
+// (see SumFile).
+func SaveFingerprint() error {
+	s, err := fingerprint()
+	if err != nil || !s.hashed {
+		return err
+	}
+	f, exe, err := openSelf()
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, _, err = sumOpen(f, exe, SidecarPath(exe), true, time.Now())
+	return err
+}
 
 // Commit returns the VCS revision recorded by the Go toolchain, or "".
 func Commit() string {

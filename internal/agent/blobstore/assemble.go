@@ -43,7 +43,8 @@ type AssembleStats struct {
 	// CopyReason says why files were copied, if any were.
 	CopyReason string
 	// Variants counts blobs copied inside the store to get the other
-	// variant (executable or not) of a content it held.
+	// variant (executable or not) of a content it held; SyncTime is the
+	// time spent making those copies durable.
 	Variants int
 	SyncTime time.Duration
 }
@@ -62,6 +63,10 @@ var ErrBlobMissing = errors.New("content missing from the blob store")
 //
 // Ownership is whoever runs it: root on a node, so that applications can
 // read their instance and change nothing in it.
+//
+// Nothing is synced: call Sync before relying on the instance surviving a
+// crash (before switching a route to it). A crash before that may leave it
+// incomplete under its name.
 func (s *Store) Assemble(ctx context.Context, m *protocol.Manifest, instanceDir string) (st AssembleStats, err error) {
 	if err := m.Validate(); err != nil {
 		return st, fmt.Errorf("assemble %s: %w", instanceDir, err)
@@ -77,12 +82,14 @@ func (s *Store) Assemble(ctx context.Context, m *protocol.Manifest, instanceDir 
 		if e.Type != protocol.EntryFile || e.Size == 0 {
 			continue
 		}
+		start := time.Now()
 		copied, err := s.ensureVariant(e)
 		if err != nil {
 			return st, fmt.Errorf("assemble %s: %s: %w", instanceDir, e.Path, err)
 		}
 		if copied {
 			st.Variants++
+			st.SyncTime += time.Since(start)
 		}
 	}
 
@@ -157,14 +164,6 @@ func (s *Store) Assemble(ctx context.Context, m *protocol.Manifest, instanceDir 
 			st.Copied++
 		}
 	}
-	if !s.opts.NoSync {
-		// One syncfs covers every directory, link and copy made.
-		start := time.Now()
-		if err := syncFS(partial); err != nil {
-			return st, fmt.Errorf("assemble %s: %w", instanceDir, err)
-		}
-		st.SyncTime = time.Since(start)
-	}
 	if err := renameNoReplace(partial, instanceDir); err != nil {
 		if err != errNoReplaceUnsupported {
 			return st, fmt.Errorf("assemble %s: rename into place: %w", instanceDir, err)
@@ -173,13 +172,6 @@ func (s *Store) Assemble(ctx context.Context, m *protocol.Manifest, instanceDir 
 		if err := os.Rename(partial, instanceDir); err != nil {
 			return st, fmt.Errorf("assemble %s: rename into place: %w", instanceDir, err)
 		}
-	}
-	if !s.opts.NoSync {
-		start := time.Now()
-		if err := syncDir(filepath.Dir(instanceDir)); err != nil {
-			return st, fmt.Errorf("assemble %s: %w", instanceDir, err)
-		}
-		st.SyncTime += time.Since(start)
 	}
 	return st, nil
 }

@@ -22,24 +22,17 @@ type ReceiveStats struct {
 	// Present counts received contents the store already had (another
 	// upload stored them meanwhile); the stored copy is kept.
 	Present int
-	// SyncTime is the time spent in fsync.
+	// SyncTime is the time spent making the receive's unsynced marker
+	// durable (see Sync).
 	SyncTime time.Duration
 }
 
-// A batch is made durable when it reaches this many files or bytes: a
-// crash loses at most one batch of received work.
-const (
-	batchFiles = 1024
-	batchBytes = 128 << 20
-)
-
 // Receive reads a blob stream from r and stores every blob whose bytes
-// match its hash, as the variants the stream asks for. Durability is
-// batched: each file is written, then one syncfs makes the whole batch
-// durable, the files are renamed into
-// place, and a second syncfs makes the names durable. A blob is therefore
-// never visible under its name before its content is on disk, at the
-// cost of two syncfs per batch instead of an fsync per file (see syncFS).
+// match its hash, as the variants the stream asks for, each under its
+// name as soon as it is verified. It does not wait for the disk: the
+// blobs become durable at the next Sync, and until then a marker records
+// that they may not be (see Sync), so that after a crash they are checked
+// before the store trusts them.
 //
 // If the stream is cut, damaged or ctx ends, the blobs verified so far are
 // kept (a retried upload sends only the rest) and the error says what
@@ -56,36 +49,42 @@ func (s *Store) Receive(ctx context.Context, r io.Reader) (ReceiveStats, error) 
 		return st, fmt.Errorf("receive blobs: %w", err)
 	}
 	defer br.Close()
-	b := &batch{s: s, st: &st}
-	defer b.discard()
+	var marker *os.File
+	defer func() {
+		if marker != nil {
+			marker.Close() // releases its lock: this receive is over
+		}
+	}()
 	buf := make([]byte, 256<<10)
-	fail := func(err error) (ReceiveStats, error) {
-		return st, errors.Join(err, b.flush())
-	}
 	for {
 		if err := ctx.Err(); err != nil {
-			return fail(fmt.Errorf("receive blobs: %w", err))
+			return st, fmt.Errorf("receive blobs: %w", err)
 		}
 		hdr, err := br.Next()
 		if err == io.EOF {
-			break
+			return st, nil
 		}
 		if err != nil {
-			return fail(fmt.Errorf("receive blobs: %w", err))
+			return st, fmt.Errorf("receive blobs: %w", err)
+		}
+		// Marked before the first content is written: after a crash, the
+		// blobs to check are those modified since the marker.
+		if marker == nil && !s.opts.NoSync {
+			start := time.Now()
+			marker, err = s.markUnsynced()
+			st.SyncTime += time.Since(start)
+			if err != nil {
+				return st, fmt.Errorf("receive blobs: %w", err)
+			}
 		}
 		tmp, err := s.receiveOne(br, hdr, buf)
 		if err != nil {
-			return fail(fmt.Errorf("receive blob %s: %w", hdr.Hash, err))
+			return st, fmt.Errorf("receive blob %s: %w", hdr.Hash, err)
 		}
-		b.items = append(b.items, received{tmp: tmp, hdr: hdr})
-		b.bytes += hdr.Size
-		if len(b.items) >= batchFiles || b.bytes >= batchBytes {
-			if err := b.flush(); err != nil {
-				return st, err
-			}
+		if err := s.store(tmp, hdr, &st); err != nil {
+			return st, err
 		}
 	}
-	return st, b.flush()
 }
 
 // receiveOne writes the current blob of br to a temporary file with its
@@ -110,89 +109,40 @@ func (s *Store) receiveOne(br io.Reader, hdr protocol.BlobHeader, buf []byte) (s
 	return f.Name(), nil
 }
 
-type received struct {
-	tmp string
-	hdr protocol.BlobHeader
-}
-
-// batch is the received files waiting to be made durable and renamed.
-type batch struct {
-	s     *Store
-	st    *ReceiveStats
-	items []received
-	bytes int64
-}
-
-// discard removes the temporary files of a batch that was not flushed.
-func (b *batch) discard() {
-	for _, it := range b.items {
-		os.Remove(it.tmp)
-	}
-	b.items, b.bytes = nil, 0
-}
-
-// flush makes the batch's files durable and puts them in place.
-func (b *batch) flush() error {
-	if len(b.items) == 0 {
-		return nil
-	}
-	defer b.discard()
-	s := b.s
-	var errs []error
+// store puts the received temporary file tmp in place as the variants
+// hdr asks for: a plain-and-executable content is stored twice, since
+// hard links share their inode's mode.
+func (s *Store) store(tmp string, hdr protocol.BlobHeader, st *ReceiveStats) error {
 	type file struct {
 		tmp  string
-		hdr  protocol.BlobHeader
 		exec bool
 	}
-	var files []file
-	for _, it := range b.items {
-		first := it.hdr.Variants&protocol.VariantPlain == 0 // exec only
-		files = append(files, file{it.tmp, it.hdr, first})
-		if it.hdr.Variants == protocol.VariantPlain|protocol.VariantExec {
-			tmp, err := s.copyTemp(it.tmp, true, false)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("store blob %s: %w", it.hdr.Hash, err))
-				continue
-			}
-			files = append(files, file{tmp, it.hdr, true})
-		}
-	}
-	// The temporary files now belong to files.
-	b.items, b.bytes = nil, 0
-	if !s.opts.NoSync {
-		start := time.Now()
-		err := syncFS(s.root)
-		b.st.SyncTime += time.Since(start)
+	files := []file{{tmp, hdr.Variants&protocol.VariantPlain == 0}}
+	if hdr.Variants == protocol.VariantPlain|protocol.VariantExec {
+		x, err := s.copyTemp(tmp, true, false)
 		if err != nil {
-			for _, f := range files {
-				os.Remove(f.tmp)
-			}
-			return errors.Join(append(errs, fmt.Errorf("store blobs: %w", err))...)
+			os.Remove(tmp)
+			return fmt.Errorf("store blob %s: %w", hdr.Hash, err)
 		}
+		files = append(files, file{x, true})
 	}
-	stored := map[protocol.Hash]bool{}
+	var errs []error
+	stored := false
 	for _, f := range files {
-		present, err := s.commit(f.tmp, s.blobPath(f.hdr.Hash, f.exec), f.hdr.Size)
+		present, err := s.commit(f.tmp, s.blobPath(hdr.Hash, f.exec), hdr.Size)
 		if err != nil {
 			os.Remove(f.tmp)
-			errs = append(errs, fmt.Errorf("store blob %s: %w", f.hdr.Hash, err))
+			errs = append(errs, fmt.Errorf("store blob %s: %w", hdr.Hash, err))
 			continue
 		}
 		if present {
-			b.st.Present++
+			st.Present++
 		}
-		if !stored[f.hdr.Hash] {
-			stored[f.hdr.Hash] = true
-			b.st.Blobs++
-			b.st.Bytes += f.hdr.Size
-		}
+		stored = true
 	}
-	if !s.opts.NoSync {
-		start := time.Now()
-		if err := syncFS(s.root); err != nil {
-			errs = append(errs, fmt.Errorf("store blobs: %w", err))
-		}
-		b.st.SyncTime += time.Since(start)
+	if stored {
+		st.Blobs++
+		st.Bytes += hdr.Size
 	}
 	return errors.Join(errs...)
 }

@@ -9,6 +9,11 @@
 //	objects/ab/abcd....x    the same content for executables, mode 0555
 //	manifests/DIGEST        manifests of updates under way
 //	tmp/                    blobs being received
+//	unsynced/BOOT-N         receives whose blobs may not be on disk yet
+//
+// Receive and Assemble do not wait for the disk; Sync makes their work
+// durable, and Open checks what a crash may have damaged before anything
+// trusts it (see Sync and durable.go).
 //
 // Hard links share their inode's mode, so one content used both by an
 // executable and by a plain file is stored twice. Blobs are owned by root
@@ -56,10 +61,14 @@ const (
 
 // Options configure a Store.
 type Options struct {
-	// NoSync skips fsync. Only for tests and for measuring what syncing
-	// costs: after a crash a blob could exist with partial content, and
-	// the store would trust it.
+	// NoSync makes Sync do nothing and Receive leave no unsynced marker.
+	// Only for tests and for measuring what syncing costs: after a crash
+	// a blob could exist with partial content, and the store would trust
+	// it.
 	NoSync bool
+	// BootID names the current boot (see Sync); empty means the
+	// kernel's. Tests set it to simulate a crash and reboot.
+	BootID string
 	// TempAge and PendingAge: see the defaults.
 	TempAge, PendingAge time.Duration
 	// Now is the clock; nil means time.Now.
@@ -71,11 +80,18 @@ type Options struct {
 type Store struct {
 	root string
 	opts Options
+	// boot names the current boot in unsynced markers.
+	boot string
+	// recovered is what Open checked after a crash.
+	recovered RecoveryStats
 	// dirs caches the fan-out directories known to exist.
 	dirs sync.Map
 }
 
-// Open opens the store at root, creating its directories if needed.
+// Open opens the store at root, creating its directories if needed. If
+// the machine went down while received blobs were not yet synced, Open
+// first re-checks them and removes the damaged ones (see Sync), so that
+// Missing and Assemble never trust them.
 func Open(root string, opts Options) (*Store, error) {
 	if opts.TempAge <= 0 {
 		opts.TempAge = DefaultTempAge
@@ -86,18 +102,31 @@ func Open(root string, opts Options) (*Store, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	s := &Store{root: root, opts: opts}
+	if opts.BootID == "" {
+		opts.BootID = bootID()
+	}
+	s := &Store{root: root, opts: opts, boot: opts.BootID}
 	for _, d := range []string{root, s.objectsDir(), s.manifestsDir()} {
 		if err := os.MkdirAll(d, dirMode); err != nil {
 			return nil, fmt.Errorf("open blob store: %w", err)
 		}
 	}
-	// Only root works in tmp.
-	if err := os.MkdirAll(s.tmpDir(), 0o700); err != nil {
+	// Only root works in tmp and unsynced.
+	for _, d := range []string{s.tmpDir(), s.unsyncedDir()} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("open blob store: %w", err)
+		}
+	}
+	var err error
+	if s.recovered, err = s.recoverUnsynced(); err != nil {
 		return nil, fmt.Errorf("open blob store: %w", err)
 	}
 	return s, nil
 }
+
+// Recovered says what Open re-checked because the machine went down
+// while blobs were unsynced; zero when it did not.
+func (s *Store) Recovered() RecoveryStats { return s.recovered }
 
 // Root returns the store's directory.
 func (s *Store) Root() string { return s.root }
@@ -202,7 +231,11 @@ func (s *Store) RemoveManifest(digest protocol.Hash) error {
 // CleanTemp removes temporary files older than the store's TempAge: what
 // interrupted receives left. It returns how many it removed.
 func (s *Store) CleanTemp() (int, error) {
-	return removeOlder(s.tmpDir(), s.opts.Now().Add(-s.opts.TempAge), func(string) bool { return true })
+	cutoff := s.opts.Now().Add(-s.opts.TempAge)
+	n, err := removeOlder(s.tmpDir(), cutoff, func(string) bool { return true })
+	// Markers a receive was killed while making.
+	m, merr := removeOlder(s.unsyncedDir(), cutoff, func(name string) bool { return strings.HasPrefix(name, unsyncedNew) })
+	return n + m, errors.Join(err, merr)
 }
 
 // removeOlder removes the entries of dir modified before cutoff whose

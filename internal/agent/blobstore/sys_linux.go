@@ -3,6 +3,7 @@ package blobstore
 import (
 	"errors"
 	"os"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -35,4 +36,16 @@ func syncFS(path string) error {
 		return &os.PathError{Op: "syncfs", Path: path, Err: err}
 	}
 	return nil
+}
+
+// bootID names the current boot: /proc/sys/kernel/random/boot_id, a
+// random UUID the kernel makes at each boot.
+func bootID() string {
+	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		// Without it every marker looks like this boot's: no recovery
+		// after a crash, which is how the store behaved with NoSync.
+		return "unknown"
+	}
+	return strings.ReplaceAll(strings.TrimSpace(string(b)), "-", "")
 }

@@ -13,3 +13,5 @@ func syncFS(path string) error {
 	unix.Sync()
 	return nil
 }
+
+func bootID() string { return "unknown" }
