@@ -66,6 +66,7 @@ func (a *App) manifestCache() string {
 type updateOptions struct {
 	deploy.Options
 	etcHosts bool
+	compress string
 }
 
 func (a *App) updateCmd() *cobra.Command {
@@ -108,10 +109,16 @@ running) does nothing and says so; --force makes a new instance anyway.`,
 	f.BoolVar(&o.etcHosts, "etc-hosts", false, "add the location's host to /etc/hosts with the node's address")
 	f.DurationVar(&o.LockTimeout, "lock-timeout", deploy.DefaultLockTimeout, "wait at most `D` for another operation on the same app")
 	f.DurationVar(&o.HealthTimeout, "health-timeout", runner.DefaultHealthTimeout, "wait at most `D` for the new instance to answer")
+	f.StringVar(&o.compress, "compress", string(deploy.CompressS2), "compression of the upload: s2 (fast), zstd (fewer bytes, for slow links) or none")
 	return cmd
 }
 
 func (a *App) update(ctx context.Context, o updateOptions) error {
+	c, err := deploy.ParseCompression(o.compress)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	o.Compress = c
 	step := a.out.Step("check %s", o.AppDir)
 	p, err := deploy.Prepare(ctx, o.Options, knownNodes{a}, a.manifestCache())
 	if err != nil {

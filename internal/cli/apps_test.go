@@ -59,6 +59,7 @@ func TestAppCommands_BadInputTouchesNoNode(t *testing.T) {
 		{[]string{"update", goodApp(t), "web1", "--name", "UPPER.case"}, "--name"},
 		{[]string{"update", goodApp(t), "web1/../../etc"}, "location"},
 		{[]string{"update", goodApp(t), "web1/%2e%2e/x"}, "location"},
+		{[]string{"update", goodApp(t), "web1", "--compress", "gzip"}, "--compress"},
 		{[]string{"update", goodApp(t)}, "default_location"},
 		{[]string{"update", goodApp(t), "elsewhere.example"}, "--node"},
 		{[]string{"update", goodApp(t), "web1", "--config", "/nonexistent"}, "--config"},

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/toppcloud/toppcloud/internal/location"
+	"github.com/toppcloud/toppcloud/internal/protocol"
 )
 
 type nodeSet map[string]bool
@@ -144,6 +145,35 @@ func TestURL(t *testing.T) {
 		}
 		if got := URL(l); got != want {
 			t.Errorf("URL(%s) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+func TestCompression(t *testing.T) {
+	for _, tc := range []struct {
+		flag  string
+		codec protocol.BlobCodec
+		raw   bool
+	}{
+		{"s2", protocol.CodecS2, false},
+		{"zstd", protocol.CodecZstd, false},
+		{"none", protocol.CodecS2, true},
+		{"", protocol.CodecS2, false}, // Options' zero value
+	} {
+		c := Compression(tc.flag)
+		if tc.flag != "" {
+			var err error
+			if c, err = ParseCompression(tc.flag); err != nil {
+				t.Fatalf("%s: %v", tc.flag, err)
+			}
+		}
+		if o := c.stream(); o.Codec != tc.codec || o.Uncompressed != tc.raw {
+			t.Errorf("%q: stream options %+v", tc.flag, o)
+		}
+	}
+	for _, bad := range []string{"gzip", "auto", ""} {
+		if _, err := ParseCompression(bad); err == nil || !strings.Contains(err.Error(), "zstd") {
+			t.Errorf("--compress %q: %v", bad, err)
 		}
 	}
 }

@@ -611,6 +611,10 @@ type BlobWriterOptions struct {
 	// Concurrency is the number of goroutines compressing; zero means
 	// GOMAXPROCS.
 	Concurrency int
+	// Uncompressed keeps S2's framing and checksums but stores every
+	// block as it is, so the reader needs nothing new (update --compress
+	// none). Ignored with zstd.
+	Uncompressed bool
 }
 
 // BlobWriter writes a blob stream. It is not safe for concurrent use.
@@ -636,7 +640,11 @@ func NewBlobWriter(w io.Writer, opts BlobWriterOptions) (*BlobWriter, error) {
 	var enc io.WriteCloser
 	switch opts.Codec {
 	case CodecS2:
-		enc = s2.NewWriter(w, s2.WriterConcurrency(opts.Concurrency))
+		s2opts := []s2.WriterOption{s2.WriterConcurrency(opts.Concurrency)}
+		if opts.Uncompressed {
+			s2opts = append(s2opts, s2.WriterUncompressed())
+		}
+		enc = s2.NewWriter(w, s2opts...)
 	case CodecZstd:
 		z, err := zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithWindowSize(blobWindow),
 			zstd.WithEncoderConcurrency(opts.Concurrency))

@@ -483,3 +483,43 @@ func TestBlobWriter_ContentChanged(t *testing.T) {
 		t.Fatalf("got %v, %v", got, err)
 	}
 }
+
+// TestBlobStream_Uncompressed: the same reader takes an uncompressed S2
+// stream, which carries every byte (a compressed one is much smaller for
+// these blobs).
+func TestBlobStream_Uncompressed(t *testing.T) {
+	blobs := testBlobs()
+	var content int
+	for _, b := range blobs {
+		content += len(b.data)
+	}
+	sizes := map[bool]int{}
+	for _, unc := range []bool{false, true} {
+		var buf bytes.Buffer
+		w, err := NewBlobWriter(&buf, BlobWriterOptions{Uncompressed: unc})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range blobs {
+			if err := w.WriteBlob(header(b), bytes.NewReader(b.data)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		sizes[unc] = buf.Len()
+		got, err := readAll(&buf, BlobReaderOptions{})
+		if err != nil || len(got) != len(blobs) {
+			t.Fatalf("uncompressed %v: %d blobs, %v", unc, len(got), err)
+		}
+		for i := range blobs {
+			if !bytes.Equal(got[i].data, blobs[i].data) {
+				t.Errorf("uncompressed %v: blob %d differs", unc, i)
+			}
+		}
+	}
+	if sizes[true] < content || sizes[false] > content*9/10 {
+		t.Errorf("stream sizes: %d uncompressed, %d compressed, for %d content bytes", sizes[true], sizes[false], content)
+	}
+}

@@ -653,3 +653,78 @@ func ExampleNextInstanceName() {
 	fmt.Println(a, b)
 	// Output: blog.2010-03-19_001 blog.2010-03-19_002
 }
+
+// TestReceive_ManyBlobs covers the writer goroutines: many small blobs,
+// an empty one, one larger than smallBlob (written by the reading
+// goroutine) and one stored as both variants, then a bad blob, after
+// which everything verified before it must be stored whole.
+func TestReceive_ManyBlobs(t *testing.T) {
+	s := openStore(t)
+	type blob struct {
+		data     []byte
+		variants protocol.BlobVariants
+	}
+	var blobs []blob
+	for i := range 500 {
+		blobs = append(blobs, blob{[]byte(strings.Repeat(fmt.Sprintf("blob %d\n", i), i%300)), protocol.VariantPlain})
+	}
+	blobs = append(blobs,
+		blob{bytes.Repeat([]byte("large "), smallBlob/4), protocol.VariantExec},
+		blob{[]byte("both variants\n"), protocol.VariantPlain | protocol.VariantExec},
+	)
+	var buf bytes.Buffer
+	w, err := protocol.NewBlobWriter(&buf, protocol.BlobWriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range blobs {
+		h := protocol.Hash(sha256.Sum256(b.data))
+		if err := w.WriteBlob(protocol.BlobHeader{Hash: h, Size: int64(len(b.data)), Variants: b.variants}, bytes.NewReader(b.data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bad := protocol.Hash(sha256.Sum256([]byte("announced")))
+	if err := w.WriteBlob(protocol.BlobHeader{Hash: bad, Size: 4, Variants: protocol.VariantPlain}, strings.NewReader("sent")); err == nil {
+		t.Fatal("writer accepted wrong content")
+	}
+	w.Close()
+
+	st, err := s.Receive(context.Background(), bytes.NewReader(buf.Bytes()))
+	if !errors.Is(err, protocol.ErrBlobHashMismatch) {
+		t.Fatalf("err = %v, want hash mismatch", err)
+	}
+	// Blob 300 is empty like blob 0: counted, and present.
+	if st.Blobs != len(blobs) || st.Present != 1 {
+		t.Errorf("stats %+v for %d blobs, one of them twice", st, len(blobs))
+	}
+	for i, b := range blobs {
+		h := protocol.Hash(sha256.Sum256(b.data))
+		for _, exec := range []bool{false, true} {
+			want := b.variants&protocol.VariantPlain != 0
+			if exec {
+				want = b.variants&protocol.VariantExec != 0
+			}
+			if !want {
+				continue
+			}
+			p := s.blobPath(h, exec)
+			got, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatalf("blob %d (exec %v): %v", i, exec, err)
+			}
+			if !bytes.Equal(got, b.data) {
+				t.Fatalf("blob %d (exec %v): %d bytes stored, want %d", i, exec, len(got), len(b.data))
+			}
+			fi, _ := os.Stat(p)
+			if fi.Mode().Perm() != modeFor(exec) {
+				t.Errorf("blob %d (exec %v): mode %v", i, exec, fi.Mode())
+			}
+		}
+	}
+	if _, err := os.Lstat(s.blobPath(bad, false)); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal("a blob with wrong content was stored")
+	}
+	if n := tmpFiles(t, s); len(n) != 0 {
+		t.Fatalf("temporary files left: %v", n)
+	}
+}

@@ -8,6 +8,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -40,15 +43,27 @@ type ReceiveStats struct {
 // receive that was killed are removed by a later Receive, by CleanTemp or
 // by GC once they are older than TempAge.
 func (s *Store) Receive(ctx context.Context, r io.Reader) (ReceiveStats, error) {
-	var st ReceiveStats
 	// Leftovers of killed receives; failing to remove them does not stop
 	// this one.
 	s.CleanTemp()
 	br, err := protocol.NewBlobReader(r, protocol.BlobReaderOptions{})
 	if err != nil {
-		return st, fmt.Errorf("receive blobs: %w", err)
+		return ReceiveStats{}, fmt.Errorf("receive blobs: %w", err)
 	}
 	defer br.Close()
+	w := newWriters(s)
+	err = s.receive(ctx, br, w)
+	werr := w.wait()
+	st := w.stats()
+	if err == nil {
+		err = werr
+	}
+	return st, err
+}
+
+// receive reads br and hands each blob to w; small ones are read into
+// memory here and written by w's goroutines, large ones are written here.
+func (s *Store) receive(ctx context.Context, br *protocol.BlobReader, w *writers) error {
 	var marker *os.File
 	defer func() {
 		if marker != nil {
@@ -58,33 +73,189 @@ func (s *Store) Receive(ctx context.Context, r io.Reader) (ReceiveStats, error) 
 	buf := make([]byte, 256<<10)
 	for {
 		if err := ctx.Err(); err != nil {
-			return st, fmt.Errorf("receive blobs: %w", err)
+			return fmt.Errorf("receive blobs: %w", err)
+		}
+		if w.failed() {
+			return nil // wait reports the writer's error
 		}
 		hdr, err := br.Next()
 		if err == io.EOF {
-			return st, nil
+			return nil
 		}
 		if err != nil {
-			return st, fmt.Errorf("receive blobs: %w", err)
+			return fmt.Errorf("receive blobs: %w", err)
 		}
 		// Marked before the first content is written: after a crash, the
 		// blobs to check are those modified since the marker.
 		if marker == nil && !s.opts.NoSync {
 			start := time.Now()
 			marker, err = s.markUnsynced()
-			st.SyncTime += time.Since(start)
+			w.addSyncTime(time.Since(start))
 			if err != nil {
-				return st, fmt.Errorf("receive blobs: %w", err)
+				return fmt.Errorf("receive blobs: %w", err)
 			}
+		}
+		if hdr.Size <= smallBlob {
+			data, err := w.read(br, hdr.Size)
+			if err != nil {
+				return fmt.Errorf("receive blob %s: %w", hdr.Hash, err)
+			}
+			w.put(hdr, data)
+			continue
 		}
 		tmp, err := s.receiveOne(br, hdr, buf)
 		if err != nil {
-			return st, fmt.Errorf("receive blob %s: %w", hdr.Hash, err)
+			return fmt.Errorf("receive blob %s: %w", hdr.Hash, err)
 		}
-		if err := s.store(tmp, hdr, &st); err != nil {
-			return st, err
+		if err := w.store(tmp, hdr); err != nil {
+			return err
 		}
 	}
+}
+
+// smallBlob is the largest blob Receive reads into memory and leaves to
+// its writer goroutines.
+const smallBlob = 1 << 20
+
+// writers write received blobs to the store from a few goroutines.
+//
+// A receive is bound by one core otherwise: decompressing and hashing the
+// stream, then for each blob creating, writing and renaming a file, whose
+// kernel time (inode allocation above all) was half the agent's time in a
+// 2,000-file upload. Reading the stream stays sequential; the files are
+// written beside it. Memory is bounded by the queue: at most
+// cap(queue)+workers blobs of at most smallBlob each.
+type writers struct {
+	s     *Store
+	queue chan blobJob
+	free  chan []byte
+	wg    sync.WaitGroup
+
+	mu  sync.Mutex
+	st  ReceiveStats
+	err error
+	bad atomic.Bool
+}
+
+type blobJob struct {
+	hdr  protocol.BlobHeader
+	data []byte
+}
+
+func newWriters(s *Store) *writers {
+	n := min(max(runtime.GOMAXPROCS(0), 2), 8)
+	w := &writers{s: s, queue: make(chan blobJob, 2*n), free: make(chan []byte, 3*n)}
+	for range n {
+		w.wg.Add(1)
+		go w.run()
+	}
+	return w
+}
+
+func (w *writers) run() {
+	defer w.wg.Done()
+	for j := range w.queue {
+		if !w.bad.Load() {
+			w.fail(w.write(j))
+		}
+		select {
+		case w.free <- j.data[:0]:
+		default:
+		}
+	}
+}
+
+// read reads the current blob of br, size bytes, into a recycled buffer.
+// It reads to the end of the blob, where br checks its hash.
+func (w *writers) read(br io.Reader, size int64) ([]byte, error) {
+	var b []byte
+	select {
+	case b = <-w.free:
+	default:
+	}
+	if int64(cap(b)) < size+1 {
+		b = make([]byte, 0, max(size+1, 64<<10))
+	}
+	b = b[:size+1]
+	n, err := io.ReadFull(br, b)
+	switch {
+	case (err == io.ErrUnexpectedEOF || err == io.EOF) && int64(n) == size:
+		return b[:n], nil
+	case err == nil:
+		return nil, errors.New("blob longer than its header says")
+	default:
+		return nil, err
+	}
+}
+
+func (w *writers) put(hdr protocol.BlobHeader, data []byte) {
+	w.queue <- blobJob{hdr, data}
+}
+
+// write stores one blob read into memory.
+func (w *writers) write(j blobJob) error {
+	f, err := os.CreateTemp(w.s.tmpDir(), "recv-*")
+	if err != nil {
+		return fmt.Errorf("receive blob %s: %w", j.hdr.Hash, err)
+	}
+	_, err = f.Write(j.data)
+	if err == nil {
+		err = f.Chmod(modeFor(j.hdr.Variants&protocol.VariantPlain == 0))
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("receive blob %s: %w", j.hdr.Hash, err)
+	}
+	return w.store(f.Name(), j.hdr)
+}
+
+// store puts a received temporary file in place and counts it.
+func (w *writers) store(tmp string, hdr protocol.BlobHeader) error {
+	var st ReceiveStats
+	err := w.s.store(tmp, hdr, &st)
+	w.mu.Lock()
+	w.st.Blobs += st.Blobs
+	w.st.Bytes += st.Bytes
+	w.st.Present += st.Present
+	w.mu.Unlock()
+	return err
+}
+
+func (w *writers) fail(err error) {
+	if err == nil {
+		return
+	}
+	w.mu.Lock()
+	if w.err == nil {
+		w.err = err
+	}
+	w.mu.Unlock()
+	w.bad.Store(true)
+}
+
+func (w *writers) failed() bool { return w.bad.Load() }
+
+func (w *writers) addSyncTime(d time.Duration) {
+	w.mu.Lock()
+	w.st.SyncTime += d
+	w.mu.Unlock()
+}
+
+// wait lets the writers finish what was queued and returns their first
+// error.
+func (w *writers) wait() error {
+	close(w.queue)
+	w.wg.Wait()
+	return w.err
+}
+
+func (w *writers) stats() ReceiveStats {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.st
 }
 
 // receiveOne writes the current blob of br to a temporary file with its

@@ -34,6 +34,8 @@ type Plan struct {
 	Blobs []PlanBlob
 	// Bytes is the total size of the blobs, before compression.
 	Bytes int64
+	// Stream sets the blob stream's compression; the zero value is S2.
+	Stream protocol.BlobWriterOptions
 }
 
 // PlanBlob is one content to send and a file that has it.
@@ -130,7 +132,7 @@ func (p *Plan) Send(ctx context.Context, w io.Writer, dir string, progress func(
 		pr.Elapsed = now.Sub(start)
 		progress(pr)
 	}
-	bw, err := protocol.NewBlobWriter(cw, protocol.BlobWriterOptions{})
+	bw, err := protocol.NewBlobWriter(cw, p.Stream)
 	if err != nil {
 		return pr, err
 	}
