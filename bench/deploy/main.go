@@ -6,7 +6,7 @@
 //
 // It builds toppcloud, creates and sets up a local node (systemd-nspawn,
 // as `toppcloud create-node --setup-node` does), installs rsync in it, and
-// for each run generates a new application (bench/transfer's generator: a
+// for each run generates a new application (bench/appgen, as bench/transfer: a
 // WSGI app of source-like text and incompressible files) and times:
 //
 //	first          update of a tree the node has never seen, and the time
@@ -66,6 +66,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/toppcloud/toppcloud/bench/appgen"
 	"github.com/toppcloud/toppcloud/internal/provider/local"
 )
 
@@ -80,7 +81,7 @@ func main() {
 	seed := flag.Uint64("seed", 1, "the generated application's seed (with -generate)")
 	flag.Parse()
 	if *gen != "" {
-		if _, err := generate(*gen, "bench", *files, int64(*mb)<<20, *seed); err != nil {
+		if _, err := appgen.Generate(*gen, "bench", *files, int64(*mb)<<20, *seed); err != nil {
 			fmt.Fprintln(os.Stderr, "deploy bench:", err)
 			os.Exit(1)
 		}
@@ -189,13 +190,13 @@ func (b *bench) run(runs int, keep bool) (err error) {
 	for r := 1; r <= runs; r++ {
 		app := fmt.Sprintf("bench%d", r)
 		dir := filepath.Join(b.work, app)
-		st, err := generate(dir, app, b.files, b.size, uint64(r))
+		st, err := appgen.Generate(dir, app, b.files, b.size, uint64(r))
 		if err != nil {
 			return err
 		}
-		content = st.bytes
+		content = st.Bytes
 		syscall.Sync()
-		fmt.Printf("run %d: %s, %d files, %.1f MB (%.0f%% incompressible)\n", r, app, st.files, float64(st.bytes)/(1<<20), 100*float64(st.randomBytes)/float64(st.bytes))
+		fmt.Printf("run %d: %s, %d files, %.1f MB (%.0f%% incompressible)\n", r, app, st.Files, float64(st.Bytes)/(1<<20), 100*float64(st.RandomBytes)/float64(st.Bytes))
 		loc := app + ".test"
 		measure := func(name string, fn func() error) error {
 			s, err := b.measure(fn)
@@ -228,7 +229,7 @@ func (b *bench) run(runs int, keep bool) (err error) {
 			{"toppcloud unchanged", update()},
 			{"toppcloud unchanged --force", update("--force")},
 			{"toppcloud one file", func() error {
-				n, err := changeFile(dir, uint64(1000+r))
+				n, err := appgen.ChangeFile(dir, uint64(1000+r))
 				changed = n
 				if err != nil {
 					return err
@@ -237,14 +238,14 @@ func (b *bench) run(runs int, keep bool) (err error) {
 			}},
 			{"rsync -a first", b.rsync(dir, nodeDir+"/rsync-a-"+app, "-a")},
 			{"rsync -a one file", func() error {
-				if _, err := changeFile(dir, uint64(2000+r)); err != nil {
+				if _, err := appgen.ChangeFile(dir, uint64(2000+r)); err != nil {
 					return err
 				}
 				return b.rsync(dir, nodeDir+"/rsync-a-"+app, "-a")()
 			}},
 			{"rsync -az first", b.rsync(dir, nodeDir+"/rsync-az-"+app, "-az")},
 			{"rsync -az one file", func() error {
-				if _, err := changeFile(dir, uint64(3000+r)); err != nil {
+				if _, err := appgen.ChangeFile(dir, uint64(3000+r)); err != nil {
 					return err
 				}
 				return b.rsync(dir, nodeDir+"/rsync-az-"+app, "-az")()

@@ -25,6 +25,7 @@ import (
 	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/toppcloud/toppcloud/bench/appgen"
 	"github.com/toppcloud/toppcloud/internal/agent/blobstore"
 	"github.com/toppcloud/toppcloud/internal/deploy/manifest"
 	"github.com/toppcloud/toppcloud/internal/protocol"
@@ -58,12 +59,12 @@ func run(files int, size int64, runs int, withSSH bool, work string, keep bool) 
 		}
 	}
 	app := filepath.Join(work, "app")
-	gs, err := generate(app, files, size, 1)
+	gs, err := appgen.Generate(app, "", files, size, 1)
 	if err != nil {
 		return fmt.Errorf("generate: %w", err)
 	}
 	fmt.Printf("app: %d files, %.1f MB (%.0f%% random bytes) in %s; %d CPUs; %s\n",
-		gs.files, mb(gs.bytes), 100*float64(gs.randomBytes)/float64(gs.bytes), work, runtime.NumCPU(), runtime.Version())
+		gs.Files, mb(gs.Bytes), 100*float64(gs.RandomBytes)/float64(gs.Bytes), work, runtime.NumCPU(), runtime.Version())
 
 	if err := manifestNumbers(ctx, app, work); err != nil {
 		return err
@@ -98,7 +99,7 @@ func run(files int, size int64, runs int, withSSH bool, work string, keep bool) 
 			}
 			for _, sc := range scenarios {
 				if sc == "one-file" {
-					if _, err := changeFile(app, uint64(100+10*r+mi)); err != nil {
+					if _, err := appgen.ChangeFile(app, uint64(100+10*r+mi)); err != nil {
 						return err
 					}
 				}

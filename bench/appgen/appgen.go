@@ -1,4 +1,7 @@
-package main
+// Package appgen writes generated applications for the benchmarks: a
+// tree of source-like text and incompressible files, deterministic for a
+// seed, so bench/transfer and bench/deploy measure the same kind of tree.
+package appgen
 
 import (
 	"fmt"
@@ -9,15 +12,15 @@ import (
 	"time"
 )
 
-// genStats describe a generated application.
-type genStats struct {
-	files       int
-	bytes       int64
-	randomBytes int64
+// Stats describe a generated application.
+type Stats struct {
+	Files       int
+	Bytes       int64
+	RandomBytes int64
 }
 
-// changedFile is the 10 KB file the one-file scenario rewrites.
-const changedFile = "app/views/changed.py"
+// ChangedFile is the 10 KB file ChangeFile rewrites.
+const ChangedFile = "app/views/changed.py"
 
 // words make the text files: source-like lines that compress about as
 // well as real code (zstd: 3-5x).
@@ -29,11 +32,13 @@ len range str int float dict list tuple set open read write close os sys time da
 function var const let this document window addEventListener querySelector innerHTML
 margin padding color background border display flex grid width height font size px em`)
 
-// generate writes an application of about files files and total bytes
+// Generate writes an application of about files files and total bytes
 // under dir: mostly small source-like text files in ~150 directories,
 // some medium ones, and random (incompressible, like images and archives)
-// files making up about 40% of the bytes. Deterministic for a seed.
-func generate(dir string, files int, total int64, seed uint64) (genStats, error) {
+// files making up about 40% of the bytes. Deterministic for a seed. With
+// app set it is also a real WSGI application of that name (app.ini and
+// app.py), which an update starts; without, app.ini is filler text.
+func Generate(dir, app string, files int, total int64, seed uint64) (Stats, error) {
 	rnd := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	var dirs []string
 	for i := range 150 {
@@ -51,7 +56,7 @@ func generate(dir string, files int, total int64, seed uint64) (genStats, error)
 		random bool
 	}
 	var specs []spec
-	specs = append(specs, spec{path: "app.ini", size: 120}, spec{path: changedFile, size: 10 << 10})
+	specs = append(specs, spec{path: "app.ini", size: 120}, spec{path: ChangedFile, size: 10 << 10})
 	textBudget := total * 6 / 10
 	randomBudget := total - textBudget
 	nRandom := files / 10
@@ -82,7 +87,13 @@ func generate(dir string, files int, total int64, seed uint64) (genStats, error)
 		specs = append(specs, spec{path: fmt.Sprintf("%s/blob%04d.bin", d, i), size: int64(s / sum * float64(randomBudget)), random: true})
 	}
 
-	var st genStats
+	if app != "" {
+		// The application itself: the generated app.ini is replaced by
+		// a real one, and a runner is added.
+		specs[0].size = 0
+		specs = append(specs, spec{path: "app.py", size: 0})
+	}
+	var st Stats
 	// Checked-out trees are older than a few seconds: set mtimes an hour
 	// back, or the manifest cache would rightly distrust files written
 	// within its racy window and rehash them on the next update.
@@ -93,10 +104,15 @@ func generate(dir string, files int, total int64, seed uint64) (genStats, error)
 			return st, err
 		}
 		var data []byte
-		if sp.random {
+		switch {
+		case app != "" && sp.path == "app.ini":
+			data = []byte("[production]\napp_name = " + app + "\nrunner = app.py\n")
+		case app != "" && sp.path == "app.py":
+			data = []byte(appPy)
+		case sp.random:
 			data = randomBytes(rnd, sp.size)
-			st.randomBytes += sp.size
-		} else {
+			st.RandomBytes += sp.size
+		default:
 			data = text(rnd, sp.size)
 		}
 		if err := os.WriteFile(p, data, 0o644); err != nil {
@@ -105,8 +121,8 @@ func generate(dir string, files int, total int64, seed uint64) (genStats, error)
 		if err := os.Chtimes(p, past, past); err != nil {
 			return st, err
 		}
-		st.files++
-		st.bytes += int64(len(data))
+		st.Files++
+		st.Bytes += int64(len(data))
 	}
 	return st, nil
 }
@@ -139,9 +155,16 @@ func text(rnd *rand.Rand, n int64) []byte {
 	return []byte(b.String()[:n])
 }
 
-// changeFile rewrites the 10 KB file with new text of the same size.
-func changeFile(dir string, seed uint64) (int64, error) {
+// ChangeFile rewrites ChangedFile with new text of the same size and
+// returns that size.
+func ChangeFile(dir string, seed uint64) (int64, error) {
 	rnd := rand.New(rand.NewPCG(seed, 1))
 	data := text(rnd, 10<<10)
-	return int64(len(data)), os.WriteFile(filepath.Join(dir, filepath.FromSlash(changedFile)), data, 0o644)
+	return int64(len(data)), os.WriteFile(filepath.Join(dir, filepath.FromSlash(ChangedFile)), data, 0o644)
 }
+
+// appPy is the generated application's runner.
+const appPy = `def application(environ, start_response):
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [b'bench app\n']
+`
