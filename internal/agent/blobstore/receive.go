@@ -123,8 +123,9 @@ const smallBlob = 1 << 20
 // stream, then for each blob creating, writing and renaming a file, whose
 // kernel time (inode allocation above all) was half the agent's time in a
 // 2,000-file upload. Reading the stream stays sequential; the files are
-// written beside it. Memory is bounded by the queue: at most
-// cap(queue)+workers blobs of at most smallBlob each.
+// written beside it. Memory is bounded: at most six buffers per writer
+// (queued, being written, kept for reuse) of at most smallBlob each, so
+// 24 MB with the most writers.
 type writers struct {
 	s     *Store
 	queue chan blobJob
@@ -143,7 +144,8 @@ type blobJob struct {
 }
 
 func newWriters(s *Store) *writers {
-	n := min(max(runtime.GOMAXPROCS(0), 2), 8)
+	// More writers than this only contend for the same directories.
+	n := min(max(runtime.GOMAXPROCS(0), 2), 4)
 	w := &writers{s: s, queue: make(chan blobJob, 2*n), free: make(chan []byte, 3*n)}
 	for range n {
 		w.wg.Add(1)
