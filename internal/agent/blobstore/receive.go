@@ -144,7 +144,7 @@ type blobJob struct {
 }
 
 func newWriters(s *Store) *writers {
-	// More writers than this only contend for the same directories.
+	// Measured on two cores; the cap bounds memory on big machines.
 	n := min(max(runtime.GOMAXPROCS(0), 2), 4)
 	w := &writers{s: s, queue: make(chan blobJob, 2*n), free: make(chan []byte, 3*n)}
 	for range n {
