@@ -66,13 +66,7 @@ func init() {
 }
 
 // Options are the settings of a [provider:NAME] section of this type.
-type Options struct {
-	Token    string `config:"secret"`
-	Region   string `config:"region"`
-	Endpoint string `config:"endpoint"`
-	Image    string `config:"image"`
-	Size     string `config:"size"`
-}
+type Options = provider.TokenOptions
 
 // Driver talks to one Hetzner Cloud project.
 type Driver struct {
@@ -82,15 +76,7 @@ type Driver struct {
 
 // New builds a driver from env without any network I/O.
 func New(env provider.Env) (*Driver, error) {
-	var o Options
-	if err := env.Settings.Decode(&o); err != nil {
-		return nil, err
-	}
-	o.Token = strings.TrimSpace(o.Token)
-	if o.Token == "" {
-		return nil, fmt.Errorf("no API token: set secret in the section or $HCLOUD_TOKEN")
-	}
-	root, err := provider.APIRoot(o.Endpoint, DefaultEndpoint)
+	o, root, err := provider.DecodeTokenOptions(env.Settings, DefaultEndpoint, "API token", "HCLOUD_TOKEN")
 	if err != nil {
 		return nil, err
 	}
