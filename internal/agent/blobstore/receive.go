@@ -1,6 +1,7 @@
 package blobstore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -196,22 +197,12 @@ func (w *writers) put(hdr protocol.BlobHeader, data []byte) {
 
 // write stores one blob read into memory.
 func (w *writers) write(j blobJob) error {
-	f, err := os.CreateTemp(w.s.tmpDir(), "recv-*")
+	// A bytes.Reader writes itself out: receiveOne needs no buffer.
+	tmp, err := w.s.receiveOne(bytes.NewReader(j.data), j.hdr, nil)
 	if err != nil {
 		return fmt.Errorf("receive blob %s: %w", j.hdr.Hash, err)
 	}
-	_, err = f.Write(j.data)
-	if err == nil {
-		err = f.Chmod(modeFor(j.hdr.Variants&protocol.VariantPlain == 0))
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return fmt.Errorf("receive blob %s: %w", j.hdr.Hash, err)
-	}
-	return w.store(f.Name(), j.hdr)
+	return w.store(tmp, j.hdr)
 }
 
 // store puts a received temporary file in place and counts it.
