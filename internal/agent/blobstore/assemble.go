@@ -16,6 +16,7 @@ import (
 
 	"github.com/toppcloud/toppcloud/internal/appconfig"
 	"github.com/toppcloud/toppcloud/internal/protocol"
+	"github.com/toppcloud/toppcloud/internal/state/atomicfile"
 )
 
 // DefaultWWWDir holds the instance directories on a node.
@@ -195,7 +196,7 @@ func (s *Store) ensureVariant(e protocol.Entry) (copied bool, err error) {
 		return false, err
 	}
 	if !s.opts.NoSync {
-		if err := syncDir(filepath.Dir(dst)); err != nil {
+		if err := atomicfile.SyncDir(filepath.Dir(dst)); err != nil {
 			return false, err
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/toppcloud/toppcloud/internal/protocol"
+	"github.com/toppcloud/toppcloud/internal/state/atomicfile"
 )
 
 // Durability off the critical path.
@@ -87,7 +88,7 @@ func (s *Store) markUnsynced() (*os.File, error) {
 		os.Remove(f.Name())
 		return nil, fmt.Errorf("unsynced marker: %w", err)
 	}
-	if err := syncDir(dir); err != nil {
+	if err := atomicfile.SyncDir(dir); err != nil {
 		f.Close()
 		os.Remove(name)
 		return nil, fmt.Errorf("unsynced marker: %w", err)
@@ -214,7 +215,7 @@ func (s *Store) recoverUnsynced() (RecoveryStats, error) {
 			return st, fmt.Errorf("blob store recovery: %w", err)
 		}
 	}
-	return st, syncDir(s.unsyncedDir())
+	return st, atomicfile.SyncDir(s.unsyncedDir())
 }
 
 // staleMarkers lists the markers of another boot: from before a crash

@@ -21,6 +21,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/toppcloud/toppcloud/internal/state/atomicfile"
 )
 
 // Host is a node: its file system under Root and its commands.
@@ -72,7 +74,7 @@ func (h *Host) Rename(from, to string) error {
 	if err := os.Rename(h.Path(from), h.Path(to)); err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(h.Path(to)))
+	return atomicfile.SyncDir(filepath.Dir(h.Path(to)))
 }
 
 // Attr is what a file or directory must be: permission bits (with setuid,
@@ -293,19 +295,7 @@ func (h *Host) replace(real string, data []byte, a Attr, uid, gid int) (err erro
 	if err := os.Rename(tmp, real); err != nil {
 		return err
 	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) {
-		return err
-	}
-	return nil
+	return atomicfile.SyncDir(dir)
 }
 
 // AppendFile appends data to node path p, creating it with a.

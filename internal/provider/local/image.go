@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/toppcloud/toppcloud/internal/provider"
+	"github.com/toppcloud/toppcloud/internal/state/atomicfile"
 )
 
 const (
@@ -160,7 +161,7 @@ func (d *Driver) buildImage(ctx context.Context) (err error) {
 		Packages: imagePackages, Built: time.Now().UTC(), BuildSec: time.Since(started).Seconds(), Bytes: size,
 	}
 	b, _ := json.MarshalIndent(info, "", "  ")
-	if err := writeFileAtomic(filepath.Join(tmp, "image.json"), append(b, '\n'), 0o644); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(tmp, "image.json"), append(b, '\n'), 0o644); err != nil {
 		return err
 	}
 	// Everything written (with dpkg's unsafe I/O) reaches the disk
@@ -171,7 +172,7 @@ func (d *Driver) buildImage(ctx context.Context) (err error) {
 	if err := os.Rename(tmp, d.imageDir()); err != nil {
 		return fmt.Errorf("build image %s: %w", imageID, err)
 	}
-	if err := syncDir(d.imagesDir()); err != nil {
+	if err := atomicfile.SyncDir(d.imagesDir()); err != nil {
 		return err
 	}
 	fmt.Fprintf(d.log, "local: image %s built in %s (%d MB)\n", imageID, time.Since(started).Round(time.Second), size>>20)

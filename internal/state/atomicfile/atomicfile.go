@@ -87,7 +87,7 @@ func writeFile(path string, data []byte, perm fs.FileMode, rename func(oldpath, 
 	if err := rename(tmp.Name(), target); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	return syncDir(dir)
+	return SyncDir(dir)
 }
 
 // resolve follows symlinks in the last element of path so that renaming
@@ -111,8 +111,10 @@ func resolve(path string) (string, error) {
 	return "", fmt.Errorf("write %s: %w", path, err)
 }
 
-// syncDir makes a rename in dir durable.
-func syncDir(dir string) error {
+// SyncDir makes the creations, renames and removals in dir durable
+// (fsync of the directory). File systems that cannot fsync a directory
+// are not an error.
+func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return fmt.Errorf("sync directory %s: %w", dir, err)
