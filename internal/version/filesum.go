@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/toppcloud/toppcloud/internal/filestat"
 )
 
 // Hashing a ~70 MB binary costs ~50 ms of CPU and its pages in the cache,
@@ -25,37 +27,21 @@ import (
 // of another version is ignored.
 const sumRecordVersion = 1
 
-// racyWindow: a file modified this close to the moment it was hashed may
-// change again without its timestamps moving (they are only as fine as
-// the kernel's coarse clock), so SumFile does not record it; the next run
-// hashes it again. Git calls such index entries "racily clean".
-const racyWindow = 2 * time.Second
-
-// fileID is what a record compares: the stat of the file it describes.
-type fileID struct {
-	Dev     uint64 `json:"dev"`
-	Ino     uint64 `json:"ino"`
-	Size    int64  `json:"size"`
-	MtimeNs int64  `json:"mtime_ns"`
-	CtimeNs int64  `json:"ctime_ns"`
-}
-
 type sumRecord struct {
 	Version int    `json:"version"`
 	Path    string `json:"path"`
-	fileID
+	filestat.ID
 	SHA256 string `json:"sha256"`
 }
 
-// statID returns f's fileID; ok is false where the system does not give
-// an inode and a ctime, and records are then never trusted.
-func statID(f *os.File) (id fileID, ok bool, err error) {
+// statID returns f's ID; ok is false where the system does not give an
+// inode and a ctime, and records are then never trusted.
+func statID(f *os.File) (id filestat.ID, ok bool, err error) {
 	fi, err := f.Stat()
 	if err != nil {
-		return fileID{}, false, err
+		return filestat.ID{}, false, err
 	}
-	id = fileID{Size: fi.Size(), MtimeNs: fi.ModTime().UnixNano()}
-	id.Dev, id.Ino, id.CtimeNs, ok = sysID(fi)
+	id, ok = filestat.Of(fi)
 	return id, ok, nil
 }
 
@@ -81,7 +67,7 @@ func sumOpen(f *os.File, path, recordPath string, save bool, now time.Time) (sum
 		return "", false, err
 	}
 	if ok && recordPath != "" {
-		if rec, err := readRecord(recordPath); err == nil && rec.Path == path && rec.fileID == id {
+		if rec, err := readRecord(recordPath); err == nil && rec.Path == path && rec.ID == id {
 			return rec.SHA256, false, nil
 		}
 	}
@@ -97,8 +83,8 @@ func sumOpen(f *os.File, path, recordPath string, save bool, now time.Time) (sum
 	// not racily fresh.
 	after, _, err := statID(f)
 	ns := now.UnixNano()
-	if err == nil && after == id && ns-id.MtimeNs > int64(racyWindow) && ns-id.CtimeNs > int64(racyWindow) {
-		_ = writeRecord(recordPath, sumRecord{Version: sumRecordVersion, Path: path, fileID: id, SHA256: sum})
+	if err == nil && after == id && ns-id.MtimeNs > int64(filestat.RacyWindow) && ns-id.CtimeNs > int64(filestat.RacyWindow) {
+		_ = writeRecord(recordPath, sumRecord{Version: sumRecordVersion, Path: path, ID: id, SHA256: sum})
 	}
 	return sum, true, nil
 }
@@ -125,14 +111,14 @@ func RecordSum(path, recordPath, sum string, inode uint64) error {
 	if inode != 0 && id.Ino != inode {
 		return fmt.Errorf("record sum: %s was replaced meanwhile", path)
 	}
-	return writeRecord(recordPath, sumRecord{Version: sumRecordVersion, Path: path, fileID: id, SHA256: sum})
+	return writeRecord(recordPath, sumRecord{Version: sumRecordVersion, Path: path, ID: id, SHA256: sum})
 }
 
 // Inode returns the inode number in fi (0 where the system has none),
 // for RecordSum.
 func Inode(fi os.FileInfo) uint64 {
-	_, ino, _, _ := sysID(fi)
-	return ino
+	id, _ := filestat.Of(fi)
+	return id.Ino
 }
 
 func readRecord(p string) (sumRecord, error) {

@@ -22,6 +22,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/toppcloud/toppcloud/internal/filestat"
 	"github.com/toppcloud/toppcloud/internal/protocol"
 )
 
@@ -184,27 +185,12 @@ func loadIgnore(root string) (*Ignore, error) {
 	return ParseIgnore(name, f)
 }
 
-// fileStat is what the cache compares.
-type fileStat struct {
-	Size    int64
-	MtimeNs int64
-	CtimeNs int64
-	Ino     uint64
-	Dev     uint64
-}
-
-func statOf(fi fs.FileInfo) fileStat {
-	s := fileStat{Size: fi.Size(), MtimeNs: fi.ModTime().UnixNano()}
-	s.CtimeNs, s.Ino, s.Dev = sysStat(fi)
-	return s
-}
-
 type walker struct {
 	root     string
 	ig       *Ignore
 	ctx      context.Context
 	entries  []protocol.Entry
-	stats    []fileStat // parallel to entries (files only)
+	stats    []filestat.ID // parallel to entries (files only)
 	refusals []Refusal
 	ignored  int
 }
@@ -215,8 +201,8 @@ func (w *walker) refuse(path, reason string) {
 	}
 }
 
-func (w *walker) byPath() map[string]fileStat {
-	m := make(map[string]fileStat, len(w.entries))
+func (w *walker) byPath() map[string]filestat.ID {
+	m := make(map[string]filestat.ID, len(w.entries))
 	for i, e := range w.entries {
 		if e.Type == protocol.EntryFile {
 			m[e.Path] = w.stats[i]
@@ -251,7 +237,7 @@ func (w *walker) walk(rel string) error {
 		}
 		switch {
 		case typ.IsDir():
-			w.add(protocol.Entry{Path: p, Type: protocol.EntryDir}, fileStat{})
+			w.add(protocol.Entry{Path: p, Type: protocol.EntryDir}, filestat.ID{})
 			if err := w.walk(p); err != nil {
 				return err
 			}
@@ -265,7 +251,10 @@ func (w *walker) walk(rel string) error {
 				// will see what it became.
 				return fmt.Errorf("manifest: %s changed while reading the directory; run again", p)
 			}
-			w.add(protocol.Entry{Path: p, Type: protocol.EntryFile, Size: fi.Size(), Exec: fi.Mode().Perm()&0o111 != 0}, statOf(fi))
+			// Without inode and ctime (full false) the cache compares size
+			// and mtime alone.
+			id, _ := filestat.Of(fi)
+			w.add(protocol.Entry{Path: p, Type: protocol.EntryFile, Size: fi.Size(), Exec: fi.Mode().Perm()&0o111 != 0}, id)
 		case typ&fs.ModeSymlink != 0:
 			target, err := os.Readlink(filepath.Join(w.root, filepath.FromSlash(p)))
 			if err != nil {
@@ -275,7 +264,7 @@ func (w *walker) walk(rel string) error {
 				w.refuse(p, fmt.Sprintf("symlink to %q: %v; only links that stay inside the app are uploaded, and what a link points to is not copied: copy the file in or make the link relative", target, err))
 				continue
 			}
-			w.add(protocol.Entry{Path: p, Type: protocol.EntrySymlink, Target: target}, fileStat{})
+			w.add(protocol.Entry{Path: p, Type: protocol.EntrySymlink, Target: target}, filestat.ID{})
 		default:
 			w.refuse(p, fmt.Sprintf("is a %s, which cannot be uploaded", kindOf(typ)))
 		}
@@ -283,7 +272,7 @@ func (w *walker) walk(rel string) error {
 	return nil
 }
 
-func (w *walker) add(e protocol.Entry, s fileStat) {
+func (w *walker) add(e protocol.Entry, s filestat.ID) {
 	w.entries = append(w.entries, e)
 	w.stats = append(w.stats, s)
 }

@@ -9,25 +9,18 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/toppcloud/toppcloud/internal/filestat"
 	"github.com/toppcloud/toppcloud/internal/protocol"
 	"github.com/toppcloud/toppcloud/internal/state/atomicfile"
 )
 
 // cacheVersion changes when the meaning of a cache file changes; a file
-// of another version is ignored.
-const cacheVersion = 1
-
-// racyWindow: a file whose mtime is this close to (or after) the moment
-// the previous Build began may have changed again after it was hashed
-// without its mtime moving (timestamps are only as fine as the file system's
-// clock: jiffies on Linux, 2 s on FAT), so its cached hash is not
-// trusted. Git calls these entries "racily clean".
-const racyWindow = 2 * time.Second
+// of another version is ignored. (2: entries are filestat IDs.)
+const cacheVersion = 2
 
 // hashCache maps a path to the hash of its content when it had a given
-// size, mtime, ctime, inode and device. Any write changes mtime and
-// ctime; restoring mtime (touch -d, tar, rsync -t) still changes ctime,
-// and a replacement file has a new inode.
+// filestat.ID. An entry whose mtime is within filestat.RacyWindow of the
+// moment the Build that wrote it began is not trusted.
 type hashCache struct {
 	Version int    `json:"version"`
 	Dir     string `json:"dir"`
@@ -37,7 +30,7 @@ type hashCache struct {
 }
 
 type cacheEntry struct {
-	fileStat
+	filestat.ID
 	Hash protocol.Hash `json:"hash"`
 }
 
@@ -63,12 +56,12 @@ func loadCache(cacheDir, absDir string) *hashCache {
 }
 
 // lookup returns the cached hash of path if the file is unchanged.
-func (c *hashCache) lookup(path string, s fileStat) (protocol.Hash, bool) {
+func (c *hashCache) lookup(path string, s filestat.ID) (protocol.Hash, bool) {
 	if c == nil {
 		return protocol.Hash{}, false
 	}
 	e, ok := c.Files[path]
-	if !ok || e.fileStat != s {
+	if !ok || e.ID != s {
 		return protocol.Hash{}, false
 	}
 	// Only mtime decides raciness, as in git: a write after our stat
@@ -76,7 +69,7 @@ func (c *hashCache) lookup(path string, s fileStat) (protocol.Hash, bool) {
 	// one unless that was itself within the window. ctime is compared
 	// for equality only, so a fresh checkout whose mtimes were set back
 	// (tar, rsync -t) is trusted after one build.
-	if s.MtimeNs >= c.Snapshot-int64(racyWindow) {
+	if s.MtimeNs >= c.Snapshot-int64(filestat.RacyWindow) {
 		return protocol.Hash{}, false
 	}
 	return e.Hash, true
@@ -89,11 +82,11 @@ func (c *hashCache) stale(files int) bool {
 }
 
 // saveCache writes the hashes of m's files atomically.
-func saveCache(cacheDir, absDir string, snapshot time.Time, m *protocol.Manifest, stats map[string]fileStat) error {
+func saveCache(cacheDir, absDir string, snapshot time.Time, m *protocol.Manifest, stats map[string]filestat.ID) error {
 	c := hashCache{Version: cacheVersion, Dir: absDir, Snapshot: snapshot.UnixNano(), Files: make(map[string]cacheEntry, len(stats))}
 	for _, e := range m.Entries {
 		if e.Type == protocol.EntryFile {
-			c.Files[e.Path] = cacheEntry{fileStat: stats[e.Path], Hash: e.Hash}
+			c.Files[e.Path] = cacheEntry{ID: stats[e.Path], Hash: e.Hash}
 		}
 	}
 	b, err := json.Marshal(&c)

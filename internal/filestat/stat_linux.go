@@ -1,12 +1,12 @@
-package version
+package filestat
 
 import (
-	"os"
+	"io/fs"
 	"syscall"
 )
 
 // sysID returns the device, inode and ctime of a file.
-func sysID(fi os.FileInfo) (dev, ino uint64, ctimeNs int64, ok bool) {
+func sysID(fi fs.FileInfo) (dev, ino uint64, ctimeNs int64, ok bool) {
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok {
 		return 0, 0, 0, false
