@@ -555,33 +555,45 @@ func (d *Driver) DestroyNode(ctx context.Context, id string) error {
 	return nil
 }
 
+// lockReadyNode finds node id, takes its lock and reads its record, for
+// an operation (verb: "stop", "start") on a node whose creation
+// finished. The caller unlocks.
+func (d *Driver) lockReadyNode(ctx context.Context, id, verb string) (nodePaths, nodeMeta, *fileLock, error) {
+	if provider.ValidateHostname(id) != nil {
+		return nodePaths{}, nodeMeta{}, nil, fmt.Errorf("%s node %q: %w", verb, id, provider.ErrNotFound)
+	}
+	p := d.nodePaths(id)
+	if _, err := os.Stat(p.dir); errors.Is(err, os.ErrNotExist) {
+		return p, nodeMeta{}, nil, fmt.Errorf("node %s: %w", id, provider.ErrNotFound)
+	}
+	if err := d.prereqs(); err != nil {
+		return p, nodeMeta{}, nil, err
+	}
+	lock, err := lockNode(ctx, p, id)
+	if err != nil {
+		return p, nodeMeta{}, nil, fmt.Errorf("%s node: %w", verb, err)
+	}
+	m, err := readMeta(p.meta)
+	if err == nil && m.Phase != phaseReady {
+		err = fmt.Errorf("its creation did not finish; destroy it")
+	}
+	if err != nil {
+		lock.unlock()
+		return p, m, nil, fmt.Errorf("%s node %s: %w", verb, id, err)
+	}
+	return p, m, lock, nil
+}
+
 // StopNode shuts the node's container down cleanly (SIGKILL after
 // StopTimeout) and unmounts its root. Its network stays, holding its
 // address; StartNode boots it again. Stopping a stopped node is not an
 // error.
 func (d *Driver) StopNode(ctx context.Context, id string) error {
-	if provider.ValidateHostname(id) != nil {
-		return fmt.Errorf("stop node %q: %w", id, provider.ErrNotFound)
-	}
-	p := d.nodePaths(id)
-	if _, err := os.Stat(p.dir); errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("node %s: %w", id, provider.ErrNotFound)
-	}
-	if err := d.prereqs(); err != nil {
+	p, m, lock, err := d.lockReadyNode(ctx, id, "stop")
+	if err != nil {
 		return err
 	}
-	lock, err := lockNode(ctx, p, id)
-	if err != nil {
-		return fmt.Errorf("stop node: %w", err)
-	}
 	defer lock.unlock()
-	m, err := readMeta(p.meta)
-	if err != nil {
-		return fmt.Errorf("stop node %s: %w", id, err)
-	}
-	if m.Phase != phaseReady {
-		return fmt.Errorf("stop node %s: its creation did not finish; destroy it", id)
-	}
 	if err := stopContainer(ctx, m, p.rootfs, StopTimeout); err != nil {
 		return fmt.Errorf("stop node %s: %w", id, err)
 	}
@@ -602,28 +614,11 @@ func (d *Driver) StopNode(ctx context.Context, id string) error {
 // recreating its network, mount and cgroups where they are gone (after a
 // host reboot all are). Starting a running node is not an error.
 func (d *Driver) StartNode(ctx context.Context, id string) (err error) {
-	if provider.ValidateHostname(id) != nil {
-		return fmt.Errorf("start node %q: %w", id, provider.ErrNotFound)
-	}
-	p := d.nodePaths(id)
-	if _, err := os.Stat(p.dir); errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("node %s: %w", id, provider.ErrNotFound)
-	}
-	if err := d.prereqs(); err != nil {
+	p, m, lock, err := d.lockReadyNode(ctx, id, "start")
+	if err != nil {
 		return err
 	}
-	lock, err := lockNode(ctx, p, id)
-	if err != nil {
-		return fmt.Errorf("start node: %w", err)
-	}
 	defer lock.unlock()
-	m, err := readMeta(p.meta)
-	if err != nil {
-		return fmt.Errorf("start node %s: %w", id, err)
-	}
-	if m.Phase != phaseReady {
-		return fmt.Errorf("start node %s: its creation did not finish; destroy it", id)
-	}
 	if m.BootID == bootID() && m.Proc.isNspawnFor(p.rootfs) {
 		return nil
 	}
