@@ -67,7 +67,7 @@ func testInstance(t *testing.T, l Layout, src string, kind appconfig.Kind, runne
 		App: app, Name: app + ".2024-01-02_001", Kind: kind, Runner: runner, RunnerName: name,
 		User: "app-demo", Layout: l,
 	}
-	if err := copyTree(filepath.Join("testdata", "apps", src), inst.Dir()); err != nil {
+	if err := os.CopyFS(inst.Dir(), os.DirFS(filepath.Join("testdata", "apps", src))); err != nil {
 		t.Fatal(err)
 	}
 	for _, d := range []string{l.LogDirOf(app), l.TempDir(app), l.SocketDir(inst.Name)} {
@@ -87,28 +87,6 @@ func testInstance(t *testing.T, l Layout, src string, kind appconfig.Kind, runne
 		t.Fatal(err)
 	}
 	return inst
-}
-
-func copyTree(src, dst string) error {
-	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		target := filepath.Join(dst, rel)
-		if d.IsDir() {
-			return os.MkdirAll(target, 0o755)
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(target, data, info.Mode().Perm())
-	})
 }
 
 // syncBuffer collects a process's output.
