@@ -69,7 +69,7 @@ func Run(t *testing.T, o Opt) {
 				t.Errorf("image without id or name: %+v", im)
 			}
 		}
-		if _, err := matchImage(ctx, d, o.Image); err != nil {
+		if _, err := MatchImage(ctx, d, o.Image); err != nil {
 			t.Errorf("image matcher %q: %v", o.Image, err)
 		}
 	})
@@ -88,7 +88,7 @@ func Run(t *testing.T, o Opt) {
 				t.Errorf("size without id, name or RAM: %+v", s)
 			}
 		}
-		if _, err := matchSize(ctx, d, o.Size); err != nil {
+		if _, err := MatchSize(ctx, d, o.Size); err != nil {
 			t.Errorf("size matcher %q: %v", o.Size, err)
 		}
 	})
@@ -122,11 +122,11 @@ func Run(t *testing.T, o Opt) {
 
 	t.Run("Lifecycle", func(t *testing.T) {
 		d := o.New(t)
-		image, err := matchImage(ctx, d, o.Image)
+		image, err := MatchImage(ctx, d, o.Image)
 		if err != nil {
 			t.Fatal(err)
 		}
-		size, err := matchSize(ctx, d, o.Size)
+		size, err := MatchSize(ctx, d, o.Size)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -211,7 +211,9 @@ func Run(t *testing.T, o Opt) {
 	})
 }
 
-func matchImage(ctx context.Context, d provider.Driver, s string) (provider.Image, error) {
+// MatchImage lists d's images and picks the one the matcher string s
+// names, as create-node does.
+func MatchImage(ctx context.Context, d provider.Driver, s string) (provider.Image, error) {
 	m, err := provider.ParseMatcher(s)
 	if err != nil {
 		return provider.Image{}, err
@@ -223,7 +225,9 @@ func matchImage(ctx context.Context, d provider.Driver, s string) (provider.Imag
 	return provider.MatchImage(images, m)
 }
 
-func matchSize(ctx context.Context, d provider.Driver, s string) (provider.Size, error) {
+// MatchSize lists d's sizes and picks the one the matcher string s
+// names, as create-node does.
+func MatchSize(ctx context.Context, d provider.Driver, s string) (provider.Size, error) {
 	m, err := provider.ParseMatcher(s)
 	if err != nil {
 		return provider.Size{}, err

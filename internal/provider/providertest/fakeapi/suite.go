@@ -76,11 +76,11 @@ func RunSuite(t *testing.T, h Suite) {
 	}
 	pick := func(t *testing.T, d provider.Driver) (provider.Image, provider.Size) {
 		t.Helper()
-		im, err := matchImage(ctx, d, h.Image)
+		im, err := providertest.MatchImage(ctx, d, h.Image)
 		if err != nil {
 			t.Fatal(err)
 		}
-		sz, err := matchSize(ctx, d, h.Size)
+		sz, err := providertest.MatchSize(ctx, d, h.Size)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -431,28 +431,4 @@ func checkNamed(t *testing.T, name string, err error) {
 	if err != nil && !strings.Contains(err.Error(), name) {
 		t.Errorf("error does not name %s: %v", name, err)
 	}
-}
-
-func matchImage(ctx context.Context, d provider.Driver, s string) (provider.Image, error) {
-	m, err := provider.ParseMatcher(s)
-	if err != nil {
-		return provider.Image{}, err
-	}
-	images, err := d.ListImages(ctx)
-	if err != nil {
-		return provider.Image{}, err
-	}
-	return provider.MatchImage(images, m)
-}
-
-func matchSize(ctx context.Context, d provider.Driver, s string) (provider.Size, error) {
-	m, err := provider.ParseMatcher(s)
-	if err != nil {
-		return provider.Size{}, err
-	}
-	sizes, err := d.ListSizes(ctx)
-	if err != nil {
-		return provider.Size{}, err
-	}
-	return provider.MatchSize(sizes, m)
 }
