@@ -96,6 +96,10 @@ func (n *agentNode) handle(e *sshxtest.Exec) int {
 	case strings.HasPrefix(e.Command, agentCmd):
 		op := strings.TrimPrefix(e.Command, agentCmd)
 		line, _ := readLine(e.Stdin)
+		// Read the input that follows (a manifest, blobs) as the agent
+		// does before it answers: a client still writing to a session
+		// that ended would fail with EOF.
+		_, _ = io.Copy(io.Discard, e.Stdin)
 		n.mu.Lock()
 		n.reqs[op] = line
 		out := n.streams[op]
