@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/toppcloud/toppcloud/internal/atomicfile"
 )
 
 // publicKeyCandidates are the public keys FindPublicKey looks for under
@@ -139,10 +141,10 @@ func GenerateKey(home, comment string, random io.Reader) (privPath, pubLine stri
 	if comment != "" {
 		pubLine += " " + comment
 	}
-	if err := writeFileAtomic(privPath, pem.EncodeToMemory(block), 0o600, false); err != nil {
+	if err := atomicfile.Write(privPath, pem.EncodeToMemory(block), atomicfile.Options{Perm: 0o600, Exclusive: true}); err != nil {
 		return "", "", fmt.Errorf("generate key: %w", err)
 	}
-	if err := writeFileAtomic(pubPath, []byte(pubLine+"\n"), 0o644, false); err != nil {
+	if err := atomicfile.Write(pubPath, []byte(pubLine+"\n"), atomicfile.Options{Perm: 0o644, Exclusive: true}); err != nil {
 		_ = os.Remove(privPath) // leave no half pair behind
 		return "", "", fmt.Errorf("generate key: %w", err)
 	}

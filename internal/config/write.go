@@ -10,6 +10,8 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/toppcloud/toppcloud/internal/atomicfile"
 )
 
 var (
@@ -32,7 +34,7 @@ func Write(path string, in Init, force bool) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("write config: %w", err)
 	}
-	if err := writeFileAtomic(path, data, 0o600, force); err != nil {
+	if err := atomicfile.Write(path, data, atomicfile.Options{Perm: 0o600, Exclusive: !force}); err != nil {
 		return fmt.Errorf("write config: %w (use --force to replace it)", err)
 	}
 	return nil

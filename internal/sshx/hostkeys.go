@@ -18,7 +18,7 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 
-	"github.com/toppcloud/toppcloud/internal/state/atomicfile"
+	"github.com/toppcloud/toppcloud/internal/atomicfile"
 )
 
 // KnownHosts is a known_hosts file in OpenSSH format holding pinned host

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/toppcloud/toppcloud/internal/state/atomicfile"
+	"github.com/toppcloud/toppcloud/internal/atomicfile"
 )
 
 // The lines that delimit the block of a hosts file toppcloud manages.

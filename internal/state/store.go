@@ -22,7 +22,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/toppcloud/toppcloud/internal/state/atomicfile"
+	"github.com/toppcloud/toppcloud/internal/atomicfile"
 )
 
 // CurrentVersion is the version of nodes.json this build writes.

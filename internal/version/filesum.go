@@ -8,9 +8,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"time"
 
+	"github.com/toppcloud/toppcloud/internal/atomicfile"
 	"github.com/toppcloud/toppcloud/internal/filestat"
 )
 
@@ -145,29 +145,6 @@ func writeRecord(p string, r sumRecord) error {
 	if err != nil {
 		return err
 	}
-	dir := filepath.Dir(p)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(p)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(append(b, '\n'))
-	if err == nil {
-		// Readable by everyone: the agent reads its record as the deploy
-		// user.
-		err = f.Chmod(0o644)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), p)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return fmt.Errorf("write %s: %w", p, err)
-	}
-	return nil
+	// Readable by everyone: the agent reads its record as the deploy user.
+	return atomicfile.Write(p, append(b, '\n'), atomicfile.Options{Perm: 0o644, NoSync: true, MkdirAll: true})
 }

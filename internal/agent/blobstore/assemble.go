@@ -15,8 +15,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/toppcloud/toppcloud/internal/appconfig"
+	"github.com/toppcloud/toppcloud/internal/atomicfile"
 	"github.com/toppcloud/toppcloud/internal/protocol"
-	"github.com/toppcloud/toppcloud/internal/state/atomicfile"
 )
 
 // DefaultWWWDir holds the instance directories on a node.
@@ -311,24 +311,9 @@ func writeLast(path, name string) error {
 			}
 		}
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	if _, err := f.WriteString(name + "\n"); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return err
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	if err := os.Chmod(f.Name(), 0o644); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	return os.Rename(f.Name(), path)
+	// Not fsynced: the instance directory made with this name is synced
+	// with the blob store before it goes live.
+	return atomicfile.Write(path, []byte(name+"\n"), atomicfile.Options{Perm: 0o644, NoSync: true})
 }
 
 func allDigits(s string) bool {

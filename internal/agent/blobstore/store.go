@@ -35,7 +35,7 @@ import (
 	"time"
 
 	"github.com/toppcloud/toppcloud/internal/protocol"
-	"github.com/toppcloud/toppcloud/internal/state/atomicfile"
+	"github.com/toppcloud/toppcloud/internal/atomicfile"
 )
 
 // DefaultRoot is where the store lives on a node.

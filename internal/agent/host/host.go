@@ -22,7 +22,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/toppcloud/toppcloud/internal/state/atomicfile"
+	"github.com/toppcloud/toppcloud/internal/atomicfile"
 )
 
 // Host is a node: its file system under Root and its commands.
@@ -264,38 +264,11 @@ func (h *Host) WriteFile(p string, data []byte, a Attr) (changed bool, err error
 	return true, nil
 }
 
-func (h *Host) replace(real string, data []byte, a Attr, uid, gid int) (err error) {
-	dir := filepath.Dir(real)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(real)+".toppcloud-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := h.owners().Chown(tmp, uid, gid); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp, a.Mode&modeMask); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, real); err != nil {
-		return err
-	}
-	return atomicfile.SyncDir(dir)
+func (h *Host) replace(real string, data []byte, a Attr, uid, gid int) error {
+	return atomicfile.Write(real, data, atomicfile.Options{
+		Perm:    a.Mode & modeMask,
+		Prepare: func(tmp string) error { return h.owners().Chown(tmp, uid, gid) },
+	})
 }
 
 // AppendFile appends data to node path p, creating it with a.

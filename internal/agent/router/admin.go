@@ -14,6 +14,8 @@ import (
 	"reflect"
 	"strings"
 	"time"
+
+	"github.com/toppcloud/toppcloud/internal/atomicfile"
 )
 
 // ErrAdminUnreachable: nothing answers on Caddy's admin socket (Caddy not
@@ -192,7 +194,7 @@ func (a *Applier) writeFile(config []byte) error {
 	if old, err := os.ReadFile(a.ConfigPath); err == nil && bytes.Equal(old, config) {
 		return nil
 	}
-	if err := writeFileAtomic(a.ConfigPath, config, 0o644); err != nil {
+	if err := atomicfile.Write(a.ConfigPath, config, atomicfile.Options{Perm: 0o644}); err != nil {
 		return fmt.Errorf("write caddy config: %w", err)
 	}
 	return nil

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/toppcloud/toppcloud/internal/atomicfile"
 	"github.com/toppcloud/toppcloud/internal/location"
 )
 
@@ -190,7 +191,7 @@ func SaveTable(path string, t *Table) error {
 	if err != nil {
 		return fmt.Errorf("encode route table: %w", err)
 	}
-	if err := writeFileAtomic(path, data, 0o644); err != nil {
+	if err := atomicfile.Write(path, data, atomicfile.Options{Perm: 0o644}); err != nil {
 		return fmt.Errorf("save route table: %w", err)
 	}
 	return nil

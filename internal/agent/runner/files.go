@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/toppcloud/toppcloud/internal/appconfig"
-	"github.com/toppcloud/toppcloud/internal/state/atomicfile"
+	"github.com/toppcloud/toppcloud/internal/atomicfile"
 )
 
 // File is a file the agent writes for an instance.

@@ -11,7 +11,7 @@ import (
 
 	"github.com/toppcloud/toppcloud/internal/filestat"
 	"github.com/toppcloud/toppcloud/internal/protocol"
-	"github.com/toppcloud/toppcloud/internal/state/atomicfile"
+	"github.com/toppcloud/toppcloud/internal/atomicfile"
 )
 
 // cacheVersion changes when the meaning of a cache file changes; a file

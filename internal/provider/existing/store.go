@@ -10,7 +10,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/toppcloud/toppcloud/internal/state/atomicfile"
+	"github.com/toppcloud/toppcloud/internal/atomicfile"
 )
 
 // storeVersion is the version of the servers file this code writes.

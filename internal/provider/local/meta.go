@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/toppcloud/toppcloud/internal/state/atomicfile"
+	"github.com/toppcloud/toppcloud/internal/atomicfile"
 )
 
 // metaVersion is the version of node.json; readMeta refuses others so an

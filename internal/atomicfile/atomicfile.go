@@ -2,8 +2,9 @@
 // old or the new content, never a mix, and serializes read-modify-write
 // cycles between goroutines and processes with an advisory lock.
 //
-// It holds what both internal/state (nodes.json, /etc/hosts) and
-// internal/sshx (known_hosts) need; neither should grow its own copy.
+// It is the one place toppcloud writes such files, on the client
+// (~/.toppcloud.conf, nodes.json, known_hosts, /etc/hosts) and on nodes
+// (routes, Caddy's config, node files): no package grows its own copy.
 package atomicfile
 
 import (
@@ -17,6 +18,30 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// Options say how Write replaces a file. The zero value writes a new file
+// with mode 0, fsyncs it and its directory, and replaces whatever is at path.
+type Options struct {
+	// Perm is the permission of the file written.
+	Perm fs.FileMode
+	// KeepAttrs keeps the permission bits and, when we are allowed to set
+	// it, the owner of the file being replaced; Perm then applies only to
+	// a new file. Symlinks in the last element of path are followed, so
+	// the file they point to is replaced and the link kept.
+	KeepAttrs bool
+	// Exclusive fails with an error satisfying errors.Is(err, fs.ErrExist)
+	// when path exists, instead of replacing it.
+	Exclusive bool
+	// NoSync skips both fsyncs, for files whose loss in a crash only costs
+	// work (caches): a reader still sees a whole file or none.
+	NoSync bool
+	// MkdirAll makes missing parent directories with mode 0755.
+	MkdirAll bool
+	// Prepare, when set, is called with the temporary file's path after
+	// its data is written and before its mode is set and it is renamed,
+	// for work such as setting an owner through a test double.
+	Prepare func(tmp string) error
+}
+
 // WriteFile replaces the file at path with data: it writes a temporary file
 // in the same directory, fsyncs it, renames it over path and fsyncs the
 // directory, so a crash or a failed step leaves either the old or the new
@@ -29,30 +54,51 @@ import (
 // so callers can test for it (errors.Is(err, syscall.EBUSY) when path is a
 // mount point).
 func WriteFile(path string, data []byte, perm fs.FileMode) error {
-	return writeFile(path, data, perm, os.Rename)
+	return Write(path, data, Options{Perm: perm, KeepAttrs: true})
 }
 
-// writeFile is WriteFile with the rename step injectable, so tests can
-// prove a failed rename leaves the old file intact.
-func writeFile(path string, data []byte, perm fs.FileMode, rename func(oldpath, newpath string) error) (err error) {
-	target, err := resolve(path)
-	if err != nil {
-		return err
-	}
-	mode := perm.Perm()
-	uid, gid := -1, -1
-	if fi, err := os.Stat(target); err == nil {
-		mode = fi.Mode().Perm()
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-			uid, gid = int(st.Uid), int(st.Gid)
+// Write replaces (or, with o.Exclusive, creates) the file at path with
+// data through a temporary file in the same directory, as o says. It is
+// the one implementation of "write a file so a reader never sees part of
+// it" in toppcloud: every package that writes such files calls it.
+func Write(path string, data []byte, o Options) error {
+	return write(path, data, o, os.Rename)
+}
+
+// write is Write with the rename step injectable, so tests can prove a
+// failed rename leaves the old file intact.
+func write(path string, data []byte, o Options, rename func(oldpath, newpath string) error) (err error) {
+	target := path
+	if o.KeepAttrs {
+		if target, err = resolve(path); err != nil {
+			return err
 		}
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("write %s: %w", path, err)
+	}
+	mode := o.Perm.Perm()
+	uid, gid := -1, -1
+	if o.Exclusive {
+		if _, err := os.Lstat(target); err == nil {
+			return fmt.Errorf("write %s: %w", path, fs.ErrExist)
+		}
+	} else if o.KeepAttrs {
+		if fi, err := os.Stat(target); err == nil {
+			mode = fi.Mode().Perm()
+			if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+				uid, gid = int(st.Uid), int(st.Gid)
+			}
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("write %s: %w", path, err)
+		}
 	}
 
 	dir, base := filepath.Split(target)
 	if dir == "" {
 		dir = "."
+	}
+	if o.MkdirAll {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("write %s: %w", path, err)
+		}
 	}
 	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
 	if err != nil {
@@ -67,6 +113,13 @@ func writeFile(path string, data []byte, perm fs.FileMode, rename func(oldpath, 
 	if _, err := tmp.Write(data); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
+	// Prepare (an owner, say) comes before the mode: a chown clears the
+	// setuid and setgid bits.
+	if o.Prepare != nil {
+		if err := o.Prepare(tmp.Name()); err != nil {
+			return fmt.Errorf("write %s: %w", path, err)
+		}
+	}
 	// CreateTemp makes the file 0600 whatever the umask; set the mode we
 	// want explicitly, and the owner of the file we replace (only possible
 	// as root, which is when it matters: /etc/hosts).
@@ -78,16 +131,41 @@ func writeFile(path string, data []byte, perm fs.FileMode, rename func(oldpath, 
 			return fmt.Errorf("write %s: %w", path, err)
 		}
 	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+	if !o.NoSync {
+		if err := tmp.Sync(); err != nil {
+			return fmt.Errorf("write %s: %w", path, err)
+		}
 	}
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if err := rename(tmp.Name(), target); err != nil {
+	if o.Exclusive {
+		err = link(tmp.Name(), target, rename)
+	} else {
+		err = rename(tmp.Name(), target)
+	}
+	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
+	if o.NoSync {
+		return nil
+	}
 	return SyncDir(dir)
+}
+
+// link puts tmp at path only if path does not exist: a hard link fails if
+// path appeared since the caller checked, where a rename would silently
+// replace it. File systems without hard links (some network and FUSE
+// ones) fall back to rename after the check.
+func link(tmp, path string, rename func(oldpath, newpath string) error) error {
+	err := os.Link(tmp, path)
+	switch {
+	case errors.Is(err, fs.ErrExist):
+		return fs.ErrExist
+	case err != nil:
+		return rename(tmp, path)
+	}
+	return os.Remove(tmp)
 }
 
 // resolve follows symlinks in the last element of path so that renaming

@@ -3,6 +3,7 @@ package atomicfile
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -52,7 +53,7 @@ func TestWriteFile_FailedRenameKeepsOldFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	boom := errors.New("rename failed")
-	err := writeFile(path, []byte("new content"), 0o600, func(string, string) error { return boom })
+	err := write(path, []byte("new content"), Options{Perm: 0o600, KeepAttrs: true}, func(string, string) error { return boom })
 	if !errors.Is(err, boom) {
 		t.Fatalf("err = %v, want wrapping %v", err, boom)
 	}
@@ -186,4 +187,60 @@ func TestLockHelperProcess(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+func TestWrite_Exclusive(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "f")
+	if err := Write(path, []byte("first"), Options{Perm: 0o600, Exclusive: true}); err != nil {
+		t.Fatalf("first exclusive write: %v", err)
+	}
+	err := Write(path, []byte("second"), Options{Perm: 0o600, Exclusive: true})
+	if !errors.Is(err, fs.ErrExist) {
+		t.Fatalf("second exclusive write: err = %v, want fs.ErrExist", err)
+	}
+	if got, _ := os.ReadFile(path); string(got) != "first" {
+		t.Errorf("content = %q, want the first write kept", got)
+	}
+	assertNoTemp(t, dir)
+}
+
+func TestWrite_PermReplacesExistingMode(t *testing.T) {
+	// Without KeepAttrs the caller's mode wins: ~/.toppcloud.conf is made
+	// 0600 again even if it was 0644.
+	path := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(path, []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := Write(path, []byte("new"), Options{Perm: 0o600}); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode = %v, want 0600", fi.Mode().Perm())
+	}
+}
+
+func TestWrite_MkdirAllAndPrepare(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "a", "b", "f")
+	var prepared string
+	err := Write(path, []byte("x"), Options{Perm: 0o644, MkdirAll: true, NoSync: true, Prepare: func(tmp string) error {
+		b, err := os.ReadFile(tmp)
+		prepared = string(b)
+		return err
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if prepared != "x" {
+		t.Errorf("Prepare saw %q, want the data already written", prepared)
+	}
+	boom := errors.New("prepare failed")
+	err = Write(path, []byte("y"), Options{Perm: 0o644, Prepare: func(string) error { return boom }})
+	if !errors.Is(err, boom) {
+		t.Fatalf("err = %v, want %v", err, boom)
+	}
+	if got, _ := os.ReadFile(path); string(got) != "x" {
+		t.Errorf("content = %q after a failed Prepare, want the old file", got)
+	}
+	assertNoTemp(t, filepath.Dir(path))
 }
