@@ -17,6 +17,7 @@ import (
 
 	"github.com/toppcloud/toppcloud/internal/agent/host"
 	"github.com/toppcloud/toppcloud/internal/agent/host/hosttest"
+	"github.com/toppcloud/toppcloud/internal/filestat"
 	"github.com/toppcloud/toppcloud/internal/protocol"
 	"github.com/toppcloud/toppcloud/internal/version"
 )
@@ -173,7 +174,7 @@ func TestInstallAgent(t *testing.T) {
 	// fingerprint needs no hashing.
 	sidecarSays := func() string {
 		t.Helper()
-		sum, hashed, err := version.SumFile(h.Path(path), version.SidecarPath(h.Path(path)), false)
+		sum, hashed, err := filestat.SumFile(h.Path(path), filestat.SidecarPath(h.Path(path)), false)
 		if err != nil || hashed {
 			t.Errorf("sidecar of the installed agent not used: hashed %v, %v", hashed, err)
 		}

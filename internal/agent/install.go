@@ -14,8 +14,8 @@ import (
 	"path/filepath"
 	"regexp"
 
+	"github.com/toppcloud/toppcloud/internal/filestat"
 	"github.com/toppcloud/toppcloud/internal/protocol"
-	"github.com/toppcloud/toppcloud/internal/version"
 )
 
 // MaxAgentSize bounds an uploaded agent binary.
@@ -55,8 +55,8 @@ func (a *Agent) installAgent(ctx context.Context, in io.Reader, args protocol.In
 	}
 	h := a.Host
 	dst := h.Path(a.Layout.Agent)
-	sidecar := version.SidecarPath(dst)
-	if old, _, err := version.SumFile(dst, sidecar, true); err == nil && old == args.SHA256 {
+	sidecar := filestat.SidecarPath(dst)
+	if old, _, err := filestat.SumFile(dst, sidecar, true); err == nil && old == args.SHA256 {
 		// Drain the stream so the client's writes do not fail.
 		_, _ = io.Copy(io.Discard, io.LimitReader(in, args.Size))
 		return &protocol.InstallAgentResult{Changed: false, Fingerprint: old}, nil
@@ -112,7 +112,7 @@ func (a *Agent) installAgent(ctx context.Context, in io.Reader, args protocol.In
 	// The sum was checked on the way in: record it beside the binary so
 	// the new agent need not hash itself on every run. Without the record
 	// it still works, hashing.
-	_ = version.RecordSum(dst, sidecar, args.SHA256, version.Inode(fi))
+	_ = filestat.RecordSum(dst, sidecar, args.SHA256, filestat.Inode(fi))
 	return &protocol.InstallAgentResult{Changed: true, Fingerprint: args.SHA256}, nil
 }
 

@@ -15,8 +15,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/toppcloud/toppcloud/internal/agent/host"
+	"github.com/toppcloud/toppcloud/internal/filestat"
 	"github.com/toppcloud/toppcloud/internal/protocol"
-	"github.com/toppcloud/toppcloud/internal/version"
 )
 
 // supportedOS says which systems setup-node accepts: Debian and Ubuntu,
@@ -331,7 +331,7 @@ func (s *setupRun) checkAgent(ctx context.Context, st *protocol.Step) (bool, str
 		}
 	}
 	bin := s.h.Path(s.l.Agent)
-	fp, _, err := version.SumFile(bin, version.SidecarPath(bin), true)
+	fp, _, err := filestat.SumFile(bin, filestat.SidecarPath(bin), true)
 	if err != nil {
 		return changed, "", err
 	}

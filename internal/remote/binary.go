@@ -11,7 +11,7 @@ import (
 	"runtime"
 	"sync"
 
-	"github.com/toppcloud/toppcloud/internal/version"
+	"github.com/toppcloud/toppcloud/internal/filestat"
 )
 
 // EnvAgentBinary names a Linux toppcloud binary to install on nodes
@@ -28,7 +28,7 @@ type Binary struct {
 	// error messages mention.
 	Explicit bool
 	// CacheDir, if set, keeps a record of the binary's checksum (see
-	// version.SumFile): it is hashed again only when it changed, instead
+	// filestat.SumFile): it is hashed again only when it changed, instead
 	// of on every command (~50 ms for ~70 MB).
 	CacheDir string
 
@@ -107,7 +107,7 @@ func inspectBinary(path, cacheDir string) (binaryInfo, error) {
 	if cacheDir != "" {
 		record = sumRecordPath(cacheDir, path)
 	}
-	sum, _, err := version.SumFile(path, record, true)
+	sum, _, err := filestat.SumFile(path, record, true)
 	if err != nil {
 		return binaryInfo{}, fmt.Errorf("agent binary: %w", err)
 	}

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/toppcloud/toppcloud/internal/version"
+	"github.com/toppcloud/toppcloud/internal/filestat"
 )
 
 // TestBinary_CacheRecord: with a CacheDir, the checksum comes from the
@@ -23,7 +23,7 @@ func TestBinary_CacheRecord(t *testing.T) {
 	}
 	// A record with another sum, as if made earlier: believed.
 	recorded := strings.Repeat("ab", 32)
-	if err := version.RecordSum(real.Path, sumRecordPath(cache, real.Path), recorded, version.Inode(fi)); err != nil {
+	if err := filestat.RecordSum(real.Path, sumRecordPath(cache, real.Path), recorded, filestat.Inode(fi)); err != nil {
 		t.Fatal(err)
 	}
 	cached := LocalBinary(real.Path)

@@ -5,10 +5,10 @@ package version
 
 import (
 	"os"
-	"path/filepath"
 	"runtime/debug"
 	"sync"
-	"time"
+
+	"github.com/toppcloud/toppcloud/internal/filestat"
 )
 
 // Version is the release version, set at build time with
@@ -24,15 +24,6 @@ const Protocol = 1
 // that prefix to know they run in production.
 func SilverVersion() string { return "silverlining/" + Version + " toppcloud" }
 
-// SidecarPath names the sum record kept beside the executable exe (see
-// SumFile): /usr/local/bin/.toppcloud.sha256 for the agent. Whoever
-// installs the agent writes it; the agent trusts it while it matches the
-// binary.
-func SidecarPath(exe string) string {
-	dir, base := filepath.Split(exe)
-	return filepath.Join(dir, "."+base+".sha256")
-}
-
 type selfSum struct {
 	sum    string
 	hashed bool
@@ -44,7 +35,7 @@ var fingerprint = sync.OnceValues(func() (selfSum, error) {
 		return selfSum{}, err
 	}
 	defer f.Close()
-	sum, hashed, err := sumOpen(f, exe, SidecarPath(exe), false, time.Now())
+	sum, hashed, err := filestat.SumOpenFile(f, exe, filestat.SidecarPath(exe), false)
 	return selfSum{sum, hashed}, err
 })
 
@@ -89,7 +80,7 @@ func SaveFingerprint() error {
 		return err
 	}
 	defer f.Close()
-	_, _, err = sumOpen(f, exe, SidecarPath(exe), true, time.Now())
+	_, _, err = filestat.SumOpenFile(f, exe, filestat.SidecarPath(exe), true)
 	return err
 }
 

@@ -13,8 +13,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/toppcloud/toppcloud/internal/protocol"
 	"github.com/toppcloud/toppcloud/internal/atomicfile"
+	"github.com/toppcloud/toppcloud/internal/protocol"
 )
 
 // Durability off the critical path.

@@ -34,8 +34,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/toppcloud/toppcloud/internal/protocol"
 	"github.com/toppcloud/toppcloud/internal/atomicfile"
+	"github.com/toppcloud/toppcloud/internal/protocol"
 )
 
 // DefaultRoot is where the store lives on a node.

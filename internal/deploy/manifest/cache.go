@@ -9,9 +9,9 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/toppcloud/toppcloud/internal/atomicfile"
 	"github.com/toppcloud/toppcloud/internal/filestat"
 	"github.com/toppcloud/toppcloud/internal/protocol"
-	"github.com/toppcloud/toppcloud/internal/atomicfile"
 )
 
 // cacheVersion changes when the meaning of a cache file changes; a file

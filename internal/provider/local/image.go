@@ -18,8 +18,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/toppcloud/toppcloud/internal/provider"
 	"github.com/toppcloud/toppcloud/internal/atomicfile"
+	"github.com/toppcloud/toppcloud/internal/provider"
 )
 
 const (

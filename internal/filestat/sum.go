@@ -1,4 +1,4 @@
-package version
+package filestat
 
 import (
 	"crypto/sha256"
@@ -8,10 +8,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/toppcloud/toppcloud/internal/atomicfile"
-	"github.com/toppcloud/toppcloud/internal/filestat"
 )
 
 // Hashing a ~70 MB binary costs ~50 ms of CPU and its pages in the cache,
@@ -30,18 +30,18 @@ const sumRecordVersion = 1
 type sumRecord struct {
 	Version int    `json:"version"`
 	Path    string `json:"path"`
-	filestat.ID
+	ID
 	SHA256 string `json:"sha256"`
 }
 
 // statID returns f's ID; ok is false where the system does not give an
 // inode and a ctime, and records are then never trusted.
-func statID(f *os.File) (id filestat.ID, ok bool, err error) {
+func statID(f *os.File) (id ID, ok bool, err error) {
 	fi, err := f.Stat()
 	if err != nil {
-		return filestat.ID{}, false, err
+		return ID{}, false, err
 	}
-	id, ok = filestat.Of(fi)
+	id, ok = Of(fi)
 	return id, ok, nil
 }
 
@@ -57,6 +57,12 @@ func SumFile(path, recordPath string, save bool) (sum string, hashed bool, err e
 		return "", false, err
 	}
 	defer f.Close()
+	return sumOpen(f, path, recordPath, save, time.Now())
+}
+
+// SumOpenFile is SumFile on a file already open (the running executable,
+// through /proc/self/exe); path names it in the record.
+func SumOpenFile(f *os.File, path, recordPath string, save bool) (sum string, hashed bool, err error) {
 	return sumOpen(f, path, recordPath, save, time.Now())
 }
 
@@ -83,7 +89,7 @@ func sumOpen(f *os.File, path, recordPath string, save bool, now time.Time) (sum
 	// not racily fresh.
 	after, _, err := statID(f)
 	ns := now.UnixNano()
-	if err == nil && after == id && ns-id.MtimeNs > int64(filestat.RacyWindow) && ns-id.CtimeNs > int64(filestat.RacyWindow) {
+	if err == nil && after == id && ns-id.MtimeNs > int64(RacyWindow) && ns-id.CtimeNs > int64(RacyWindow) {
 		_ = writeRecord(recordPath, sumRecord{Version: sumRecordVersion, Path: path, ID: id, SHA256: sum})
 	}
 	return sum, true, nil
@@ -117,7 +123,7 @@ func RecordSum(path, recordPath, sum string, inode uint64) error {
 // Inode returns the inode number in fi (0 where the system has none),
 // for RecordSum.
 func Inode(fi os.FileInfo) uint64 {
-	id, _ := filestat.Of(fi)
+	id, _ := Of(fi)
 	return id.Ino
 }
 
@@ -147,4 +153,13 @@ func writeRecord(p string, r sumRecord) error {
 	}
 	// Readable by everyone: the agent reads its record as the deploy user.
 	return atomicfile.Write(p, append(b, '\n'), atomicfile.Options{Perm: 0o644, NoSync: true, MkdirAll: true})
+}
+
+// SidecarPath names the sum record kept beside the executable exe (see
+// SumFile): /usr/local/bin/.toppcloud.sha256 for the agent. Whoever
+// installs the agent writes it; the agent trusts it while it matches the
+// binary.
+func SidecarPath(exe string) string {
+	dir, base := filepath.Split(exe)
+	return filepath.Join(dir, "."+base+".sha256")
 }
