@@ -16,6 +16,7 @@ import (
 	"github.com/toppcloud/toppcloud/internal/agent/blobstore"
 	"github.com/toppcloud/toppcloud/internal/deploy/manifest"
 	"github.com/toppcloud/toppcloud/internal/protocol"
+	"github.com/toppcloud/toppcloud/internal/protocol/wire"
 	"github.com/toppcloud/toppcloud/internal/sshx"
 	"github.com/toppcloud/toppcloud/internal/version"
 )
@@ -81,7 +82,7 @@ func (c *client) update(ctx context.Context) (result, error) {
 	t := time.Now()
 	var in bytes.Buffer
 	protocol.EncodeRequest(&in, request(opMissing), nil)
-	if res.manifestWire, err = protocol.WriteManifest(&in, m); err != nil {
+	if res.manifestWire, err = wire.WriteManifest(&in, m); err != nil {
 		return res, err
 	}
 	var missing missingResult

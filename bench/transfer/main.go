@@ -28,7 +28,7 @@ import (
 	"github.com/toppcloud/toppcloud/bench/appgen"
 	"github.com/toppcloud/toppcloud/internal/agent/blobstore"
 	"github.com/toppcloud/toppcloud/internal/deploy/manifest"
-	"github.com/toppcloud/toppcloud/internal/protocol"
+	"github.com/toppcloud/toppcloud/internal/protocol/wire"
 	"github.com/toppcloud/toppcloud/internal/sshx"
 )
 
@@ -130,14 +130,14 @@ func run(files int, size int64, runs int, withSSH bool, work string, keep bool) 
 		for _, sc := range scenarios {
 			rs := all[mode+"/"+sc]
 			med := median(rs)
-			wire := "-"
+			wireKB := "-"
 			if w := sshWire[mode+"/"+sc]; len(w) > 0 {
 				slices.Sort(w)
-				wire = kb(w[len(w)/2])
+				wireKB = kb(w[len(w)/2])
 			}
 			fmt.Printf("%-5s %-10s %8s %8s %8s %9s %8s %10s %9s %6d %9s %10s\n", mode, sc,
 				ms(med.total), ms(med.build), ms(med.req1), ms(med.req2), ms(med.req3),
-				kb(med.up), kb(med.down), med.blobs, kb(med.content), wire)
+				kb(med.up), kb(med.down), med.blobs, kb(med.content), wireKB)
 		}
 	}
 
@@ -218,9 +218,9 @@ func manifestNumbers(ctx context.Context, app, work string) error {
 			workers, ms(cold), st.Hashed, mb(st.HashedBytes), ms(warm), st2.Cached, st2.Hashed)
 		if workers == 2 {
 			raw, _ := m.MarshalBinary()
-			var wire bytes.Buffer
-			protocol.WriteManifest(&wire, m)
-			fmt.Printf("  manifest: %d entries, %s encoded, %s on the wire (zstd)\n", len(m.Entries), kb(int64(len(raw))), kb(int64(wire.Len())))
+			var onWire bytes.Buffer
+			wire.WriteManifest(&onWire, m)
+			fmt.Printf("  manifest: %d entries, %s encoded, %s on the wire (zstd)\n", len(m.Entries), kb(int64(len(raw))), kb(int64(onWire.Len())))
 		}
 		os.RemoveAll(cache)
 	}
@@ -236,7 +236,7 @@ func compressionNumbers(ctx context.Context, app string) error {
 	}
 	var all bytes.Buffer
 	for _, e := range m.Entries {
-		if e.Type == protocol.EntryFile {
+		if e.Type == wire.EntryFile {
 			b, err := os.ReadFile(filepath.Join(app, filepath.FromSlash(e.Path)))
 			if err != nil {
 				return err
@@ -319,9 +319,9 @@ func componentNumbers(ctx context.Context, app, work string) error {
 	if err != nil {
 		return err
 	}
-	var all []protocol.Hash
+	var all []wire.Hash
 	for _, e := range m.Entries {
-		if e.Type == protocol.EntryFile && e.Size > 0 {
+		if e.Type == wire.EntryFile && e.Size > 0 {
 			all = append(all, e.Hash)
 		}
 	}

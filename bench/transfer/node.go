@@ -16,6 +16,7 @@ import (
 
 	"github.com/toppcloud/toppcloud/internal/agent/blobstore"
 	"github.com/toppcloud/toppcloud/internal/protocol"
+	"github.com/toppcloud/toppcloud/internal/protocol/wire"
 	"github.com/toppcloud/toppcloud/internal/sshx"
 )
 
@@ -28,14 +29,14 @@ const (
 
 // missingResult answers request 1.
 type missingResult struct {
-	Digest  protocol.Hash   `json:"digest"`
-	Missing []protocol.Hash `json:"missing"`
+	Digest  wire.Hash   `json:"digest"`
+	Missing []wire.Hash `json:"missing"`
 }
 
 // assembleArgs and assembleResult are request 3.
 type assembleArgs struct {
-	App    string        `json:"app"`
-	Digest protocol.Hash `json:"digest"`
+	App    string    `json:"app"`
+	Digest wire.Hash `json:"digest"`
 }
 
 type assembleResult struct {
@@ -95,7 +96,7 @@ func (n *node) serve(ctx context.Context, argv []string, stdin io.Reader, stdout
 }
 
 func (n *node) missing(r io.Reader, w *protocol.Writer) error {
-	m, err := protocol.ReadManifest(r)
+	m, err := wire.ReadManifest(r)
 	if err != nil {
 		return err
 	}

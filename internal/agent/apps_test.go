@@ -16,6 +16,7 @@ import (
 	"github.com/toppcloud/toppcloud/internal/deploy/manifest"
 	"github.com/toppcloud/toppcloud/internal/location"
 	"github.com/toppcloud/toppcloud/internal/protocol"
+	"github.com/toppcloud/toppcloud/internal/protocol/wire"
 )
 
 // setUpNode is a fake node after setup-node.
@@ -82,14 +83,14 @@ func failed(t *testing.T, cr callResult) *protocol.Error {
 
 // upload sends dir's manifest and missing contents as the client does
 // and returns the digest.
-func upload(t *testing.T, n *fakeNode, app, dir string) protocol.Hash {
+func upload(t *testing.T, n *fakeNode, app, dir string) wire.Hash {
 	t.Helper()
 	m, _, err := manifest.Build(context.Background(), dir, manifest.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var mb bytes.Buffer
-	if _, err := protocol.WriteManifest(&mb, m); err != nil {
+	if _, err := wire.WriteManifest(&mb, m); err != nil {
 		t.Fatal(err)
 	}
 	var mr protocol.DeployManifestResult
@@ -108,7 +109,7 @@ func upload(t *testing.T, n *fakeNode, app, dir string) protocol.Hash {
 	return mr.Digest
 }
 
-func deployArgs(app, loc string, d protocol.Hash) protocol.DeployArgs {
+func deployArgs(app, loc string, d wire.Hash) protocol.DeployArgs {
 	return protocol.DeployArgs{App: app, Location: loc, Digest: d, SkipUnchanged: true}
 }
 
@@ -413,7 +414,7 @@ func TestDeploy_NodeChecksAppIni(t *testing.T) {
 		}
 	}
 	// An upload that never came.
-	e := failed(t, runOp(t, n.agent, protocol.OpDeploy, req(protocol.OpDeploy), deployArgs("ok", "a.test", protocol.Hash{1}), nil))
+	e := failed(t, runOp(t, n.agent, protocol.OpDeploy, req(protocol.OpDeploy), deployArgs("ok", "a.test", wire.Hash{1}), nil))
 	if !strings.Contains(e.Message, "run update again") {
 		t.Errorf("missing upload: %+v", e)
 	}
@@ -524,7 +525,7 @@ func TestDeploy_ConfigUpload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	protocol.WriteManifest(&mb, m)
+	wire.WriteManifest(&mb, m)
 	e := failed(t, runOp(t, n.agent, protocol.OpDeployManifest, req(protocol.OpDeployManifest), protocol.DeployManifestArgs{App: "site", NeedConfig: true}, mb.Bytes()))
 	if e.Code != protocol.CodeConfigRequired || !strings.Contains(e.Message, "--config") {
 		t.Errorf("config required: %+v", e)

@@ -16,6 +16,7 @@ import (
 	"github.com/toppcloud/toppcloud/internal/appconfig"
 	"github.com/toppcloud/toppcloud/internal/location"
 	"github.com/toppcloud/toppcloud/internal/protocol"
+	"github.com/toppcloud/toppcloud/internal/protocol/wire"
 	"github.com/toppcloud/toppcloud/internal/version"
 )
 
@@ -80,7 +81,7 @@ func (a *Agent) deployManifestOp() Op {
 				return nil, err
 			}
 			defer release()
-			m, err := protocol.ReadManifest(c.Input)
+			m, err := wire.ReadManifest(c.Input)
 			if err != nil {
 				return nil, badRequest("%v", err)
 			}
@@ -97,18 +98,18 @@ func (a *Agent) deployManifestOp() Op {
 				return nil, err
 			}
 			res := &protocol.DeployManifestResult{Digest: digest, Missing: missing}
-			want := map[protocol.Hash]bool{}
+			want := map[wire.Hash]bool{}
 			for _, h := range missing {
 				want[h] = true
 			}
 			for _, e := range m.Entries {
-				if e.Type == protocol.EntryFile && want[e.Hash] {
+				if e.Type == wire.EntryFile && want[e.Hash] {
 					res.MissingBytes += e.Size
 					delete(want, e.Hash)
 				}
 			}
 			if res.Missing == nil {
-				res.Missing = []protocol.Hash{}
+				res.Missing = []wire.Hash{}
 			}
 			return res, nil
 		})

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/toppcloud/toppcloud/internal/protocol"
+	"github.com/toppcloud/toppcloud/internal/protocol/wire"
 )
 
 // appDir writes an application directory.
@@ -94,7 +95,7 @@ func TestAppCommands_BadInputTouchesNoNode(t *testing.T) {
 func deployStreams(t *testing.T, n *agentNode, deploy string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	n.streams[protocol.OpDeployManifest] = stream(t, nil, protocol.DeployManifestResult{Digest: protocol.Hash{7}, Missing: []protocol.Hash{}}, nil)
+	n.streams[protocol.OpDeployManifest] = stream(t, nil, protocol.DeployManifestResult{Digest: wire.Hash{7}, Missing: []wire.Hash{}}, nil)
 	n.streams[protocol.OpDeploy] = deploy
 }
 
@@ -136,7 +137,7 @@ func TestUpdate_ShowsStepsAppOutputAndURL(t *testing.T) {
 	if err := json.Unmarshal(req.Args, &args); err != nil {
 		t.Fatal(err)
 	}
-	if args.App != "blog" || args.Location != "web1/blog/" || args.Digest != (protocol.Hash{7}) || !args.SkipUnchanged || args.LockWait != protocol.Duration(3e9) {
+	if args.App != "blog" || args.Location != "web1/blog/" || args.Digest != (wire.Hash{7}) || !args.SkipUnchanged || args.LockWait != protocol.Duration(3e9) {
 		t.Errorf("deploy args = %+v", args)
 	}
 	if hosts, _ := os.ReadFile(n.h.etcHosts); !strings.Contains(string(hosts), "web1") {

@@ -25,6 +25,7 @@ import (
 	"github.com/toppcloud/toppcloud/internal/deploy/manifest"
 	"github.com/toppcloud/toppcloud/internal/location"
 	"github.com/toppcloud/toppcloud/internal/protocol"
+	"github.com/toppcloud/toppcloud/internal/protocol/wire"
 	"github.com/toppcloud/toppcloud/internal/remote"
 )
 
@@ -86,14 +87,14 @@ func ParseCompression(s string) (Compression, error) {
 }
 
 // stream is the blob stream's options for c.
-func (c Compression) stream() protocol.BlobWriterOptions {
+func (c Compression) stream() wire.BlobWriterOptions {
 	switch c {
 	case CompressZstd:
-		return protocol.BlobWriterOptions{Codec: protocol.CodecZstd}
+		return wire.BlobWriterOptions{Codec: wire.CodecZstd}
 	case CompressNone:
-		return protocol.BlobWriterOptions{Codec: protocol.CodecS2, Uncompressed: true}
+		return wire.BlobWriterOptions{Codec: wire.CodecS2, Uncompressed: true}
 	}
-	return protocol.BlobWriterOptions{Codec: protocol.CodecS2}
+	return wire.BlobWriterOptions{Codec: wire.CodecS2}
 }
 
 // Nodes answers whether a node name is one the client knows.
@@ -127,11 +128,11 @@ type Plan struct {
 	// Node is the node's name in the client's records.
 	Node string
 	// Manifest is the app directory's, with Stats of its build.
-	Manifest *protocol.Manifest
+	Manifest *wire.Manifest
 	Stats    manifest.Stats
 	// ConfigDir and ConfigManifest are the --config upload, if any.
 	ConfigDir      string
-	ConfigManifest *protocol.Manifest
+	ConfigManifest *wire.Manifest
 	// Warnings are app.ini's (deprecated keys, ...).
 	Warnings []string
 	// NeedConfig: config.required without config.default or --config;
@@ -264,8 +265,8 @@ type UploadStats struct {
 	// manifests and the compressed blob stream.
 	Sent int64
 	// Digest and ConfigDigest name the kept manifests for Deploy.
-	Digest       protocol.Hash
-	ConfigDigest *protocol.Hash
+	Digest       wire.Hash
+	ConfigDigest *wire.Hash
 }
 
 // Upload sends the node the app's manifest and the contents it lacks,
@@ -290,21 +291,21 @@ func Upload(ctx context.Context, n Caller, p *Plan, progress func(manifest.Progr
 	return st, nil
 }
 
-func upload(ctx context.Context, n Caller, app, dir string, m *protocol.Manifest, isConfig, needConfig bool, opts protocol.BlobWriterOptions, progress func(manifest.Progress), st *UploadStats) (protocol.Hash, error) {
+func upload(ctx context.Context, n Caller, app, dir string, m *wire.Manifest, isConfig, needConfig bool, opts wire.BlobWriterOptions, progress func(manifest.Progress), st *UploadStats) (wire.Hash, error) {
 	var buf bytes.Buffer
-	if _, err := protocol.WriteManifest(&buf, m); err != nil {
-		return protocol.Hash{}, err
+	if _, err := wire.WriteManifest(&buf, m); err != nil {
+		return wire.Hash{}, err
 	}
 	var mr protocol.DeployManifestResult
 	sent := &countingReader{r: &buf}
 	err := n.Call(ctx, protocol.OpDeployManifest, protocol.DeployManifestArgs{App: app, Config: isConfig, NeedConfig: needConfig}, &mr, remote.CallOptions{Stream: sent})
 	st.Sent += sent.n.Load()
 	if err != nil {
-		return protocol.Hash{}, err
+		return wire.Hash{}, err
 	}
 	plan, err := manifest.NewPlan(m, mr.Missing)
 	if err != nil {
-		return protocol.Hash{}, err
+		return wire.Hash{}, err
 	}
 	if len(plan.Blobs) == 0 {
 		return mr.Digest, nil
@@ -327,7 +328,7 @@ func upload(ctx context.Context, n Caller, app, dir string, m *protocol.Manifest
 		err = serr
 	}
 	if err != nil {
-		return protocol.Hash{}, err
+		return wire.Hash{}, err
 	}
 	st.Blobs += len(plan.Blobs)
 	st.Content += plan.Bytes

@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/toppcloud/toppcloud/internal/location"
-	"github.com/toppcloud/toppcloud/internal/protocol"
+	"github.com/toppcloud/toppcloud/internal/protocol/wire"
 )
 
 type nodeSet map[string]bool
@@ -152,13 +152,13 @@ func TestURL(t *testing.T) {
 func TestCompression(t *testing.T) {
 	for _, tc := range []struct {
 		flag  string
-		codec protocol.BlobCodec
+		codec wire.BlobCodec
 		raw   bool
 	}{
-		{"s2", protocol.CodecS2, false},
-		{"zstd", protocol.CodecZstd, false},
-		{"none", protocol.CodecS2, true},
-		{"", protocol.CodecS2, false}, // Options' zero value
+		{"s2", wire.CodecS2, false},
+		{"zstd", wire.CodecZstd, false},
+		{"none", wire.CodecS2, true},
+		{"", wire.CodecS2, false}, // Options' zero value
 	} {
 		c := Compression(tc.flag)
 		if tc.flag != "" {

@@ -1,6 +1,10 @@
 package protocol
 
-import "time"
+import (
+	"time"
+
+	"github.com/toppcloud/toppcloud/internal/protocol/wire"
+)
 
 // Operations on applications (toppcloud update and the commands around
 // it). An update is three requests: OpDeployManifest (the manifest, after
@@ -46,7 +50,7 @@ const (
 )
 
 // DeployManifestArgs are OpDeployManifest's arguments; the manifest
-// (WriteManifest) follows the request line.
+// (wire.WriteManifest) follows the request line.
 type DeployManifestArgs struct {
 	// App is the app the upload is for (checked like every app name).
 	App string `json:"app"`
@@ -62,9 +66,9 @@ type DeployManifestArgs struct {
 // DeployManifestResult is OpDeployManifest's result.
 type DeployManifestResult struct {
 	// Digest names the kept manifest in later requests.
-	Digest Hash `json:"digest"`
+	Digest wire.Hash `json:"digest"`
 	// Missing are the contents to send, each once.
-	Missing []Hash `json:"missing"`
+	Missing []wire.Hash `json:"missing"`
 	// MissingBytes is their total size.
 	MissingBytes int64 `json:"missing_bytes"`
 }
@@ -82,10 +86,10 @@ type DeployArgs struct {
 	// Location is where the new instance goes live.
 	Location string `json:"location"`
 	// Digest names the application's manifest kept by OpDeployManifest.
-	Digest Hash `json:"digest"`
+	Digest wire.Hash `json:"digest"`
 	// ConfigDigest, if set, names a --config directory's manifest: it
 	// replaces the app's uploaded configuration.
-	ConfigDigest *Hash `json:"config_digest,omitempty"`
+	ConfigDigest *wire.Hash `json:"config_digest,omitempty"`
 	// Clear asks the services to clear the app's data (update --clear).
 	Clear bool `json:"clear,omitempty"`
 	// LockWait bounds waiting for another operation on the same app.

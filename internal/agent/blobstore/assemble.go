@@ -16,7 +16,7 @@ import (
 
 	"github.com/toppcloud/toppcloud/internal/appconfig"
 	"github.com/toppcloud/toppcloud/internal/atomicfile"
-	"github.com/toppcloud/toppcloud/internal/protocol"
+	"github.com/toppcloud/toppcloud/internal/protocol/wire"
 )
 
 // DefaultWWWDir holds the instance directories on a node.
@@ -68,7 +68,7 @@ var ErrBlobMissing = errors.New("content missing from the blob store")
 // Nothing is synced: call Sync before relying on the instance surviving a
 // crash (before switching a route to it). A crash before that may leave it
 // incomplete under its name.
-func (s *Store) Assemble(ctx context.Context, m *protocol.Manifest, instanceDir string) (st AssembleStats, err error) {
+func (s *Store) Assemble(ctx context.Context, m *wire.Manifest, instanceDir string) (st AssembleStats, err error) {
 	if err := m.Validate(); err != nil {
 		return st, fmt.Errorf("assemble %s: %w", instanceDir, err)
 	}
@@ -80,7 +80,7 @@ func (s *Store) Assemble(ctx context.Context, m *protocol.Manifest, instanceDir 
 	// anything is made: the usual failure (an interrupted upload) then
 	// leaves nothing behind.
 	for _, e := range m.Entries {
-		if e.Type != protocol.EntryFile || e.Size == 0 {
+		if e.Type != wire.EntryFile || e.Size == 0 {
 			continue
 		}
 		start := time.Now()
@@ -118,7 +118,7 @@ func (s *Store) Assemble(ctx context.Context, m *protocol.Manifest, instanceDir 
 		}
 		dst := filepath.Join(partial, filepath.FromSlash(e.Path))
 		switch e.Type {
-		case protocol.EntryDir:
+		case wire.EntryDir:
 			if err := os.Mkdir(dst, dirMode); err != nil {
 				return st, fmt.Errorf("assemble %s: %w", instanceDir, err)
 			}
@@ -126,12 +126,12 @@ func (s *Store) Assemble(ctx context.Context, m *protocol.Manifest, instanceDir 
 				return st, fmt.Errorf("assemble %s: %w", instanceDir, err)
 			}
 			st.Dirs++
-		case protocol.EntrySymlink:
+		case wire.EntrySymlink:
 			if err := os.Symlink(e.Target, dst); err != nil {
 				return st, fmt.Errorf("assemble %s: %w", instanceDir, err)
 			}
 			st.Symlinks++
-		case protocol.EntryFile:
+		case wire.EntryFile:
 			st.Files++
 			if e.Size == 0 {
 				// Empty files (every __init__.py) would pile thousands
@@ -179,7 +179,7 @@ func (s *Store) Assemble(ctx context.Context, m *protocol.Manifest, instanceDir 
 
 // ensureVariant makes sure the store holds e's content as e's variant,
 // copying the other variant if that is what it has.
-func (s *Store) ensureVariant(e protocol.Entry) (copied bool, err error) {
+func (s *Store) ensureVariant(e wire.Entry) (copied bool, err error) {
 	if s.has(e.Hash, e.Exec, e.Size) {
 		return false, nil
 	}

@@ -16,32 +16,32 @@ import (
 	"testing"
 	"time"
 
-	"github.com/toppcloud/toppcloud/internal/protocol"
+	"github.com/toppcloud/toppcloud/internal/protocol/wire"
 )
 
 // tree is a test application: path -> content; "dir/" is a directory,
 // "-> x" a symlink, a name ending in "*" an executable.
 type tree map[string]string
 
-func (tr tree) manifest() *protocol.Manifest {
-	m := &protocol.Manifest{}
+func (tr tree) manifest() *wire.Manifest {
+	m := &wire.Manifest{}
 	for name, content := range tr {
 		switch {
 		case strings.HasSuffix(name, "/"):
-			m.Entries = append(m.Entries, protocol.Entry{Path: strings.TrimSuffix(name, "/"), Type: protocol.EntryDir})
+			m.Entries = append(m.Entries, wire.Entry{Path: strings.TrimSuffix(name, "/"), Type: wire.EntryDir})
 		case strings.HasPrefix(content, "-> "):
-			m.Entries = append(m.Entries, protocol.Entry{Path: name, Type: protocol.EntrySymlink, Target: content[3:]})
+			m.Entries = append(m.Entries, wire.Entry{Path: name, Type: wire.EntrySymlink, Target: content[3:]})
 		default:
 			p, exec := strings.CutSuffix(name, "*")
-			m.Entries = append(m.Entries, protocol.Entry{Path: p, Type: protocol.EntryFile, Exec: exec, Size: int64(len(content)), Hash: sha256.Sum256([]byte(content))})
+			m.Entries = append(m.Entries, wire.Entry{Path: p, Type: wire.EntryFile, Exec: exec, Size: int64(len(content)), Hash: sha256.Sum256([]byte(content))})
 		}
 	}
-	slices.SortFunc(m.Entries, func(a, b protocol.Entry) int { return strings.Compare(a.Path, b.Path) })
+	slices.SortFunc(m.Entries, func(a, b wire.Entry) int { return strings.Compare(a.Path, b.Path) })
 	return m
 }
 
 // content returns the bytes of a hash in the tree.
-func (tr tree) content(h protocol.Hash) []byte {
+func (tr tree) content(h wire.Hash) []byte {
 	for _, c := range tr {
 		if sha256.Sum256([]byte(c)) == h {
 			return []byte(c)
@@ -52,27 +52,27 @@ func (tr tree) content(h protocol.Hash) []byte {
 
 // stream builds the blob stream a client sends for missing, with the
 // variants the manifest uses.
-func (tr tree) stream(t *testing.T, missing []protocol.Hash) []byte {
+func (tr tree) stream(t *testing.T, missing []wire.Hash) []byte {
 	t.Helper()
 	m := tr.manifest()
-	variants := map[protocol.Hash]protocol.BlobVariants{}
+	variants := map[wire.Hash]wire.BlobVariants{}
 	for _, e := range m.Entries {
-		if e.Type == protocol.EntryFile {
+		if e.Type == wire.EntryFile {
 			if e.Exec {
-				variants[e.Hash] |= protocol.VariantExec
+				variants[e.Hash] |= wire.VariantExec
 			} else {
-				variants[e.Hash] |= protocol.VariantPlain
+				variants[e.Hash] |= wire.VariantPlain
 			}
 		}
 	}
 	var buf bytes.Buffer
-	w, err := protocol.NewBlobWriter(&buf, protocol.BlobWriterOptions{})
+	w, err := wire.NewBlobWriter(&buf, wire.BlobWriterOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, h := range missing {
 		c := tr.content(h)
-		if err := w.WriteBlob(protocol.BlobHeader{Hash: h, Size: int64(len(c)), Variants: variants[h]}, bytes.NewReader(c)); err != nil {
+		if err := w.WriteBlob(wire.BlobHeader{Hash: h, Size: int64(len(c)), Variants: variants[h]}, bytes.NewReader(c)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -153,7 +153,7 @@ func TestReceive_MissingThenNothingMissing(t *testing.T) {
 	if n := tmpFiles(t, s); len(n) != 0 {
 		t.Fatalf("temporary files left: %v", n)
 	}
-	shared := protocol.Hash(sha256.Sum256([]byte("shared content\n")))
+	shared := wire.Hash(sha256.Sum256([]byte("shared content\n")))
 	for _, exec := range []bool{false, true} {
 		fi, err := os.Stat(s.blobPath(shared, exec))
 		if err != nil {
@@ -196,7 +196,7 @@ func TestReceive_Interrupted(t *testing.T) {
 	// Cut in the last blob: the first ones arrive, the cut one does not.
 	for _, cut := range []int{len(full) - 20, len(full) / 2, 10, 3} {
 		st, err := s.Receive(context.Background(), bytes.NewReader(full[:cut]))
-		if !errors.Is(err, protocol.ErrBlobStreamTruncated) {
+		if !errors.Is(err, wire.ErrBlobStreamTruncated) {
 			t.Fatalf("cut at %d: err = %v, want truncated", cut, err)
 		}
 		if n := tmpFiles(t, s); len(n) != 0 {
@@ -219,21 +219,21 @@ func TestReceive_Interrupted(t *testing.T) {
 
 func TestReceive_BadBlobNotStored(t *testing.T) {
 	s := openStore(t)
-	good := protocol.Hash(sha256.Sum256([]byte("good")))
-	evil := protocol.Hash(sha256.Sum256([]byte("evil")))
+	good := wire.Hash(sha256.Sum256([]byte("good")))
+	evil := wire.Hash(sha256.Sum256([]byte("evil")))
 	// A writer whose source changed under it sends the changed bytes
 	// under the announced hash, then stops without an end frame.
 	var buf bytes.Buffer
-	w, _ := protocol.NewBlobWriter(&buf, protocol.BlobWriterOptions{})
-	if err := w.WriteBlob(protocol.BlobHeader{Hash: good, Size: 4, Variants: protocol.VariantPlain}, strings.NewReader("good")); err != nil {
+	w, _ := wire.NewBlobWriter(&buf, wire.BlobWriterOptions{})
+	if err := w.WriteBlob(wire.BlobHeader{Hash: good, Size: 4, Variants: wire.VariantPlain}, strings.NewReader("good")); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.WriteBlob(protocol.BlobHeader{Hash: evil, Size: 4, Variants: protocol.VariantPlain}, strings.NewReader("EVIL")); err == nil {
+	if err := w.WriteBlob(wire.BlobHeader{Hash: evil, Size: 4, Variants: wire.VariantPlain}, strings.NewReader("EVIL")); err == nil {
 		t.Fatal("writer accepted wrong content")
 	}
 	w.Close()
 	st, err := s.Receive(context.Background(), bytes.NewReader(buf.Bytes()))
-	if !errors.Is(err, protocol.ErrBlobHashMismatch) {
+	if !errors.Is(err, wire.ErrBlobHashMismatch) {
 		t.Fatalf("err = %v, want hash mismatch", err)
 	}
 	if st.Blobs != 1 || !s.has(good, false, 4) {
@@ -381,7 +381,7 @@ func TestAssemble(t *testing.T) {
 		t.Errorf("symlink target %q", target)
 	}
 	// Files are the store's inodes.
-	h := protocol.Hash(sha256.Sum256([]byte(sample["app.ini"])))
+	h := wire.Hash(sha256.Sum256([]byte(sample["app.ini"])))
 	if statIno(t, filepath.Join(inst, "app.ini")) != statIno(t, s.blobPath(h, false)) {
 		t.Error("app.ini is not a hard link to its blob")
 	}
@@ -466,8 +466,8 @@ func TestAssemble_CrossDevice(t *testing.T) {
 
 func TestAssemble_RefusesBadManifest(t *testing.T) {
 	s := openStore(t)
-	m := &protocol.Manifest{Entries: []protocol.Entry{
-		{Path: "evil", Type: protocol.EntrySymlink, Target: "/etc"},
+	m := &wire.Manifest{Entries: []wire.Entry{
+		{Path: "evil", Type: wire.EntrySymlink, Target: "/etc"},
 	}}
 	if _, err := s.Assemble(context.Background(), m, filepath.Join(t.TempDir(), "x.2026-01-01_001")); err == nil {
 		t.Fatal("escaping symlink accepted")
@@ -662,35 +662,35 @@ func TestReceive_ManyBlobs(t *testing.T) {
 	s := openStore(t)
 	type blob struct {
 		data     []byte
-		variants protocol.BlobVariants
+		variants wire.BlobVariants
 	}
 	var blobs []blob
 	for i := range 500 {
-		blobs = append(blobs, blob{[]byte(strings.Repeat(fmt.Sprintf("blob %d\n", i), i%300)), protocol.VariantPlain})
+		blobs = append(blobs, blob{[]byte(strings.Repeat(fmt.Sprintf("blob %d\n", i), i%300)), wire.VariantPlain})
 	}
 	blobs = append(blobs,
-		blob{bytes.Repeat([]byte("large "), smallBlob/4), protocol.VariantExec},
-		blob{[]byte("both variants\n"), protocol.VariantPlain | protocol.VariantExec},
+		blob{bytes.Repeat([]byte("large "), smallBlob/4), wire.VariantExec},
+		blob{[]byte("both variants\n"), wire.VariantPlain | wire.VariantExec},
 	)
 	var buf bytes.Buffer
-	w, err := protocol.NewBlobWriter(&buf, protocol.BlobWriterOptions{})
+	w, err := wire.NewBlobWriter(&buf, wire.BlobWriterOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, b := range blobs {
-		h := protocol.Hash(sha256.Sum256(b.data))
-		if err := w.WriteBlob(protocol.BlobHeader{Hash: h, Size: int64(len(b.data)), Variants: b.variants}, bytes.NewReader(b.data)); err != nil {
+		h := wire.Hash(sha256.Sum256(b.data))
+		if err := w.WriteBlob(wire.BlobHeader{Hash: h, Size: int64(len(b.data)), Variants: b.variants}, bytes.NewReader(b.data)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	bad := protocol.Hash(sha256.Sum256([]byte("announced")))
-	if err := w.WriteBlob(protocol.BlobHeader{Hash: bad, Size: 4, Variants: protocol.VariantPlain}, strings.NewReader("sent")); err == nil {
+	bad := wire.Hash(sha256.Sum256([]byte("announced")))
+	if err := w.WriteBlob(wire.BlobHeader{Hash: bad, Size: 4, Variants: wire.VariantPlain}, strings.NewReader("sent")); err == nil {
 		t.Fatal("writer accepted wrong content")
 	}
 	w.Close()
 
 	st, err := s.Receive(context.Background(), bytes.NewReader(buf.Bytes()))
-	if !errors.Is(err, protocol.ErrBlobHashMismatch) {
+	if !errors.Is(err, wire.ErrBlobHashMismatch) {
 		t.Fatalf("err = %v, want hash mismatch", err)
 	}
 	// Blob 300 is empty like blob 0: counted, and present.
@@ -698,11 +698,11 @@ func TestReceive_ManyBlobs(t *testing.T) {
 		t.Errorf("stats %+v for %d blobs, one of them twice", st, len(blobs))
 	}
 	for i, b := range blobs {
-		h := protocol.Hash(sha256.Sum256(b.data))
+		h := wire.Hash(sha256.Sum256(b.data))
 		for _, exec := range []bool{false, true} {
-			want := b.variants&protocol.VariantPlain != 0
+			want := b.variants&wire.VariantPlain != 0
 			if exec {
-				want = b.variants&protocol.VariantExec != 0
+				want = b.variants&wire.VariantExec != 0
 			}
 			if !want {
 				continue

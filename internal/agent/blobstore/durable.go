@@ -14,7 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/toppcloud/toppcloud/internal/atomicfile"
-	"github.com/toppcloud/toppcloud/internal/protocol"
+	"github.com/toppcloud/toppcloud/internal/protocol/wire"
 )
 
 // Durability off the critical path.
@@ -256,7 +256,7 @@ func (s *Store) verifySince(since time.Time, st *RecoveryStats) error {
 			if err != nil || fi.ModTime().Before(since) {
 				continue
 			}
-			h, err := protocol.ParseHash(strings.TrimSuffix(b.Name(), ".x"))
+			h, err := wire.ParseHash(strings.TrimSuffix(b.Name(), ".x"))
 			if err != nil {
 				continue
 			}
@@ -279,7 +279,7 @@ func (s *Store) verifySince(since time.Time, st *RecoveryStats) error {
 }
 
 // hashIs reports whether the file at p has the sha256 h.
-func hashIs(p string, h protocol.Hash, buf []byte) (bool, error) {
+func hashIs(p string, h wire.Hash, buf []byte) (bool, error) {
 	f, err := os.Open(p)
 	if err != nil {
 		return false, err
@@ -289,5 +289,5 @@ func hashIs(p string, h protocol.Hash, buf []byte) (bool, error) {
 	if _, err := io.CopyBuffer(d, struct{ io.Reader }{f}, buf); err != nil {
 		return false, err
 	}
-	return protocol.Hash(d.Sum(nil)) == h, nil
+	return wire.Hash(d.Sum(nil)) == h, nil
 }

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/toppcloud/toppcloud/internal/protocol"
+	"github.com/toppcloud/toppcloud/internal/protocol/wire"
 )
 
 func openBoot(t *testing.T, root, boot string) *Store {
@@ -116,7 +116,7 @@ func TestOpen_RechecksUnsyncedBlobsAfterACrash(t *testing.T) {
 	if err := before.Sync(); err != nil {
 		t.Fatal(err)
 	}
-	oldHash := protocol.Hash(sha256.Sum256([]byte("synced long ago")))
+	oldHash := wire.Hash(sha256.Sum256([]byte("synced long ago")))
 	oldPath := before.blobPath(oldHash, false)
 	// Damage it too, then date it before the window: the recovery must
 	// not read what was synced (it would re-hash the whole store).

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/toppcloud/toppcloud/internal/protocol"
+	"github.com/toppcloud/toppcloud/internal/protocol/wire"
 )
 
 // GCOptions configure GC.
@@ -21,7 +21,7 @@ type GCOptions struct {
 	// Keep, if set, keeps blobs it returns true for even when no
 	// instance links them (for example the contents of instances that
 	// were copied rather than linked, to spare a later upload).
-	Keep func(protocol.Hash) bool
+	Keep func(wire.Hash) bool
 }
 
 // GCStats say what GC removed (or would remove).
@@ -46,13 +46,13 @@ func (s *Store) GC(ctx context.Context, opts GCOptions) (GCStats, error) {
 	cutoff := s.opts.Now().Add(-s.opts.PendingAge)
 
 	// Pending manifests protect their blobs; stale ones go.
-	pending := map[protocol.Hash]bool{}
+	pending := map[wire.Hash]bool{}
 	des, err := os.ReadDir(s.manifestsDir())
 	if err != nil {
 		return st, fmt.Errorf("blob store gc: %w", err)
 	}
 	for _, de := range des {
-		d, err := protocol.ParseHash(de.Name())
+		d, err := wire.ParseHash(de.Name())
 		if err != nil {
 			continue // a temporary file of PutManifest; CleanTemp's age rule below
 		}
@@ -75,7 +75,7 @@ func (s *Store) GC(ctx context.Context, opts GCOptions) (GCStats, error) {
 			continue
 		}
 		for _, e := range m.Entries {
-			if e.Type == protocol.EntryFile {
+			if e.Type == wire.EntryFile {
 				pending[e.Hash] = true
 			}
 		}
@@ -108,7 +108,7 @@ func (s *Store) GC(ctx context.Context, opts GCOptions) (GCStats, error) {
 			continue
 		}
 		for _, b := range blobs {
-			h, err := protocol.ParseHash(strings.TrimSuffix(b.Name(), ".x"))
+			h, err := wire.ParseHash(strings.TrimSuffix(b.Name(), ".x"))
 			if err != nil {
 				continue
 			}
@@ -138,14 +138,14 @@ func (s *Store) GC(ctx context.Context, opts GCOptions) (GCStats, error) {
 
 // KeepManifests returns a GCOptions.Keep that keeps every content of the
 // given manifests.
-func KeepManifests(ms ...*protocol.Manifest) func(protocol.Hash) bool {
-	keep := map[protocol.Hash]bool{}
+func KeepManifests(ms ...*wire.Manifest) func(wire.Hash) bool {
+	keep := map[wire.Hash]bool{}
 	for _, m := range ms {
 		for _, e := range m.Entries {
-			if e.Type == protocol.EntryFile {
+			if e.Type == wire.EntryFile {
 				keep[e.Hash] = true
 			}
 		}
 	}
-	return func(h protocol.Hash) bool { return keep[h] }
+	return func(h wire.Hash) bool { return keep[h] }
 }

@@ -14,7 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/toppcloud/toppcloud/internal/protocol"
+	"github.com/toppcloud/toppcloud/internal/protocol/wire"
 )
 
 // ReceiveStats describe what Receive stored.
@@ -46,7 +46,7 @@ func (s *Store) Receive(ctx context.Context, r io.Reader) (ReceiveStats, error) 
 	// Leftovers of killed receives; failing to remove them does not stop
 	// this one.
 	s.CleanTemp()
-	br, err := protocol.NewBlobReader(r, protocol.BlobReaderOptions{})
+	br, err := wire.NewBlobReader(r, wire.BlobReaderOptions{})
 	if err != nil {
 		return ReceiveStats{}, fmt.Errorf("receive blobs: %w", err)
 	}
@@ -63,7 +63,7 @@ func (s *Store) Receive(ctx context.Context, r io.Reader) (ReceiveStats, error) 
 
 // receive reads br and hands each blob to w; small ones are read into
 // memory here and written by w's goroutines, large ones are written here.
-func (s *Store) receive(ctx context.Context, br *protocol.BlobReader, w *writers) error {
+func (s *Store) receive(ctx context.Context, br *wire.BlobReader, w *writers) error {
 	var marker *os.File
 	defer func() {
 		if marker != nil {
@@ -139,7 +139,7 @@ type writers struct {
 }
 
 type blobJob struct {
-	hdr  protocol.BlobHeader
+	hdr  wire.BlobHeader
 	data []byte
 }
 
@@ -190,7 +190,7 @@ func (w *writers) read(br io.Reader, size int64) ([]byte, error) {
 	}
 }
 
-func (w *writers) put(hdr protocol.BlobHeader, data []byte) {
+func (w *writers) put(hdr wire.BlobHeader, data []byte) {
 	w.queue <- blobJob{hdr, data}
 }
 
@@ -205,7 +205,7 @@ func (w *writers) write(j blobJob) error {
 }
 
 // store puts a received temporary file in place and counts it.
-func (w *writers) store(tmp string, hdr protocol.BlobHeader) error {
+func (w *writers) store(tmp string, hdr wire.BlobHeader) error {
 	var st ReceiveStats
 	err := w.s.store(tmp, hdr, &st)
 	w.mu.Lock()
@@ -252,7 +252,7 @@ func (w *writers) stats() ReceiveStats {
 
 // receiveOne writes the current blob of br to a temporary file with its
 // final mode and returns the file's name; on error nothing is left.
-func (s *Store) receiveOne(br io.Reader, hdr protocol.BlobHeader, buf []byte) (string, error) {
+func (s *Store) receiveOne(br io.Reader, hdr wire.BlobHeader, buf []byte) (string, error) {
 	f, err := os.CreateTemp(s.tmpDir(), "recv-*")
 	if err != nil {
 		return "", err
@@ -260,7 +260,7 @@ func (s *Store) receiveOne(br io.Reader, hdr protocol.BlobHeader, buf []byte) (s
 	// Hide *os.File's ReadFrom, which would ignore buf.
 	_, err = io.CopyBuffer(struct{ io.Writer }{f}, br, buf)
 	if err == nil {
-		err = f.Chmod(modeFor(hdr.Variants&protocol.VariantPlain == 0))
+		err = f.Chmod(modeFor(hdr.Variants&wire.VariantPlain == 0))
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -275,13 +275,13 @@ func (s *Store) receiveOne(br io.Reader, hdr protocol.BlobHeader, buf []byte) (s
 // store puts the received temporary file tmp in place as the variants
 // hdr asks for: a plain-and-executable content is stored twice, since
 // hard links share their inode's mode.
-func (s *Store) store(tmp string, hdr protocol.BlobHeader, st *ReceiveStats) error {
+func (s *Store) store(tmp string, hdr wire.BlobHeader, st *ReceiveStats) error {
 	type file struct {
 		tmp  string
 		exec bool
 	}
-	files := []file{{tmp, hdr.Variants&protocol.VariantPlain == 0}}
-	if hdr.Variants == protocol.VariantPlain|protocol.VariantExec {
+	files := []file{{tmp, hdr.Variants&wire.VariantPlain == 0}}
+	if hdr.Variants == wire.VariantPlain|wire.VariantExec {
 		x, err := s.copyTemp(tmp, true, false)
 		if err != nil {
 			os.Remove(tmp)

@@ -35,7 +35,7 @@ import (
 	"time"
 
 	"github.com/toppcloud/toppcloud/internal/atomicfile"
-	"github.com/toppcloud/toppcloud/internal/protocol"
+	"github.com/toppcloud/toppcloud/internal/protocol/wire"
 )
 
 // DefaultRoot is where the store lives on a node.
@@ -136,7 +136,7 @@ func (s *Store) manifestsDir() string { return filepath.Join(s.root, "manifests"
 func (s *Store) tmpDir() string       { return filepath.Join(s.root, "tmp") }
 
 // blobPath names the file holding h, as an executable or not.
-func (s *Store) blobPath(h protocol.Hash, exec bool) string {
+func (s *Store) blobPath(h wire.Hash, exec bool) string {
 	hx := h.String()
 	name := hx
 	if exec {
@@ -147,7 +147,7 @@ func (s *Store) blobPath(h protocol.Hash, exec bool) string {
 
 // has reports whether the store holds h with the given size as the
 // variant asked. A file of another size is damaged, and not counted.
-func (s *Store) has(h protocol.Hash, exec bool, size int64) bool {
+func (s *Store) has(h wire.Hash, exec bool, size int64) bool {
 	fi, err := os.Lstat(s.blobPath(h, exec))
 	return err == nil && fi.Mode().IsRegular() && fi.Size() == size
 }
@@ -156,11 +156,11 @@ func (s *Store) has(h protocol.Hash, exec bool, size int64) bool {
 // either variant, each once, in manifest order: what the client must
 // send. Empty files need no blob. A content held only as the other
 // variant is not missing: Assemble copies it locally.
-func (s *Store) Missing(m *protocol.Manifest) ([]protocol.Hash, error) {
-	seen := map[protocol.Hash]bool{}
-	var missing []protocol.Hash
+func (s *Store) Missing(m *wire.Manifest) ([]wire.Hash, error) {
+	seen := map[wire.Hash]bool{}
+	var missing []wire.Hash
 	for _, e := range m.Entries {
-		if e.Type != protocol.EntryFile || e.Size == 0 || seen[e.Hash] {
+		if e.Type != wire.EntryFile || e.Size == 0 || seen[e.Hash] {
 			continue
 		}
 		seen[e.Hash] = true
@@ -174,17 +174,17 @@ func (s *Store) Missing(m *protocol.Manifest) ([]protocol.Hash, error) {
 // PutManifest keeps m until its update is assembled, so a later request
 // can name it by digest instead of sending it again, and so GC keeps its
 // blobs meanwhile. It returns the digest.
-func (s *Store) PutManifest(m *protocol.Manifest) (protocol.Hash, error) {
+func (s *Store) PutManifest(m *wire.Manifest) (wire.Hash, error) {
 	if err := m.Validate(); err != nil {
-		return protocol.Hash{}, err
+		return wire.Hash{}, err
 	}
 	b, err := m.MarshalBinary()
 	if err != nil {
-		return protocol.Hash{}, err
+		return wire.Hash{}, err
 	}
 	d, err := m.Digest()
 	if err != nil {
-		return protocol.Hash{}, err
+		return wire.Hash{}, err
 	}
 	if err := atomicfile.WriteFile(filepath.Join(s.manifestsDir(), d.String()), b, 0o600); err != nil {
 		return d, fmt.Errorf("keep manifest: %w", err)
@@ -197,7 +197,7 @@ func (s *Store) PutManifest(m *protocol.Manifest) (protocol.Hash, error) {
 var ErrNoManifest = errors.New("no such manifest in the blob store")
 
 // Manifest returns the manifest kept under digest.
-func (s *Store) Manifest(digest protocol.Hash) (*protocol.Manifest, error) {
+func (s *Store) Manifest(digest wire.Hash) (*wire.Manifest, error) {
 	b, err := os.ReadFile(filepath.Join(s.manifestsDir(), digest.String()))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("manifest %s: %w (send it again)", digest, ErrNoManifest)
@@ -205,7 +205,7 @@ func (s *Store) Manifest(digest protocol.Hash) (*protocol.Manifest, error) {
 	if err != nil {
 		return nil, fmt.Errorf("manifest %s: %w", digest, err)
 	}
-	m := new(protocol.Manifest)
+	m := new(wire.Manifest)
 	if err := m.UnmarshalBinary(b); err != nil {
 		return nil, fmt.Errorf("manifest %s: %w", digest, err)
 	}
@@ -220,7 +220,7 @@ func (s *Store) Manifest(digest protocol.Hash) (*protocol.Manifest, error) {
 
 // RemoveManifest forgets a kept manifest (after its update assembled or
 // failed). A missing one is not an error.
-func (s *Store) RemoveManifest(digest protocol.Hash) error {
+func (s *Store) RemoveManifest(digest wire.Hash) error {
 	err := os.Remove(filepath.Join(s.manifestsDir(), digest.String()))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("remove manifest %s: %w", digest, err)

@@ -1,5 +1,5 @@
 // Package manifest is the client side of getting an application directory
-// onto a node: Build walks the directory into a protocol.Manifest (with a
+// onto a node: Build walks the directory into a wire.Manifest (with a
 // hash cache so an unchanged tree is not read again), and Plan/Send
 // stream the contents the node lacks as a protocol blob stream.
 //
@@ -23,7 +23,7 @@ import (
 	"time"
 
 	"github.com/toppcloud/toppcloud/internal/filestat"
-	"github.com/toppcloud/toppcloud/internal/protocol"
+	"github.com/toppcloud/toppcloud/internal/protocol/wire"
 )
 
 // Options configure Build.
@@ -91,7 +91,7 @@ const maxRefusals = 50
 // With opts.CacheDir, files whose size, mtime, ctime, inode and device
 // are unchanged since the last Build of the same directory are not read
 // again.
-func Build(ctx context.Context, dir string, opts Options) (*protocol.Manifest, Stats, error) {
+func Build(ctx context.Context, dir string, opts Options) (*wire.Manifest, Stats, error) {
 	var st Stats
 	now := time.Now
 	if opts.Now != nil {
@@ -130,11 +130,11 @@ func Build(ctx context.Context, dir string, opts Options) (*protocol.Manifest, S
 	for i := range w.entries {
 		e := &w.entries[i]
 		switch e.Type {
-		case protocol.EntryDir:
+		case wire.EntryDir:
 			st.Dirs++
-		case protocol.EntrySymlink:
+		case wire.EntrySymlink:
 			st.Symlinks++
-		case protocol.EntryFile:
+		case wire.EntryFile:
 			st.Files++
 			st.Bytes += e.Size
 			if h, ok := cache.lookup(e.Path, w.stats[i]); ok {
@@ -157,8 +157,8 @@ func Build(ctx context.Context, dir string, opts Options) (*protocol.Manifest, S
 	// The walk's order is not the manifest's ("a/x" comes before "a.x"):
 	// take the stats by path before sorting.
 	stats := w.byPath()
-	m := &protocol.Manifest{Entries: w.entries}
-	slices.SortFunc(m.Entries, func(a, b protocol.Entry) int { return strings.Compare(a.Path, b.Path) })
+	m := &wire.Manifest{Entries: w.entries}
+	slices.SortFunc(m.Entries, func(a, b wire.Entry) int { return strings.Compare(a.Path, b.Path) })
 	if err := m.Validate(); err != nil {
 		// The walk checks everything Validate does; reaching this is a bug
 		// here, which the node would refuse anyway.
@@ -189,7 +189,7 @@ type walker struct {
 	root     string
 	ig       *Ignore
 	ctx      context.Context
-	entries  []protocol.Entry
+	entries  []wire.Entry
 	stats    []filestat.ID // parallel to entries (files only)
 	refusals []Refusal
 	ignored  int
@@ -204,7 +204,7 @@ func (w *walker) refuse(path, reason string) {
 func (w *walker) byPath() map[string]filestat.ID {
 	m := make(map[string]filestat.ID, len(w.entries))
 	for i, e := range w.entries {
-		if e.Type == protocol.EntryFile {
+		if e.Type == wire.EntryFile {
 			m[e.Path] = w.stats[i]
 		}
 	}
@@ -231,13 +231,13 @@ func (w *walker) walk(rel string) error {
 			w.ignored++
 			continue
 		}
-		if err := protocol.ValidPath(p); err != nil {
+		if err := wire.ValidPath(p); err != nil {
 			w.refuse(fmt.Sprintf("%q", p), err.Error()+": rename it")
 			continue
 		}
 		switch {
 		case typ.IsDir():
-			w.add(protocol.Entry{Path: p, Type: protocol.EntryDir}, filestat.ID{})
+			w.add(wire.Entry{Path: p, Type: wire.EntryDir}, filestat.ID{})
 			if err := w.walk(p); err != nil {
 				return err
 			}
@@ -254,17 +254,17 @@ func (w *walker) walk(rel string) error {
 			// Without inode and ctime (full false) the cache compares size
 			// and mtime alone.
 			id, _ := filestat.Of(fi)
-			w.add(protocol.Entry{Path: p, Type: protocol.EntryFile, Size: fi.Size(), Exec: fi.Mode().Perm()&0o111 != 0}, id)
+			w.add(wire.Entry{Path: p, Type: wire.EntryFile, Size: fi.Size(), Exec: fi.Mode().Perm()&0o111 != 0}, id)
 		case typ&fs.ModeSymlink != 0:
 			target, err := os.Readlink(filepath.Join(w.root, filepath.FromSlash(p)))
 			if err != nil {
 				return fmt.Errorf("manifest: %w", err)
 			}
-			if err := protocol.CheckSymlink(p, target, w.readlink); err != nil {
+			if err := wire.CheckSymlink(p, target, w.readlink); err != nil {
 				w.refuse(p, fmt.Sprintf("symlink to %q: %v; only links that stay inside the app are uploaded, and what a link points to is not copied: copy the file in or make the link relative", target, err))
 				continue
 			}
-			w.add(protocol.Entry{Path: p, Type: protocol.EntrySymlink, Target: target}, filestat.ID{})
+			w.add(wire.Entry{Path: p, Type: wire.EntrySymlink, Target: target}, filestat.ID{})
 		default:
 			w.refuse(p, fmt.Sprintf("is a %s, which cannot be uploaded", kindOf(typ)))
 		}
@@ -272,7 +272,7 @@ func (w *walker) walk(rel string) error {
 	return nil
 }
 
-func (w *walker) add(e protocol.Entry, s filestat.ID) {
+func (w *walker) add(e wire.Entry, s filestat.ID) {
 	w.entries = append(w.entries, e)
 	w.stats = append(w.stats, s)
 }
@@ -314,7 +314,7 @@ func (ig *Ignore) matchIgnored(p string, isDir bool) bool {
 // hashFiles fills in the hashes of entries[todo] with workers in
 // parallel. A file whose size differs from what the walk saw is an error:
 // it is being written to, and uploading half of it would be wrong.
-func hashFiles(ctx context.Context, root string, entries []protocol.Entry, todo []int, workers int) error {
+func hashFiles(ctx context.Context, root string, entries []wire.Entry, todo []int, workers int) error {
 	if len(todo) == 0 {
 		return nil
 	}
@@ -372,8 +372,8 @@ feed:
 	return ctx.Err()
 }
 
-func hashFile(name string, buf []byte) (protocol.Hash, int64, error) {
-	var h protocol.Hash
+func hashFile(name string, buf []byte) (wire.Hash, int64, error) {
+	var h wire.Hash
 	f, err := os.Open(name)
 	if err != nil {
 		return h, 0, err

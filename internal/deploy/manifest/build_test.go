@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/toppcloud/toppcloud/internal/protocol"
+	"github.com/toppcloud/toppcloud/internal/protocol/wire"
 )
 
 // writeTree creates files: "name/" is a directory, content "-> target"
@@ -51,7 +51,7 @@ func writeTree(t *testing.T, root string, files map[string]string) {
 // later is a clock an hour ahead, so no file of a test is "racily clean".
 func later() time.Time { return time.Now().Add(time.Hour) }
 
-func build(t *testing.T, dir string, opts Options) (*protocol.Manifest, Stats) {
+func build(t *testing.T, dir string, opts Options) (*wire.Manifest, Stats) {
 	t.Helper()
 	m, st, err := Build(context.Background(), dir, opts)
 	if err != nil {
@@ -60,16 +60,16 @@ func build(t *testing.T, dir string, opts Options) (*protocol.Manifest, Stats) {
 	return m, st
 }
 
-func paths(m *protocol.Manifest) []string {
+func paths(m *wire.Manifest) []string {
 	var out []string
 	for _, e := range m.Entries {
 		s := e.Path
 		switch e.Type {
-		case protocol.EntryDir:
+		case wire.EntryDir:
 			s += "/"
-		case protocol.EntrySymlink:
+		case wire.EntrySymlink:
 			s += " -> " + e.Target
-		case protocol.EntryFile:
+		case wire.EntryFile:
 			if e.Exec {
 				s += "*"
 			}
@@ -113,7 +113,7 @@ func TestBuild_Tree(t *testing.T) {
 		t.Errorf("stats = %+v", st)
 	}
 	for _, e := range m.Entries {
-		if e.Path == "a.txt" && (e.Size != 1 || e.Hash != protocol.Hash(sha256.Sum256([]byte("a")))) {
+		if e.Path == "a.txt" && (e.Size != 1 || e.Hash != wire.Hash(sha256.Sum256([]byte("a")))) {
 			t.Errorf("a.txt = %+v", e)
 		}
 	}
@@ -239,7 +239,7 @@ func TestBuild_SymlinksInsideKept(t *testing.T) {
 		t.Fatalf("symlinks = %d, want %d: %v", st.Symlinks, len(links), paths(m))
 	}
 	for _, e := range m.Entries {
-		if e.Type == protocol.EntrySymlink && links[e.Path] != e.Target {
+		if e.Type == wire.EntrySymlink && links[e.Path] != e.Target {
 			t.Errorf("%s -> %q, want %q", e.Path, e.Target, links[e.Path])
 		}
 	}
@@ -271,15 +271,15 @@ func TestBuild_Cache(t *testing.T) {
 	writeTree(t, dir, map[string]string{"a": "aaaa", "b": "bbbb", "sub/c": "cccc", "d": "dddd", "e": "eeee", "f": "ffff",
 		"x/1": "walked first", "x.1": "sorted first", "x/2": "2"})
 	opts := Options{CacheDir: cache, Now: later}
-	get := func() (map[string]protocol.Hash, Stats) {
+	get := func() (map[string]wire.Hash, Stats) {
 		m, st := build(t, dir, opts)
-		h := map[string]protocol.Hash{}
+		h := map[string]wire.Hash{}
 		for _, e := range m.Entries {
 			h[e.Path] = e.Hash
 		}
 		return h, st
 	}
-	sum := func(s string) protocol.Hash { return sha256.Sum256([]byte(s)) }
+	sum := func(s string) wire.Hash { return sha256.Sum256([]byte(s)) }
 
 	_, st := get()
 	if st.Hashed != 9 || st.Cached != 0 {
@@ -311,7 +311,7 @@ func TestBuild_Cache(t *testing.T) {
 	if st.Hashed != 5 || st.Cached != 4 {
 		t.Fatalf("after changes: %+v", st)
 	}
-	want := map[string]protocol.Hash{"a": sum("aaaa"), "b": sum("bbbbb"), "sub/c": sum("CCCC"), "d": sum("DDDD"), "e": sum("EEEE"), "f": sum("ffff")}
+	want := map[string]wire.Hash{"a": sum("aaaa"), "b": sum("bbbbb"), "sub/c": sum("CCCC"), "d": sum("DDDD"), "e": sum("EEEE"), "f": sum("ffff")}
 	for p, w := range want {
 		if h[p] != w {
 			t.Errorf("%s: stale hash", p)

@@ -11,7 +11,7 @@ import (
 
 	"github.com/toppcloud/toppcloud/internal/atomicfile"
 	"github.com/toppcloud/toppcloud/internal/filestat"
-	"github.com/toppcloud/toppcloud/internal/protocol"
+	"github.com/toppcloud/toppcloud/internal/protocol/wire"
 )
 
 // cacheVersion changes when the meaning of a cache file changes; a file
@@ -31,7 +31,7 @@ type hashCache struct {
 
 type cacheEntry struct {
 	filestat.ID
-	Hash protocol.Hash `json:"hash"`
+	Hash wire.Hash `json:"hash"`
 }
 
 // cachePath names the cache file of an application directory: one file
@@ -56,13 +56,13 @@ func loadCache(cacheDir, absDir string) *hashCache {
 }
 
 // lookup returns the cached hash of path if the file is unchanged.
-func (c *hashCache) lookup(path string, s filestat.ID) (protocol.Hash, bool) {
+func (c *hashCache) lookup(path string, s filestat.ID) (wire.Hash, bool) {
 	if c == nil {
-		return protocol.Hash{}, false
+		return wire.Hash{}, false
 	}
 	e, ok := c.Files[path]
 	if !ok || e.ID != s {
-		return protocol.Hash{}, false
+		return wire.Hash{}, false
 	}
 	// Only mtime decides raciness, as in git: a write after our stat
 	// moves mtime to the current time, which differs from the recorded
@@ -70,7 +70,7 @@ func (c *hashCache) lookup(path string, s filestat.ID) (protocol.Hash, bool) {
 	// for equality only, so a fresh checkout whose mtimes were set back
 	// (tar, rsync -t) is trusted after one build.
 	if s.MtimeNs >= c.Snapshot-int64(filestat.RacyWindow) {
-		return protocol.Hash{}, false
+		return wire.Hash{}, false
 	}
 	return e.Hash, true
 }
@@ -82,10 +82,10 @@ func (c *hashCache) stale(files int) bool {
 }
 
 // saveCache writes the hashes of m's files atomically.
-func saveCache(cacheDir, absDir string, snapshot time.Time, m *protocol.Manifest, stats map[string]filestat.ID) error {
+func saveCache(cacheDir, absDir string, snapshot time.Time, m *wire.Manifest, stats map[string]filestat.ID) error {
 	c := hashCache{Version: cacheVersion, Dir: absDir, Snapshot: snapshot.UnixNano(), Files: make(map[string]cacheEntry, len(stats))}
 	for _, e := range m.Entries {
-		if e.Type == protocol.EntryFile {
+		if e.Type == wire.EntryFile {
 			c.Files[e.Path] = cacheEntry{ID: stats[e.Path], Hash: e.Hash}
 		}
 	}

@@ -9,7 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/toppcloud/toppcloud/internal/protocol"
+	"github.com/toppcloud/toppcloud/internal/protocol/wire"
 )
 
 // Plan lists the blobs to send: each content the node lacks, once, with
@@ -19,8 +19,8 @@ import (
 // (op names are the integrator's):
 //
 //	m, _, err := manifest.Build(ctx, appDir, manifest.Options{CacheDir: cache})
-//	// 1. request line, then protocol.WriteManifest(stdin, m); the agent
-//	//    reads it with protocol.ReadManifest, keeps it with
+//	// 1. request line, then wire.WriteManifest(stdin, m); the agent
+//	//    reads it with wire.ReadManifest, keeps it with
 //	//    store.PutManifest, and answers store.Missing(m) (JSON: hex
 //	//    hashes) and the digest.
 //	plan, err := manifest.NewPlan(m, missing)
@@ -35,12 +35,12 @@ type Plan struct {
 	// Bytes is the total size of the blobs, before compression.
 	Bytes int64
 	// Stream sets the blob stream's compression; the zero value is S2.
-	Stream protocol.BlobWriterOptions
+	Stream wire.BlobWriterOptions
 }
 
 // PlanBlob is one content to send and a file that has it.
 type PlanBlob struct {
-	protocol.BlobHeader
+	wire.BlobHeader
 	// Path is the manifest path of a file with this content.
 	Path string
 }
@@ -48,27 +48,27 @@ type PlanBlob struct {
 // NewPlan returns what to send for m when the node lacks missing (as
 // answered by blobstore.Store.Missing). A hash that is not a file of m
 // is an error: the node is answering about another manifest.
-func NewPlan(m *protocol.Manifest, missing []protocol.Hash) (*Plan, error) {
-	want := make(map[protocol.Hash]bool, len(missing))
+func NewPlan(m *wire.Manifest, missing []wire.Hash) (*Plan, error) {
+	want := make(map[wire.Hash]bool, len(missing))
 	for _, h := range missing {
 		want[h] = true
 	}
-	index := map[protocol.Hash]int{}
+	index := map[wire.Hash]int{}
 	p := &Plan{}
 	for _, e := range m.Entries {
-		if e.Type != protocol.EntryFile || !want[e.Hash] {
+		if e.Type != wire.EntryFile || !want[e.Hash] {
 			continue
 		}
-		v := protocol.VariantPlain
+		v := wire.VariantPlain
 		if e.Exec {
-			v = protocol.VariantExec
+			v = wire.VariantExec
 		}
 		if i, ok := index[e.Hash]; ok {
 			p.Blobs[i].Variants |= v
 			continue
 		}
 		index[e.Hash] = len(p.Blobs)
-		p.Blobs = append(p.Blobs, PlanBlob{BlobHeader: protocol.BlobHeader{Hash: e.Hash, Size: e.Size, Variants: v}, Path: e.Path})
+		p.Blobs = append(p.Blobs, PlanBlob{BlobHeader: wire.BlobHeader{Hash: e.Hash, Size: e.Size, Variants: v}, Path: e.Path})
 		p.Bytes += e.Size
 	}
 	if len(index) != len(want) {
@@ -132,7 +132,7 @@ func (p *Plan) Send(ctx context.Context, w io.Writer, dir string, progress func(
 		pr.Elapsed = now.Sub(start)
 		progress(pr)
 	}
-	bw, err := protocol.NewBlobWriter(cw, p.Stream)
+	bw, err := wire.NewBlobWriter(cw, p.Stream)
 	if err != nil {
 		return pr, err
 	}
@@ -156,7 +156,7 @@ func (p *Plan) Send(ctx context.Context, w io.Writer, dir string, progress func(
 	return pr, nil
 }
 
-func sendFile(ctx context.Context, bw *protocol.BlobWriter, b PlanBlob, dir string, sent func(int)) error {
+func sendFile(ctx context.Context, bw *wire.BlobWriter, b PlanBlob, dir string, sent func(int)) error {
 	name := filepath.Join(dir, filepath.FromSlash(b.Path))
 	f, err := os.Open(name)
 	if err != nil {

@@ -13,32 +13,32 @@ import (
 	"testing"
 
 	"github.com/toppcloud/toppcloud/internal/agent/blobstore"
-	"github.com/toppcloud/toppcloud/internal/protocol"
+	"github.com/toppcloud/toppcloud/internal/protocol/wire"
 )
 
 func TestNewPlan(t *testing.T) {
-	sum := func(s string) protocol.Hash { return sha256.Sum256([]byte(s)) }
-	m := &protocol.Manifest{Entries: []protocol.Entry{
-		{Path: "a", Type: protocol.EntryFile, Size: 1, Hash: sum("x")},
-		{Path: "b", Type: protocol.EntryFile, Size: 1, Hash: sum("x")},
-		{Path: "c", Type: protocol.EntryFile, Size: 1, Hash: sum("x"), Exec: true},
-		{Path: "d", Type: protocol.EntryFile, Size: 2, Hash: sum("yy"), Exec: true},
-		{Path: "e", Type: protocol.EntryFile, Size: 3, Hash: sum("zzz")},
+	sum := func(s string) wire.Hash { return sha256.Sum256([]byte(s)) }
+	m := &wire.Manifest{Entries: []wire.Entry{
+		{Path: "a", Type: wire.EntryFile, Size: 1, Hash: sum("x")},
+		{Path: "b", Type: wire.EntryFile, Size: 1, Hash: sum("x")},
+		{Path: "c", Type: wire.EntryFile, Size: 1, Hash: sum("x"), Exec: true},
+		{Path: "d", Type: wire.EntryFile, Size: 2, Hash: sum("yy"), Exec: true},
+		{Path: "e", Type: wire.EntryFile, Size: 3, Hash: sum("zzz")},
 	}}
-	p, err := NewPlan(m, []protocol.Hash{sum("yy"), sum("x")})
+	p, err := NewPlan(m, []wire.Hash{sum("yy"), sum("x")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(p.Blobs) != 2 || p.Bytes != 3 {
 		t.Fatalf("plan = %+v", p)
 	}
-	if b := p.Blobs[0]; b.Path != "a" || b.Variants != protocol.VariantPlain|protocol.VariantExec {
+	if b := p.Blobs[0]; b.Path != "a" || b.Variants != wire.VariantPlain|wire.VariantExec {
 		t.Errorf("first blob = %+v", b)
 	}
-	if b := p.Blobs[1]; b.Path != "d" || b.Variants != protocol.VariantExec {
+	if b := p.Blobs[1]; b.Path != "d" || b.Variants != wire.VariantExec {
 		t.Errorf("second blob = %+v", b)
 	}
-	if _, err := NewPlan(m, []protocol.Hash{sum("other")}); err == nil {
+	if _, err := NewPlan(m, []wire.Hash{sum("other")}); err == nil {
 		t.Fatal("hash outside the manifest accepted")
 	}
 	if p, err := NewPlan(m, nil); err != nil || len(p.Blobs) != 0 {
@@ -74,11 +74,11 @@ func TestUpdateFlow(t *testing.T) {
 			t.Fatal(err)
 		}
 		// Request 1: manifest -> missing.
-		var wire bytes.Buffer
-		if _, err := protocol.WriteManifest(&wire, m); err != nil {
+		var onWire bytes.Buffer
+		if _, err := wire.WriteManifest(&onWire, m); err != nil {
 			t.Fatal(err)
 		}
-		nm, err := protocol.ReadManifest(&wire)
+		nm, err := wire.ReadManifest(&onWire)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -201,7 +201,7 @@ func TestSend_FileChangedAfterManifest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var missing []protocol.Hash
+	var missing []wire.Hash
 	for _, e := range m.Entries {
 		missing = append(missing, e.Hash)
 	}
@@ -209,7 +209,7 @@ func TestSend_FileChangedAfterManifest(t *testing.T) {
 	os.WriteFile(filepath.Join(app, "a"), []byte("ORIGINAL"), 0o644)
 	var stream bytes.Buffer
 	_, err = plan.Send(ctx, &stream, app, nil)
-	if !errors.Is(err, protocol.ErrBlobHashMismatch) || !strings.Contains(err.Error(), "upload a:") {
+	if !errors.Is(err, wire.ErrBlobHashMismatch) || !strings.Contains(err.Error(), "upload a:") {
 		t.Fatalf("err = %v, want a hash mismatch naming a", err)
 	}
 	store, _ := blobstore.Open(t.TempDir(), blobstore.Options{NoSync: true})
@@ -222,7 +222,7 @@ func TestSend_Canceled(t *testing.T) {
 	app := t.TempDir()
 	writeTree(t, app, map[string]string{"a": "x"})
 	m, _, _ := Build(context.Background(), app, Options{})
-	plan, _ := NewPlan(m, []protocol.Hash{m.Entries[0].Hash})
+	plan, _ := NewPlan(m, []wire.Hash{m.Entries[0].Hash})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if _, err := plan.Send(ctx, io.Discard, app, nil); !errors.Is(err, context.Canceled) {
