@@ -107,14 +107,14 @@ func (c *Call) Host() *host.Host { return c.Agent.Host }
 // Layout is the node layout.
 func (c *Call) Layout() Layout { return c.Agent.Layout }
 
-// Logf sends a log line in the "agent" stream.
+// Logf sends a log line in the agent stream.
 func (c *Call) Logf(format string, args ...any) {
-	_ = c.Out.Log("agent", fmt.Sprintf(format, args...))
+	_ = c.Out.Log(protocol.StreamAgent, fmt.Sprintf(format, args...))
 }
 
 // Warnf sends a warning the client shows even when not verbose.
 func (c *Call) Warnf(format string, args ...any) {
-	_ = c.Out.Log("warning", fmt.Sprintf(format, args...))
+	_ = c.Out.Log(protocol.StreamWarning, fmt.Sprintf(format, args...))
 }
 
 // Locks returns the agent's locks.

@@ -112,7 +112,7 @@ func (a *Agent) logs(ctx context.Context, c *Call, args protocol.LogsArgs) (*pro
 	wg.Go(func() {
 		_, err := a.Host.Runner.Run(ctx, host.Command{Argv: append(argv, "--follow"), Line: func(l string) { send(protocol.StreamJournal, l) }})
 		if err != nil && ctx.Err() == nil {
-			send("warning", "journalctl: "+err.Error())
+			send(protocol.StreamWarning, "journalctl: "+err.Error())
 		}
 	})
 	wg.Go(func() {

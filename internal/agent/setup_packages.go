@@ -298,7 +298,7 @@ func codeFor(err error) string {
 // for detail (-v).
 func (s *setupRun) logLine(line string) {
 	if s.c.Req.Verbose > 0 {
-		_ = s.c.Out.Log("stdout", line)
+		_ = s.c.Out.Log(protocol.StreamStdout, line)
 	}
 }
 

@@ -562,7 +562,7 @@ interrupted.`,
 					fmt.Fprintln(a.out.Stdout, "errors.log: "+l.Text)
 				case protocol.StreamJournal:
 					fmt.Fprintln(a.out.Stdout, l.Text)
-				case "warning":
+				case protocol.StreamWarning:
 					a.out.Warnf("%s", l.Text)
 				}
 			}

@@ -225,7 +225,7 @@ func (a *App) streamSteps() remote.CallOptions {
 		},
 		Log: func(l protocol.Log) {
 			switch l.Stream {
-			case "warning":
+			case protocol.StreamWarning:
 				a.out.Warnf("%s", l.Text)
 				return
 			case protocol.StreamApp:

@@ -6,49 +6,6 @@ import (
 	"github.com/toppcloud/toppcloud/internal/protocol/wire"
 )
 
-// Operations on applications (toppcloud update and the commands around
-// it). An update is three requests: OpDeployManifest (the manifest, after
-// the request line) answers which contents the node lacks; OpDeployBlobs
-// streams them (a blob stream after the request line), skipped when none
-// are missing; OpDeploy makes the instance from the kept manifest, starts
-// it and switches traffic to it.
-const (
-	OpDeployManifest = "deploy-manifest"
-	OpDeployBlobs    = "deploy-blobs"
-	OpDeploy         = "deploy"
-	OpActivate       = "activate"
-	OpDeactivate     = "deactivate"
-	OpQuery          = "query"
-	OpClean          = "clean"
-	OpDisable        = "disable"
-	OpEnable         = "enable"
-	OpLogs           = "logs"
-	OpRestore        = "restore"
-)
-
-// More error codes for application operations.
-const (
-	// CodeConfigRequired: the app requires a configuration (config.required)
-	// and none was uploaded, ever, nor has it a config.default.
-	CodeConfigRequired = "config_required"
-	// CodeFetchFailed: an update_fetch entry failed against the new
-	// instance.
-	CodeFetchFailed = "fetch_failed"
-	// CodeConfigRefused: app.ini's config.checker refused the app's
-	// configuration.
-	CodeConfigRefused = "config_refused"
-)
-
-// Log streams of application operations, besides "agent" and "warning".
-const (
-	// StreamApp is the application's own output: update_fetch responses
-	// and scripts.
-	StreamApp = "app"
-	// StreamJournal and StreamErrorsLog are the two sources of `logs`.
-	StreamJournal   = "journal"
-	StreamErrorsLog = "errors.log"
-)
-
 // DeployManifestArgs are OpDeployManifest's arguments; the manifest
 // (wire.WriteManifest) follows the request line.
 type DeployManifestArgs struct {

@@ -67,7 +67,7 @@ type Event struct {
 // Log is a line of output the user should see: from a command the agent
 // ran, or from the application (update_fetch, a failing start).
 type Log struct {
-	Stream string `json:"stream"` // "stdout", "stderr", "app", "agent"
+	Stream string `json:"stream"` // one of the Stream* names
 	Text   string `json:"text"`
 }
 
@@ -90,18 +90,6 @@ type Error struct {
 }
 
 func (e *Error) Error() string { return e.Message }
-
-// Error codes.
-const (
-	CodeBadRequest    = "bad_request"
-	CodeProtocol      = "protocol"
-	CodeLocked        = "locked"
-	CodeNotFound      = "not_found"
-	CodeCommandFailed = "command_failed"
-	CodeUnhealthy     = "unhealthy"
-	CodeInternal      = "internal"
-	CodeUnsupported   = "unsupported"
-)
 
 // Duration marshals as fractional seconds, which is what people and jq
 // read easily.

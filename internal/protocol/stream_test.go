@@ -3,7 +3,9 @@ package protocol
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -104,10 +106,32 @@ func TestDecodeRequest_Refuses(t *testing.T) {
 	}
 }
 
-func TestError_IsError(t *testing.T) {
-	var err error = &Error{Code: CodeLocked, Message: "app is locked"}
+func TestFail_ErrorSurvivesTheWire(t *testing.T) {
+	// What a client tests for (errors.As to *Error, then Code) must hold
+	// for an error the agent sent: code, message and tail intact, and
+	// still found once the client wraps it with context.
+	var buf bytes.Buffer
+	w := NewWriter(&buf)
+	sent := &Error{Code: CodeLocked, Message: "app blog is locked by update", Tail: []string{"held since 12:00"}}
+	if err := w.Fail(sent); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Read(&buf, Handler{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.OK || res.Error == nil {
+		t.Fatalf("result = %+v, want a failure", res)
+	}
+	wrapped := fmt.Errorf("update blog: %w", res.Error)
 	var pe *Error
-	if !errors.As(err, &pe) || pe.Code != CodeLocked {
-		t.Fatal("errors.As failed")
+	if !errors.As(wrapped, &pe) {
+		t.Fatalf("errors.As(%v) found no *Error", wrapped)
+	}
+	if pe.Code != sent.Code || pe.Message != sent.Message || !reflect.DeepEqual(pe.Tail, sent.Tail) {
+		t.Errorf("received %+v, want %+v", pe, sent)
+	}
+	if got := wrapped.Error(); got != "update blog: app blog is locked by update" {
+		t.Errorf("message = %q", got)
 	}
 }

@@ -2,41 +2,6 @@ package protocol
 
 import "time"
 
-// Operation names: `toppcloud node OP`.
-//
-// OpVersion and OpInstallAgent are how a client brings an agent of another
-// version up to date, so their request and output shapes never change:
-// every agent, old or new, must understand them.
-const (
-	// OpVersion prints a bare VersionInfo object; it reads no request.
-	OpVersion = "version"
-	// OpInstallAgent replaces the agent binary with the one streamed after
-	// the request (InstallAgentArgs). It accepts any Request.Protocol.
-	OpInstallAgent = "install-agent"
-	// OpInfo returns InfoResult.
-	OpInfo = "info"
-	// OpSetup runs setup-node's steps (SetupArgs, SetupResult).
-	OpSetup = "setup"
-)
-
-// Node facts client and agent agree on.
-const (
-	// AgentPath is where the agent lives on every node.
-	AgentPath = "/usr/local/bin/toppcloud"
-	// DeployUser is the user deploys log in as. Its sudoers rule lets it
-	// run `AgentPath node *` as root and nothing else.
-	DeployUser = "www-mgr"
-)
-
-// More error codes (see Error.Code).
-const (
-	// CodeDiskFull: the node ran out of disk space; free some and re-run.
-	CodeDiskFull = "disk_full"
-	// CodeUnsupportedOS: the node runs something other than Debian or
-	// Ubuntu.
-	CodeUnsupportedOS = "unsupported_os"
-)
-
 // InstallAgentArgs describes the binary that follows the request line on
 // stdin.
 type InstallAgentArgs struct {

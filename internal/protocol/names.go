@@ -1,0 +1,94 @@
+package protocol
+
+// This file holds every name client and agent agree on: operations, error
+// codes, log streams, and the node facts both sides assume. New ones go
+// here, not beside the types that use them.
+
+// Operation names: `toppcloud node OP`.
+//
+// OpVersion and OpInstallAgent are how a client brings an agent of another
+// version up to date, so their request and output shapes never change:
+// every agent, old or new, must understand them.
+const (
+	// OpVersion prints a bare VersionInfo object; it reads no request.
+	OpVersion = "version"
+	// OpInstallAgent replaces the agent binary with the one streamed after
+	// the request (InstallAgentArgs). It accepts any Request.Protocol.
+	OpInstallAgent = "install-agent"
+	// OpInfo returns InfoResult.
+	OpInfo = "info"
+	// OpSetup runs setup-node's steps (SetupArgs, SetupResult).
+	OpSetup = "setup"
+
+	// Operations on applications (toppcloud update and the commands
+	// around it). An update is three requests: OpDeployManifest (the
+	// manifest, after the request line) answers which contents the node
+	// lacks; OpDeployBlobs streams them (a blob stream after the request
+	// line), skipped when none are missing; OpDeploy makes the instance
+	// from the kept manifest, starts it and switches traffic to it.
+	OpDeployManifest = "deploy-manifest"
+	OpDeployBlobs    = "deploy-blobs"
+	OpDeploy         = "deploy"
+	OpActivate       = "activate"
+	OpDeactivate     = "deactivate"
+	OpQuery          = "query"
+	OpClean          = "clean"
+	OpDisable        = "disable"
+	OpEnable         = "enable"
+	OpLogs           = "logs"
+	OpRestore        = "restore"
+)
+
+// Node facts client and agent agree on.
+const (
+	// AgentPath is where the agent lives on every node.
+	AgentPath = "/usr/local/bin/toppcloud"
+	// DeployUser is the user deploys log in as. Its sudoers rule lets it
+	// run `AgentPath node *` as root and nothing else.
+	DeployUser = "www-mgr"
+)
+
+// Error codes (Error.Code): stable words programs can test.
+const (
+	CodeBadRequest    = "bad_request"
+	CodeProtocol      = "protocol"
+	CodeLocked        = "locked"
+	CodeNotFound      = "not_found"
+	CodeCommandFailed = "command_failed"
+	CodeUnhealthy     = "unhealthy"
+	CodeInternal      = "internal"
+	CodeUnsupported   = "unsupported"
+	// CodeDiskFull: the node ran out of disk space; free some and re-run.
+	CodeDiskFull = "disk_full"
+	// CodeUnsupportedOS: the node runs something other than Debian or
+	// Ubuntu.
+	CodeUnsupportedOS = "unsupported_os"
+	// CodeConfigRequired: the app requires a configuration (config.required)
+	// and none was uploaded, ever, nor has it a config.default.
+	CodeConfigRequired = "config_required"
+	// CodeFetchFailed: an update_fetch entry failed against the new
+	// instance.
+	CodeFetchFailed = "fetch_failed"
+	// CodeConfigRefused: app.ini's config.checker refused the app's
+	// configuration.
+	CodeConfigRefused = "config_refused"
+)
+
+// Log streams (Log.Stream).
+const (
+	// StreamStdout and StreamStderr are the output of a command the agent
+	// ran (apt-get, systemctl, ...).
+	StreamStdout = "stdout"
+	StreamStderr = "stderr"
+	// StreamAgent is the agent's own progress notes (Call.Logf).
+	StreamAgent = "agent"
+	// StreamWarning is something the user should act on; the client shows
+	// it even with -q.
+	StreamWarning = "warning"
+	// StreamApp is the application's own output: update_fetch responses
+	// and scripts.
+	StreamApp = "app"
+	// StreamJournal and StreamErrorsLog are the two sources of `logs`.
+	StreamJournal   = "journal"
+	StreamErrorsLog = "errors.log"
+)
