@@ -10,7 +10,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/toppcloud/toppcloud/internal/agent/runner"
 	"github.com/toppcloud/toppcloud/internal/appconfig"
 	"github.com/toppcloud/toppcloud/internal/config"
 	"github.com/toppcloud/toppcloud/internal/deploy"
@@ -108,7 +107,7 @@ running) does nothing and says so; --force makes a new instance anyway.`,
 	f.BoolVar(&o.Force, "force", false, "make and start a new instance even if nothing changed")
 	f.BoolVar(&o.etcHosts, "etc-hosts", false, "add the location's host to /etc/hosts with the node's address")
 	f.DurationVar(&o.LockTimeout, "lock-timeout", deploy.DefaultLockTimeout, "wait at most `D` for another operation on the same app")
-	f.DurationVar(&o.HealthTimeout, "health-timeout", runner.DefaultHealthTimeout, "wait at most `D` for the new instance to answer")
+	f.DurationVar(&o.HealthTimeout, "health-timeout", protocol.DefaultHealthTimeout, "wait at most `D` for the new instance to answer")
 	f.StringVar(&o.compress, "compress", string(deploy.CompressS2), "compression of the upload: s2 (fast), zstd (fewer bytes, for slow links) or none")
 	return cmd
 }
@@ -261,7 +260,7 @@ stopped.`,
 	}
 	cmd.Flags().StringVar(&node, "node", "", "the `NODE` (default: the location's host)")
 	cmd.Flags().DurationVar(&lockTimeout, "lock-timeout", deploy.DefaultLockTimeout, "wait at most `D` for another operation on the same app")
-	cmd.Flags().DurationVar(&healthTimeout, "health-timeout", runner.DefaultHealthTimeout, "wait at most `D` for the instance to answer")
+	cmd.Flags().DurationVar(&healthTimeout, "health-timeout", protocol.DefaultHealthTimeout, "wait at most `D` for the instance to answer")
 	return cmd
 }
 

@@ -49,7 +49,7 @@ type Options struct {
 	Force       bool
 	LockTimeout time.Duration
 	// HealthTimeout bounds the wait for the new instance (0: the node's
-	// default, runner.DefaultHealthTimeout).
+	// default, protocol.DefaultHealthTimeout).
 	HealthTimeout time.Duration
 	// Compress is --compress; empty means CompressS2.
 	Compress Compression

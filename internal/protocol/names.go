@@ -1,5 +1,7 @@
 package protocol
 
+import "time"
+
 // This file holds every name client and agent agree on: operations, error
 // codes, log streams, and the node facts both sides assume. New ones go
 // here, not beside the types that use them.
@@ -47,6 +49,12 @@ const (
 	// run `AgentPath node *` as root and nothing else.
 	DeployUser = "www-mgr"
 )
+
+// DefaultHealthTimeout bounds the wait for a new instance to answer when a
+// request says 0: long enough for a large application to import, short
+// enough that a broken deploy fails while the user still watches. The
+// client shows it as its flag default.
+const DefaultHealthTimeout = 60 * time.Second
 
 // Error codes (Error.Code): stable words programs can test.
 const (

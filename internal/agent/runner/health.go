@@ -11,14 +11,11 @@ import (
 	"time"
 
 	"github.com/toppcloud/toppcloud/internal/appconfig"
+	"github.com/toppcloud/toppcloud/internal/protocol"
 )
 
 // Health check defaults.
 const (
-	// DefaultHealthTimeout bounds the wait for a new instance: long
-	// enough for a large application to import, short enough that a
-	// broken deploy fails while the user still watches.
-	DefaultHealthTimeout = 60 * time.Second
 	// DefaultProbeTimeout bounds one request.
 	DefaultProbeTimeout = 5 * time.Second
 	// Polling starts fast (most apps are up in well under a second) and
@@ -84,7 +81,7 @@ type HealthCheck struct {
 // the process gone, and after Timeout otherwise; both give a *HealthError
 // carrying the output's tail. A cancelled ctx returns ctx's error.
 func (h HealthCheck) Wait(ctx context.Context) error {
-	timeout := orDefault(h.Timeout, DefaultHealthTimeout)
+	timeout := orDefault(h.Timeout, protocol.DefaultHealthTimeout)
 	probeTimeout := orDefault(h.ProbeTimeout, DefaultProbeTimeout)
 	backoff := orDefault(h.MinBackoff, DefaultMinBackoff)
 	maxBackoff := orDefault(h.MaxBackoff, DefaultMaxBackoff)
