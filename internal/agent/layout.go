@@ -1,9 +1,9 @@
 package agent
 
 import (
-	"github.com/toppcloud/toppcloud/assets"
 	"github.com/toppcloud/toppcloud/internal/agent/router"
 	"github.com/toppcloud/toppcloud/internal/agent/runner"
+	"github.com/toppcloud/toppcloud/internal/assets"
 	"github.com/toppcloud/toppcloud/internal/protocol"
 )
 

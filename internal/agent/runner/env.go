@@ -26,8 +26,8 @@ const (
 	EnvTemp              = "TEMP"
 )
 
-// The bootstrap's own variables (assets/python/toppcloud_wsgi.py and
-// assets/php/prepend.php read them).
+// The bootstrap's own variables (internal/assets/python/toppcloud_wsgi.py and
+// internal/assets/php/prepend.php read them).
 const (
 	EnvInstanceDir   = "TOPPCLOUD_INSTANCE_DIR"
 	EnvRunnerKind    = "TOPPCLOUD_RUNNER_KIND"

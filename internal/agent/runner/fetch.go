@@ -19,8 +19,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/toppcloud/toppcloud/assets"
 	"github.com/toppcloud/toppcloud/internal/appconfig"
+	"github.com/toppcloud/toppcloud/internal/assets"
 )
 
 // ErrFetchFailed is wrapped by every FetchError.

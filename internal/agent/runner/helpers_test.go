@@ -17,8 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/toppcloud/toppcloud/assets"
 	"github.com/toppcloud/toppcloud/internal/appconfig"
+	"github.com/toppcloud/toppcloud/internal/assets"
 )
 
 const testSecret = "node-secret-for-tests"

@@ -38,8 +38,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/toppcloud/toppcloud/assets"
 	"github.com/toppcloud/toppcloud/internal/appconfig"
+	"github.com/toppcloud/toppcloud/internal/assets"
 )
 
 // Layout holds the node paths and programs instances use. DefaultLayout

@@ -7,8 +7,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/toppcloud/toppcloud/assets"
 	"github.com/toppcloud/toppcloud/internal/appconfig"
+	"github.com/toppcloud/toppcloud/internal/assets"
 )
 
 // Why a template plus drop-ins rather than one unit file per instance:
