@@ -7,7 +7,8 @@ import (
 	"github.com/toppcloud/toppcloud/internal/protocol"
 )
 
-// Layout is where things are on a node (DESIGN.md, "Node layout"). Every
+// Layout is where things are on a node (the README's "How it works" lists
+// them). Every
 // path is absolute on the node; a host.Host resolves it under its root.
 type Layout struct {
 	Agent    string // the agent binary

@@ -9,14 +9,16 @@
 // app names sits beside it. Table operations do no I/O; callers that may
 // abandon a change work on a Clone, apply the rendered config, then save.
 //
-// # Decisions, against the original (inventory §8, §13)
+// # Decisions, against the original (Silver Lining's Apache rewrite map
+// and its mod_wsgi dispatch)
 //
 //   - `.example.com` covers example.com itself and every name below it,
 //     at any depth, as the original's lookup did ("." + host is tried
-//     first). The most specific wildcard wins (the original let the least
-//     specific win, bug 3). Caddy's host matcher takes `*.example.com` as
+//     first). The most specific wildcard wins (the original let the shortest
+//     suffix win: `.com` beat `.example.com`). Caddy's host matcher takes `*.example.com` as
 //     one label only, so hosts are matched with header_regexp on Host.
-//   - Mounts match on whole path segments (bug 4); paths are compared
+//   - Mounts match on whole path segments (the original's prefix test let
+//     /blog match /blogger); paths are compared
 //     case-sensitively after unescaping and cleaning, as Caddy's
 //     path_regexp sees them.
 //   - A location's port narrows the route to requests whose Host header

@@ -4,8 +4,8 @@ import (
 	"testing"
 )
 
-// matchTable is the original's test_rewrite_map table (inventory §10.1,
-// minus seeother) plus what the Go version adds: ports, https, disabled
+// matchTable is the table of the original's rewrite-map test
+// (silverlining's tests of its host/path lookup, minus seeother) plus what the Go version adds: ports, https, disabled
 // apps, nested wildcards and a segment-boundary neighbour.
 func matchTable(t testing.TB) *Table {
 	tb := &Table{}
@@ -52,7 +52,7 @@ func TestMatch(t *testing.T) {
 		status               int
 		redirect             string
 	}{
-		// The original's expectations (§10.1).
+		// The original's expectations.
 		{host: "test1.example.com", target: "/", app: "test1root", matchPath: "/", rest: "/"},
 		{host: "test1.example.com", target: "/something", app: "test1root", matchPath: "/", rest: "/something"},
 		{host: "test1.example.com", target: "/testy/something", app: "test1testy", matchPath: "/testy", rest: "/something"},
@@ -63,7 +63,7 @@ func TestMatch(t *testing.T) {
 
 		// Exact host, case-insensitive, port stripped.
 		{host: "TEST1.Example.COM:80", target: "/testy/", app: "test1testy", matchPath: "/testy", rest: "/"},
-		// Wildcard covers the apex and deep names; most specific wins (bug 3).
+		// Wildcard covers the apex and deep names; most specific wins (the original let the least specific win).
 		{host: "example.com", target: "/", app: "examplegeneric", matchPath: "/", rest: "/"},
 		{host: "a.b.example.com", target: "/", app: "examplegeneric", matchPath: "/", rest: "/"},
 		{host: "deep.example.com", target: "/", app: "deepgeneric", matchPath: "/", rest: "/"},
@@ -77,7 +77,7 @@ func TestMatch(t *testing.T) {
 		// is test1root, not the catch-all's /blog.
 		{host: "test1.example.com", target: "/blog/x", app: "test1root", matchPath: "/", rest: "/blog/x"},
 
-		// Longest prefix on whole segments (bug 4).
+		// Longest prefix on whole segments (the original let /blog match /blogger).
 		{host: "site.test", target: "/blog/", app: "blog", matchPath: "/blog", rest: "/"},
 		{host: "site.test", target: "/blog/post/1", app: "blog", matchPath: "/blog", rest: "/post/1"},
 		{host: "site.test", target: "/blogger/", app: "blogger", matchPath: "/blogger", rest: "/"},

@@ -115,7 +115,7 @@ type Layout struct {
 	Run  string // instance sockets: /run/toppcloud
 }
 
-// DefaultLayout returns the node layout of DESIGN.md.
+// DefaultLayout returns where these paths are on every node.
 func DefaultLayout() Layout {
 	return Layout{WWW: "/var/www", Apps: "/var/lib/toppcloud/apps", Run: "/run/toppcloud"}
 }

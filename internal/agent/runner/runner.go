@@ -43,8 +43,8 @@ import (
 )
 
 // Layout holds the node paths and programs instances use. DefaultLayout
-// is the node layout of DESIGN.md; tests point it into a temporary
-// directory.
+// is where they are on every node (the README's "How it works" lists
+// them); tests point it into a temporary directory.
 type Layout struct {
 	WWW     string // instance directories: /var/www
 	Apps    string // per-app data: /var/lib/toppcloud/apps

@@ -12,7 +12,8 @@ import (
 )
 
 // Why a template plus drop-ins rather than one unit file per instance:
-// every instance is `toppcloud-app@INSTANCE` as DESIGN.md names it; the
+// every instance is `toppcloud-app@INSTANCE`, one name to find in systemctl
+// and journalctl; the
 // sandboxing lives once, in the template, so setup-node can tighten it for
 // every app on the node by rewriting one file; and the drop-in holds only
 // what differs (user, command, paths), removed with the instance.
