@@ -14,12 +14,13 @@
 //
 //   - `.example.com` covers example.com itself and every name below it,
 //     at any depth, as the original's lookup did ("." + host is tried
-//     first). The most specific wildcard wins (the original let the shortest
-//     suffix win: `.com` beat `.example.com`). Caddy's host matcher takes `*.example.com` as
-//     one label only, so hosts are matched with header_regexp on Host.
+//     first). The most specific wildcard wins (the original let the
+//     shortest suffix win: `.com` beat `.example.com`). Caddy's host
+//     matcher takes `*.example.com` as one label only, so hosts are
+//     matched with header_regexp on Host.
 //   - Mounts match on whole path segments (the original's prefix test let
-//     /blog match /blogger); paths are compared
-//     case-sensitively after unescaping and cleaning, as Caddy's
+//     /blog match /blogger); paths are compared case-sensitively after
+//     unescaping and cleaning, as Caddy's
 //     path_regexp sees them.
 //   - A location's port narrows the route to requests whose Host header
 //     carries it, and opens a listener on it. Ports 80/443 are the
