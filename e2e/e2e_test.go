@@ -19,6 +19,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/toppcloud/toppcloud/internal/integration"
 	"github.com/toppcloud/toppcloud/internal/provider/local/localtest"
 )
 
@@ -27,7 +28,7 @@ var binary string
 
 func TestMain(m *testing.M) {
 	code := func() int {
-		if os.Getenv(localtest.EnvIntegration) != "1" || os.Geteuid() != 0 {
+		if integration.Unavailable(true) != "" {
 			// Every test skips itself with the reason; don't build.
 			return m.Run()
 		}

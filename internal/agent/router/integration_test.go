@@ -19,18 +19,15 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/toppcloud/toppcloud/internal/integration"
 )
 
 const caddyBinary = "/usr/bin/caddy"
 
 func requireCaddy(t *testing.T) {
 	t.Helper()
-	if os.Getenv("TOPPCLOUD_INTEGRATION") != "1" {
-		t.Skip("integration test: set TOPPCLOUD_INTEGRATION=1 (needs " + caddyBinary + ")")
-	}
-	if _, err := os.Stat(caddyBinary); err != nil {
-		t.Skip("integration test needs " + caddyBinary + " (Debian package caddy): " + err.Error())
-	}
+	integration.NeedFile(t, caddyBinary, "caddy")
 }
 
 // seen is what a test upstream reports about the request it got.

@@ -23,25 +23,18 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/toppcloud/toppcloud/internal/integration"
 	"github.com/toppcloud/toppcloud/internal/provider"
 	"github.com/toppcloud/toppcloud/internal/provider/local"
 )
 
-// EnvIntegration must be "1" for integration tests to run.
-const EnvIntegration = "TOPPCLOUD_INTEGRATION"
-
 // EnvCache overrides the shared cache directory (images, apt packages).
 const EnvCache = "TOPPCLOUD_LOCAL_CACHE"
 
-// Skip skips t unless integration tests are enabled and we are root.
+// Skip skips t unless integration tests run and we are root.
 func Skip(t testing.TB) {
 	t.Helper()
-	if os.Getenv(EnvIntegration) != "1" {
-		t.Skip("integration test: set " + EnvIntegration + "=1 (and run as root) to run it")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("integration test: needs root (systemd-nspawn, network namespaces)")
-	}
+	integration.SkipUnlessRoot(t)
 }
 
 // CacheDir is the image and apt cache tests share: $TOPPCLOUD_LOCAL_CACHE,
