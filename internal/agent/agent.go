@@ -154,13 +154,6 @@ func (a *Agent) op(name string) (Op, bool) {
 	return Op{}, false
 }
 
-// ExitUsage is Main's status for a command line it does not understand;
-// ExitFailed for an operation that failed.
-const (
-	ExitFailed = 1
-	ExitUsage  = 2
-)
-
 // Main runs `toppcloud node ARGS...`: args[0] is the operation. It reads
 // the request from stdin and writes the message stream to stdout; stderr
 // gets only what is not for the client program (a usage message). It
@@ -168,7 +161,7 @@ const (
 func (a *Agent) Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) != 1 || args[0] == "" || strings.HasPrefix(args[0], "-") {
 		fmt.Fprintln(stderr, a.usage())
-		return ExitUsage
+		return protocol.ExitUsage
 	}
 	name := args[0]
 	euid := os.Geteuid
@@ -187,32 +180,32 @@ func (a *Agent) Main(ctx context.Context, args []string, stdin io.Reader, stdout
 	if !ok {
 		_ = w.Fail(&protocol.Error{Code: protocol.CodeUnsupported, Message: fmt.Sprintf("the agent (toppcloud %s) has no operation %q", version.Version, name)})
 		fmt.Fprintln(stderr, a.usage())
-		return ExitUsage
+		return protocol.ExitUsage
 	}
 	args0 := op.newArgs()
 	req, rest, err := protocol.DecodeRequest(stdin, name, args0)
 	if err != nil {
 		_ = w.Fail(&protocol.Error{Code: protocol.CodeBadRequest, Message: err.Error()})
-		return ExitFailed
+		return protocol.ExitFailed
 	}
 	if req.Protocol != version.Protocol && !op.AnyProtocol {
 		_ = w.Fail(&protocol.Error{Code: protocol.CodeProtocol, Message: fmt.Sprintf(
 			"the client speaks protocol %d, this agent (toppcloud %s) protocol %d: connect with the same toppcloud version (the client replaces the agent when they differ)",
 			req.Protocol, version.Version, version.Protocol)})
-		return ExitFailed
+		return protocol.ExitFailed
 	}
 	if a.RequireRoot && euid() != 0 {
 		_ = w.Fail(&protocol.Error{Code: protocol.CodeBadRequest, Message: "the agent must run as root (sudo " + protocol.AgentPath + " node " + name + ")"})
-		return ExitFailed
+		return protocol.ExitFailed
 	}
 	c := &Call{Agent: a, Req: req, Out: w, Input: rest}
 	result, err := a.run(ctx, op, c, args0)
 	if err != nil {
 		_ = w.Fail(ToProtocolError(ctx, err))
-		return ExitFailed
+		return protocol.ExitFailed
 	}
 	if err := w.OK(result); err != nil {
-		return ExitFailed
+		return protocol.ExitFailed
 	}
 	return 0
 }
@@ -262,11 +255,11 @@ func (a *Agent) printVersion(stdout, stderr io.Writer) int {
 	v, err := a.VersionInfo()
 	if err != nil {
 		fmt.Fprintln(stderr, "toppcloud node version:", err)
-		return ExitFailed
+		return protocol.ExitFailed
 	}
 	b, _ := json.Marshal(v)
 	if _, err := stdout.Write(append(b, '\n')); err != nil {
-		return ExitFailed
+		return protocol.ExitFailed
 	}
 	return 0
 }

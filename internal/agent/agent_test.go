@@ -59,14 +59,14 @@ func TestMain_Dispatch(t *testing.T) {
 		wantMsg  string
 	}{
 		{"ok", "echo", raw(`{"protocol":1,"op":"echo","args":{"word":"hi"}}` + "\n"), 0, "", ""},
-		{"unknown op", "frobnicate", nil, ExitUsage, protocol.CodeUnsupported, "no operation \"frobnicate\""},
-		{"not json", "echo", raw("hello\n"), ExitFailed, protocol.CodeBadRequest, "decode request"},
-		{"empty stdin", "echo", nil, ExitFailed, protocol.CodeBadRequest, "read request"},
-		{"wrong op", "echo", raw(`{"protocol":1,"op":"setup"}` + "\n"), ExitFailed, protocol.CodeBadRequest, `not "echo"`},
-		{"unknown field", "echo", raw(`{"protocol":1,"op":"echo","args":{"word":"x","extra":1}}` + "\n"), ExitFailed, protocol.CodeBadRequest, "unknown field"},
-		{"protocol mismatch", "echo", raw(fmt.Sprintf(`{"protocol":%d,"op":"echo","args":{"word":"x"}}`, version.Protocol+1) + "\n"), ExitFailed, protocol.CodeProtocol, "speaks protocol 2"},
-		{"command failure", "echo", raw(`{"protocol":1,"op":"echo","args":{"word":"fail"}}` + "\n"), ExitFailed, protocol.CodeCommandFailed, "it went wrong"},
-		{"panic", "echo", raw(`{"protocol":1,"op":"echo","args":{"word":"panic"}}` + "\n"), ExitFailed, protocol.CodeInternal, "panicked: boom"},
+		{"unknown op", "frobnicate", nil, protocol.ExitUsage, protocol.CodeUnsupported, "no operation \"frobnicate\""},
+		{"not json", "echo", raw("hello\n"), protocol.ExitFailed, protocol.CodeBadRequest, "decode request"},
+		{"empty stdin", "echo", nil, protocol.ExitFailed, protocol.CodeBadRequest, "read request"},
+		{"wrong op", "echo", raw(`{"protocol":1,"op":"setup"}` + "\n"), protocol.ExitFailed, protocol.CodeBadRequest, `not "echo"`},
+		{"unknown field", "echo", raw(`{"protocol":1,"op":"echo","args":{"word":"x","extra":1}}` + "\n"), protocol.ExitFailed, protocol.CodeBadRequest, "unknown field"},
+		{"protocol mismatch", "echo", raw(fmt.Sprintf(`{"protocol":%d,"op":"echo","args":{"word":"x"}}`, version.Protocol+1) + "\n"), protocol.ExitFailed, protocol.CodeProtocol, "speaks protocol 2"},
+		{"command failure", "echo", raw(`{"protocol":1,"op":"echo","args":{"word":"fail"}}` + "\n"), protocol.ExitFailed, protocol.CodeCommandFailed, "it went wrong"},
+		{"panic", "echo", raw(`{"protocol":1,"op":"echo","args":{"word":"panic"}}` + "\n"), protocol.ExitFailed, protocol.CodeInternal, "panicked: boom"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -106,7 +106,7 @@ func TestMain_VersionAndUsage(t *testing.T) {
 	for _, args := range [][]string{nil, {"--help"}, {"setup", "extra"}} {
 		out.Reset()
 		errOut.Reset()
-		if code := a.Main(context.Background(), args, nil, &out, &errOut); code != ExitUsage || !strings.Contains(errOut.String(), "install-agent") || out.Len() != 0 {
+		if code := a.Main(context.Background(), args, nil, &out, &errOut); code != protocol.ExitUsage || !strings.Contains(errOut.String(), "install-agent") || out.Len() != 0 {
 			t.Errorf("%q: exit %d, stdout %q, stderr %q", args, code, out.String(), errOut.String())
 		}
 	}

@@ -210,7 +210,7 @@ func TestSetup_AptFailureShowsTailAndResumes(t *testing.T) {
 	n := newFakeNode(t)
 	n.aptFail = "Reading package lists...\nE: Unable to locate package caddy\nE: Package 'php-fpm' has no installation candidate"
 	r := runOp(t, n.agent, protocol.OpSetup, req(protocol.OpSetup), setupArgs(t), nil)
-	if r.err != nil || r.res.OK || r.code != ExitFailed {
+	if r.err != nil || r.res.OK || r.code != protocol.ExitFailed {
 		t.Fatalf("want a failed result: code %d err %v res %+v", r.code, r.err, r.res)
 	}
 	pe := r.res.Error
