@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -210,42 +209,17 @@ func (a *Agent) writeLinks(rec *instanceRecord) error {
 		links[linkSock] = a.Layout.Runner().Socket(rec.Instance)
 	}
 	for name, target := range links {
-		if err := a.symlinkAtomic(target, path.Join(dir, name)); err != nil {
+		if _, err := h.Symlink(target, path.Join(dir, name)); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// symlinkAtomic makes node path link a symlink to target, replacing
-// whatever is there in one rename: a reader sees the old link or the new
-// one, never none.
-func (a *Agent) symlinkAtomic(target, link string) error {
-	real := a.Host.Path(link)
-	if cur, err := os.Readlink(real); err == nil && cur == target {
-		return nil
-	}
-	var rnd [6]byte
-	if _, err := rand.Read(rnd[:]); err != nil {
-		return err
-	}
-	tmp := path.Join(path.Dir(real), "."+path.Base(real)+".new-"+hex.EncodeToString(rnd[:]))
-	if err := os.Symlink(target, tmp); err != nil {
-		return fmt.Errorf("symlink %s: %w", link, err)
-	}
-	if err := os.Rename(tmp, real); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("switch %s: %w", link, err)
-	}
-	return nil
-}
-
 // pointSlot makes the slot lead to the instance's links directory.
 func (a *Agent) pointSlot(slot, instance string) error {
-	if err := os.MkdirAll(a.Host.Path(a.Layout.Slots), 0o755); err != nil {
-		return err
-	}
-	return a.symlinkAtomic(a.Layout.linksDir(instance), a.Layout.slotPath(slot))
+	_, err := a.Host.Symlink(a.Layout.linksDir(instance), a.Layout.slotPath(slot))
+	return err
 }
 
 // slotTarget returns the instance a slot leads to, "" if none.
