@@ -95,11 +95,6 @@ func (l Layout) Runner() runner.Layout {
 	return r
 }
 
-// Router returns the router package's layout for these paths.
-func (l Layout) Router() router.Layout {
-	return router.Layout{WWW: l.WWW, Apps: l.Apps, Run: l.Run}
-}
-
 // RouterOptions are the node-wide options every rendered Caddy config
 // must use (the admin socket above); callers set the rest.
 func (l Layout) RouterOptions() router.Options {

@@ -108,37 +108,6 @@ type Backend struct {
 	PHPFrontController string
 }
 
-// Layout holds the node directories backends live in.
-type Layout struct {
-	WWW  string // instance directories: /var/www
-	Apps string // per-app data: /var/lib/toppcloud/apps
-	Run  string // instance sockets: /run/toppcloud
-}
-
-// DefaultLayout returns where these paths are on every node.
-func DefaultLayout() Layout {
-	return Layout{WWW: "/var/www", Apps: "/var/lib/toppcloud/apps", Run: "/run/toppcloud"}
-}
-
-// Backend returns the conventional backend of an instance: socket
-// Run/INSTANCE.sock, WWW/INSTANCE/static, Apps/APP/writable-root, and for
-// PHP the instance directory as PHPRoot. Callers adjust what differs (a
-// command app's TCP port, the app's php_root).
-func (l Layout) Backend(kind Kind, app, instance string) Backend {
-	b := Backend{
-		Kind:         kind,
-		StaticDir:    filepath.Join(l.WWW, instance, "static"),
-		WritableRoot: filepath.Join(l.Apps, app, "writable-root"),
-	}
-	if kind != KindStatic {
-		b.Upstream = "unix/" + filepath.Join(l.Run, instance+".sock")
-	}
-	if kind == KindPHP {
-		b.PHPRoot = filepath.Join(l.WWW, instance)
-	}
-	return b
-}
-
 // Options are the node-wide settings of the rendered config.
 type Options struct {
 	// HTTPAddr is the plain HTTP listener (DefaultHTTPAddr).
