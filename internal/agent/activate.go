@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/toppcloud/toppcloud/internal/agent/router"
-	"github.com/toppcloud/toppcloud/internal/agent/runner"
+	"github.com/toppcloud/toppcloud/internal/agent/instance"
 	"github.com/toppcloud/toppcloud/internal/appconfig"
 	"github.com/toppcloud/toppcloud/internal/location"
 	"github.com/toppcloud/toppcloud/internal/protocol"
@@ -236,18 +236,18 @@ func (a *Agent) startExisting(ctx context.Context, c *Call, st *protocol.Step, r
 // but its processes may still be exiting (stops do not wait): then this
 // waits until they have, so a new start is not mistaken for, or merged
 // into, the old one.
-func (a *Agent) instanceRunning(ctx context.Context, instance string) (bool, error) {
-	unit := runner.UnitName(instance)
+func (a *Agent) instanceRunning(ctx context.Context, name string) (bool, error) {
+	unit := instance.UnitName(name)
 	state := func() string {
 		out, _ := a.exec(ctx, "systemctl", "is-active", unit)
 		return strings.TrimSpace(string(out))
 	}
-	if ok, err := a.Host.Exists(a.Layout.Runner().DropInPath(instance)); err != nil {
+	if ok, err := a.Host.Exists(a.Layout.Runner().DropInPath(name)); err != nil {
 		return false, err
 	} else if ok {
 		return state() == "active", nil
 	}
-	deadline := time.Now().Add(runner.DefaultGracefulTimeout + runner.DefaultStopSlack)
+	deadline := time.Now().Add(instance.DefaultGracefulTimeout + instance.DefaultStopSlack)
 	for {
 		switch state() {
 		case "active", "deactivating", "activating", "reloading":
@@ -255,7 +255,7 @@ func (a *Agent) instanceRunning(ctx context.Context, instance string) (bool, err
 			return false, nil
 		}
 		if time.Now().After(deadline) {
-			return false, fmt.Errorf("%s is still stopping after %s", unit, runner.DefaultGracefulTimeout+runner.DefaultStopSlack)
+			return false, fmt.Errorf("%s is still stopping after %s", unit, instance.DefaultGracefulTimeout+instance.DefaultStopSlack)
 		}
 		select {
 		case <-ctx.Done():

@@ -12,7 +12,7 @@ import (
 
 	"github.com/toppcloud/toppcloud/internal/agent/blobstore"
 	"github.com/toppcloud/toppcloud/internal/agent/router"
-	"github.com/toppcloud/toppcloud/internal/agent/runner"
+	"github.com/toppcloud/toppcloud/internal/agent/instance"
 	"github.com/toppcloud/toppcloud/internal/appconfig"
 	"github.com/toppcloud/toppcloud/internal/location"
 	"github.com/toppcloud/toppcloud/internal/protocol"
@@ -153,7 +153,7 @@ type deployRun struct {
 	instance string
 	cfg      *appconfig.Config
 	rec      *instanceRecord
-	inst     *runner.Instance
+	inst     *instance.Instance
 	services map[string]string
 	// undoConfig puts the previous --config directory back after a
 	// failure before the switch.
@@ -249,7 +249,7 @@ func (d *deployRun) unchanged(ctx context.Context) (*protocol.DeployResult, bool
 		return nil, false
 	}
 	if rec.Kind != appconfig.KindStatic {
-		out, err := a.exec(ctx, "systemctl", "is-active", runner.UnitName(rt.Live))
+		out, err := a.exec(ctx, "systemctl", "is-active", instance.UnitName(rt.Live))
 		if err != nil || strings.TrimSpace(string(out)) != "active" {
 			return nil, false
 		}
@@ -454,7 +454,7 @@ func (d *deployRun) start(ctx context.Context, st *protocol.Step) (string, error
 	if err := a.startInstance(ctx, st, inst, time.Duration(d.args.HealthTimeout)); err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("%s answers (%.1fs)", runner.UnitName(inst.Name), time.Since(start).Seconds()), nil
+	return fmt.Sprintf("%s answers (%.1fs)", instance.UnitName(inst.Name), time.Since(start).Seconds()), nil
 }
 
 // checkConfig runs app.ini's config.checker on the configuration the new
@@ -465,7 +465,7 @@ func (d *deployRun) checkConfig(ctx context.Context, st *protocol.Step) error {
 	if checker.IsZero() {
 		return nil
 	}
-	dir := d.inst.Env[runner.EnvAppConfig]
+	dir := d.inst.Env[instance.EnvAppConfig]
 	if dir == "" {
 		d.c.Warnf("config.checker %s not run: %s has no configuration (--config DIR uploads one)", checker, d.args.App)
 		return nil
@@ -475,7 +475,7 @@ func (d *deployRun) checkConfig(ctx context.Context, st *protocol.Step) error {
 	if err != nil {
 		return err
 	}
-	err = runner.StreamCommand(cmd, func(l string) { _ = d.c.Out.Log(protocol.StreamApp, l) })
+	err = instance.StreamCommand(cmd, func(l string) { _ = d.c.Out.Log(protocol.StreamApp, l) })
 	if err != nil {
 		return &protocol.Error{Code: protocol.CodeConfigRefused,
 			Message: fmt.Sprintf("config.checker %s refused the configuration %s (%v; its output is above); fix it and update with --config DIR", checker, dir, err)}
@@ -491,7 +491,7 @@ func (d *deployRun) updateFetch(ctx context.Context, st *protocol.Step) (string,
 		d.c.Warnf("update_fetch ignored: a static site runs nothing to fetch from")
 		return "ignored (static site)", nil
 	}
-	host := runner.CanonicalHostname([]string{d.loc.String()})
+	host := instance.CanonicalHostname([]string{d.loc.String()})
 	err := d.inst.RunUpdateFetch(ctx, host, d.cfg.UpdateFetch, func(line string) {
 		_ = d.c.Out.Log(protocol.StreamApp, line)
 	})

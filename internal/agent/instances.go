@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/toppcloud/toppcloud/internal/agent/host"
-	"github.com/toppcloud/toppcloud/internal/agent/runner"
+	"github.com/toppcloud/toppcloud/internal/agent/instance"
 	"github.com/toppcloud/toppcloud/internal/appconfig"
 	"github.com/toppcloud/toppcloud/internal/protocol"
 	"github.com/toppcloud/toppcloud/internal/service"
@@ -29,7 +29,7 @@ func (a *Agent) exec(ctx context.Context, argv ...string) ([]byte, error) {
 	return a.Host.Runner.Run(ctx, host.Command{Argv: argv})
 }
 
-func (a *Agent) systemctl() runner.Systemctl { return runner.Systemctl{Exec: a.exec} }
+func (a *Agent) systemctl() instance.Systemctl { return instance.Systemctl{Exec: a.exec} }
 
 // instanceSpec is what an instance is started with besides its record.
 type instanceSpec struct {
@@ -44,13 +44,13 @@ type instanceSpec struct {
 // runnerInstance makes the runner's view of an instance: its environment,
 // a fresh internal token and, for a command app, a free port (its
 // recorded one when still free).
-func (a *Agent) runnerInstance(rec *instanceRecord, spec instanceSpec) (*runner.Instance, error) {
+func (a *Agent) runnerInstance(rec *instanceRecord, spec instanceSpec) (*instance.Instance, error) {
 	rl := a.Layout.Runner()
 	uploaded, err := a.Host.Exists(rl.ConfigDir(rec.App))
 	if err != nil {
 		return nil, err
 	}
-	env, err := rl.Environment(runner.EnvInput{
+	env, err := rl.Environment(instance.EnvInput{
 		App: rec.App, Instance: rec.Instance, Locations: spec.Locations,
 		ConfigUploaded: uploaded, ConfigDefault: spec.Config.ConfigDefault,
 		Services: spec.Services,
@@ -58,13 +58,13 @@ func (a *Agent) runnerInstance(rec *instanceRecord, spec instanceSpec) (*runner.
 	if err != nil {
 		return nil, err
 	}
-	inst := &runner.Instance{
+	inst := &instance.Instance{
 		App: rec.App, Name: rec.Instance, Kind: rec.Kind,
 		Runner: rec.Runner, RunnerName: rec.RunnerName, PHPRoot: rec.PHPRoot,
 		Env: env, Layout: rl,
 	}
 	if inst.HasProcess() {
-		if inst.Token, err = runner.NewToken(); err != nil {
+		if inst.Token, err = instance.NewToken(); err != nil {
 			return nil, err
 		}
 	}
@@ -72,7 +72,7 @@ func (a *Agent) runnerInstance(rec *instanceRecord, spec instanceSpec) (*runner.
 		used := a.portsInUse(rec.Instance)
 		if rec.Port != 0 && !used[rec.Port] && portFree(rec.Port) {
 			inst.Port = rec.Port
-		} else if inst.Port, err = runner.FreePort(func(p int) bool { return used[p] }); err != nil {
+		} else if inst.Port, err = instance.FreePort(func(p int) bool { return used[p] }); err != nil {
 			return nil, err
 		}
 		rec.Port = inst.Port
@@ -98,7 +98,7 @@ func (a *Agent) portsInUse(except string) map[int]bool {
 // startInstance writes the instance's files, starts its units and waits
 // until it answers, on its own address and then on the socket the router
 // will use. A failure is a *protocol.Error carrying the process's output.
-func (a *Agent) startInstance(ctx context.Context, st *protocol.Step, inst *runner.Instance, healthTimeout time.Duration) error {
+func (a *Agent) startInstance(ctx context.Context, st *protocol.Step, inst *instance.Instance, healthTimeout time.Duration) error {
 	if !inst.HasProcess() {
 		return nil
 	}
@@ -106,10 +106,10 @@ func (a *Agent) startInstance(ctx context.Context, st *protocol.Step, inst *runn
 	if err != nil {
 		return err
 	}
-	if err := runner.WriteFiles(a.Host.Root, files); err != nil {
+	if err := instance.WriteFiles(a.Host.Root, files); err != nil {
 		return err
 	}
-	if err := runner.WriteLinks(a.Host.Root, inst.EnableLinks()); err != nil {
+	if err := instance.WriteLinks(a.Host.Root, inst.EnableLinks()); err != nil {
 		return err
 	}
 	sc := a.systemctl()
@@ -118,12 +118,12 @@ func (a *Agent) startInstance(ctx context.Context, st *protocol.Step, inst *runn
 			return err
 		}
 	}
-	st.Progress("starting " + runner.UnitName(inst.Name))
+	st.Progress("starting " + instance.UnitName(inst.Name))
 	if err := sc.StartInstance(ctx, inst); err != nil {
 		return a.unhealthy(ctx, inst, err)
 	}
 	st.Progress("waiting for it to answer")
-	hc := inst.Health(sc.Exited(inst.Name), sc.Tail(inst.Name, runner.DefaultTailLines))
+	hc := inst.Health(sc.Exited(inst.Name), sc.Tail(inst.Name, instance.DefaultTailLines))
 	// Poll often: an update waits for exactly this, and the runner's
 	// default backoff (for long imports) can double the wait.
 	hc.MaxBackoff = healthPoll
@@ -131,7 +131,7 @@ func (a *Agent) startInstance(ctx context.Context, st *protocol.Step, inst *runn
 		hc.Timeout = healthTimeout
 	}
 	if err := hc.Wait(ctx); err != nil {
-		var he *runner.HealthError
+		var he *instance.HealthError
 		if errors.As(err, &he) {
 			return &protocol.Error{Code: protocol.CodeUnhealthy, Tail: he.Tail,
 				Message: he.Error() + "; the application's output is below (fix it and run update again)"}
@@ -141,7 +141,7 @@ func (a *Agent) startInstance(ctx context.Context, st *protocol.Step, inst *runn
 	// What the router dials: the same process for python and php, the
 	// proxy in front of a command app.
 	sockProbe := socketProbe(inst)
-	check := runner.HealthCheck{Instance: inst.Name, Probe: sockProbe, Timeout: 10 * time.Second}
+	check := instance.HealthCheck{Instance: inst.Name, Probe: sockProbe, Timeout: 10 * time.Second}
 	if err := check.Wait(ctx); err != nil {
 		return fmt.Errorf("instance %s answers, but not on the socket the front server uses: %w", inst.Name, err)
 	}
@@ -149,17 +149,17 @@ func (a *Agent) startInstance(ctx context.Context, st *protocol.Step, inst *runn
 }
 
 // socketProbe checks the instance through SocketUpstream.
-func socketProbe(inst *runner.Instance) runner.Probe {
-	dial := runner.Dialer(inst.SocketUpstream())
+func socketProbe(inst *instance.Instance) instance.Probe {
+	dial := instance.Dialer(inst.SocketUpstream())
 	if inst.Kind == appconfig.KindPHP {
-		return runner.FastCGIProbe(dial, runner.FPMPingPath)
+		return instance.FastCGIProbe(dial, instance.FPMPingPath)
 	}
-	return runner.HTTPProbe(dial, "localhost", "/")
+	return instance.HTTPProbe(dial, "localhost", "/")
 }
 
 // unhealthy turns a failed start into an error with the unit's journal.
-func (a *Agent) unhealthy(ctx context.Context, inst *runner.Instance, err error) error {
-	tail, _ := a.systemctl().Tail(inst.Name, runner.DefaultTailLines)(context.WithoutCancel(ctx))
+func (a *Agent) unhealthy(ctx context.Context, inst *instance.Instance, err error) error {
+	tail, _ := a.systemctl().Tail(inst.Name, instance.DefaultTailLines)(context.WithoutCancel(ctx))
 	return &protocol.Error{Code: protocol.CodeUnhealthy, Tail: tail,
 		Message: fmt.Sprintf("instance %s did not start: %v; the application's output is below", inst.Name, err)}
 }
@@ -172,7 +172,7 @@ func (a *Agent) stopInstance(ctx context.Context, name string, kind appconfig.Ki
 	if err := a.systemctl().StopInstance(ctx, name, kind, drained); err != nil {
 		errs = append(errs, err)
 	}
-	inst := &runner.Instance{App: strings.SplitN(name, ".", 2)[0], Name: name, Kind: kind, Layout: a.Layout.Runner()}
+	inst := &instance.Instance{App: strings.SplitN(name, ".", 2)[0], Name: name, Kind: kind, Layout: a.Layout.Runner()}
 	if err := inst.RemoveFiles(a.Host.Root); err != nil {
 		errs = append(errs, err)
 	}
@@ -192,12 +192,12 @@ func (a *Agent) drainAndStop(ctx context.Context, name string) (string, error) {
 	if rec.Kind != appconfig.KindStatic {
 		sock := a.Host.Path(a.Layout.Runner().Socket(name))
 		var initial, left int
-		initial, left, drained, err = runner.Drainer{}.Wait(ctx, sock)
+		initial, left, drained, err = instance.Drainer{}.Wait(ctx, sock)
 		switch {
 		case err != nil:
 			detail = "could not count its requests: " + err.Error()
 		case !drained:
-			detail = fmt.Sprintf("%d requests still running after %s, stopping gracefully", left, runner.DefaultDrainTimeout)
+			detail = fmt.Sprintf("%d requests still running after %s, stopping gracefully", left, instance.DefaultDrainTimeout)
 		case initial == 0:
 			detail = "idle"
 		default:
@@ -233,11 +233,11 @@ func (a *Agent) removeInstance(ctx context.Context, name string) error {
 // directory (the app's own).
 func (a *Agent) ensureAppUser(ctx context.Context, app string) error {
 	rl := a.Layout.Runner()
-	user := runner.UserName(app)
+	user := instance.UserName(app)
 	if _, ok, err := a.Host.LookupUser(user); err != nil {
 		return err
 	} else if !ok {
-		if _, err := a.Host.Runner.Run(ctx, host.Command{Argv: runner.CreateUserArgv(rl, app)}); err != nil && host.ExitStatus(err) != 9 {
+		if _, err := a.Host.Runner.Run(ctx, host.Command{Argv: instance.CreateUserArgv(rl, app)}); err != nil && host.ExitStatus(err) != 9 {
 			return fmt.Errorf("create user %s: %w", user, err)
 		}
 	}
@@ -270,7 +270,7 @@ func (a *Agent) freshTemp(app string) error {
 			return err
 		}
 	}
-	user := runner.UserName(app)
+	user := instance.UserName(app)
 	_, err := a.Host.EnsureDir(tmp, host.Attr{Mode: 0o700, User: user, Group: user})
 	return err
 }
@@ -299,7 +299,7 @@ func (a *Agent) prepareServices(ctx context.Context, c *Call, app string, cfg *a
 	for _, s := range cfg.Services {
 		reqs = append(reqs, service.Request{Name: s.Name, Value: s.Value})
 	}
-	return service.Prepare(ctx, service.App{Name: app, DataDir: a.Layout.Runner().AppDir(app), User: runner.UserName(app)}, reqs, clear, service.Hooks{
+	return service.Prepare(ctx, service.App{Name: app, DataDir: a.Layout.Runner().AppDir(app), User: instance.UserName(app)}, reqs, clear, service.Hooks{
 		Warn: func(m string) { c.Warnf("%s", m) },
 		InstallPackages: func(ctx context.Context, pkgs []string) error {
 			_, err := a.installDebs(ctx, c, nil, pkgs)

@@ -2,7 +2,7 @@ package agent
 
 import (
 	"github.com/toppcloud/toppcloud/internal/agent/router"
-	"github.com/toppcloud/toppcloud/internal/agent/runner"
+	"github.com/toppcloud/toppcloud/internal/agent/instance"
 	"github.com/toppcloud/toppcloud/internal/assets"
 	"github.com/toppcloud/toppcloud/internal/protocol"
 )
@@ -84,8 +84,8 @@ func DefaultLayout() Layout {
 }
 
 // Runner returns the runner package's layout for these paths.
-func (l Layout) Runner() runner.Layout {
-	r := runner.DefaultLayout()
+func (l Layout) Runner() instance.Layout {
+	r := instance.DefaultLayout()
 	r.WWW, r.Apps, r.Logs, r.Run = l.WWW, l.Apps, l.AppLogs, l.Run
 	r.Etc = l.Etc + "/instances"
 	r.Units = l.Units
@@ -104,7 +104,7 @@ func (l Layout) RouterOptions() router.Options {
 // Names of accounts and units setup-node creates.
 const (
 	// AppsGroup holds every app user; it may read the node secret.
-	AppsGroup = runner.AppsGroup
+	AppsGroup = instance.AppsGroup
 	// CaddyUser and CaddyGroup are the Debian package's.
 	CaddyUser  = "caddy"
 	CaddyGroup = "caddy"

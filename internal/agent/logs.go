@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/toppcloud/toppcloud/internal/agent/host"
-	"github.com/toppcloud/toppcloud/internal/agent/runner"
+	"github.com/toppcloud/toppcloud/internal/agent/instance"
 	"github.com/toppcloud/toppcloud/internal/location"
 	"github.com/toppcloud/toppcloud/internal/protocol"
 )
@@ -77,7 +77,7 @@ func (a *Agent) logs(ctx context.Context, c *Call, args protocol.LogsArgs) (*pro
 	}
 	// Every instance of the app, so a failed start or the drained old one
 	// shows too.
-	argv := []string{"journalctl", "--unit", runner.UnitName(rt.App + ".*"), "--lines", strconv.Itoa(n), "--no-pager", "--output", "short-iso"}
+	argv := []string{"journalctl", "--unit", instance.UnitName(rt.App + ".*"), "--lines", strconv.Itoa(n), "--no-pager", "--output", "short-iso"}
 	if !args.Follow {
 		out, err := a.exec(ctx, argv...)
 		if err != nil {

@@ -13,7 +13,7 @@ import (
 
 	"github.com/toppcloud/toppcloud/internal/agent/blobstore"
 	"github.com/toppcloud/toppcloud/internal/agent/router"
-	"github.com/toppcloud/toppcloud/internal/agent/runner"
+	"github.com/toppcloud/toppcloud/internal/agent/instance"
 	"github.com/toppcloud/toppcloud/internal/appconfig"
 	"github.com/toppcloud/toppcloud/internal/protocol"
 )
@@ -56,7 +56,7 @@ func (a *Agent) unitStates(ctx context.Context, instances []string) map[string]s
 	}
 	argv := []string{"systemctl", "is-active"}
 	for _, in := range instances {
-		argv = append(argv, runner.UnitName(in))
+		argv = append(argv, instance.UnitName(in))
 	}
 	// is-active exits non-zero when some unit is not active; its output
 	// still has one line per unit.

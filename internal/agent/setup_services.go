@@ -17,7 +17,7 @@ import (
 
 	"github.com/toppcloud/toppcloud/internal/agent/host"
 	"github.com/toppcloud/toppcloud/internal/agent/router"
-	"github.com/toppcloud/toppcloud/internal/agent/runner"
+	"github.com/toppcloud/toppcloud/internal/agent/instance"
 	"github.com/toppcloud/toppcloud/internal/assets"
 	"github.com/toppcloud/toppcloud/internal/protocol"
 	"github.com/toppcloud/toppcloud/internal/version"
@@ -59,7 +59,7 @@ func (s *setupRun) ensureAppUnits(ctx context.Context, st *protocol.Step) (bool,
 		did = append(did, "stopped "+unit)
 	}
 	if len(did) == 0 {
-		return false, runner.TemplateUnitName + ", " + assets.InstallDir, nil
+		return false, instance.TemplateUnitName + ", " + assets.InstallDir, nil
 	}
 	return true, strings.Join(did, ", "), nil
 }
@@ -155,13 +155,13 @@ func (s *setupRun) ensureCaddy(ctx context.Context, st *protocol.Step) (bool, st
 
 // InstallRuntime writes what application instances run with and that
 // comes with the agent binary: the template units (toppcloud-app@.service
-// and the command apps' proxy, runner.TemplateUnits) and the runtime assets (WSGI bootstrap, PHP prelude). It returns what
+// and the command apps' proxy, instance.TemplateUnits) and the runtime assets (WSGI bootstrap, PHP prelude). It returns what
 // changed; after a changed unit, systemctl daemon-reload is due. Deploys
 // call it too, so a new agent's files are in place before its first
 // instance starts even if setup-node was not run again.
 func (a *Agent) InstallRuntime() (changed []string, err error) {
 	rl := a.Layout.Runner()
-	units := runner.TemplateUnits(rl)
+	units := instance.TemplateUnits(rl)
 	for _, name := range slices.Sorted(maps.Keys(units)) {
 		unitChanged, err := a.Host.WriteFile(path.Join(rl.Units, name), units[name], host.Attr{Mode: 0o644})
 		if err != nil {

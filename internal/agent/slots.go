@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/toppcloud/toppcloud/internal/agent/router"
-	"github.com/toppcloud/toppcloud/internal/agent/runner"
+	"github.com/toppcloud/toppcloud/internal/agent/instance"
 	"github.com/toppcloud/toppcloud/internal/appconfig"
 	"github.com/toppcloud/toppcloud/internal/location"
 )
@@ -158,9 +158,9 @@ func (l Layout) slotBackend(rt router.Route, rec *instanceRecord) (router.Backen
 	}
 	if rec.Kind == appconfig.KindPHP {
 		b.PHPRoot = path.Join(dir, linkWWW, rec.PHPRoot)
-		b.PHPScriptRoot = path.Join(runner.SandboxInstanceDir, rec.PHPRoot)
+		b.PHPScriptRoot = path.Join(instance.SandboxInstanceDir, rec.PHPRoot)
 		if rec.Runner != "" {
-			b.PHPFrontController = path.Join(runner.SandboxInstanceDir, rec.Runner)
+			b.PHPFrontController = path.Join(instance.SandboxInstanceDir, rec.Runner)
 		}
 	}
 	return b, slot, nil

@@ -1,4 +1,4 @@
-// Package runner makes one application instance run on a node: it renders
+// Package instance makes one application instance run on a node: it renders
 // the instance's systemd unit, environment file and php-fpm configuration,
 // picks a port for command apps, waits until the new instance answers, and
 // runs the app's update_fetch entries against it before it goes live.
@@ -28,7 +28,7 @@
 // Instance.RunUpdateFetch; hand Instance.SocketUpstream to the router. On
 // failure, or when an old instance has drained (Drainer.Wait):
 // Systemctl.StopInstance, then Instance.RemoveFiles.
-package runner
+package instance
 
 import (
 	"errors"
