@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/toppcloud/toppcloud/internal/agent/router"
 	"github.com/toppcloud/toppcloud/internal/agent/instance"
+	"github.com/toppcloud/toppcloud/internal/agent/router"
 	"github.com/toppcloud/toppcloud/internal/appconfig"
 	"github.com/toppcloud/toppcloud/internal/location"
 	"github.com/toppcloud/toppcloud/internal/protocol"
@@ -212,7 +212,7 @@ func (a *Agent) startExisting(ctx context.Context, c *Call, st *protocol.Step, r
 	if err := a.ensureAppUser(ctx, rec.App); err != nil {
 		return false, err
 	}
-	if ok, _ := a.Host.Exists(a.Layout.Runner().TempDir(rec.App)); !ok {
+	if ok, _ := a.Host.Exists(a.Layout.TempDir(rec.App)); !ok {
 		if err := a.freshTemp(rec.App); err != nil {
 			return false, err
 		}
@@ -242,7 +242,7 @@ func (a *Agent) instanceRunning(ctx context.Context, name string) (bool, error) 
 		out, _ := a.exec(ctx, "systemctl", "is-active", unit)
 		return strings.TrimSpace(string(out))
 	}
-	if ok, err := a.Host.Exists(a.Layout.Runner().DropInPath(name)); err != nil {
+	if ok, err := a.Host.Exists(instance.DropInPath(a.Layout, name)); err != nil {
 		return false, err
 	} else if ok {
 		return state() == "active", nil

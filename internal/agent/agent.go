@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/toppcloud/toppcloud/internal/agent/host"
+	"github.com/toppcloud/toppcloud/internal/agent/layout"
 	"github.com/toppcloud/toppcloud/internal/protocol"
 	"github.com/toppcloud/toppcloud/internal/version"
 )
@@ -22,8 +23,8 @@ import (
 type Agent struct {
 	// Host is the node; host.New() for real.
 	Host *host.Host
-	// Layout is where things are; DefaultLayout() for real.
-	Layout Layout
+	// Layout is where things are; layout.Default() for real.
+	Layout layout.Layout
 	// RequireRoot refuses operations unless the effective user is root
 	// (every real run; tests on a temporary root turn it off).
 	RequireRoot bool
@@ -49,7 +50,7 @@ type Agent struct {
 func New() *Agent {
 	return &Agent{
 		Host:            host.New(),
-		Layout:          DefaultLayout(),
+		Layout:          layout.Default(),
 		RequireRoot:     true,
 		Fingerprint:     version.Fingerprint,
 		SaveFingerprint: version.SaveFingerprint,
@@ -105,7 +106,7 @@ type Call struct {
 func (c *Call) Host() *host.Host { return c.Agent.Host }
 
 // Layout is the node layout.
-func (c *Call) Layout() Layout { return c.Agent.Layout }
+func (c *Call) Layout() layout.Layout { return c.Agent.Layout }
 
 // Logf sends a log line in the agent stream.
 func (c *Call) Logf(format string, args ...any) {

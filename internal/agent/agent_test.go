@@ -17,6 +17,7 @@ import (
 
 	"github.com/toppcloud/toppcloud/internal/agent/host"
 	"github.com/toppcloud/toppcloud/internal/agent/host/hosttest"
+	"github.com/toppcloud/toppcloud/internal/agent/layout"
 	"github.com/toppcloud/toppcloud/internal/filestat"
 	"github.com/toppcloud/toppcloud/internal/protocol"
 	"github.com/toppcloud/toppcloud/internal/version"
@@ -24,7 +25,7 @@ import (
 
 func newTestAgent(t *testing.T) *Agent {
 	h := hosttest.New(t, nil)
-	return &Agent{Host: h, Layout: DefaultLayout(), Fingerprint: func() (string, error) { return testFP, nil }}
+	return &Agent{Host: h, Layout: layout.Default(), Fingerprint: func() (string, error) { return testFP, nil }}
 }
 
 type echoArgs struct {

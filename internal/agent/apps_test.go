@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/toppcloud/toppcloud/internal/agent/layout"
 	"github.com/toppcloud/toppcloud/internal/agent/router"
 	"github.com/toppcloud/toppcloud/internal/deploy/manifest"
 	"github.com/toppcloud/toppcloud/internal/location"
@@ -134,7 +135,7 @@ func (n *fakeNode) caddyConfig() string {
 
 func (n *fakeNode) table(t *testing.T) *router.Table {
 	t.Helper()
-	tb, problems, err := router.LoadTable(n.h.Path(DefaultLayout().Routes))
+	tb, problems, err := router.LoadTable(n.h.Path(layout.Default().Routes))
 	if err != nil || len(problems) > 0 {
 		t.Fatal(err, problems)
 	}
@@ -144,7 +145,7 @@ func (n *fakeNode) table(t *testing.T) *router.Table {
 // slotOf returns where the single slot of the node leads.
 func (n *fakeNode) slots(t *testing.T) map[string]string {
 	t.Helper()
-	l := DefaultLayout()
+	l := layout.Default()
 	entries, err := os.ReadDir(n.h.Path(l.Slots))
 	if err != nil {
 		t.Fatal(err)
@@ -166,7 +167,7 @@ func (n *fakeNode) slots(t *testing.T) map[string]string {
 // query, disable, deactivate and clean.
 func TestDeploy_StaticSite(t *testing.T) {
 	n := setUpNode(t)
-	l := DefaultLayout()
+	l := layout.Default()
 	loads := n.loadCount()
 
 	v1 := n.deploy(t, deployArgs("site", "site.test", upload(t, n, "site", staticApp(t, "site", "one"))))
@@ -178,13 +179,13 @@ func TestDeploy_StaticSite(t *testing.T) {
 	}
 	loc, _ := location.Parse("site.test")
 	slot := SlotName(loc, "static")
-	if got := n.slots(t); len(got) != 1 || got[slot] != l.linksDir(v1.Instance) {
-		t.Errorf("slots after the first deploy: %v, want %s -> %s", got, slot, l.linksDir(v1.Instance))
+	if got := n.slots(t); len(got) != 1 || got[slot] != l.LinksDir(v1.Instance) {
+		t.Errorf("slots after the first deploy: %v, want %s -> %s", got, slot, l.LinksDir(v1.Instance))
 	}
-	if b, err := os.ReadFile(n.h.Path(path.Join(l.linksDir(v1.Instance), linkWWW, "static", "index.html"))); err == nil {
+	if b, err := os.ReadFile(n.h.Path(path.Join(l.LinksDir(v1.Instance), linkWWW, "static", "index.html"))); err == nil {
 		t.Errorf("the www link resolves inside the test root (%q): its target must be the node path", b)
 	}
-	if target, _ := os.Readlink(n.h.Path(path.Join(l.linksDir(v1.Instance), linkWWW))); target != "/var/www/"+v1.Instance {
+	if target, _ := os.Readlink(n.h.Path(path.Join(l.LinksDir(v1.Instance), linkWWW))); target != "/var/www/"+v1.Instance {
 		t.Errorf("www link -> %q", target)
 	}
 	cfg := n.caddyConfig()
@@ -200,8 +201,8 @@ func TestDeploy_StaticSite(t *testing.T) {
 	if n.loadCount() != loads {
 		t.Error("a redeploy reloaded Caddy")
 	}
-	if got := n.slots(t); got[slot] != l.linksDir(v2.Instance) {
-		t.Errorf("slot after the redeploy -> %s, want %s", got[slot], l.linksDir(v2.Instance))
+	if got := n.slots(t); got[slot] != l.LinksDir(v2.Instance) {
+		t.Errorf("slot after the redeploy -> %s, want %s", got[slot], l.LinksDir(v2.Instance))
 	}
 	if rt, _ := n.table(t).Lookup(loc); rt.Live != v2.Instance || rt.Prev != v1.Instance {
 		t.Errorf("route %+v", rt)
@@ -219,11 +220,11 @@ func TestDeploy_StaticSite(t *testing.T) {
 
 	var ar protocol.ActivateResult
 	ok(t, runOp(t, n.agent, protocol.OpActivate, req(protocol.OpActivate), protocol.ActivateArgs{Location: "site.test", Target: "prev"}, nil), &ar)
-	if ar.Instance != v1.Instance || ar.Prev != v2.Instance || ar.Reloaded || ar.Release != 3 || n.slots(t)[slot] != l.linksDir(v1.Instance) {
+	if ar.Instance != v1.Instance || ar.Prev != v2.Instance || ar.Reloaded || ar.Release != 3 || n.slots(t)[slot] != l.LinksDir(v1.Instance) {
 		t.Errorf("activate prev: %+v, slot %s", ar, n.slots(t)[slot])
 	}
 	ok(t, runOp(t, n.agent, protocol.OpActivate, req(protocol.OpActivate), protocol.ActivateArgs{Location: "site.test", Target: "2"}, nil), &ar)
-	if ar.Instance != v2.Instance || n.slots(t)[slot] != l.linksDir(v2.Instance) {
+	if ar.Instance != v2.Instance || n.slots(t)[slot] != l.LinksDir(v2.Instance) {
 		t.Errorf("activate 2: %+v", ar)
 	}
 	for _, target := range []string{"99", "site.1999-01-01_001", "other.2024-01-01_001", "../../etc"} {
@@ -331,7 +332,7 @@ func TestDeploy_LockedAppWaitsThenFails(t *testing.T) {
 // update cut by a crash) cannot be activated.
 func TestDeploy_SyncBeforeSwitch(t *testing.T) {
 	n := setUpNode(t)
-	l := DefaultLayout()
+	l := layout.Default()
 	marks := func() int {
 		des, err := os.ReadDir(n.h.Path(path.Join(l.Blobs, "unsynced")))
 		if err != nil {
@@ -395,7 +396,7 @@ func TestDeploy_NodeChecksAppIni(t *testing.T) {
 		if e.Code != protocol.CodeBadRequest {
 			t.Errorf("%s: %+v", name, e)
 		}
-		if dirs := wwwEntries(t, n.h.Path(DefaultLayout().WWW)); len(dirs) != 0 {
+		if dirs := wwwEntries(t, n.h.Path(layout.Default().WWW)); len(dirs) != 0 {
 			t.Errorf("%s: left %v in /var/www", name, dirs)
 		}
 		if len(n.table(t).Routes) != 0 {
@@ -516,7 +517,7 @@ func TestAppendRelease_Numbers(t *testing.T) {
 // with another config is not skipped.
 func TestDeploy_ConfigUpload(t *testing.T) {
 	n := setUpNode(t)
-	l := DefaultLayout()
+	l := layout.Default()
 	configDir := path.Join(l.Apps, "site", "config")
 
 	// config.required, none uploaded ever: refused at the manifest.
@@ -597,7 +598,7 @@ func TestDeploy_InstallsPackages(t *testing.T) {
 // something pointed it elsewhere.
 func TestRestore(t *testing.T) {
 	n := setUpNode(t)
-	l := DefaultLayout()
+	l := layout.Default()
 	v1 := n.deploy(t, deployArgs("site", "site.test", upload(t, n, "site", staticApp(t, "site", "one"))))
 	v2 := n.deploy(t, deployArgs("site", "site.test", upload(t, n, "site", staticApp(t, "site", "two"))))
 	loc, _ := location.Parse("site.test")
@@ -607,7 +608,7 @@ func TestRestore(t *testing.T) {
 	}
 	var res protocol.RestoreResult
 	ok(t, runOp(t, n.agent, protocol.OpRestore, req(protocol.OpRestore), nil, nil), &res)
-	if n.slots(t)[slot] != l.linksDir(v2.Instance) || len(res.Relinked) != 1 || res.Relinked[0] != slot || res.Reloaded {
+	if n.slots(t)[slot] != l.LinksDir(v2.Instance) || len(res.Relinked) != 1 || res.Relinked[0] != slot || res.Reloaded {
 		t.Errorf("restore: %+v, slot -> %s", res, n.slots(t)[slot])
 	}
 	ok(t, runOp(t, n.agent, protocol.OpRestore, req(protocol.OpRestore), nil, nil), &res)

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/toppcloud/toppcloud/internal/agent/blobstore"
-	"github.com/toppcloud/toppcloud/internal/agent/router"
 	"github.com/toppcloud/toppcloud/internal/agent/instance"
+	"github.com/toppcloud/toppcloud/internal/agent/router"
 	"github.com/toppcloud/toppcloud/internal/appconfig"
 	"github.com/toppcloud/toppcloud/internal/location"
 	"github.com/toppcloud/toppcloud/internal/protocol"
@@ -67,7 +67,7 @@ func (a *Agent) deployManifestOp() Op {
 				return nil, err
 			}
 			if args.NeedConfig {
-				ok, err := a.Host.Exists(a.Layout.Runner().ConfigDir(args.App))
+				ok, err := a.Host.Exists(a.Layout.ConfigDir(args.App))
 				if err != nil {
 					return nil, err
 				}
@@ -260,7 +260,7 @@ func (d *deployRun) unchanged(ctx context.Context) (*protocol.DeployResult, bool
 // currentConfigDigest is the digest of the app's uploaded config, "" for
 // none.
 func (a *Agent) currentConfigDigest(app string) string {
-	b, err := a.Host.ReadFile(path.Join(a.Layout.Runner().AppDir(app), configDigestFile))
+	b, err := a.Host.ReadFile(path.Join(a.Layout.AppDir(app), configDigestFile))
 	if err != nil {
 		return ""
 	}
@@ -318,7 +318,7 @@ func (d *deployRun) makeInstance(ctx context.Context, st *protocol.Step) (string
 
 func (d *deployRun) installConfig(ctx context.Context, st *protocol.Step) (string, error) {
 	a, app := d.a, d.args.App
-	rl := a.Layout.Runner()
+	rl := a.Layout
 	if err := a.ensureAppUser(ctx, app); err != nil {
 		return "", err
 	}

@@ -89,20 +89,5 @@
 //	node.json     /etc/toppcloud/node.json when something changed; one line
 //	              per run appended to /var/log/toppcloud/setup.log
 //
-// Node layout (owner root unless said, see Layout):
-//
-//	/etc/toppcloud                0755   node.json, firewall.nft
-//	/etc/toppcloud/instances      0711   per-instance env files (runner)
-//	/var/www                      0755   instance directories
-//	/var/lib/toppcloud            0755   routes.json, caddy.json
-//	/var/lib/toppcloud/blobs      0700
-//	/var/lib/toppcloud/slots      0755   one symlink per route (slots.go)
-//	/var/lib/toppcloud/instances  0755   per instance: record, www and sock links
-//	/var/lib/toppcloud/apps       0711   per-app data (owned by app users)
-//	/var/lib/toppcloud/backups    0700
-//	/var/lib/toppcloud/secret     0640 root:toppcloud-apps
-//	/var/log/toppcloud            0755   setup.log (0640 root:adm)
-//	/var/log/toppcloud/apps       0755   per-app logs
-//	/run/toppcloud                1771 root:caddy (tmpfiles.d)
-//	/run/lock/toppcloud           0700   agent locks
+// Where all of this lives on the node is package layout.
 package agent

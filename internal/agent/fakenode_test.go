@@ -19,6 +19,7 @@ import (
 
 	"github.com/toppcloud/toppcloud/internal/agent/host"
 	"github.com/toppcloud/toppcloud/internal/agent/host/hosttest"
+	"github.com/toppcloud/toppcloud/internal/agent/layout"
 	"github.com/toppcloud/toppcloud/internal/agent/router"
 	"github.com/toppcloud/toppcloud/internal/protocol"
 	"github.com/toppcloud/toppcloud/internal/version"
@@ -79,7 +80,7 @@ func newFakeNode(t *testing.T) *fakeNode {
 
 	n.agent = &Agent{
 		Host:        h,
-		Layout:      DefaultLayout(),
+		Layout:      layout.Default(),
 		Fingerprint: func() (string, error) { return testFP, nil },
 		setup: setupHooks{
 			admin:     func(string) *router.Admin { return router.NewAdmin(n.adminSock) },
@@ -270,7 +271,7 @@ func (n *fakeNode) systemctl(c host.Command) (string, error) {
 // the config file it runs.
 func (n *fakeNode) startCaddyLocked() {
 	n.stopCaddyLocked()
-	cfg, err := os.ReadFile(n.h.Path(DefaultLayout().CaddyConfig))
+	cfg, err := os.ReadFile(n.h.Path(layout.Default().CaddyConfig))
 	if err != nil {
 		n.t.Errorf("caddy started without its config file: %v", err)
 	}

@@ -45,12 +45,12 @@ type instanceSpec struct {
 // a fresh internal token and, for a command app, a free port (its
 // recorded one when still free).
 func (a *Agent) runnerInstance(rec *instanceRecord, spec instanceSpec) (*instance.Instance, error) {
-	rl := a.Layout.Runner()
+	rl := a.Layout
 	uploaded, err := a.Host.Exists(rl.ConfigDir(rec.App))
 	if err != nil {
 		return nil, err
 	}
-	env, err := rl.Environment(instance.EnvInput{
+	env, err := instance.Environment(rl, instance.EnvInput{
 		App: rec.App, Instance: rec.Instance, Locations: spec.Locations,
 		ConfigUploaded: uploaded, ConfigDefault: spec.Config.ConfigDefault,
 		Services: spec.Services,
@@ -172,7 +172,7 @@ func (a *Agent) stopInstance(ctx context.Context, name string, kind appconfig.Ki
 	if err := a.systemctl().StopInstance(ctx, name, kind, drained); err != nil {
 		errs = append(errs, err)
 	}
-	inst := &instance.Instance{App: strings.SplitN(name, ".", 2)[0], Name: name, Kind: kind, Layout: a.Layout.Runner()}
+	inst := &instance.Instance{App: strings.SplitN(name, ".", 2)[0], Name: name, Kind: kind, Layout: a.Layout}
 	if err := inst.RemoveFiles(a.Host.Root); err != nil {
 		errs = append(errs, err)
 	}
@@ -190,7 +190,7 @@ func (a *Agent) drainAndStop(ctx context.Context, name string) (string, error) {
 	detail := "no process"
 	drained := false
 	if rec.Kind != appconfig.KindStatic {
-		sock := a.Host.Path(a.Layout.Runner().Socket(name))
+		sock := a.Host.Path(a.Layout.Socket(name))
 		var initial, left int
 		initial, left, drained, err = instance.Drainer{}.Wait(ctx, sock)
 		switch {
@@ -220,7 +220,7 @@ func (a *Agent) removeInstance(ctx context.Context, name string) error {
 	var errs []error
 	// Nothing routes to an instance being removed: stop it at once.
 	errs = append(errs, a.stopInstance(ctx, name, kind, true))
-	for _, p := range []string{a.Layout.linksDir(name), path.Join(a.Layout.WWW, name)} {
+	for _, p := range []string{a.Layout.LinksDir(name), path.Join(a.Layout.WWW, name)} {
 		if err := os.RemoveAll(a.Host.Path(p)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err)
 		}
@@ -232,7 +232,7 @@ func (a *Agent) removeInstance(ctx context.Context, name string) error {
 // directory (passable, root's), TEMP (the app's own) and the log
 // directory (the app's own).
 func (a *Agent) ensureAppUser(ctx context.Context, app string) error {
-	rl := a.Layout.Runner()
+	rl := a.Layout
 	user := instance.UserName(app)
 	if _, ok, err := a.Host.LookupUser(user); err != nil {
 		return err
@@ -246,7 +246,7 @@ func (a *Agent) ensureAppUser(ctx context.Context, app string) error {
 		a host.Attr
 	}{
 		{rl.AppDir(app), host.Attr{Mode: 0o711}},
-		{rl.LogDirOf(app), host.Attr{Mode: 0o750, User: user, Group: user}},
+		{rl.AppLogDir(app), host.Attr{Mode: 0o750, User: user, Group: user}},
 	} {
 		if _, err := a.Host.EnsureDir(d.p, d.a); err != nil {
 			return err
@@ -261,7 +261,7 @@ func (a *Agent) ensureAppUser(ctx context.Context, app string) error {
 // keeps its temporary files). Older renamed ones are removed when no
 // instance of the app but the new one runs.
 func (a *Agent) freshTemp(app string) error {
-	rl := a.Layout.Runner()
+	rl := a.Layout
 	tmp := rl.TempDir(app)
 	if ok, err := a.Host.Exists(tmp); err != nil {
 		return err
@@ -278,7 +278,7 @@ func (a *Agent) freshTemp(app string) error {
 // removeOldDirs removes the TEMP and config directories earlier updates
 // set aside for the instances that were running then.
 func (a *Agent) removeOldDirs(app string) error {
-	dir := a.Layout.Runner().AppDir(app)
+	dir := a.Layout.AppDir(app)
 	entries, err := os.ReadDir(a.Host.Path(dir))
 	if err != nil {
 		return err
@@ -299,7 +299,7 @@ func (a *Agent) prepareServices(ctx context.Context, c *Call, app string, cfg *a
 	for _, s := range cfg.Services {
 		reqs = append(reqs, service.Request{Name: s.Name, Value: s.Value})
 	}
-	return service.Prepare(ctx, service.App{Name: app, DataDir: a.Layout.Runner().AppDir(app), User: instance.UserName(app)}, reqs, clear, service.Hooks{
+	return service.Prepare(ctx, service.App{Name: app, DataDir: a.Layout.AppDir(app), User: instance.UserName(app)}, reqs, clear, service.Hooks{
 		Warn: func(m string) { c.Warnf("%s", m) },
 		InstallPackages: func(ctx context.Context, pkgs []string) error {
 			_, err := a.installDebs(ctx, c, nil, pkgs)

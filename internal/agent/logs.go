@@ -68,7 +68,7 @@ func (a *Agent) logs(ctx context.Context, c *Call, args protocol.LogsArgs) (*pro
 		}
 	}
 
-	logFile := a.Host.Path(path.Join(a.Layout.Runner().LogDirOf(rt.App), ErrorsLog))
+	logFile := a.Host.Path(path.Join(a.Layout.AppLogDir(rt.App), ErrorsLog))
 	data, _ := os.ReadFile(logFile)
 	for _, l := range lastLines(strings.TrimRight(string(data), "\n"), n) {
 		if l != "" {

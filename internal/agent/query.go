@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/toppcloud/toppcloud/internal/agent/blobstore"
-	"github.com/toppcloud/toppcloud/internal/agent/router"
 	"github.com/toppcloud/toppcloud/internal/agent/instance"
+	"github.com/toppcloud/toppcloud/internal/agent/router"
 	"github.com/toppcloud/toppcloud/internal/appconfig"
 	"github.com/toppcloud/toppcloud/internal/protocol"
 )

@@ -78,7 +78,7 @@ func (a *Agent) resolve(c *Call, t *router.Table) *routeState {
 		if rec == nil {
 			continue
 		}
-		b, slot, err := a.Layout.slotBackend(rt, rec)
+		b, slot, err := slotBackend(a.Layout, rt, rec)
 		if err != nil {
 			c.Warnf("route %s: %v", rt.Location, err)
 			continue
@@ -108,7 +108,7 @@ func (a *Agent) commitRoutes(ctx context.Context, c *Call, old, t *router.Table)
 			return false, err
 		}
 	}
-	r, err := router.Render(t, st.backends, a.Layout.RouterOptions())
+	r, err := router.Render(t, st.backends, router.Options{AdminSocket: a.Layout.AdminSocket})
 	if err != nil {
 		a.pointSlots(c, old)
 		return false, err

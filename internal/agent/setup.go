@@ -9,6 +9,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/toppcloud/toppcloud/internal/agent/host"
+	"github.com/toppcloud/toppcloud/internal/agent/layout"
 	"github.com/toppcloud/toppcloud/internal/agent/router"
 	"github.com/toppcloud/toppcloud/internal/protocol"
 )
@@ -106,7 +107,7 @@ func (a *Agent) hooks() setupHooks {
 type setupRun struct {
 	a     *Agent
 	h     *host.Host
-	l     Layout
+	l     layout.Layout
 	c     *Call
 	args  protocol.SetupArgs
 	hooks setupHooks

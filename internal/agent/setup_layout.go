@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/toppcloud/toppcloud/internal/agent/host"
+	"github.com/toppcloud/toppcloud/internal/agent/layout"
 	"github.com/toppcloud/toppcloud/internal/protocol"
 )
 
@@ -28,7 +29,7 @@ type dirSpec struct {
 // subdirectories (owned by their users) when they are deployed. Modes say
 // who may look: 0711 lets an app reach its own entry without listing the
 // others'.
-func (l Layout) layoutDirs() []dirSpec {
+func layoutDirs(l layout.Layout) []dirSpec {
 	root := func(m fs.FileMode) host.Attr { return host.Attr{Mode: m} }
 	return []dirSpec{
 		{l.Etc, root(0o755)},
@@ -48,12 +49,12 @@ func (l Layout) layoutDirs() []dirSpec {
 
 // runDirAttr is what /run/toppcloud must be (see files/tmpfiles.conf).
 func runDirAttr() host.Attr {
-	return host.Attr{Mode: 0o771 | fs.ModeSticky, Group: CaddyGroup}
+	return host.Attr{Mode: 0o771 | fs.ModeSticky, Group: layout.CaddyGroup}
 }
 
 func (s *setupRun) ensureDirs(ctx context.Context, st *protocol.Step) (bool, string, error) {
 	var made []string
-	for _, d := range s.l.layoutDirs() {
+	for _, d := range layoutDirs(s.l) {
 		c, err := s.h.EnsureDir(d.path, d.attr)
 		if err != nil {
 			return len(made) > 0, "", err
@@ -64,7 +65,7 @@ func (s *setupRun) ensureDirs(ctx context.Context, st *protocol.Step) (bool, str
 	}
 	// /run is a tmpfs: systemd-tmpfiles makes the directory at every boot
 	// from this file; running it now makes it for this boot.
-	conf, err := renderFile("tmpfiles.conf", map[string]string{"Run": s.l.Run, "CaddyGroup": CaddyGroup})
+	conf, err := renderFile("tmpfiles.conf", map[string]string{"Run": s.l.Run, "CaddyGroup": layout.CaddyGroup})
 	if err != nil {
 		return false, "", err
 	}
@@ -99,7 +100,7 @@ func cryptoRandom(b []byte) error {
 // ensureSecret makes the node secret once and never changes it (apps sign
 // things with it); its content is never logged or sent anywhere.
 func (s *setupRun) ensureSecret(ctx context.Context, st *protocol.Step) (bool, string, error) {
-	attr := host.Attr{Mode: 0o640, Group: AppsGroup}
+	attr := host.Attr{Mode: 0o640, Group: layout.AppsGroup}
 	old, err := s.h.ReadFile(s.l.Secret)
 	switch {
 	case err == nil && len(strings.TrimSpace(string(old))) >= 32:
@@ -124,6 +125,10 @@ func (s *setupRun) ensureSecret(ctx context.Context, st *protocol.Step) (bool, s
 	return true, "created", nil
 }
 
+// FirewallTable is the nftables table toppcloud owns; no other table is
+// touched.
+const FirewallTable = "toppcloud"
+
 // firewallPorts are the TCP ports open to everyone.
 func firewallPorts(sshPort int) []int {
 	ports := []int{22, 80, 443}
@@ -139,7 +144,7 @@ func (s *setupRun) ensureFirewall(ctx context.Context, st *protocol.Step) (bool,
 	for i, p := range ports {
 		portList[i] = strconv.Itoa(p)
 	}
-	rules, err := renderFile("firewall.nft", map[string]string{"Table": FirewallTable, "Unit": FirewallUnit, "Ports": strings.Join(portList, ", ")})
+	rules, err := renderFile("firewall.nft", map[string]string{"Table": FirewallTable, "Unit": layout.FirewallUnit, "Ports": strings.Join(portList, ", ")})
 	if err != nil {
 		return false, "", err
 	}
@@ -176,7 +181,7 @@ func (s *setupRun) ensureFirewall(ctx context.Context, st *protocol.Step) (bool,
 	if err := s.daemonReload(ctx); err != nil {
 		return true, "", err
 	}
-	enabled, err := s.enable(ctx, FirewallUnit)
+	enabled, err := s.enable(ctx, layout.FirewallUnit)
 	if err != nil {
 		return true, "", err
 	}

@@ -16,8 +16,9 @@ import (
 	"time"
 
 	"github.com/toppcloud/toppcloud/internal/agent/host"
-	"github.com/toppcloud/toppcloud/internal/agent/router"
 	"github.com/toppcloud/toppcloud/internal/agent/instance"
+	"github.com/toppcloud/toppcloud/internal/agent/layout"
+	"github.com/toppcloud/toppcloud/internal/agent/router"
 	"github.com/toppcloud/toppcloud/internal/assets"
 	"github.com/toppcloud/toppcloud/internal/protocol"
 	"github.com/toppcloud/toppcloud/internal/version"
@@ -71,7 +72,7 @@ func (s *setupRun) ensureAppUnits(ctx context.Context, st *protocol.Step) (bool,
 func (s *setupRun) ensureCaddy(ctx context.Context, st *protocol.Step) (bool, string, error) {
 	var did []string
 	dropIn, err := renderFile("caddy-dropin.conf", map[string]string{
-		"Config": s.l.CaddyConfig, "Socket": s.l.AdminSocket, "FirewallUnit": FirewallUnit,
+		"Config": s.l.CaddyConfig, "Socket": s.l.AdminSocket, "FirewallUnit": layout.FirewallUnit,
 	})
 	if err != nil {
 		return false, "", err
@@ -160,7 +161,7 @@ func (s *setupRun) ensureCaddy(ctx context.Context, st *protocol.Step) (bool, st
 // call it too, so a new agent's files are in place before its first
 // instance starts even if setup-node was not run again.
 func (a *Agent) InstallRuntime() (changed []string, err error) {
-	rl := a.Layout.Runner()
+	rl := a.Layout
 	units := instance.TemplateUnits(rl)
 	for _, name := range slices.Sorted(maps.Keys(units)) {
 		unitChanged, err := a.Host.WriteFile(path.Join(rl.Units, name), units[name], host.Attr{Mode: 0o644})
@@ -194,7 +195,7 @@ func (s *setupRun) renderEmptyConfig() ([]byte, error) {
 	if len(t.Routes) > 0 {
 		s.c.Warnf("%s has %d routes but there is no Caddy config: they answer \"unavailable\" until the next deploy renders them", s.l.Routes, len(t.Routes))
 	}
-	r, err := router.Render(t, nil, s.l.RouterOptions())
+	r, err := router.Render(t, nil, router.Options{AdminSocket: s.l.AdminSocket})
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,8 @@ import (
 
 	"github.com/toppcloud/toppcloud/internal/agent/host"
 	"github.com/toppcloud/toppcloud/internal/agent/host/hosttest"
+	"github.com/toppcloud/toppcloud/internal/agent/instance"
+	"github.com/toppcloud/toppcloud/internal/agent/layout"
 	"github.com/toppcloud/toppcloud/internal/agent/router"
 	"github.com/toppcloud/toppcloud/internal/protocol"
 )
@@ -87,11 +89,11 @@ func TestSetup_FirstRunThenNothingChanges(t *testing.T) {
 	}
 
 	h, l := n.h, n.agent.Layout
-	for _, d := range l.layoutDirs() {
+	for _, d := range layoutDirs(l) {
 		wantAttr(t, h, d.path, d.attr)
 	}
 	wantAttr(t, h, l.Run, host.Attr{Mode: 0o771 | fs.ModeSticky, Group: "caddy"})
-	wantAttr(t, h, l.Secret, host.Attr{Mode: 0o640, Group: AppsGroup})
+	wantAttr(t, h, l.Secret, host.Attr{Mode: 0o640, Group: layout.AppsGroup})
 	if s := readFile(t, h, l.Secret); len(s) < 40 || strings.ContainsAny(s, "\n =") {
 		t.Errorf("secret has %d characters", len(s))
 	}
@@ -113,14 +115,14 @@ func TestSetup_FirstRunThenNothingChanges(t *testing.T) {
 	}
 	wantAttr(t, h, "/home/www-mgr/.ssh", host.Attr{Mode: 0o700, User: "www-mgr", Group: "www-mgr"})
 	wantAttr(t, h, "/home/www-mgr/.ssh/authorized_keys", host.Attr{Mode: 0o600, User: "www-mgr", Group: "www-mgr"})
-	if _, ok, _ := h.LookupGroup(AppsGroup); !ok {
-		t.Error("no group " + AppsGroup)
+	if _, ok, _ := h.LookupGroup(layout.AppsGroup); !ok {
+		t.Error("no group " + layout.AppsGroup)
 	}
 	if fw := readFile(t, h, l.Firewall); !strings.Contains(fw, "tcp dport { 22, 80, 443 } accept") || !strings.Contains(fw, "policy drop") {
 		t.Errorf("firewall rules:\n%s", fw)
 	}
-	if !n.nftLoaded || !n.enabled[FirewallUnit] {
-		t.Errorf("firewall loaded %v, unit enabled %v", n.nftLoaded, n.enabled[FirewallUnit])
+	if !n.nftLoaded || !n.enabled[layout.FirewallUnit] {
+		t.Errorf("firewall loaded %v, unit enabled %v", n.nftLoaded, n.enabled[layout.FirewallUnit])
 	}
 	if got := readFile(t, h, sysctlPath); got != "1\n" {
 		t.Errorf("tcp_migrate_req = %q", got)
@@ -131,7 +133,7 @@ func TestSetup_FirstRunThenNothingChanges(t *testing.T) {
 	if d := readFile(t, h, l.CaddyDropIn); !strings.Contains(d, "ExecStart=/usr/bin/caddy run --config /var/lib/toppcloud/caddy.json\n") {
 		t.Errorf("caddy drop-in:\n%s", d)
 	}
-	empty, err := router.Render(&router.Table{}, nil, l.RouterOptions())
+	empty, err := router.Render(&router.Table{}, nil, router.Options{AdminSocket: l.AdminSocket})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +146,7 @@ func TestSetup_FirstRunThenNothingChanges(t *testing.T) {
 	if n.enabled["php8.2-fpm.service"] || n.active["php8.2-fpm.service"] {
 		t.Error("the distribution's php-fpm service still runs")
 	}
-	if ok, _ := h.Exists(l.Runner().TemplatePath()); !ok {
+	if ok, _ := h.Exists(instance.TemplatePath(l)); !ok {
 		t.Error("no template unit")
 	}
 	if ok, _ := h.Exists("/usr/local/share/toppcloud/python/toppcloud_wsgi.py"); !ok {
@@ -437,6 +439,6 @@ func TestSetup_FixesDriftedModes(t *testing.T) {
 	if !slices.Equal(res.Changed, []string{StepDirs, StepSecret, StepNodeInfo}) {
 		t.Errorf("changed = %v", res.Changed)
 	}
-	wantAttr(t, n.h, l.Secret, host.Attr{Mode: 0o640, Group: AppsGroup})
+	wantAttr(t, n.h, l.Secret, host.Attr{Mode: 0o640, Group: layout.AppsGroup})
 	wantAttr(t, n.h, l.Blobs, host.Attr{Mode: 0o700})
 }

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/toppcloud/toppcloud/internal/agent/host"
+	"github.com/toppcloud/toppcloud/internal/agent/layout"
 	"github.com/toppcloud/toppcloud/internal/protocol"
 )
 
@@ -20,13 +21,13 @@ import (
 // the deploy user's sudo rule.
 func (s *setupRun) ensureUsers(ctx context.Context, st *protocol.Step) (bool, string, error) {
 	var did []string
-	if _, ok, err := s.h.LookupGroup(AppsGroup); err != nil {
+	if _, ok, err := s.h.LookupGroup(layout.AppsGroup); err != nil {
 		return false, "", err
 	} else if !ok {
-		if _, err := s.run(ctx, "groupadd", "--system", AppsGroup); err != nil {
+		if _, err := s.run(ctx, "groupadd", "--system", layout.AppsGroup); err != nil {
 			return false, "", err
 		}
-		did = append(did, "group "+AppsGroup)
+		did = append(did, "group "+layout.AppsGroup)
 	}
 
 	user := protocol.DeployUser
@@ -68,7 +69,7 @@ func (s *setupRun) ensureUsers(ctx context.Context, st *protocol.Step) (bool, st
 		did = append(did, "sudo rule")
 	}
 	if len(did) == 0 {
-		return false, fmt.Sprintf("%s, group %s", user, AppsGroup), nil
+		return false, fmt.Sprintf("%s, group %s", user, layout.AppsGroup), nil
 	}
 	return true, strings.Join(did, ", "), nil
 }

@@ -12,8 +12,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/toppcloud/toppcloud/internal/agent/router"
 	"github.com/toppcloud/toppcloud/internal/agent/instance"
+	"github.com/toppcloud/toppcloud/internal/agent/layout"
+	"github.com/toppcloud/toppcloud/internal/agent/router"
 	"github.com/toppcloud/toppcloud/internal/appconfig"
 	"github.com/toppcloud/toppcloud/internal/location"
 )
@@ -136,19 +137,15 @@ func SlotName(loc location.Location, shapeKey string) string {
 	return b.String() + "-" + hex.EncodeToString(sum[:])[:slotHashLen]
 }
 
-func (l Layout) slotPath(slot string) string { return path.Join(l.Slots, slot) }
-
-func (l Layout) linksDir(instance string) string { return path.Join(l.Instances, instance) }
-
 // slotBackend is how Caddy reaches the route's live instance, whose record
 // is rec, through the slot.
-func (l Layout) slotBackend(rt router.Route, rec *instanceRecord) (router.Backend, string, error) {
+func slotBackend(l layout.Layout, rt router.Route, rec *instanceRecord) (router.Backend, string, error) {
 	kind, err := routerKind(rec.Kind)
 	if err != nil {
 		return router.Backend{}, "", err
 	}
 	slot := SlotName(rt.Location, rec.shapeKey())
-	dir := l.slotPath(slot)
+	dir := l.SlotPath(slot)
 	b := router.Backend{Kind: kind, StaticDir: path.Join(dir, linkWWW, "static")}
 	if rec.Kind != appconfig.KindStatic {
 		b.Upstream = "unix/" + path.Join(dir, linkSock)
@@ -171,7 +168,7 @@ func (a *Agent) readRecord(instance string) (*instanceRecord, error) {
 	if err := router.ValidateInstance(instance); err != nil {
 		return nil, err
 	}
-	b, err := a.Host.ReadFile(path.Join(a.Layout.linksDir(instance), recordFile))
+	b, err := a.Host.ReadFile(path.Join(a.Layout.LinksDir(instance), recordFile))
 	if err != nil {
 		return nil, fmt.Errorf("instance %s: %w", instance, err)
 	}
@@ -192,7 +189,7 @@ func (a *Agent) readRecord(instance string) (*instanceRecord, error) {
 // symlinks to its files and socket.
 func (a *Agent) writeLinks(rec *instanceRecord) error {
 	h, l := a.Host, a.Layout
-	dir := l.linksDir(rec.Instance)
+	dir := l.LinksDir(rec.Instance)
 	if err := os.MkdirAll(h.Path(dir), 0o755); err != nil {
 		return err
 	}
@@ -206,7 +203,7 @@ func (a *Agent) writeLinks(rec *instanceRecord) error {
 	}
 	links := map[string]string{linkWWW: path.Join(l.WWW, rec.Instance)}
 	if rec.Kind != appconfig.KindStatic {
-		links[linkSock] = a.Layout.Runner().Socket(rec.Instance)
+		links[linkSock] = a.Layout.Socket(rec.Instance)
 	}
 	for name, target := range links {
 		if _, err := h.Symlink(target, path.Join(dir, name)); err != nil {
@@ -218,13 +215,13 @@ func (a *Agent) writeLinks(rec *instanceRecord) error {
 
 // pointSlot makes the slot lead to the instance's links directory.
 func (a *Agent) pointSlot(slot, instance string) error {
-	_, err := a.Host.Symlink(a.Layout.linksDir(instance), a.Layout.slotPath(slot))
+	_, err := a.Host.Symlink(a.Layout.LinksDir(instance), a.Layout.SlotPath(slot))
 	return err
 }
 
 // slotTarget returns the instance a slot leads to, "" if none.
 func (a *Agent) slotTarget(slot string) string {
-	t, err := os.Readlink(a.Host.Path(a.Layout.slotPath(slot)))
+	t, err := os.Readlink(a.Host.Path(a.Layout.SlotPath(slot)))
 	if err != nil {
 		return ""
 	}
@@ -246,7 +243,7 @@ func (a *Agent) removeSlotsExcept(keep map[string]bool) ([]string, error) {
 		if keep[e.Name()] {
 			continue
 		}
-		if err := os.Remove(a.Host.Path(a.Layout.slotPath(e.Name()))); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := os.Remove(a.Host.Path(a.Layout.SlotPath(e.Name()))); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return removed, err
 		}
 		removed = append(removed, e.Name())

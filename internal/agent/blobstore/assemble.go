@@ -19,9 +19,6 @@ import (
 	"github.com/toppcloud/toppcloud/internal/protocol/wire"
 )
 
-// DefaultWWWDir holds the instance directories on a node.
-const DefaultWWWDir = "/var/www"
-
 // partialSuffix marks an instance directory being assembled, hidden by a
 // leading dot: /var/www/.APP.DATE_NNN.partial.
 const partialSuffix = ".partial"

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/toppcloud/toppcloud/internal/agent/layout"
 	"github.com/toppcloud/toppcloud/internal/appconfig"
 )
 
@@ -74,7 +75,7 @@ func WriteLinks(root string, links []Link) error {
 
 // removeEnableLinks removes what EnableLinks made, for every kind (the
 // caller may not know the instance's kind any more).
-func (l Layout) removeEnableLinks(root, instance string) error {
+func removeEnableLinks(l layout.Layout, root, instance string) error {
 	var errs []error
 	for _, p := range []string{
 		filepath.Join(l.Units, "multi-user.target.wants", UnitName(instance)),
@@ -160,5 +161,5 @@ func (s Systemctl) Current(ctx context.Context, i *Instance) bool {
 		}
 	}
 	return props["LoadState"] == "loaded" && props["NeedDaemonReload"] == "no" &&
-		slices.Contains(strings.Fields(props["DropInPaths"]), i.Layout.DropInPath(i.Name))
+		slices.Contains(strings.Fields(props["DropInPaths"]), DropInPath(i.Layout, i.Name))
 }

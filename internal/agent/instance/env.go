@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/toppcloud/toppcloud/internal/agent/layout"
 	"github.com/toppcloud/toppcloud/internal/appconfig"
 	"github.com/toppcloud/toppcloud/internal/version"
 )
@@ -61,7 +62,7 @@ type EnvInput struct {
 // Environment returns the variables an application instance sees. It
 // does no I/O: the caller says whether an uploaded config exists.
 // SILVER_MATCH_PATH is not here: it is per request (router header).
-func (l Layout) Environment(in EnvInput) (map[string]string, error) {
+func Environment(l layout.Layout, in EnvInput) (map[string]string, error) {
 	if err := appconfig.CheckAppName(in.App); err != nil {
 		return nil, fmt.Errorf("environment: %w", err)
 	}
@@ -79,7 +80,7 @@ func (l Layout) Environment(in EnvInput) (map[string]string, error) {
 		EnvVersion:      sv,
 		EnvInstanceName: in.Instance,
 		EnvAppName:      in.App,
-		EnvLogs:         l.LogDirOf(in.App),
+		EnvLogs:         l.AppLogDir(in.App),
 		EnvTemp:         l.TempDir(in.App),
 	}
 	if h := CanonicalHostname(in.Locations); h != "" {

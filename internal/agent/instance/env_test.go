@@ -5,11 +5,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/toppcloud/toppcloud/internal/agent/layout"
 	"github.com/toppcloud/toppcloud/internal/appconfig"
 )
 
 func TestLayout_Environment(t *testing.T) {
-	l := DefaultLayout()
+	l := layout.Default()
 	base := map[string]string{
 		"SILVER_VERSION":       "silverlining/v1 toppcloud",
 		"SILVER_INSTANCE_NAME": "blog.2024-01-02_001",
@@ -74,7 +75,7 @@ func TestLayout_Environment(t *testing.T) {
 			if in.SilverVersion == "" {
 				in.SilverVersion = "silverlining/v1 toppcloud"
 			}
-			got, err := l.Environment(in)
+			got, err := Environment(l, in)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("error %v, want one mentioning %q", err, tc.wantErr)
@@ -92,7 +93,7 @@ func TestLayout_Environment(t *testing.T) {
 }
 
 func TestLayout_EnvironmentDefaultVersion(t *testing.T) {
-	env, err := DefaultLayout().Environment(EnvInput{App: "blog", Instance: "blog.x"})
+	env, err := Environment(layout.Default(), EnvInput{App: "blog", Instance: "blog.x"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +129,7 @@ func TestEnvFile_RoundTrip(t *testing.T) {
 func TestInstance_Validate(t *testing.T) {
 	ok := func() *Instance {
 		return &Instance{App: "blog", Name: "blog.2024-01-02_001", Kind: appconfig.KindPython, Runner: "main.py",
-			Token: goldenToken, Layout: DefaultLayout()}
+			Token: goldenToken, Layout: layout.Default()}
 	}
 	if err := ok().Validate(); err != nil {
 		t.Fatalf("valid instance: %v", err)
@@ -161,7 +162,7 @@ func TestInstance_Validate(t *testing.T) {
 }
 
 func TestCreateUserArgv(t *testing.T) {
-	got := strings.Join(CreateUserArgv(DefaultLayout(), "blog"), " ")
+	got := strings.Join(CreateUserArgv(layout.Default(), "blog"), " ")
 	want := "useradd --system --user-group --groups toppcloud-apps --home-dir /var/lib/toppcloud/apps/blog --no-create-home --shell /usr/sbin/nologin --comment toppcloud app blog app-blog"
 	if got != want {
 		t.Errorf("got  %s\nwant %s", got, want)

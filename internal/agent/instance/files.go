@@ -34,9 +34,9 @@ func (i *Instance) Files() ([]File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("instance %s: %w", i.Name, err)
 	}
-	out := []File{{Path: i.Layout.EnvFilePath(i.Name), Mode: 0o600, Data: env}}
+	out := []File{{Path: EnvFilePath(i.Layout, i.Name), Mode: 0o600, Data: env}}
 	if i.Kind == appconfig.KindCommand {
-		out = append(out, File{Path: i.Layout.ProxyEnvPath(i.Name), Mode: 0o644, Data: i.proxyEnv()})
+		out = append(out, File{Path: ProxyEnvPath(i.Layout, i.Name), Mode: 0o644, Data: i.proxyEnv()})
 	}
 	if i.Kind == appconfig.KindPHP {
 		conf, err := i.FPMConfig()
@@ -45,13 +45,13 @@ func (i *Instance) Files() ([]File, error) {
 		}
 		// The php-fpm master runs as the app user and must read it; it
 		// holds no secrets.
-		out = append(out, File{Path: i.Layout.FPMConfigPath(i.Name), Mode: 0o644, Data: conf})
+		out = append(out, File{Path: FPMConfigPath(i.Layout, i.Name), Mode: 0o644, Data: conf})
 	}
 	dropIn, err := i.DropIn()
 	if err != nil {
 		return nil, err
 	}
-	out = append(out, File{Path: i.Layout.DropInPath(i.Name), Mode: 0o644, Data: dropIn})
+	out = append(out, File{Path: DropInPath(i.Layout, i.Name), Mode: 0o644, Data: dropIn})
 	return out, nil
 }
 
@@ -82,10 +82,10 @@ func WriteFiles(root string, files []File) error {
 func (i *Instance) RemoveFiles(root string) error {
 	l := i.Layout
 	var errs []error
-	if err := l.removeEnableLinks(root, i.Name); err != nil {
+	if err := removeEnableLinks(l, root, i.Name); err != nil {
 		errs = append(errs, err)
 	}
-	for _, dir := range []string{l.EtcDir(i.Name), filepath.Dir(l.DropInPath(i.Name)), l.SocketDir(i.Name)} {
+	for _, dir := range []string{l.InstanceEtcDir(i.Name), filepath.Dir(DropInPath(l, i.Name)), l.SocketDir(i.Name)} {
 		if err := os.RemoveAll(filepath.Join(root, dir)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err)
 		}

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/toppcloud/toppcloud/internal/agent/layout"
 	"github.com/toppcloud/toppcloud/internal/appconfig"
 )
 
@@ -203,7 +204,7 @@ func TestHealthCheck_SendsHost(t *testing.T) {
 }
 
 func TestInstance_Upstream(t *testing.T) {
-	l := DefaultLayout()
+	l := layout.Default()
 	for _, tc := range []struct {
 		kind appconfig.Kind
 		want string

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/toppcloud/toppcloud/internal/agent/layout"
 	"github.com/toppcloud/toppcloud/internal/appconfig"
 	"github.com/toppcloud/toppcloud/internal/assets"
 )
@@ -26,25 +27,25 @@ const testSecret = "node-secret-for-tests"
 // testLayout makes a node layout in a short temporary directory (unix
 // socket paths must stay under 108 bytes), with the assets installed and
 // a node secret.
-func testLayout(t *testing.T) Layout {
+func testLayout(t *testing.T) layout.Layout {
 	t.Helper()
 	root, err := os.MkdirTemp("", "tc")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(root) })
-	l := DefaultLayout()
+	l := layout.Default()
 	l.WWW = filepath.Join(root, "www")
-	l.DataDir = filepath.Join(root, "lib")
+	l.Data = filepath.Join(root, "lib")
 	l.Apps = filepath.Join(root, "lib", "apps")
-	l.LogDir = filepath.Join(root, "log")
-	l.Logs = filepath.Join(root, "log", "apps")
+	l.Logs = filepath.Join(root, "log")
+	l.AppLogs = filepath.Join(root, "log", "apps")
 	l.Run = filepath.Join(root, "run")
-	l.Etc = filepath.Join(root, "etc")
+	l.InstanceEtc = filepath.Join(root, "etc")
 	l.Units = filepath.Join(root, "units")
 	l.Assets = filepath.Join(root, "share")
 	l.Secret = filepath.Join(root, "lib", "secret")
-	for _, d := range []string{l.WWW, l.Apps, l.Logs, l.Run, l.Etc} {
+	for _, d := range []string{l.WWW, l.Apps, l.AppLogs, l.Run, l.InstanceEtc} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -60,7 +61,7 @@ func testLayout(t *testing.T) Layout {
 
 // testInstance copies testdata/apps/SRC as instance APP.2024-01-02_001
 // and returns it with its environment built, ready to run.
-func testInstance(t *testing.T, l Layout, src string, kind appconfig.Kind, runner, name string) *Instance {
+func testInstance(t *testing.T, l layout.Layout, src string, kind appconfig.Kind, runner, name string) *Instance {
 	t.Helper()
 	app := "demo"
 	inst := &Instance{
@@ -70,12 +71,12 @@ func testInstance(t *testing.T, l Layout, src string, kind appconfig.Kind, runne
 	if err := os.CopyFS(inst.Dir(), os.DirFS(filepath.Join("testdata", "apps", src))); err != nil {
 		t.Fatal(err)
 	}
-	for _, d := range []string{l.LogDirOf(app), l.TempDir(app), l.SocketDir(inst.Name)} {
+	for _, d := range []string{l.AppLogDir(app), l.TempDir(app), l.SocketDir(inst.Name)} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
-	env, err := l.Environment(EnvInput{
+	env, err := Environment(l, EnvInput{
 		App: app, Instance: inst.Name, Locations: []string{"www.example.com/blog", "example.com"},
 		Services: map[string]string{"CONFIG_TEST": "service value with $dollar and \"quotes\""},
 	})

@@ -33,121 +33,42 @@ package instance
 import (
 	"errors"
 	"fmt"
+	"path"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
 
+	"github.com/toppcloud/toppcloud/internal/agent/layout"
 	"github.com/toppcloud/toppcloud/internal/appconfig"
-	"github.com/toppcloud/toppcloud/internal/assets"
 )
 
-// Layout holds the node paths and programs instances use. DefaultLayout
-// is where they are on every node (the README's "How it works" lists
-// them); tests point it into a temporary directory.
-type Layout struct {
-	WWW     string // instance directories: /var/www
-	Apps    string // per-app data: /var/lib/toppcloud/apps
-	Logs    string // per-app logs: /var/log/toppcloud/apps
-	Run     string // per-instance socket directories: /run/toppcloud
-	Etc     string // per-instance env and php-fpm files: /etc/toppcloud/instances
-	Units   string // systemd unit files: /etc/systemd/system
-	Assets  string // assets.InstallDir
-	Secret  string // the node secret: /var/lib/toppcloud/secret
-	DataDir string // /var/lib/toppcloud, hidden from apps but for their own parts
-	LogDir  string // /var/log/toppcloud, likewise
+// TemplatePath is the template unit's file.
+func TemplatePath(l layout.Layout) string { return path.Join(l.Units, TemplateUnitName) }
 
-	Gunicorn string // /usr/bin/gunicorn
-	PHPFPM   string // /usr/sbin/php-fpm8.2
-	Python   string // /usr/bin/python3
-	Install  string // /usr/bin/install
-	// SocketProxyd forwards a command instance's socket to its port.
-	SocketProxyd string // /lib/systemd/systemd-socket-proxyd
-
-	// CaddyGroup is the front server's group, given access to instance
-	// sockets.
-	CaddyGroup string
+// DropInPath is the instance's drop-in.
+func DropInPath(l layout.Layout, instance string) string {
+	return path.Join(l.Units, UnitName(instance)+".d", "instance.conf")
 }
-
-// DefaultLayout returns the paths of a node.
-func DefaultLayout() Layout {
-	return Layout{
-		WWW:          "/var/www",
-		Apps:         "/var/lib/toppcloud/apps",
-		Logs:         "/var/log/toppcloud/apps",
-		Run:          "/run/toppcloud",
-		Etc:          "/etc/toppcloud/instances",
-		Units:        "/etc/systemd/system",
-		Assets:       assets.InstallDir,
-		Secret:       "/var/lib/toppcloud/secret",
-		DataDir:      "/var/lib/toppcloud",
-		LogDir:       "/var/log/toppcloud",
-		Gunicorn:     "/usr/bin/gunicorn",
-		PHPFPM:       "/usr/sbin/php-fpm8.2",
-		Python:       "/usr/bin/python3",
-		Install:      "/usr/bin/install",
-		SocketProxyd: "/lib/systemd/systemd-socket-proxyd",
-		CaddyGroup:   "caddy",
-	}
-}
-
-// InstanceDir is /var/www/INSTANCE.
-func (l Layout) InstanceDir(instance string) string { return filepath.Join(l.WWW, instance) }
-
-// AppDir is the app's data directory, /var/lib/toppcloud/apps/APP.
-func (l Layout) AppDir(app string) string { return filepath.Join(l.Apps, app) }
-
-// LogDirOf is the app's log directory, $SILVER_LOGS.
-func (l Layout) LogDirOf(app string) string { return filepath.Join(l.Logs, app) }
-
-// TempDir is the app's $TEMP, emptied on every update.
-func (l Layout) TempDir(app string) string { return filepath.Join(l.AppDir(app), "tmp") }
-
-// ConfigDir is where an uploaded --config directory is kept.
-func (l Layout) ConfigDir(app string) string { return filepath.Join(l.AppDir(app), "config") }
-
-// SocketDir is the instance's own directory for its socket.
-func (l Layout) SocketDir(instance string) string { return filepath.Join(l.Run, instance) }
-
-// Socket is the unix socket a python, paste or php instance listens on.
-func (l Layout) Socket(instance string) string {
-	return filepath.Join(l.SocketDir(instance), SocketName)
-}
-
-// EtcDir holds the instance's env file and php-fpm config.
-func (l Layout) EtcDir(instance string) string { return filepath.Join(l.Etc, instance) }
 
 // EnvFilePath is the instance's environment file.
-func (l Layout) EnvFilePath(instance string) string {
-	return filepath.Join(l.EtcDir(instance), "env")
+func EnvFilePath(l layout.Layout, instance string) string {
+	return path.Join(l.InstanceEtcDir(instance), "env")
 }
 
 // FPMConfigPath is the php-fpm configuration of a php instance.
-func (l Layout) FPMConfigPath(instance string) string {
-	return filepath.Join(l.EtcDir(instance), "php-fpm.conf")
-}
-
-// TemplatePath is the template unit's file.
-func (l Layout) TemplatePath() string { return filepath.Join(l.Units, TemplateUnitName) }
-
-// DropInPath is the instance's drop-in.
-func (l Layout) DropInPath(instance string) string {
-	return filepath.Join(l.Units, UnitName(instance)+".d", "instance.conf")
+func FPMConfigPath(l layout.Layout, instance string) string {
+	return path.Join(l.InstanceEtcDir(instance), "php-fpm.conf")
 }
 
 // Names and defaults.
 const (
 	// TemplateUnitName is the systemd template every instance runs from.
 	TemplateUnitName = "toppcloud-app@.service"
-	// SocketName is the socket's file name in the instance's directory.
-	SocketName = "app.sock"
 	// UserPrefix starts every app user's name: app-blog. With
 	// appconfig.MaxAppNameLen the name fits Linux's 32 characters, and it
 	// starts with a letter as Debian's adduser wants.
 	UserPrefix = "app-"
-	// AppsGroup is the group of all app users; the node secret is
-	// readable by it (root:toppcloud-apps 0640).
-	AppsGroup = "toppcloud-apps"
 
 	// DefaultWorkers and DefaultThreads size gunicorn: threads keep a
 	// slow client from holding a whole worker; two processes let one
@@ -182,8 +103,8 @@ func UserName(app string) string { return UserPrefix + app }
 // (run once, as root, before the app's first instance starts; exit status
 // 9 means the user exists). The home is the app's data directory, which
 // is not created here.
-func CreateUserArgv(l Layout, app string) []string {
-	return []string{"useradd", "--system", "--user-group", "--groups", AppsGroup,
+func CreateUserArgv(l layout.Layout, app string) []string {
+	return []string{"useradd", "--system", "--user-group", "--groups", layout.AppsGroup,
 		"--home-dir", l.AppDir(app), "--no-create-home", "--shell", "/usr/sbin/nologin",
 		"--comment", "toppcloud app " + app, UserName(app)}
 }
@@ -216,7 +137,7 @@ type Instance struct {
 	Workers int
 	Threads int
 
-	Layout Layout
+	Layout layout.Layout
 }
 
 var instanceRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*\.[A-Za-z0-9_.-]+$`)

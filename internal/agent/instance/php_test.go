@@ -14,12 +14,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/toppcloud/toppcloud/internal/agent/layout"
 	"github.com/toppcloud/toppcloud/internal/appconfig"
 )
 
 const phpFPM = "/usr/sbin/php-fpm8.2"
 
-func phpInstance(t *testing.T) (*Instance, Layout) {
+func phpInstance(t *testing.T) (*Instance, layout.Layout) {
 	t.Helper()
 	need(t, phpFPM)
 	l := testLayout(t)
@@ -41,7 +42,7 @@ func phpInstance(t *testing.T) (*Instance, Layout) {
 func TestPHP_ConfigAccepted(t *testing.T) {
 	inst, _ := phpInstance(t)
 	writeFPMConfig(t, inst)
-	cmd := exec.Command(phpFPM, "--test", "--fpm-config", inst.Layout.FPMConfigPath(inst.Name))
+	cmd := exec.Command(phpFPM, "--test", "--fpm-config", FPMConfigPath(inst.Layout, inst.Name))
 	cmd.Env = envList(inst.ProcessEnv())
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("php-fpm -t: %v\n%s", err, out)
@@ -56,7 +57,7 @@ func writeFPMConfig(t *testing.T, inst *Instance) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := WriteFiles("", []File{{Path: inst.Layout.FPMConfigPath(inst.Name), Mode: 0o644, Data: conf}}); err != nil {
+	if err := WriteFiles("", []File{{Path: FPMConfigPath(inst.Layout, inst.Name), Mode: 0o644, Data: conf}}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -2,7 +2,10 @@ package instance
 
 import (
 	"fmt"
+	"path"
 	"strings"
+
+	"github.com/toppcloud/toppcloud/internal/agent/layout"
 )
 
 // Command apps listen on 127.0.0.1:PORT, but the router reaches every
@@ -36,13 +39,13 @@ func ProxyServiceName(instance string) string {
 }
 
 // ProxyEnvPath is the proxy's environment file (PORT only).
-func (l Layout) ProxyEnvPath(instance string) string {
-	return l.EtcDir(instance) + "/proxy.env"
+func ProxyEnvPath(l layout.Layout, instance string) string {
+	return path.Join(l.InstanceEtcDir(instance), "proxy.env")
 }
 
 // TemplateUnits returns every template unit file the agent installs, by
 // file name: the instance template and the two proxy templates.
-func TemplateUnits(l Layout) map[string][]byte {
+func TemplateUnits(l layout.Layout) map[string][]byte {
 	return map[string][]byte{
 		TemplateUnitName:     TemplateUnit(l),
 		ProxySocketTemplate:  proxySocketUnit(l),
@@ -50,7 +53,7 @@ func TemplateUnits(l Layout) map[string][]byte {
 	}
 }
 
-func proxySocketUnit(l Layout) []byte {
+func proxySocketUnit(l layout.Layout) []byte {
 	var b strings.Builder
 	w := func(s string) { b.WriteString(s); b.WriteByte('\n') }
 	w("# toppcloud: the unix socket of command instance %i; written by the agent, do not edit.")
@@ -58,10 +61,10 @@ func proxySocketUnit(l Layout) []byte {
 	w("Description=toppcloud socket of command instance %i")
 	w("")
 	w("[Socket]")
-	w("ListenStream=" + l.Run + "/%i/" + SocketName)
+	w("ListenStream=" + l.Run + "/%i/" + layout.SocketName)
 	w("# Root and Caddy's group may connect; the directory is passable.")
 	w("SocketUser=root")
-	w("SocketGroup=" + l.CaddyGroup)
+	w("SocketGroup=" + layout.CaddyGroup)
 	w("SocketMode=0660")
 	w("DirectoryMode=0755")
 	w("RemoveOnStop=yes")
@@ -71,7 +74,7 @@ func proxySocketUnit(l Layout) []byte {
 	return []byte(b.String())
 }
 
-func proxyServiceUnit(l Layout) []byte {
+func proxyServiceUnit(l layout.Layout) []byte {
 	var b strings.Builder
 	w := func(s string) { b.WriteString(s); b.WriteByte('\n') }
 	w("# toppcloud: forwards command instance %i's socket to its TCP port; written by the agent, do not edit.")
@@ -81,7 +84,7 @@ func proxyServiceUnit(l Layout) []byte {
 	w("After=toppcloud-app-proxy@%i.socket toppcloud-app@%i.service")
 	w("")
 	w("[Service]")
-	w("EnvironmentFile=" + l.Etc + "/%i/proxy.env")
+	w("EnvironmentFile=" + l.InstanceEtc + "/%i/proxy.env")
 	w("ExecStart=" + l.SocketProxyd + " 127.0.0.1:${PORT}")
 	w("# It only connects to loopback: an account of its own, made for the run.")
 	w("DynamicUser=yes")

@@ -78,7 +78,7 @@ func TestPython_Gunicorn(t *testing.T) {
 			"SILVER_INSTANCE_NAME":      inst.Name,
 			"SILVER_APP_NAME":           "demo",
 			"SILVER_CANONICAL_HOSTNAME": "example.com",
-			"SILVER_LOGS":               l.LogDirOf("demo"),
+			"SILVER_LOGS":               l.AppLogDir("demo"),
 			"TEMP":                      l.TempDir("demo"),
 			"CONFIG_TEST":               `service value with $dollar and "quotes"`,
 		}
@@ -221,7 +221,7 @@ func TestPython_Gunicorn(t *testing.T) {
 	})
 
 	t.Run("errors.log", func(t *testing.T) {
-		logFile := l.LogDirOf("demo") + "/errors.log"
+		logFile := l.AppLogDir("demo") + "/errors.log"
 		os.Remove(logFile)
 		get("/", nil) // writes nothing
 		if _, err := os.Stat(logFile); !errors.Is(err, os.ErrNotExist) {
@@ -255,7 +255,7 @@ func TestPython_Gunicorn(t *testing.T) {
 	})
 
 	t.Run("errors.log under concurrent requests", func(t *testing.T) {
-		logFile := l.LogDirOf("demo") + "/errors.log"
+		logFile := l.AppLogDir("demo") + "/errors.log"
 		os.Remove(logFile)
 		const n = 24
 		var wg sync.WaitGroup
@@ -289,7 +289,7 @@ func TestPython_Gunicorn(t *testing.T) {
 	})
 
 	t.Run("exception is logged", func(t *testing.T) {
-		logFile := l.LogDirOf("demo") + "/errors.log"
+		logFile := l.AppLogDir("demo") + "/errors.log"
 		os.Remove(logFile)
 		resp, err := c.Get("http://example.com/crash")
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/toppcloud/toppcloud/internal/agent/layout"
 	"github.com/toppcloud/toppcloud/internal/appconfig"
 )
 
@@ -81,10 +82,10 @@ func TestSystemctl_Commands(t *testing.T) {
 }
 
 func TestSystemctl_Current(t *testing.T) {
-	l := DefaultLayout()
+	l := layout.Default()
 	inst := &Instance{App: "blog", Name: "blog.1", Kind: appconfig.KindPython, Layout: l}
 	show := "systemctl show --property=LoadState,NeedDaemonReload,DropInPaths toppcloud-app@blog.1.service"
-	ours := l.DropInPath("blog.1")
+	ours := DropInPath(l, "blog.1")
 	for out, want := range map[string]bool{
 		"LoadState=loaded\nNeedDaemonReload=no\nDropInPaths=" + ours + "\n":                   true,
 		"LoadState=loaded\nNeedDaemonReload=no\nDropInPaths=/etc/x.conf " + ours + "\n":       true,

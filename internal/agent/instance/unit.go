@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/toppcloud/toppcloud/internal/agent/layout"
 	"github.com/toppcloud/toppcloud/internal/appconfig"
 	"github.com/toppcloud/toppcloud/internal/assets"
 )
@@ -20,7 +21,7 @@ import (
 
 // TemplateUnit renders toppcloud-app@.service. It has no ExecStart: an
 // instance without its drop-in cannot start.
-func TemplateUnit(l Layout) []byte {
+func TemplateUnit(l layout.Layout) []byte {
 	var b strings.Builder
 	w := func(s string) { b.WriteString(s); b.WriteByte('\n') }
 	w("# toppcloud application instance; written by the agent, do not edit.")
@@ -61,7 +62,7 @@ func TemplateUnit(l Layout) []byte {
 	w("RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6")
 	w("# Other apps' instances, data and logs, the node's state and backups are")
 	w("# hidden; the drop-in binds back this instance's own parts.")
-	w(fmt.Sprintf("TemporaryFileSystem=%s:ro %s:ro %s:ro", l.WWW, l.DataDir, l.LogDir))
+	w(fmt.Sprintf("TemporaryFileSystem=%s:ro %s:ro %s:ro", l.WWW, l.Data, l.Logs))
 	w("")
 	w("[Install]")
 	w("WantedBy=multi-user.target")
@@ -91,7 +92,7 @@ func (i *Instance) DropIn() ([]byte, error) {
 	}
 	w("User=" + user)
 	w("Group=" + user)
-	w("EnvironmentFile=" + l.EnvFilePath(i.Name))
+	w("EnvironmentFile=" + EnvFilePath(l, i.Name))
 	w("WorkingDirectory=" + i.Dir())
 	if i.Kind != appconfig.KindCommand {
 		// Root makes Run/INSTANCE owned by the app user and Caddy's group,
@@ -99,7 +100,7 @@ func (i *Instance) DropIn() ([]byte, error) {
 		// (RuntimeDirectory= would be simpler, but systemd chowns it back to
 		// the unit's user and group before every command it starts.)
 		dir := l.SocketDir(i.Name)
-		w(fmt.Sprintf("ExecStartPre=+%s -d -o %s -g %s -m 0750 %s", l.Install, user, l.CaddyGroup, dir))
+		w(fmt.Sprintf("ExecStartPre=+%s -d -o %s -g %s -m 0750 %s", l.Install, user, layout.CaddyGroup, dir))
 		// "-": the directory does not exist yet when ExecStartPre's own
 		// namespace is set up; ExecStart's finds it. It is a mount point
 		// inside the sandbox, so no ExecStopPost can remove it:
@@ -124,7 +125,7 @@ func (i *Instance) DropIn() ([]byte, error) {
 		"-" + filepath.Join(app, "files"),
 		"-" + filepath.Join(app, "writable-root"),
 		l.TempDir(i.App),
-		l.LogDirOf(i.App),
+		l.AppLogDir(i.App),
 	}
 	ro := []string{i.Dir(), l.Secret, "-" + l.ConfigDir(i.App)}
 	if i.Kind == appconfig.KindPHP {
@@ -159,7 +160,7 @@ func (i *Instance) Command() []string {
 			assets.PythonModule + ":" + assets.PythonApp,
 		}
 	case appconfig.KindPHP:
-		return []string{l.PHPFPM, "--nodaemonize", "--force-stderr", "--fpm-config", l.FPMConfigPath(i.Name)}
+		return []string{l.PHPFPM, "--nodaemonize", "--force-stderr", "--fpm-config", FPMConfigPath(l, i.Name)}
 	case appconfig.KindCommand:
 		return []string{filepath.Join(i.Dir(), filepath.FromSlash(i.Runner))}
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/toppcloud/toppcloud/internal/agent/layout"
 	"github.com/toppcloud/toppcloud/internal/appconfig"
 )
 
@@ -17,9 +18,9 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/un
 const goldenToken = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 
 // goldenInstances are rendered with the node layout and fixed inputs.
-func goldenInstances(t *testing.T, l Layout) map[string]*Instance {
+func goldenInstances(t *testing.T, l layout.Layout) map[string]*Instance {
 	t.Helper()
-	env, err := l.Environment(EnvInput{
+	env, err := Environment(l, EnvInput{
 		App: "blog", Instance: "blog.2024-01-02_001",
 		Locations:     []string{"https://blog.example.com/", "example.com/blog"},
 		ConfigDefault: "config",
@@ -65,7 +66,7 @@ func golden(t *testing.T, name string, got []byte) {
 }
 
 func TestUnits_Golden(t *testing.T) {
-	l := DefaultLayout()
+	l := layout.Default()
 	for name, data := range TemplateUnits(l) {
 		golden(t, name, data)
 	}
@@ -81,7 +82,7 @@ func TestUnits_Golden(t *testing.T) {
 }
 
 func TestUnits_FilesAndModes(t *testing.T) {
-	l := DefaultLayout()
+	l := layout.Default()
 	insts := goldenInstances(t, l)
 	files, err := insts["php"].Files()
 	if err != nil {
@@ -99,10 +100,10 @@ func TestUnits_FilesAndModes(t *testing.T) {
 		if m, ok := want[f.Path]; !ok || m != f.Mode {
 			t.Errorf("file %s mode %o, want %o", f.Path, f.Mode, want[f.Path])
 		}
-		if f.Path != l.EnvFilePath("blog.2024-01-02_001") && bytes.Contains(f.Data, []byte(goldenToken)) {
+		if f.Path != EnvFilePath(l, "blog.2024-01-02_001") && bytes.Contains(f.Data, []byte(goldenToken)) {
 			t.Errorf("%s (not root-only) contains the internal token", f.Path)
 		}
-		if f.Path != l.EnvFilePath("blog.2024-01-02_001") && bytes.Contains(f.Data, []byte(`p"a$s\w`)) {
+		if f.Path != EnvFilePath(l, "blog.2024-01-02_001") && bytes.Contains(f.Data, []byte(`p"a$s\w`)) {
 			t.Errorf("%s (not root-only) contains a service password", f.Path)
 		}
 	}
@@ -141,7 +142,7 @@ func TestUnits_SystemdVerify(t *testing.T) {
 	if err != nil {
 		t.Skip("systemd-analyze is not installed")
 	}
-	l := DefaultLayout()
+	l := layout.Default()
 	// A command app's executable must exist for verify.
 	www := t.TempDir()
 	l.WWW = www

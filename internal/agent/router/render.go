@@ -15,14 +15,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/toppcloud/toppcloud/internal/agent/layout"
 	"github.com/toppcloud/toppcloud/internal/location"
 )
 
 // Defaults for Options.
 const (
-	DefaultHTTPAddr    = ":80"
-	DefaultHTTPSAddr   = ":443"
-	DefaultAdminSocket = "/run/toppcloud/caddy-admin.sock"
+	DefaultHTTPAddr  = ":80"
+	DefaultHTTPSAddr = ":443"
 	// DefaultGracePeriod bounds how long Caddy lets requests that were in
 	// flight when a new config loaded finish on the old one. Caddy 2.6's
 	// own default is forever.
@@ -116,7 +116,7 @@ type Options struct {
 	// (DefaultHTTPSAddr). It is only opened when such a location exists.
 	HTTPSAddr string
 	// AdminSocket is the unix socket of Caddy's admin API
-	// (DefaultAdminSocket). The admin API never listens on TCP.
+	// (the node's, layout.Default). The admin API never listens on TCP.
 	AdminSocket string
 	// GracePeriod: see DefaultGracePeriod.
 	GracePeriod time.Duration
@@ -137,7 +137,7 @@ func (o Options) withDefaults() Options {
 		o.HTTPSAddr = DefaultHTTPSAddr
 	}
 	if o.AdminSocket == "" {
-		o.AdminSocket = DefaultAdminSocket
+		o.AdminSocket = layout.Default().AdminSocket
 	}
 	if o.GracePeriod == 0 {
 		o.GracePeriod = DefaultGracePeriod
