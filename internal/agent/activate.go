@@ -205,7 +205,7 @@ func (a *Agent) startExisting(ctx context.Context, c *Call, st *protocol.Step, r
 	if changed, err := a.InstallRuntime(); err != nil {
 		return false, err
 	} else if len(changed) > 0 {
-		if err := a.systemctl().DaemonReload(ctx); err != nil {
+		if err := a.systemd().DaemonReload(ctx); err != nil {
 			return false, err
 		}
 	}
@@ -238,10 +238,7 @@ func (a *Agent) startExisting(ctx context.Context, c *Call, st *protocol.Step, r
 // into, the old one.
 func (a *Agent) instanceRunning(ctx context.Context, name string) (bool, error) {
 	unit := instance.UnitName(name)
-	state := func() string {
-		out, _ := a.exec(ctx, "systemctl", "is-active", unit)
-		return strings.TrimSpace(string(out))
-	}
+	state := func() string { return a.systemd().State(ctx, unit) }
 	if ok, err := a.Host.Exists(instance.DropInPath(a.Layout, name)); err != nil {
 		return false, err
 	} else if ok {

@@ -118,6 +118,14 @@ func (c *Call) Warnf(format string, args ...any) {
 	_ = c.Out.Log(protocol.StreamWarning, fmt.Sprintf(format, args...))
 }
 
+// commandLine sends a line of a command's output in the stdout stream,
+// when the client asked for detail (-v).
+func (c *Call) commandLine(line string) {
+	if c.Req.Verbose > 0 {
+		_ = c.Out.Log(protocol.StreamStdout, line)
+	}
+}
+
 // Locks returns the agent's locks.
 func (a *Agent) Locks() Locks { return Locks{Host: a.Host, Dir: a.Layout.Locks} }
 

@@ -249,8 +249,7 @@ func (d *deployRun) unchanged(ctx context.Context) (*protocol.DeployResult, bool
 		return nil, false
 	}
 	if rec.Kind != appconfig.KindStatic {
-		out, err := a.exec(ctx, "systemctl", "is-active", instance.UnitName(rt.Live))
-		if err != nil || strings.TrimSpace(string(out)) != "active" {
+		if !a.systemd().Active(ctx, instance.UnitName(rt.Live)) {
 			return nil, false
 		}
 	}
@@ -397,7 +396,7 @@ func (d *deployRun) installPackages(ctx context.Context, st *protocol.Step) (str
 	if len(d.cfg.Packages) == 0 {
 		return "none in app.ini", nil
 	}
-	did, err := d.a.installDebs(ctx, d.c, st, d.cfg.Packages)
+	did, _, err := d.a.apt(d.c).Install(ctx, d.cfg.Packages, st.Progress)
 	if err != nil {
 		return "", err
 	}
@@ -429,7 +428,7 @@ func (d *deployRun) start(ctx context.Context, st *protocol.Step) (string, error
 	if changed, err := a.InstallRuntime(); err != nil {
 		return "", err
 	} else if len(changed) > 0 {
-		if err := a.systemctl().DaemonReload(ctx); err != nil {
+		if err := a.systemd().DaemonReload(ctx); err != nil {
 			return "", err
 		}
 	}
@@ -498,7 +497,7 @@ func (d *deployRun) updateFetch(ctx context.Context, st *protocol.Step) (string,
 	if err != nil {
 		// The entry's own output was streamed above; the instance's journal
 		// holds what the server logged (a traceback).
-		tail, _ := d.a.systemctl().Tail(d.instance, 30)(context.WithoutCancel(ctx))
+		tail, _ := instance.Tail(d.a.systemd(), d.instance, 30)(context.WithoutCancel(ctx))
 		return "", &protocol.Error{Code: protocol.CodeFetchFailed, Tail: tail,
 			Message: err.Error() + " against the new instance " + d.instance + " (its output is above, the instance's journal below); it is removed and the live version keeps serving"}
 	}

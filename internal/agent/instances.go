@@ -14,6 +14,7 @@ import (
 
 	"github.com/toppcloud/toppcloud/internal/agent/host"
 	"github.com/toppcloud/toppcloud/internal/agent/instance"
+	"github.com/toppcloud/toppcloud/internal/agent/system"
 	"github.com/toppcloud/toppcloud/internal/appconfig"
 	"github.com/toppcloud/toppcloud/internal/protocol"
 	"github.com/toppcloud/toppcloud/internal/service"
@@ -24,12 +25,7 @@ import (
 // instance.
 const healthPoll = 100 * time.Millisecond
 
-// exec runs a command on the node for the runner package.
-func (a *Agent) exec(ctx context.Context, argv ...string) ([]byte, error) {
-	return a.Host.Runner.Run(ctx, host.Command{Argv: argv})
-}
-
-func (a *Agent) systemctl() instance.Systemctl { return instance.Systemctl{Exec: a.exec} }
+func (a *Agent) systemd() system.Systemd { return system.Systemd{Runner: a.Host.Runner} }
 
 // instanceSpec is what an instance is started with besides its record.
 type instanceSpec struct {
@@ -112,18 +108,18 @@ func (a *Agent) startInstance(ctx context.Context, st *protocol.Step, inst *inst
 	if err := instance.WriteLinks(a.Host.Root, inst.EnableLinks()); err != nil {
 		return err
 	}
-	sc := a.systemctl()
-	if !sc.Current(ctx, inst) {
-		if err := sc.DaemonReload(ctx); err != nil {
+	sd := a.systemd()
+	if !instance.Current(ctx, sd, inst) {
+		if err := sd.DaemonReload(ctx); err != nil {
 			return err
 		}
 	}
 	st.Progress("starting " + instance.UnitName(inst.Name))
-	if err := sc.StartInstance(ctx, inst); err != nil {
+	if err := instance.StartUnits(ctx, sd, inst); err != nil {
 		return a.unhealthy(ctx, inst, err)
 	}
 	st.Progress("waiting for it to answer")
-	hc := inst.Health(sc.Exited(inst.Name), sc.Tail(inst.Name, instance.DefaultTailLines))
+	hc := inst.Health(instance.Exited(sd, inst.Name), instance.Tail(sd, inst.Name, instance.DefaultTailLines))
 	// Poll often: an update waits for exactly this, and the runner's
 	// default backoff (for long imports) can double the wait.
 	hc.MaxBackoff = healthPoll
@@ -159,7 +155,7 @@ func socketProbe(inst *instance.Instance) instance.Probe {
 
 // unhealthy turns a failed start into an error with the unit's journal.
 func (a *Agent) unhealthy(ctx context.Context, inst *instance.Instance, err error) error {
-	tail, _ := a.systemctl().Tail(inst.Name, instance.DefaultTailLines)(context.WithoutCancel(ctx))
+	tail, _ := instance.Tail(a.systemd(), inst.Name, instance.DefaultTailLines)(context.WithoutCancel(ctx))
 	return &protocol.Error{Code: protocol.CodeUnhealthy, Tail: tail,
 		Message: fmt.Sprintf("instance %s did not start: %v; the application's output is below", inst.Name, err)}
 }
@@ -169,7 +165,7 @@ func (a *Agent) unhealthy(ctx context.Context, inst *instance.Instance, err erro
 // to remove). Stopping what is not running is not an error.
 func (a *Agent) stopInstance(ctx context.Context, name string, kind appconfig.Kind, drained bool) error {
 	var errs []error
-	if err := a.systemctl().StopInstance(ctx, name, kind, drained); err != nil {
+	if err := instance.StopUnits(ctx, a.systemd(), name, kind, drained); err != nil {
 		errs = append(errs, err)
 	}
 	inst := &instance.Instance{App: strings.SplitN(name, ".", 2)[0], Name: name, Kind: kind, Layout: a.Layout}
@@ -302,39 +298,16 @@ func (a *Agent) prepareServices(ctx context.Context, c *Call, app string, cfg *a
 	return service.Prepare(ctx, service.App{Name: app, DataDir: a.Layout.AppDir(app), User: instance.UserName(app)}, reqs, clear, service.Hooks{
 		Warn: func(m string) { c.Warnf("%s", m) },
 		InstallPackages: func(ctx context.Context, pkgs []string) error {
-			_, err := a.installDebs(ctx, c, nil, pkgs)
+			_, _, err := a.apt(c).Install(ctx, pkgs, nil)
 			return err
 		},
 	})
 }
 
-// installDebs installs the Debian packages of pkgs that are missing and
-// reports which it installed.
-func (a *Agent) installDebs(ctx context.Context, c *Call, st *protocol.Step, pkgs []string) ([]string, error) {
-	s := &setupRun{a: a, h: a.Host, l: a.Layout, c: c}
-	_, missing, err := s.queryPackages(ctx, pkgs)
-	if err != nil || len(missing) == 0 {
-		return nil, err
-	}
-	progress := func(m string) {
-		if st != nil {
-			st.Progress(m)
-		}
-	}
-	progress("apt-get update")
-	if _, err := a.Host.Runner.Run(ctx, host.Command{
-		Argv: []string{"apt-get", "update", "-q", "-o", "DPkg::Lock::Timeout=300"}, Line: s.logLine,
-	}); err != nil {
-		return nil, s.aptError("apt-get update", err)
-	}
-	progress("installing " + strings.Join(missing, " "))
-	argv := append([]string{"apt-get", "install", "-y", "-q", "--no-install-recommends",
-		"-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold",
-		"-o", "DPkg::Lock::Timeout=300"}, missing...)
-	if _, err := a.Host.Runner.Run(ctx, host.Command{Argv: argv, Line: s.logLine}); err != nil {
-		return nil, s.aptError("apt-get install", err)
-	}
-	return missing, nil
+// apt installs an app's Debian packages; apt's output goes to the
+// client's verbose log.
+func (a *Agent) apt(c *Call) system.Apt {
+	return system.Apt{Host: a.Host, Line: c.commandLine, Again: "run update again"}
 }
 
 // newRecord describes an instance about to be made from cfg.

@@ -7,12 +7,10 @@ import (
 	"io"
 	"os"
 	"path"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/toppcloud/toppcloud/internal/agent/host"
 	"github.com/toppcloud/toppcloud/internal/agent/instance"
 	"github.com/toppcloud/toppcloud/internal/location"
 	"github.com/toppcloud/toppcloud/internal/protocol"
@@ -77,13 +75,13 @@ func (a *Agent) logs(ctx context.Context, c *Call, args protocol.LogsArgs) (*pro
 	}
 	// Every instance of the app, so a failed start or the drained old one
 	// shows too.
-	argv := []string{"journalctl", "--unit", instance.UnitName(rt.App + ".*"), "--lines", strconv.Itoa(n), "--no-pager", "--output", "short-iso"}
+	units := instance.UnitName(rt.App + ".*")
 	if !args.Follow {
-		out, err := a.exec(ctx, argv...)
+		lines, err := a.systemd().Journal(ctx, units, n, "short-iso")
 		if err != nil {
 			return nil, err
 		}
-		for _, l := range strings.Split(strings.TrimRight(string(out), "\n"), "\n") {
+		for _, l := range lines {
 			if l != "" {
 				send(protocol.StreamJournal, l)
 			}
@@ -110,7 +108,7 @@ func (a *Agent) logs(ctx context.Context, c *Call, args protocol.LogsArgs) (*pro
 		}
 	})
 	wg.Go(func() {
-		_, err := a.Host.Runner.Run(ctx, host.Command{Argv: append(argv, "--follow"), Line: func(l string) { send(protocol.StreamJournal, l) }})
+		err := a.systemd().FollowJournal(ctx, units, n, "short-iso", func(l string) { send(protocol.StreamJournal, l) })
 		if err != nil && ctx.Err() == nil {
 			send(protocol.StreamWarning, "journalctl: "+err.Error())
 		}

@@ -54,17 +54,13 @@ func (a *Agent) unitStates(ctx context.Context, instances []string) map[string]s
 	if len(instances) == 0 {
 		return states
 	}
-	argv := []string{"systemctl", "is-active"}
-	for _, in := range instances {
-		argv = append(argv, instance.UnitName(in))
+	units := make([]string, len(instances))
+	for i, in := range instances {
+		units[i] = instance.UnitName(in)
 	}
-	// is-active exits non-zero when some unit is not active; its output
-	// still has one line per unit.
-	out, _ := a.exec(ctx, argv...)
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	if len(lines) == len(instances) {
-		for i, in := range instances {
-			states[in] = strings.TrimSpace(lines[i])
+	for i, s := range a.systemd().States(ctx, units...) {
+		if s != "" {
+			states[instances[i]] = s
 		}
 	}
 	return states

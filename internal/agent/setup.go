@@ -11,6 +11,7 @@ import (
 	"github.com/toppcloud/toppcloud/internal/agent/host"
 	"github.com/toppcloud/toppcloud/internal/agent/layout"
 	"github.com/toppcloud/toppcloud/internal/agent/router"
+	"github.com/toppcloud/toppcloud/internal/agent/system"
 	"github.com/toppcloud/toppcloud/internal/protocol"
 )
 
@@ -80,7 +81,7 @@ type setupHooks struct {
 func (a *Agent) hooks() setupHooks {
 	hk := a.setup
 	if hk.aptBusy == nil {
-		hk.aptBusy = aptLockHolder
+		hk.aptBusy = system.LockHolder
 	}
 	if hk.aptWait == 0 {
 		hk.aptWait = DefaultAptWait
@@ -112,6 +113,7 @@ type setupRun struct {
 	args  protocol.SetupArgs
 	hooks setupHooks
 
+	systemd  system.Systemd
 	os       protocol.OSInfo
 	packages map[string]string
 	changed  []string
@@ -143,7 +145,8 @@ func (a *Agent) runSetup(ctx context.Context, c *Call, args protocol.SetupArgs) 
 	}
 	defer release()
 
-	s := &setupRun{a: a, h: a.Host, l: a.Layout, c: c, args: args, hooks: a.hooks(), packages: map[string]string{}}
+	s := &setupRun{a: a, h: a.Host, l: a.Layout, c: c, args: args, hooks: a.hooks(), packages: map[string]string{},
+		systemd: system.Systemd{Runner: a.Host.Runner}}
 	for _, step := range s.steps() {
 		st := c.Out.Start(step.name)
 		changed, detail, err := step.run(ctx, st)
@@ -218,30 +221,11 @@ func (s *setupRun) daemonReload(ctx context.Context) error {
 	if !s.reload {
 		return nil
 	}
-	if _, err := s.run(ctx, "systemctl", "daemon-reload"); err != nil {
+	if err := s.systemd.DaemonReload(ctx); err != nil {
 		return err
 	}
 	s.reload = false
 	return nil
-}
-
-// enable enables a unit unless it is, and reports whether it had to.
-func (s *setupRun) enable(ctx context.Context, unit string) (bool, error) {
-	out, err := s.run(ctx, "systemctl", "is-enabled", unit)
-	state := strings.TrimSpace(string(out))
-	if err == nil && (state == "enabled" || state == "static" || state == "alias") {
-		return false, nil
-	}
-	if _, err := s.run(ctx, "systemctl", "enable", "--quiet", unit); err != nil {
-		return false, err
-	}
-	return true, nil
-}
-
-// active reports whether a unit is active.
-func (s *setupRun) active(ctx context.Context, unit string) bool {
-	out, err := s.run(ctx, "systemctl", "is-active", unit)
-	return err == nil && strings.TrimSpace(string(out)) == "active"
 }
 
 // writeFiles writes several files and reports whether any changed.

@@ -181,7 +181,7 @@ func (s *setupRun) ensureFirewall(ctx context.Context, st *protocol.Step) (bool,
 	if err := s.daemonReload(ctx); err != nil {
 		return true, "", err
 	}
-	enabled, err := s.enable(ctx, layout.FirewallUnit)
+	enabled, err := s.systemd.Enable(ctx, layout.FirewallUnit)
 	if err != nil {
 		return true, "", err
 	}

@@ -12,9 +12,8 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/toppcloud/toppcloud/internal/agent/host"
+	"github.com/toppcloud/toppcloud/internal/agent/system"
 	"github.com/toppcloud/toppcloud/internal/filestat"
 	"github.com/toppcloud/toppcloud/internal/protocol"
 )
@@ -85,42 +84,6 @@ func (s *setupRun) checkOS(ctx context.Context, st *protocol.Step) (bool, string
 		Message: fmt.Sprintf("this node runs %s (ID=%s); toppcloud supports only Debian 12+ and Ubuntu 22.04+", orUnknown(found), orUnknown(s.os.ID))}
 }
 
-// aptLocks are the files apt and dpkg hold fcntl locks on while they run.
-var aptLocks = []string{
-	"/var/lib/dpkg/lock-frontend",
-	"/var/lib/dpkg/lock",
-	"/var/lib/apt/lists/lock",
-	"/var/cache/apt/archives/lock",
-}
-
-// aptLockHolder asks the kernel whether a process holds one of apt's
-// locks (F_GETLK names it), without taking any.
-func aptLockHolder(ctx context.Context, h *host.Host) (string, bool, error) {
-	for _, p := range aptLocks {
-		f, err := os.Open(h.Path(p))
-		if errors.Is(err, os.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return "", false, err
-		}
-		lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0}
-		err = unix.FcntlFlock(f.Fd(), unix.F_GETLK, &lk)
-		f.Close()
-		if err != nil {
-			return "", false, fmt.Errorf("check lock %s: %w", p, err)
-		}
-		if lk.Type != unix.F_UNLCK {
-			name := "?"
-			if b, err := os.ReadFile(h.Path(fmt.Sprintf("/proc/%d/comm", lk.Pid))); err == nil {
-				name = strings.TrimSpace(string(b))
-			}
-			return fmt.Sprintf("%s (pid %d) holds %s", name, lk.Pid, p), true, nil
-		}
-	}
-	return "", false, nil
-}
-
 func (s *setupRun) waitForApt(ctx context.Context, st *protocol.Step) (bool, string, error) {
 	start := time.Now()
 	var last time.Time
@@ -150,156 +113,43 @@ func (s *setupRun) waitForApt(ctx context.Context, st *protocol.Step) (bool, str
 	}
 }
 
-// dpkgQueryFormat lists name, status abbreviation and version.
-const dpkgQueryFormat = "${Package}\\t${db:Status-Abbrev}\\t${Version}\\n"
-
-// queryPackages returns the installed version of each package in pkgs
-// that is installed ("ii"); the others are missing.
-func (s *setupRun) queryPackages(ctx context.Context, pkgs []string) (installed map[string]string, missing []string, err error) {
-	argv := append([]string{"dpkg-query", "-W", "-f=" + dpkgQueryFormat}, pkgs...)
-	out, err := s.run(ctx, argv...)
-	// Status 1 means some package is unknown to dpkg; the known ones are
-	// still listed.
-	if err != nil && host.ExitStatus(err) != 1 {
-		return nil, nil, err
-	}
-	installed = map[string]string{}
-	for _, line := range strings.Split(string(out), "\n") {
-		f := strings.Split(line, "\t")
-		if len(f) != 3 {
-			continue
+// apt installs packages for setup-node.
+func (s *setupRun) apt() system.Apt {
+	return system.Apt{Host: s.h, Line: s.c.commandLine, Again: "run setup-node again", Hint: func(tail []string) string {
+		if s.os.ID != "ubuntu" {
+			return ""
 		}
-		if strings.HasPrefix(f[1], "ii") {
-			installed[f[0]] = f[2]
+		for _, l := range tail {
+			if strings.Contains(l, "Unable to locate package caddy") {
+				return "this Ubuntu release has no caddy package: add Caddy's apt repository (caddyserver.com/docs/install), then run setup-node again"
+			}
 		}
-	}
-	for _, p := range pkgs {
-		if _, ok := installed[p]; !ok {
-			missing = append(missing, p)
-		}
-	}
-	return installed, missing, nil
+		return ""
+	}}
 }
 
 func (s *setupRun) installPackages(ctx context.Context, st *protocol.Step) (bool, string, error) {
 	pkgs := NodePackages()
+	apt := s.apt()
 	changed := false
-	// A dpkg run that was cut short (an earlier setup-node interrupted,
-	// a full disk) must be finished before apt will do anything.
-	if pending, err := s.dpkgInterrupted(); err != nil {
+	if pending, err := apt.Interrupted(); err != nil {
 		return false, "", err
 	} else if pending {
 		st.Progress("finishing an interrupted dpkg run (dpkg --configure -a)")
-		if _, err := s.h.Runner.Run(ctx, host.Command{Argv: []string{"dpkg", "--configure", "-a", "--force-confdef", "--force-confold"}, Line: s.logLine}); err != nil {
-			return false, "", s.aptError("dpkg --configure -a", err)
+		if err := apt.FinishInterrupted(ctx); err != nil {
+			return false, "", err
 		}
 		changed = true
 	}
-	installed, missing, err := s.queryPackages(ctx, pkgs)
+	did, versions, err := apt.Install(ctx, pkgs, st.Progress)
 	if err != nil {
-		return false, "", err
+		return changed || len(did) > 0, "", err
 	}
-	if len(missing) == 0 {
-		s.packages = installed
+	s.packages = versions
+	if len(did) == 0 {
 		return changed, fmt.Sprintf("all %d present", len(pkgs)), nil
 	}
-	st.Progress("apt-get update")
-	if _, err := s.h.Runner.Run(ctx, host.Command{
-		Argv: []string{"apt-get", "update", "-q", "-o", "DPkg::Lock::Timeout=120"},
-		Line: s.logLine,
-	}); err != nil {
-		return false, "", s.aptError("apt-get update", err)
-	}
-	st.Progress("installing " + strings.Join(missing, " "))
-	argv := []string{"apt-get", "install", "-y", "-q", "--no-install-recommends",
-		"-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold",
-		"-o", "DPkg::Lock::Timeout=120"}
-	argv = append(argv, missing...)
-	if _, err := s.h.Runner.Run(ctx, host.Command{Argv: argv, Line: func(line string) {
-		s.logLine(line)
-		if strings.HasPrefix(line, "Setting up ") || strings.HasPrefix(line, "Unpacking ") {
-			st.Progress(line)
-		}
-	}}); err != nil {
-		return false, "", s.aptError("apt-get install", err)
-	}
-	installed, still, err := s.queryPackages(ctx, pkgs)
-	if err != nil {
-		return true, "", err
-	}
-	if len(still) > 0 {
-		return true, "", fmt.Errorf("apt-get install succeeded but %s still not installed", strings.Join(still, ", "))
-	}
-	s.packages = installed
-	return true, "installed " + strings.Join(missing, " "), nil
-}
-
-// dpkgInterrupted reports whether dpkg left work pending
-// (/var/lib/dpkg/updates has journal files).
-func (s *setupRun) dpkgInterrupted() (bool, error) {
-	entries, err := os.ReadDir(s.h.Path("/var/lib/dpkg/updates"))
-	if errors.Is(err, os.ErrNotExist) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	for _, e := range entries {
-		if _, err := strconv.Atoi(e.Name()); err == nil {
-			return true, nil
-		}
-	}
-	return false, nil
-}
-
-// aptError says what apt's failure means for the user; the output's tail
-// rides along in the error.
-func (s *setupRun) aptError(what string, err error) error {
-	var ce *host.CommandError
-	if !errors.As(err, &ce) {
-		return fmt.Errorf("%s: %w", what, err)
-	}
-	hint := "fix the cause (apt's output is below) and run setup-node again"
-	if host.IsDiskFull(err) {
-		hint = "the node's disk is full: free space (df -h shows where) and run setup-node again"
-	}
-	if s.os.ID == "ubuntu" {
-		for _, l := range ce.Tail {
-			if strings.Contains(l, "Unable to locate package caddy") {
-				hint = "this Ubuntu release has no caddy package: add Caddy's apt repository (caddyserver.com/docs/install), then run setup-node again"
-			}
-		}
-	}
-	return &protocol.Error{Code: codeFor(err), Tail: ce.Tail,
-		Message: fmt.Sprintf("%s failed (exit status %d): %s; %s", what, ce.Status, aptErrorLine(ce), hint)}
-}
-
-// aptErrorLine picks apt's own error from its output: the last "E:" line
-// (apt writes errors to stderr unbuffered, so they may come before the
-// last lines of stdout), else the last line.
-func aptErrorLine(ce *host.CommandError) string {
-	for i := len(ce.Tail) - 1; i >= 0; i-- {
-		l := strings.TrimSpace(ce.Tail[i])
-		if strings.HasPrefix(l, "E: ") || strings.HasPrefix(l, "dpkg: error") {
-			return l
-		}
-	}
-	return ce.LastLine()
-}
-
-func codeFor(err error) string {
-	if host.IsDiskFull(err) {
-		return protocol.CodeDiskFull
-	}
-	return protocol.CodeCommandFailed
-}
-
-// logLine forwards a command's output line to the client when it asked
-// for detail (-v).
-func (s *setupRun) logLine(line string) {
-	if s.c.Req.Verbose > 0 {
-		_ = s.c.Out.Log(protocol.StreamStdout, line)
-	}
+	return true, "installed " + strings.Join(did, " "), nil
 }
 
 // checkAgent makes sure the installed agent binary is root's and

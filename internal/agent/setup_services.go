@@ -41,23 +41,18 @@ func (s *setupRun) ensureAppUnits(ctx context.Context, st *protocol.Step) (bool,
 	if err := s.daemonReload(ctx); err != nil {
 		return true, "", err
 	}
-	out, err := s.run(ctx, "systemctl", "list-unit-files", "--no-legend", "--type=service", "php*-fpm.service")
+	fpms, err := s.systemd.ServiceFiles(ctx, "php*-fpm.service")
 	if err != nil {
 		return len(did) > 0, "", err
 	}
-	for _, line := range strings.Split(string(out), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 || f[1] == "masked" {
+	for _, f := range fpms {
+		if f.State == "masked" || f.State == "disabled" && !s.systemd.Active(ctx, f.Name) {
 			continue
 		}
-		unit := f[0]
-		if f[1] == "disabled" && !s.active(ctx, unit) {
-			continue
-		}
-		if _, err := s.run(ctx, "systemctl", "disable", "--now", "--quiet", unit); err != nil {
+		if err := s.systemd.DisableNow(ctx, f.Name); err != nil {
 			return true, "", err
 		}
-		did = append(did, "stopped "+unit)
+		did = append(did, "stopped "+f.Name)
 	}
 	if len(did) == 0 {
 		return false, instance.TemplateUnitName + ", " + assets.InstallDir, nil
@@ -117,7 +112,7 @@ func (s *setupRun) ensureCaddy(ctx context.Context, st *protocol.Step) (bool, st
 		}
 	}
 
-	enabled, err := s.enable(ctx, "caddy.service")
+	enabled, err := s.systemd.Enable(ctx, "caddy.service")
 	if err != nil {
 		return true, "", err
 	}
@@ -125,9 +120,9 @@ func (s *setupRun) ensureCaddy(ctx context.Context, st *protocol.Step) (bool, st
 		did = append(did, "enabled")
 	}
 	admin := s.hooks.admin(s.h.Path(s.l.AdminSocket))
-	if dropInChanged || configWritten || !s.active(ctx, "caddy.service") || !s.adminAnswers(ctx, admin) {
+	if dropInChanged || configWritten || !s.systemd.Active(ctx, "caddy.service") || !s.adminAnswers(ctx, admin) {
 		st.Progress("restarting caddy")
-		if _, err := s.run(ctx, "systemctl", "restart", "caddy.service"); err != nil {
+		if err := s.systemd.Restart(ctx, "caddy.service"); err != nil {
 			return true, "", s.withCaddyLog(ctx, err)
 		}
 		did = append(did, "restarted")
@@ -229,12 +224,11 @@ func (s *setupRun) waitAdmin(ctx context.Context, admin *router.Admin) error {
 
 // withCaddyLog adds Caddy's last journal lines to an error about it.
 func (s *setupRun) withCaddyLog(ctx context.Context, err error) error {
-	out, jerr := s.run(ctx, "journalctl", "-u", "caddy.service", "-n", "15", "--no-pager", "-o", "cat")
-	if jerr != nil || len(out) == 0 {
+	tail, jerr := s.systemd.Journal(ctx, "caddy.service", 15, "cat")
+	if jerr != nil || len(tail) == 0 {
 		return err
 	}
-	return &protocol.Error{Code: protocol.CodeCommandFailed, Message: err.Error() + " (caddy's log below)",
-		Tail: strings.Split(strings.TrimRight(string(out), "\n"), "\n")}
+	return &protocol.Error{Code: protocol.CodeCommandFailed, Message: err.Error() + " (caddy's log below)", Tail: tail}
 }
 
 // checkFrontServer asks Caddy on port 80 for a page; any HTTP answer will
@@ -287,7 +281,7 @@ func (s *setupRun) ensureLogs(ctx context.Context, st *protocol.Step) (bool, str
 		did = append(did, s.l.Journald)
 		// Storage= needs a restart; journald keeps the streams of running
 		// services across it.
-		if _, err := s.run(ctx, "systemctl", "restart", "systemd-journald.service"); err != nil {
+		if err := s.systemd.Restart(ctx, "systemd-journald.service"); err != nil {
 			return true, "", err
 		}
 	}

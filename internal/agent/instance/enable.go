@@ -1,14 +1,10 @@
 package instance
 
 import (
-	"context"
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
-	"strings"
 
 	"github.com/toppcloud/toppcloud/internal/agent/layout"
 	"github.com/toppcloud/toppcloud/internal/appconfig"
@@ -86,80 +82,4 @@ func removeEnableLinks(l layout.Layout, root, instance string) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// units are the units StartInstance starts, main unit last: a command
-// app's socket must listen before anyone is told the app is up.
-func (i *Instance) units() []string {
-	if i.Kind == appconfig.KindCommand {
-		return []string{ProxySocketName(i.Name), UnitName(i.Name)}
-	}
-	return []string{UnitName(i.Name)}
-}
-
-// StartInstance starts the instance's units (already enabled by
-// EnableLinks and known to systemd after DaemonReload). For python and
-// php it returns once the server has booted or failed; wait with a
-// HealthCheck for the application.
-func (s Systemctl) StartInstance(ctx context.Context, i *Instance) error {
-	if _, err := s.Exec(ctx, append([]string{"systemctl", "start"}, i.units()...)...); err != nil {
-		return fmt.Errorf("start %s: %w", i.Name, err)
-	}
-	return nil
-}
-
-// quickStopSignal ends an instance that has nothing in flight at once;
-// KillSignal (the unit's graceful stop) waits for workers to notice, up
-// to a second for gunicorn's threads.
-func quickStopSignal(kind appconfig.Kind) string {
-	switch kind {
-	case appconfig.KindPython, appconfig.KindPaste:
-		return "SIGQUIT" // gunicorn: quick shutdown
-	case appconfig.KindPHP:
-		return "SIGTERM" // php-fpm: quick shutdown (SIGQUIT is graceful)
-	}
-	return ""
-}
-
-// StopInstance stops an instance's units: with drained set (nothing is
-// in flight, see Drainer) quickly, else gracefully (KillSignal, up to the
-// graceful timeout). It does not wait for the processes to end: nothing
-// routes to the instance any more, and a graceful stop may take the whole
-// graceful timeout. Units that do not exist are not an error.
-func (s Systemctl) StopInstance(ctx context.Context, name string, kind appconfig.Kind, drained bool) error {
-	if kind == appconfig.KindStatic {
-		return nil
-	}
-	if sig := quickStopSignal(kind); drained && sig != "" {
-		// Best effort: a unit that is not running has no main process.
-		_, _ = s.Exec(ctx, "systemctl", "kill", "--kill-whom=main", "--signal="+sig, UnitName(name))
-	}
-	argv := []string{"systemctl", "stop", "--no-block", UnitName(name)}
-	if kind == appconfig.KindCommand {
-		argv = append(argv, ProxySocketName(name), ProxyServiceName(name))
-	}
-	if _, err := s.Exec(ctx, argv...); err != nil && !strings.Contains(err.Error(), "not loaded") && !strings.Contains(err.Error(), "does not exist") {
-		return fmt.Errorf("stop %s: %w", name, err)
-	}
-	return nil
-}
-
-// Current reports whether systemd has the instance's unit loaded with the
-// drop-in as written: then starting it needs no daemon-reload (which costs
-// a few hundred milliseconds on a node with many units). A new instance's
-// unit is loaded from disk the first time anything asks about it, so this
-// is true for it unless something asked before its files were written.
-func (s Systemctl) Current(ctx context.Context, i *Instance) bool {
-	out, err := s.Exec(ctx, "systemctl", "show", "--property=LoadState,NeedDaemonReload,DropInPaths", UnitName(i.Name))
-	if err != nil {
-		return false
-	}
-	props := map[string]string{}
-	for _, line := range strings.Split(string(out), "\n") {
-		if k, v, ok := strings.Cut(line, "="); ok {
-			props[k] = v
-		}
-	}
-	return props["LoadState"] == "loaded" && props["NeedDaemonReload"] == "no" &&
-		slices.Contains(strings.Fields(props["DropInPaths"]), DropInPath(i.Layout, i.Name))
 }
