@@ -88,16 +88,9 @@ func proxyServiceUnit(l layout.Layout) []byte {
 	w("ExecStart=" + l.SocketProxyd + " 127.0.0.1:${PORT}")
 	w("# It only connects to loopback: an account of its own, made for the run.")
 	w("DynamicUser=yes")
-	w("NoNewPrivileges=yes")
-	w("CapabilityBoundingSet=")
-	w("ProtectSystem=strict")
-	w("ProtectHome=yes")
-	w("PrivateTmp=yes")
-	w("PrivateDevices=yes")
-	w("ProtectKernelTunables=yes")
-	w("ProtectKernelModules=yes")
-	w("ProtectControlGroups=yes")
-	w("RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6")
+	for _, d := range sandbox {
+		w(d)
+	}
 	return []byte(b.String())
 }
 

@@ -19,6 +19,29 @@ import (
 // every app on the node by rewriting one file; and the drop-in holds only
 // what differs (user, command, paths), removed with the instance.
 
+// sandbox is what every unit of an instance runs inside (the app's own
+// processes, a command app's proxy): one list, so the units cannot drift
+// apart. What a unit may see of the file system is its own business.
+var sandbox = []string{
+	"NoNewPrivileges=yes",
+	"CapabilityBoundingSet=",
+	"ProtectSystem=strict",
+	"ProtectHome=yes",
+	"PrivateTmp=yes",
+	"PrivateDevices=yes",
+	"ProtectKernelTunables=yes",
+	"ProtectKernelModules=yes",
+	"ProtectKernelLogs=yes",
+	"ProtectControlGroups=yes",
+	"ProtectClock=yes",
+	"ProtectHostname=yes",
+	"RestrictSUIDSGID=yes",
+	"RestrictRealtime=yes",
+	"RestrictNamespaces=yes",
+	"LockPersonality=yes",
+	"RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
+}
+
 // TemplateUnit renders toppcloud-app@.service. It has no ExecStart: an
 // instance without its drop-in cannot start.
 func TemplateUnit(l layout.Layout) []byte {
@@ -43,23 +66,9 @@ func TemplateUnit(l layout.Layout) []byte {
 	w("# TimeoutStopSec runs out is killed.")
 	w("KillMode=mixed")
 	w("UMask=0027")
-	w("NoNewPrivileges=yes")
-	w("CapabilityBoundingSet=")
-	w("ProtectSystem=strict")
-	w("ProtectHome=yes")
-	w("PrivateTmp=yes")
-	w("PrivateDevices=yes")
-	w("ProtectKernelTunables=yes")
-	w("ProtectKernelModules=yes")
-	w("ProtectKernelLogs=yes")
-	w("ProtectControlGroups=yes")
-	w("ProtectClock=yes")
-	w("ProtectHostname=yes")
-	w("RestrictSUIDSGID=yes")
-	w("RestrictRealtime=yes")
-	w("RestrictNamespaces=yes")
-	w("LockPersonality=yes")
-	w("RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6")
+	for _, d := range sandbox {
+		w(d)
+	}
 	w("# Other apps' instances, data and logs, the node's state and backups are")
 	w("# hidden; the drop-in binds back this instance's own parts.")
 	w(fmt.Sprintf("TemporaryFileSystem=%s:ro %s:ro %s:ro", l.WWW, l.Data, l.Logs))
