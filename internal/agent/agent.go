@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/toppcloud/toppcloud/internal/agent/host"
+	"github.com/toppcloud/toppcloud/internal/agent/instance"
 	"github.com/toppcloud/toppcloud/internal/agent/layout"
 	"github.com/toppcloud/toppcloud/internal/protocol"
 	"github.com/toppcloud/toppcloud/internal/version"
@@ -125,6 +126,9 @@ func (c *Call) commandLine(line string) {
 		_ = c.Out.Log(protocol.StreamStdout, line)
 	}
 }
+
+// instances are the node's application instances.
+func (a *Agent) instances() *instance.Node { return &instance.Node{Host: a.Host, Layout: a.Layout} }
 
 // Locks returns the agent's locks.
 func (a *Agent) Locks() Locks { return Locks{Host: a.Host, Dir: a.Layout.Locks} }

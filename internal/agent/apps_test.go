@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/toppcloud/toppcloud/internal/agent/instance"
 	"github.com/toppcloud/toppcloud/internal/agent/layout"
 	"github.com/toppcloud/toppcloud/internal/agent/router"
 	"github.com/toppcloud/toppcloud/internal/deploy/manifest"
@@ -182,10 +183,10 @@ func TestDeploy_StaticSite(t *testing.T) {
 	if got := n.slots(t); len(got) != 1 || got[slot] != l.LinksDir(v1.Instance) {
 		t.Errorf("slots after the first deploy: %v, want %s -> %s", got, slot, l.LinksDir(v1.Instance))
 	}
-	if b, err := os.ReadFile(n.h.Path(path.Join(l.LinksDir(v1.Instance), linkWWW, "static", "index.html"))); err == nil {
+	if b, err := os.ReadFile(n.h.Path(path.Join(l.LinksDir(v1.Instance), instance.LinkWWW, "static", "index.html"))); err == nil {
 		t.Errorf("the www link resolves inside the test root (%q): its target must be the node path", b)
 	}
-	if target, _ := os.Readlink(n.h.Path(path.Join(l.LinksDir(v1.Instance), linkWWW))); target != "/var/www/"+v1.Instance {
+	if target, _ := os.Readlink(n.h.Path(path.Join(l.LinksDir(v1.Instance), instance.LinkWWW))); target != "/var/www/"+v1.Instance {
 		t.Errorf("www link -> %q", target)
 	}
 	cfg := n.caddyConfig()
@@ -348,7 +349,7 @@ func TestDeploy_SyncBeforeSwitch(t *testing.T) {
 	if marks() != 0 {
 		t.Errorf("after the update: %d unsynced markers, want 0", marks())
 	}
-	rec, err := n.agent.readRecord(v1.Instance)
+	rec, err := n.agent.instances().Record(v1.Instance)
 	if err != nil || rec.Unsynced {
 		t.Fatalf("record of the live instance: %+v %v", rec, err)
 	}
@@ -356,7 +357,7 @@ func TestDeploy_SyncBeforeSwitch(t *testing.T) {
 
 	// As a crash between assembling and syncing would leave v1's record.
 	rec.Unsynced = true
-	if err := n.agent.writeLinks(rec); err != nil {
+	if err := n.agent.instances().SaveRecord(rec); err != nil {
 		t.Fatal(err)
 	}
 	e := failed(t, runOp(t, n.agent, protocol.OpActivate, req(protocol.OpActivate), protocol.ActivateArgs{Location: "site.test", Target: "prev"}, nil))

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/toppcloud/toppcloud/internal/agent/blobstore"
+	"github.com/toppcloud/toppcloud/internal/agent/host"
 	"github.com/toppcloud/toppcloud/internal/agent/instance"
 	"github.com/toppcloud/toppcloud/internal/agent/router"
 	"github.com/toppcloud/toppcloud/internal/appconfig"
@@ -18,19 +19,6 @@ import (
 	"github.com/toppcloud/toppcloud/internal/protocol"
 	"github.com/toppcloud/toppcloud/internal/protocol/wire"
 	"github.com/toppcloud/toppcloud/internal/version"
-)
-
-// Deploy step names, in order; the client shows each as a line.
-const (
-	StepLock        = "lock"
-	StepInstance    = "instance"
-	StepConfig      = "config"
-	StepServices    = "services"
-	StepStart       = "start"
-	StepUpdateFetch = "update_fetch"
-	StepSwitch      = "switch"
-	StepDrain       = "drain"
-	StepRelease     = "release"
 )
 
 // configDigestFile records which --config upload the app's config
@@ -142,32 +130,20 @@ func (a *Agent) deployOp() Op {
 		})
 }
 
-// deployRun is one update on the node.
+// deployRun is one update on the node: the steps that make and start the
+// new instance, then the transition's switch, drain and release.
 type deployRun struct {
-	a    *Agent
-	c    *Call
+	transition
 	args protocol.DeployArgs
-	loc  location.Location
 
 	store    *blobstore.Store
-	instance string
 	cfg      *appconfig.Config
-	rec      *instanceRecord
+	rec      *instance.Record
 	inst     *instance.Instance
 	services map[string]string
-	// undoConfig puts the previous --config directory back after a
-	// failure before the switch.
-	undoConfig func()
 	// synced receives the result of the blob store's Sync, which runs
 	// while the instance starts (see startSync).
 	synced chan error
-	// switched is set once the location serves the new instance; table is
-	// the route table then, oldLive the instance no location serves any
-	// more, to drain.
-	switched bool
-	table    *router.Table
-	oldLive  string
-	res      protocol.DeployResult
 }
 
 func (a *Agent) deploy(ctx context.Context, c *Call, args protocol.DeployArgs) (*protocol.DeployResult, error) {
@@ -178,20 +154,17 @@ func (a *Agent) deploy(ctx context.Context, c *Call, args protocol.DeployArgs) (
 	if err != nil {
 		return nil, badRequest("%v", err)
 	}
-	d := &deployRun{a: a, c: c, args: args, loc: loc}
-	d.res.Location = loc.String()
+	d := &deployRun{args: args, transition: transition{a: a, c: c, action: ActionUpdate, app: args.App, loc: loc, digest: args.Digest.String()}}
+	d.change = func(t *router.Table) (router.Route, error) { return t.Set(loc, args.App, d.target) }
+	d.beforeSwitch = d.waitSync
 	if d.store, err = a.store(); err != nil {
 		return nil, err
 	}
-
-	st := c.Out.Start(StepLock)
-	release, err := a.lockApp(ctx, c, args.App, "update", time.Duration(args.LockWait))
+	release, err := a.lockStep(ctx, c, args.App, "update", time.Duration(args.LockWait))
 	if err != nil {
-		st.Failed(firstLine(err.Error()))
 		return nil, err
 	}
 	defer release()
-	st.Done(false, "app "+args.App)
 
 	if args.SkipUnchanged && args.ConfigDigest == nil && !args.Clear {
 		if res, ok := d.unchanged(ctx); ok {
@@ -199,36 +172,19 @@ func (a *Agent) deploy(ctx context.Context, c *Call, args protocol.DeployArgs) (
 			return res, nil
 		}
 	}
-
-	defer func() {
-		if !d.switched {
-			d.rollback()
-		}
-	}()
-	steps := []struct {
-		name string
-		run  func(context.Context, *protocol.Step) (string, error)
-	}{
-		{StepInstance, d.makeInstance},
-		{StepConfig, d.installConfig},
-		{StepPackages, d.installPackages},
-		{StepServices, d.prepareServices},
-		{StepStart, d.start},
-		{StepUpdateFetch, d.updateFetch},
-		{StepSwitch, d.switchRoute},
-		{StepDrain, d.drain},
-		{StepRelease, d.record},
+	err = d.run(ctx,
+		step{StepInstance, d.makeInstance},
+		step{StepConfig, d.installConfig},
+		step{StepPackages, d.installPackages},
+		step{StepServices, d.prepareServices},
+		step{StepStart, d.start},
+		step{StepUpdateFetch, d.updateFetch},
+	)
+	if err != nil {
+		return nil, err
 	}
-	for _, s := range steps {
-		st := c.Out.Start(s.name)
-		detail, err := s.run(ctx, st)
-		if err != nil {
-			st.Failed(firstLine(err.Error()))
-			return nil, err
-		}
-		st.Done(true, detail)
-	}
-	return &d.res, nil
+	return &protocol.DeployResult{Instance: d.target, Prev: d.after.Prev, Release: d.release, Location: loc.String(),
+		Reloaded: d.reloaded, Drained: d.drained}, nil
 }
 
 // unchanged answers an update that would change nothing: the location's
@@ -244,14 +200,12 @@ func (d *deployRun) unchanged(ctx context.Context) (*protocol.DeployResult, bool
 	if !ok || !rt.Active() || rt.App != d.args.App || rt.Location.Scheme != d.loc.Scheme || t.IsDisabled(rt.App) {
 		return nil, false
 	}
-	rec, err := a.readRecord(rt.Live)
+	rec, err := a.instances().Record(rt.Live)
 	if err != nil || rec.Digest != d.args.Digest.String() || rec.AgentVersion != version.Version || rec.ConfigDigest != a.currentConfigDigest(d.args.App) {
 		return nil, false
 	}
-	if rec.Kind != appconfig.KindStatic {
-		if !a.systemd().Active(ctx, instance.UnitName(rt.Live)) {
-			return nil, false
-		}
+	if rec.Kind != appconfig.KindStatic && a.instances().States(ctx, rt.Live)[rt.Live] != "active" {
+		return nil, false
 	}
 	return &protocol.DeployResult{Instance: rt.Live, Prev: rt.Prev, Location: rt.Location.String(), Unchanged: true}, true
 }
@@ -275,11 +229,21 @@ func (d *deployRun) makeInstance(ctx context.Context, st *protocol.Step) (string
 	if err != nil {
 		return "", err
 	}
-	www := a.Host.Path(a.Layout.WWW)
-	if d.instance, err = blobstore.NextInstanceName(www, app, a.Host.Time()); err != nil {
+	nodes := a.instances()
+	name, err := nodes.NewName(app)
+	if err != nil {
 		return "", err
 	}
-	stats, err := d.store.Assemble(ctx, m, path.Join(www, d.instance))
+	d.target = name
+	d.onUndo(func(ctx context.Context) {
+		if err := nodes.Remove(ctx, name); err != nil {
+			d.c.Warnf("remove the failed instance %s: %v (clean-node removes it)", name, err)
+			return
+		}
+		d.c.Logf("removed the new instance %s; the live version is unchanged", name)
+	})
+	dir := a.Host.Path(a.Layout.InstanceDir(name))
+	stats, err := d.store.Assemble(ctx, m, dir)
 	if err != nil {
 		if errors.Is(err, blobstore.ErrBlobMissing) {
 			return "", badRequest("%v: the upload did not finish; run update again", err)
@@ -290,7 +254,6 @@ func (d *deployRun) makeInstance(ctx context.Context, st *protocol.Step) (string
 
 	// The node checks app.ini again: the client is not trusted with
 	// what becomes units and paths here.
-	dir := a.Host.Path(path.Join(a.Layout.WWW, d.instance))
 	cfg, err := appconfig.Load(dir)
 	if err == nil {
 		err = cfg.Validate(dir)
@@ -302,9 +265,9 @@ func (d *deployRun) makeInstance(ctx context.Context, st *protocol.Step) (string
 	if len(cfg.PackageInstallScripts)+len(cfg.AfterInstallScripts) > 0 {
 		d.c.Warnf("package_install_script and after_install_script are not run: they would run the app's code as root on the node; list Debian packages in packages instead")
 	}
-	d.rec = newRecord(app, d.instance, cfg, d.args.Digest.String(), "", a.Host.Time())
+	d.rec = instance.NewRecord(app, name, cfg, d.args.Digest.String(), "", a.Host.Time())
 	d.rec.Unsynced = true
-	if err := a.writeLinks(d.rec); err != nil {
+	if err := nodes.SaveRecord(d.rec); err != nil {
 		return "", err
 	}
 	d.startSync()
@@ -312,19 +275,20 @@ func (d *deployRun) makeInstance(ctx context.Context, st *protocol.Step) (string
 	if stats.Copied > 0 {
 		files += fmt.Sprintf(", %d copied (%s)", stats.Copied, stats.CopyReason)
 	}
-	return d.instance + " (" + cfg.Runner.Kind.String() + ", " + files + ")", nil
+	return name + " (" + cfg.Runner.Kind.String() + ", " + files + ")", nil
 }
 
 func (d *deployRun) installConfig(ctx context.Context, st *protocol.Step) (string, error) {
 	a, app := d.a, d.args.App
-	rl := a.Layout
-	if err := a.ensureAppUser(ctx, app); err != nil {
+	l := a.Layout
+	nodes := a.instances()
+	if err := nodes.EnsureAppUser(ctx, app); err != nil {
 		return "", err
 	}
 	if d.args.ConfigDigest == nil {
 		d.rec.ConfigDigest = a.currentConfigDigest(app)
 		if d.cfg.ConfigRequired && d.cfg.ConfigDefault == "" {
-			if ok, err := a.Host.Exists(rl.ConfigDir(app)); err != nil {
+			if ok, err := a.Host.Exists(l.ConfigDir(app)); err != nil {
 				return "", err
 			} else if !ok {
 				return "", &protocol.Error{Code: protocol.CodeConfigRequired, Message: app + " requires a configuration (config.required) and none was uploaded: run update with --config DIR"}
@@ -334,7 +298,7 @@ func (d *deployRun) installConfig(ctx context.Context, st *protocol.Step) (strin
 		if d.rec.ConfigDigest != "" {
 			detail = "no --config; the one uploaded before stays"
 		}
-		return detail, a.writeLinks(d.rec)
+		return detail, nodes.SaveRecord(d.rec)
 	}
 	digest := *d.args.ConfigDigest
 	m, err := d.store.Manifest(digest)
@@ -342,7 +306,7 @@ func (d *deployRun) installConfig(ctx context.Context, st *protocol.Step) (strin
 		return "", badRequest("the node has no config upload %s: run update again", digest.String()[:12])
 	}
 	stamp := strconv.FormatInt(a.Host.Time().UnixNano(), 10)
-	dir := rl.ConfigDir(app)
+	dir := l.ConfigDir(app)
 	fresh, old := dir+".new-"+stamp, dir+".old-"+stamp
 	if _, err := d.store.Assemble(ctx, m, a.Host.Path(fresh)); err != nil {
 		return "", err
@@ -369,23 +333,23 @@ func (d *deployRun) installConfig(ctx context.Context, st *protocol.Step) (strin
 		return "", err
 	}
 	oldDigest := a.currentConfigDigest(app)
-	digestPath := path.Join(rl.AppDir(app), configDigestFile)
-	if _, err := a.Host.WriteFile(digestPath, []byte(digest.String()+"\n"), hostAttr(0o644)); err != nil {
+	digestPath := path.Join(l.AppDir(app), configDigestFile)
+	if _, err := a.Host.WriteFile(digestPath, []byte(digest.String()+"\n"), host.Attr{Mode: 0o644}); err != nil {
 		return "", err
 	}
 	// Running instances keep the directory they were started with (it is
 	// bound into their sandbox); the new one gets this one.
-	d.undoConfig = func() {
+	d.onUndo(func(context.Context) {
 		_ = os.RemoveAll(a.Host.Path(dir))
 		if hadOld {
 			_ = a.Host.Rename(old, dir)
-			_, _ = a.Host.WriteFile(digestPath, []byte(oldDigest+"\n"), hostAttr(0o644))
+			_, _ = a.Host.WriteFile(digestPath, []byte(oldDigest+"\n"), host.Attr{Mode: 0o644})
 		} else {
 			_, _ = a.Host.Remove(digestPath)
 		}
-	}
+	})
 	d.rec.ConfigDigest = digest.String()
-	if err := a.writeLinks(d.rec); err != nil {
+	if err := nodes.SaveRecord(d.rec); err != nil {
 		return "", err
 	}
 	files, _ := m.FileBytes()
@@ -424,25 +388,12 @@ func (d *deployRun) prepareServices(ctx context.Context, st *protocol.Step) (str
 }
 
 func (d *deployRun) start(ctx context.Context, st *protocol.Step) (string, error) {
-	a := d.a
-	if changed, err := a.InstallRuntime(); err != nil {
-		return "", err
-	} else if len(changed) > 0 {
-		if err := a.systemd().DaemonReload(ctx); err != nil {
-			return "", err
-		}
-	}
-	if err := a.freshTemp(d.args.App); err != nil {
-		return "", err
-	}
-	inst, err := a.runnerInstance(d.rec, instanceSpec{Locations: []string{d.loc.String()}, Config: d.cfg, Services: d.services})
+	nodes := d.a.instances()
+	inst, err := nodes.Prepare(ctx, d.rec, instance.Spec{Locations: []string{d.loc.String()}, Config: d.cfg, Services: d.services, NewTemp: true})
 	if err != nil {
 		return "", err
 	}
 	d.inst = inst
-	if err := a.writeLinks(d.rec); err != nil { // the port
-		return "", err
-	}
 	if err := d.checkConfig(ctx, st); err != nil {
 		return "", err
 	}
@@ -450,7 +401,7 @@ func (d *deployRun) start(ctx context.Context, st *protocol.Step) (string, error
 		return "a static site runs no process", nil
 	}
 	start := time.Now()
-	if err := a.startInstance(ctx, st, inst, time.Duration(d.args.HealthTimeout)); err != nil {
+	if err := nodes.Start(ctx, inst, st.Progress, time.Duration(d.args.HealthTimeout)); err != nil {
 		return "", err
 	}
 	return fmt.Sprintf("%s answers (%.1fs)", instance.UnitName(inst.Name), time.Since(start).Seconds()), nil
@@ -497,18 +448,17 @@ func (d *deployRun) updateFetch(ctx context.Context, st *protocol.Step) (string,
 	if err != nil {
 		// The entry's own output was streamed above; the instance's journal
 		// holds what the server logged (a traceback).
-		tail, _ := instance.Tail(d.a.systemd(), d.instance, 30)(context.WithoutCancel(ctx))
-		return "", &protocol.Error{Code: protocol.CodeFetchFailed, Tail: tail,
-			Message: err.Error() + " against the new instance " + d.instance + " (its output is above, the instance's journal below); it is removed and the live version keeps serving"}
+		return "", &protocol.Error{Code: protocol.CodeFetchFailed, Tail: d.a.instances().Journal(ctx, d.target, 30),
+			Message: err.Error() + " against the new instance " + d.target + " (its output is above, the instance's journal below); it is removed and the live version keeps serving"}
 	}
-	return fmt.Sprintf("%s ran against %s", plural(len(d.cfg.UpdateFetch), "entry", "entries"), d.instance), nil
+	return fmt.Sprintf("%s ran against %s", plural(len(d.cfg.UpdateFetch), "entry", "entries"), d.target), nil
 }
 
 // startSync makes what the update received and assembled durable in the
 // background, while the instance starts: the syncfs writes out the whole
-// upload, which would otherwise delay everything after it. switchRoute
-// waits for it: from the switch on, the new instance is what the node
-// serves, and what it restores after a crash.
+// upload, which would otherwise delay everything after it. The switch
+// waits for it (waitSync): from the switch on, the new instance is what
+// the node serves, and what it restores after a crash.
 func (d *deployRun) startSync() {
 	done := make(chan error, 1)
 	www := d.a.Host.Path(d.a.Layout.WWW)
@@ -517,10 +467,10 @@ func (d *deployRun) startSync() {
 }
 
 // waitSync waits for startSync's Sync and marks the instance whole on
-// disk. It returns how long it waited.
-func (d *deployRun) waitSync(st *protocol.Step) (time.Duration, error) {
+// disk. It notes a noticeable wait.
+func (d *deployRun) waitSync(st *protocol.Step) (string, error) {
 	if d.synced == nil {
-		return 0, nil
+		return "", nil
 	}
 	start := time.Now()
 	var err error
@@ -532,126 +482,14 @@ func (d *deployRun) waitSync(st *protocol.Step) (time.Duration, error) {
 	}
 	d.synced = nil
 	if err != nil {
-		return 0, fmt.Errorf("%s: %w", d.instance, err)
+		return "", fmt.Errorf("%s: %w", d.target, err)
 	}
 	d.rec.Unsynced = false
-	return time.Since(start), d.a.writeLinks(d.rec)
-}
-
-func (d *deployRun) switchRoute(ctx context.Context, st *protocol.Step) (string, error) {
-	a, c := d.a, d.c
-	waited, err := d.waitSync(st)
-	if err != nil {
+	if err := d.a.instances().SaveRecord(d.rec); err != nil {
 		return "", err
 	}
-	release, err := a.Locks().Acquire(ctx, routesLock, "update of "+d.args.App, routesLockWait, func(s string) { st.Progress(s) })
-	if err != nil {
-		return "", err
+	if waited := time.Since(start); waited > 10*time.Millisecond {
+		return fmt.Sprintf("waited %.1fs for the disk", waited.Seconds()), nil
 	}
-	defer release()
-	old, err := a.loadTable(c)
-	if err != nil {
-		return "", err
-	}
-	t := old.Clone()
-	before, _ := old.Lookup(d.loc)
-	rt, err := t.Set(d.loc, d.args.App, d.instance)
-	if err != nil {
-		return "", err
-	}
-	reloaded, err := a.commitRoutes(ctx, c, old, t)
-	if err != nil {
-		return "", err
-	}
-	d.switched = true
-	d.res.Instance, d.res.Prev, d.res.Reloaded = d.instance, rt.Prev, reloaded
-	d.oldLive = ""
-	if before.Live != "" && before.Live != d.instance && !liveAnywhere(t, before.Live) {
-		d.oldLive = before.Live
-	}
-	d.table = t
-	how := "symlink switched, no reload"
-	if reloaded {
-		how = "front server's config reloaded"
-	}
-	if waited > 10*time.Millisecond {
-		how += fmt.Sprintf("; waited %.1fs for the disk", waited.Seconds())
-	}
-	if before.Live == "" {
-		return fmt.Sprintf("%s now serves %s (%s)", d.instance, d.loc, how), nil
-	}
-	return fmt.Sprintf("%s -> %s at %s (%s)", before.Live, d.instance, d.loc, how), nil
-}
-
-func (d *deployRun) drain(ctx context.Context, st *protocol.Step) (string, error) {
-	if d.oldLive == "" {
-		d.cleanOldDirs()
-		if d.res.Prev != "" {
-			return "nothing to drain (" + d.res.Prev + " serves another location)", nil
-		}
-		return "nothing to drain (first instance here)", nil
-	}
-	st.Progress("waiting for " + d.oldLive + "'s requests")
-	detail, err := d.a.drainAndStop(ctx, d.oldLive)
-	if err != nil {
-		d.c.Warnf("stop %s: %v", d.oldLive, err)
-	}
-	d.res.Drained = detail
-	d.cleanOldDirs()
-	return d.oldLive + " stopping (" + detail + "), kept as prev", nil
-}
-
-// cleanOldDirs removes the TEMP and config directories set aside for
-// instances that ran before, once none runs any more: the new instance is
-// the app's only live one (the others were stopped).
-func (d *deployRun) cleanOldDirs() {
-	if !d.onlyLive() {
-		return
-	}
-	if err := d.a.removeOldDirs(d.args.App); err != nil {
-		d.c.Warnf("remove old TEMP and config directories of %s: %v", d.args.App, err)
-	}
-}
-
-// onlyLive reports whether the new instance is the app's only live one.
-func (d *deployRun) onlyLive() bool {
-	for _, rt := range d.table.RoutesFor(d.args.App) {
-		if rt.Live != "" && rt.Live != d.instance {
-			return false
-		}
-	}
-	return true
-}
-
-func (d *deployRun) record(ctx context.Context, st *protocol.Step) (string, error) {
-	r, err := d.a.appendRelease(d.args.App, protocol.Release{
-		Action: ActionUpdate, Instance: d.instance, Prev: d.res.Prev, Locations: []string{d.loc.String()},
-		Time: d.a.Host.Time().UTC(), LocalUser: d.c.Req.LocalUser, Digest: d.args.Digest.String(), Version: version.Version,
-	})
-	if err != nil {
-		// The switch is done; a missing record must not fail it.
-		d.c.Warnf("release record of %s: %v", d.args.App, err)
-		return "not recorded", nil
-	}
-	d.res.Release = r.Number
-	return fmt.Sprintf("release %d", r.Number), nil
-}
-
-// rollback undoes a deploy that failed before the switch: the new
-// instance goes, the live one was never touched. It runs even when the
-// client went away, with a context of its own.
-func (d *deployRun) rollback() {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if d.undoConfig != nil {
-		d.undoConfig()
-	}
-	if d.instance == "" {
-		return
-	}
-	if err := d.a.removeInstance(ctx, d.instance); err != nil {
-		d.c.Warnf("remove the failed instance %s: %v (clean-node removes it)", d.instance, err)
-		return
-	}
-	d.c.Logf("removed the new instance %s; the live version is unchanged", d.instance)
+	return "", nil
 }

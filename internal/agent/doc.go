@@ -54,6 +54,13 @@
 // ignores SIGPIPE, so a client that goes away does not cut a deploy in
 // half: it completes or rolls back on its own.
 //
+// activate runs lock, start (the instance on disk, unless it runs
+// already), switch, drain and release the same way: the last three, and
+// the rollback before the switch, are one transition (transition.go) for
+// both. The instances themselves (names, records, units, start, drain,
+// stop) are package instance's; the node's apt and systemd, package
+// system's.
+//
 // # setup-node
 //
 // Each step reports start, then done (it changed the node) or skipped

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/toppcloud/toppcloud/internal/agent/instance"
+	"github.com/toppcloud/toppcloud/internal/agent/system"
 	"github.com/toppcloud/toppcloud/internal/location"
 	"github.com/toppcloud/toppcloud/internal/protocol"
 )
@@ -30,6 +31,8 @@ const (
 // ErrorsLog is the file the WSGI bootstrap appends an app's per-request
 // output to, in its log directory.
 const ErrorsLog = "errors.log"
+
+func (a *Agent) systemd() system.Systemd { return system.Systemd{Runner: a.Host.Runner} }
 
 func (a *Agent) logsOp() Op {
 	return Handle(protocol.OpLogs, "show (or follow) an app's errors.log and its instances' journal",

@@ -69,12 +69,12 @@ func (a *Agent) restoreInstance(ctx context.Context, c *Call, app, instance stri
 		return err
 	}
 	defer release()
-	rec, err := a.readRecord(instance)
+	rec, err := a.instances().Record(instance)
 	if err != nil {
 		return err
 	}
 	if rec.Kind == appconfig.KindStatic {
-		return a.writeLinks(rec)
+		return a.instances().SaveRecord(rec)
 	}
 	st := c.Out.Start("start " + instance)
 	started, err := a.startExisting(ctx, c, st, rec, loc, 0)
@@ -88,5 +88,5 @@ func (a *Agent) restoreInstance(ctx context.Context, c *Call, app, instance stri
 	} else {
 		st.Skipped("running")
 	}
-	return a.writeLinks(rec)
+	return a.instances().SaveRecord(rec)
 }

@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/toppcloud/toppcloud/internal/agent/instance"
 	"github.com/toppcloud/toppcloud/internal/agent/router"
+	"github.com/toppcloud/toppcloud/internal/location"
+	"github.com/toppcloud/toppcloud/internal/protocol"
 )
 
 // Locks and their waits for application operations.
@@ -62,14 +65,14 @@ type routeState struct {
 // serves "unavailable" there) and reported.
 func (a *Agent) resolve(c *Call, t *router.Table) *routeState {
 	st := &routeState{table: t, backends: map[string]router.Backend{}, slots: map[string]string{}}
-	records := map[string]*instanceRecord{}
+	records := map[string]*instance.Record{}
 	for _, rt := range t.Routes {
 		if !rt.Active() {
 			continue
 		}
 		rec, ok := records[rt.Live]
 		if !ok {
-			r, err := a.readRecord(rt.Live)
+			r, err := a.instances().Record(rt.Live)
 			if err != nil {
 				c.Warnf("route %s: %v", rt.Location, err)
 			}
@@ -155,4 +158,25 @@ func liveAnywhere(t *router.Table, instance string) bool {
 		}
 	}
 	return false
+}
+
+func notFound(format string, args ...any) error {
+	return &protocol.Error{Code: protocol.CodeNotFound, Message: fmt.Sprintf(format, args...)}
+}
+
+// routeAt returns the route at loc, or a not-found error naming it.
+func (a *Agent) routeAt(c *Call, loc location.Location) (router.Route, error) {
+	t, err := a.loadTable(c)
+	if err != nil {
+		return router.Route{}, err
+	}
+	rt, ok := t.Lookup(loc)
+	if !ok {
+		return rt, notFound("nothing is deployed at %s on this node (query lists what is)", loc)
+	}
+	return rt, nil
+}
+
+func routeInfo(rt router.Route, disabled bool) protocol.RouteInfo {
+	return protocol.RouteInfo{Location: rt.Location.String(), App: rt.App, Live: rt.Live, Prev: rt.Prev, Disabled: disabled}
 }

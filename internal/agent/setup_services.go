@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -19,7 +18,6 @@ import (
 	"github.com/toppcloud/toppcloud/internal/agent/instance"
 	"github.com/toppcloud/toppcloud/internal/agent/layout"
 	"github.com/toppcloud/toppcloud/internal/agent/router"
-	"github.com/toppcloud/toppcloud/internal/assets"
 	"github.com/toppcloud/toppcloud/internal/protocol"
 	"github.com/toppcloud/toppcloud/internal/version"
 )
@@ -31,15 +29,9 @@ import (
 // its own php-fpm master as its app user, and the default pool (as
 // www-data) would only cost memory.
 func (s *setupRun) ensureAppUnits(ctx context.Context, st *protocol.Step) (bool, string, error) {
-	did, err := s.a.InstallRuntime()
+	did, err := s.a.instances().InstallRuntime(ctx)
 	if err != nil {
 		return len(did) > 0, "", err
-	}
-	if slices.ContainsFunc(did, func(c string) bool { return strings.HasSuffix(c, ".service") || strings.HasSuffix(c, ".socket") }) {
-		s.reload = true
-	}
-	if err := s.daemonReload(ctx); err != nil {
-		return true, "", err
 	}
 	fpms, err := s.systemd.ServiceFiles(ctx, "php*-fpm.service")
 	if err != nil {
@@ -55,7 +47,7 @@ func (s *setupRun) ensureAppUnits(ctx context.Context, st *protocol.Step) (bool,
 		did = append(did, "stopped "+f.Name)
 	}
 	if len(did) == 0 {
-		return false, instance.TemplateUnitName + ", " + assets.InstallDir, nil
+		return false, instance.TemplateUnitName + ", " + s.l.Assets, nil
 	}
 	return true, strings.Join(did, ", "), nil
 }
@@ -147,34 +139,6 @@ func (s *setupRun) ensureCaddy(ctx context.Context, st *protocol.Step) (bool, st
 		return false, "running, admin API on " + s.l.AdminSocket, nil
 	}
 	return true, strings.Join(did, ", "), nil
-}
-
-// InstallRuntime writes what application instances run with and that
-// comes with the agent binary: the template units (toppcloud-app@.service
-// and the command apps' proxy, instance.TemplateUnits) and the runtime assets (WSGI bootstrap, PHP prelude). It returns what
-// changed; after a changed unit, systemctl daemon-reload is due. Deploys
-// call it too, so a new agent's files are in place before its first
-// instance starts even if setup-node was not run again.
-func (a *Agent) InstallRuntime() (changed []string, err error) {
-	rl := a.Layout
-	units := instance.TemplateUnits(rl)
-	for _, name := range slices.Sorted(maps.Keys(units)) {
-		unitChanged, err := a.Host.WriteFile(path.Join(rl.Units, name), units[name], host.Attr{Mode: 0o644})
-		if err != nil {
-			return changed, err
-		}
-		if unitChanged {
-			changed = append(changed, name)
-		}
-	}
-	assetsChanged, err := assets.Install(a.Host.Path(assets.InstallDir))
-	if err != nil {
-		return changed, err
-	}
-	if assetsChanged {
-		changed = append(changed, assets.InstallDir)
-	}
-	return changed, nil
 }
 
 // renderEmptyConfig renders the route table as it is on disk (empty on a

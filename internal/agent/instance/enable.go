@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/toppcloud/toppcloud/internal/agent/host"
 	"github.com/toppcloud/toppcloud/internal/agent/layout"
 	"github.com/toppcloud/toppcloud/internal/appconfig"
 )
@@ -46,23 +47,10 @@ func (i *Instance) EnableLinks() []Link {
 	return links
 }
 
-// WriteLinks makes links under root, replacing what is there.
-func WriteLinks(root string, links []Link) error {
+// WriteLinks makes links on h, replacing what is there.
+func WriteLinks(h *host.Host, links []Link) error {
 	for _, l := range links {
-		p := filepath.Join(root, l.Path)
-		if cur, err := os.Readlink(p); err == nil && cur == l.Target {
-			continue
-		}
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return err
-		}
-		tmp := p + ".new"
-		_ = os.Remove(tmp)
-		if err := os.Symlink(l.Target, tmp); err != nil {
-			return err
-		}
-		if err := os.Rename(tmp, p); err != nil {
-			os.Remove(tmp)
+		if _, err := h.Symlink(l.Target, l.Path); err != nil {
 			return err
 		}
 	}

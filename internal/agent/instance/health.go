@@ -231,7 +231,7 @@ func (i *Instance) Probe() Probe {
 }
 
 // Health returns a HealthCheck for the instance with default timeouts;
-// exited and output are usually Systemctl's Exited and Tail for its unit.
+// exited and output are usually Exited and Tail for its unit.
 func (i *Instance) Health(exited func(context.Context) error, output func(context.Context) ([]string, error)) HealthCheck {
 	return HealthCheck{Instance: i.Name, Probe: i.Probe(), Exited: exited, Output: output}
 }

@@ -1,7 +1,9 @@
-// Package instance makes one application instance run on a node: it renders
-// the instance's systemd unit, environment file and php-fpm configuration,
-// picks a port for command apps, waits until the new instance answers, and
-// runs the app's update_fetch entries against it before it goes live.
+// Package instance runs a node's application instances: it names them
+// (NextName), keeps their records (Record), renders their systemd units,
+// environment and php-fpm configuration, starts them and waits until they
+// answer, runs the app's update_fetch entries against a new one before it
+// goes live, and drains and stops the one it replaces. Node is the one
+// type the agent's operations go through for all of that.
 //
 // Every instance runs as the systemd service toppcloud-app@INSTANCE: the
 // template unit (TemplateUnit) holds the sandboxing all instances share,
@@ -12,22 +14,19 @@
 //	/etc/toppcloud/instances/INSTANCE/env                      EnvFile (root, 0600)
 //	/etc/toppcloud/instances/INSTANCE/php-fpm.conf             FPMConfig (php only)
 //
-// The process listens on Layout.Socket(INSTANCE), in a directory the unit
+// The process listens on layout.Socket(INSTANCE), in a directory the unit
 // creates for the instance, owned by the app user and group-owned by
 // Caddy's group, mode 0750: Caddy and root can reach the socket, other app
 // users cannot. A command app listens on 127.0.0.1:PORT instead, and a
 // socket-activated proxy (proxy.go) gives it the same unix socket, so the
 // router reaches every kind the same way (SocketUpstream).
 //
-// The order for the update flow, as root on the node: assets.Install and
-// the template units (TemplateUnits) once per agent version; the app user
-// (CreateUserArgv) and its directories on first deploy; then per
-// instance: FreePort (command apps), Environment, Instance.Files and
-// WriteFiles, WriteLinks of EnableLinks, Systemctl.DaemonReload and
-// StartInstance, Instance.Health(Systemctl.Exited, Systemctl.Tail).Wait,
-// Instance.RunUpdateFetch; hand Instance.SocketUpstream to the router. On
-// failure, or when an old instance has drained (Drainer.Wait):
-// Systemctl.StopInstance, then Instance.RemoveFiles.
+// An update, as root on the node: Node.NewName, then (after the blob
+// store assembled the directory) Node.SaveRecord; Node.Prepare (the
+// runtime, the app user, TEMP, environment, token, port), Node.Start
+// (files, units, health checks), Instance.RunUpdateFetch; the router
+// switches; Node.DrainAndStop the old one. A failure before the switch
+// ends in Node.Remove of the new one.
 package instance
 
 import (
@@ -140,8 +139,6 @@ type Instance struct {
 	Layout layout.Layout
 }
 
-var instanceRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*\.[A-Za-z0-9_.-]+$`)
-
 // ErrInvalid is wrapped by every validation error.
 var ErrInvalid = errors.New("invalid instance")
 
@@ -154,7 +151,7 @@ func (i *Instance) Validate() error {
 	if err := appconfig.CheckAppName(i.App); err != nil {
 		return bad("%v", err)
 	}
-	if !instanceRE.MatchString(i.Name) || !strings.HasPrefix(i.Name, i.App+".") || strings.Contains(i.Name, "..") {
+	if app, ok := SplitName(i.Name); !ok || app != i.App {
 		return bad("the instance name must be %s.SUFFIX (letters, digits, . _ -)", i.App)
 	}
 	if len(i.Layout.Socket(i.Name)) > 107 {

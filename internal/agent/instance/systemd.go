@@ -12,13 +12,13 @@ import (
 	"github.com/toppcloud/toppcloud/internal/appconfig"
 )
 
-// ErrExited is wrapped by Systemctl.Exited when the unit's process is no
+// ErrExited is wrapped by Exited's errors when the unit's process is no
 // longer running.
 var ErrExited = errors.New("process exited")
 
-// Exited returns a function that returns a non-nil error wrapping ErrExited once the instance's
-// process has stopped or is waiting to be restarted, nil while it is
-// starting or running. It fits HealthCheck.Exited.
+// Exited returns a check that fails, wrapping ErrExited, once the
+// instance's process has stopped or is waiting to be restarted, and
+// passes while it is starting or running. It fits HealthCheck.Exited.
 func Exited(sd system.Systemd, instance string) func(context.Context) error {
 	return func(ctx context.Context) error {
 		props, err := sd.Show(ctx, UnitName(instance), "ActiveState", "SubState", "Result", "ExecMainStatus")
@@ -37,8 +37,8 @@ func Exited(sd system.Systemd, instance string) func(context.Context) error {
 	}
 }
 
-// Tail returns a function that returns the last n lines the instance wrote to the journal. It
-// fits HealthCheck.Output.
+// Tail returns a function that reads the last n lines the instance wrote
+// to the journal. It fits HealthCheck.Output.
 func Tail(sd system.Systemd, instance string, n int) func(context.Context) ([]string, error) {
 	return func(ctx context.Context) ([]string, error) {
 		return sd.Journal(ctx, UnitName(instance), n, "cat")

@@ -1,0 +1,72 @@
+package agent
+
+import (
+	"context"
+
+	"github.com/toppcloud/toppcloud/internal/location"
+	"github.com/toppcloud/toppcloud/internal/protocol"
+)
+
+func (a *Agent) disableOp(enable bool) Op {
+	name, summary := protocol.OpDisable, "serve the disabled page at every location of an app, keeping it deployed"
+	if enable {
+		name, summary = protocol.OpEnable, "undo disable"
+	}
+	return Handle(name, summary, func(ctx context.Context, c *Call, args *protocol.DisableArgs) (*protocol.DisableResult, error) {
+		return a.disable(ctx, c, *args, enable)
+	})
+}
+
+func (a *Agent) disable(ctx context.Context, c *Call, args protocol.DisableArgs, enable bool) (*protocol.DisableResult, error) {
+	app := args.App
+	switch {
+	case (app == "") == (args.Location == ""):
+		return nil, badRequest("name an app or a location, not both")
+	case app == "":
+		loc, err := location.Parse(args.Location)
+		if err != nil {
+			return nil, badRequest("%v", err)
+		}
+		rt, err := a.routeAt(c, loc)
+		if err != nil {
+			return nil, err
+		}
+		app = rt.App
+	default:
+		if err := checkApp(app); err != nil {
+			return nil, err
+		}
+	}
+	release, err := a.lockApp(ctx, c, app, "disable", 0)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	rl, err := a.Locks().Acquire(ctx, routesLock, "disable "+app, routesLockWait, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer rl()
+	old, err := a.loadTable(c)
+	if err != nil {
+		return nil, err
+	}
+	t := old.Clone()
+	var changed bool
+	if enable {
+		changed = t.Enable(app)
+	} else if changed, err = t.Disable(app); err != nil {
+		return nil, notFound("%s is not deployed on this node (no location serves it)", app)
+	}
+	res := &protocol.DisableResult{App: app, Changed: changed, Locations: []string{}}
+	for _, rt := range t.RoutesFor(app) {
+		res.Locations = append(res.Locations, rt.Location.String())
+	}
+	if !changed {
+		return res, nil
+	}
+	if _, err := a.commitRoutes(ctx, c, old, t); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
