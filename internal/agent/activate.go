@@ -23,14 +23,10 @@ func (a *Agent) activateOp() Op {
 }
 
 func (a *Agent) activate(ctx context.Context, c *Call, args protocol.ActivateArgs) (*protocol.ActivateResult, error) {
-	loc, err := location.Parse(args.Location)
-	if err != nil {
-		return nil, badRequest("%v", err)
-	}
 	if args.Target == "" {
 		return nil, badRequest("activate: name an instance, prev or a release number")
 	}
-	rt, err := a.routeAt(c, loc)
+	loc, rt, err := a.routeAt(c, args.Location)
 	if err != nil {
 		return nil, err
 	}
@@ -41,7 +37,7 @@ func (a *Agent) activate(ctx context.Context, c *Call, args protocol.ActivateArg
 	}
 	defer release()
 	// Under the lock, the route as it is now.
-	if rt, err = a.routeAt(c, loc); err != nil {
+	if _, rt, err = a.routeAt(c, args.Location); err != nil {
 		return nil, err
 	}
 	if rt.App != app {

@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 
-	"github.com/toppcloud/toppcloud/internal/location"
 	"github.com/toppcloud/toppcloud/internal/protocol"
 )
 
@@ -23,11 +22,7 @@ func (a *Agent) disable(ctx context.Context, c *Call, args protocol.DisableArgs,
 	case (app == "") == (args.Location == ""):
 		return nil, badRequest("name an app or a location, not both")
 	case app == "":
-		loc, err := location.Parse(args.Location)
-		if err != nil {
-			return nil, badRequest("%v", err)
-		}
-		rt, err := a.routeAt(c, loc)
+		_, rt, err := a.routeAt(c, args.Location)
 		if err != nil {
 			return nil, err
 		}

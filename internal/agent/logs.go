@@ -13,7 +13,6 @@ import (
 
 	"github.com/toppcloud/toppcloud/internal/agent/instance"
 	"github.com/toppcloud/toppcloud/internal/agent/system"
-	"github.com/toppcloud/toppcloud/internal/location"
 	"github.com/toppcloud/toppcloud/internal/protocol"
 )
 
@@ -42,11 +41,7 @@ func (a *Agent) logsOp() Op {
 }
 
 func (a *Agent) logs(ctx context.Context, c *Call, args protocol.LogsArgs) (*protocol.LogsResult, error) {
-	loc, err := location.Parse(args.Location)
-	if err != nil {
-		return nil, badRequest("%v", err)
-	}
-	rt, err := a.routeAt(c, loc)
+	_, rt, err := a.routeAt(c, args.Location)
 	if err != nil {
 		return nil, err
 	}

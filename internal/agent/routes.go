@@ -164,17 +164,22 @@ func notFound(format string, args ...any) error {
 	return &protocol.Error{Code: protocol.CodeNotFound, Message: fmt.Sprintf(format, args...)}
 }
 
-// routeAt returns the route at loc, or a not-found error naming it.
-func (a *Agent) routeAt(c *Call, loc location.Location) (router.Route, error) {
+// routeAt reads a request's location and returns the route there, or a
+// not-found error naming it.
+func (a *Agent) routeAt(c *Call, s string) (location.Location, router.Route, error) {
+	loc, err := location.Parse(s)
+	if err != nil {
+		return loc, router.Route{}, badRequest("%v", err)
+	}
 	t, err := a.loadTable(c)
 	if err != nil {
-		return router.Route{}, err
+		return loc, router.Route{}, err
 	}
 	rt, ok := t.Lookup(loc)
 	if !ok {
-		return rt, notFound("nothing is deployed at %s on this node (query lists what is)", loc)
+		return loc, rt, notFound("nothing is deployed at %s on this node (query lists what is)", loc)
 	}
-	return rt, nil
+	return loc, rt, nil
 }
 
 func routeInfo(rt router.Route, disabled bool) protocol.RouteInfo {
