@@ -16,6 +16,8 @@ import (
 	"github.com/toppcloud/toppcloud/internal/agent/host"
 	"github.com/toppcloud/toppcloud/internal/agent/instance"
 	"github.com/toppcloud/toppcloud/internal/agent/layout"
+	"github.com/toppcloud/toppcloud/internal/agent/router"
+	"github.com/toppcloud/toppcloud/internal/agent/setup"
 	"github.com/toppcloud/toppcloud/internal/protocol"
 	"github.com/toppcloud/toppcloud/internal/version"
 )
@@ -41,8 +43,12 @@ type Agent struct {
 	// the same name.
 	Ops []Op
 
-	// setup holds the seams setup-node's tests replace.
-	setup setupHooks
+	// Admin connects to Caddy's admin API at a real socket path; nil
+	// means router.NewAdmin. Tests point it at a fake.
+	Admin func(socket string) *router.Admin
+	// Setup are setup-node's waits and checks; the zero value is the
+	// real ones.
+	Setup setup.Hooks
 	// geteuid is os.Geteuid unless a test says otherwise.
 	geteuid func() int
 }
@@ -125,6 +131,15 @@ func (c *Call) commandLine(line string) {
 	if c.Req.Verbose > 0 {
 		_ = c.Out.Log(protocol.StreamStdout, line)
 	}
+}
+
+// admin connects to Caddy's admin API.
+func (a *Agent) admin() *router.Admin {
+	socket := a.Host.Path(a.Layout.AdminSocket)
+	if a.Admin != nil {
+		return a.Admin(socket)
+	}
+	return router.NewAdmin(socket)
 }
 
 // instances are the node's application instances.
@@ -233,6 +248,25 @@ func (a *Agent) run(ctx context.Context, op Op, c *Call, args any) (result any, 
 		}
 	}()
 	return op.run(ctx, c, args)
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
 
 func lastLines(s string, n int) []string {

@@ -6,14 +6,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"regexp"
 
+	"github.com/toppcloud/toppcloud/internal/agent/setup"
 	"github.com/toppcloud/toppcloud/internal/filestat"
 	"github.com/toppcloud/toppcloud/internal/protocol"
 )
@@ -125,27 +124,11 @@ func (a *Agent) infoOp() Op {
 				return nil, err
 			}
 			res := &protocol.InfoResult{Agent: v}
-			ni, err := a.readNodeInfo()
+			ni, err := setup.ReadNodeInfo(a.Host, a.Layout)
 			if err != nil {
 				return nil, err
 			}
 			res.Node = ni
 			return res, nil
 		})
-}
-
-// readNodeInfo reads node.json; nil when there is none.
-func (a *Agent) readNodeInfo() (*protocol.NodeInfo, error) {
-	b, err := a.Host.ReadFile(a.Layout.NodeInfo)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var ni protocol.NodeInfo
-	if err := json.Unmarshal(b, &ni); err != nil {
-		return nil, fmt.Errorf("%s: %w", a.Layout.NodeInfo, err)
-	}
-	return &ni, nil
 }

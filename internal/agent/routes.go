@@ -94,7 +94,7 @@ func (a *Agent) resolve(c *Call, t *router.Table) *routeState {
 
 // applier loads configs into the node's Caddy.
 func (a *Agent) applier() *router.Applier {
-	return &router.Applier{Admin: a.hooks().admin(a.Host.Path(a.Layout.AdminSocket)), ConfigPath: a.Host.Path(a.Layout.CaddyConfig)}
+	return &router.Applier{Admin: a.admin(), ConfigPath: a.Host.Path(a.Layout.CaddyConfig)}
 }
 
 // commitRoutes makes t the node's routing, in the order that keeps every

@@ -18,6 +18,7 @@ const (
 	StepLock        = "lock"
 	StepInstance    = "instance"
 	StepConfig      = "config"
+	StepPackages    = "packages"
 	StepServices    = "services"
 	StepStart       = "start"
 	StepUpdateFetch = "update_fetch"

@@ -1,4 +1,4 @@
-package agent
+package setup
 
 import (
 	"context"
@@ -29,7 +29,7 @@ import (
 // its own php-fpm master as its app user, and the default pool (as
 // www-data) would only cost memory.
 func (s *setupRun) ensureAppUnits(ctx context.Context, st *protocol.Step) (bool, string, error) {
-	did, err := s.a.instances().InstallRuntime(ctx)
+	did, err := (&instance.Node{Host: s.h, Layout: s.l}).InstallRuntime(ctx)
 	if err != nil {
 		return len(did) > 0, "", err
 	}
@@ -111,7 +111,7 @@ func (s *setupRun) ensureCaddy(ctx context.Context, st *protocol.Step) (bool, st
 	if enabled {
 		did = append(did, "enabled")
 	}
-	admin := s.hooks.admin(s.h.Path(s.l.AdminSocket))
+	admin := s.n.admin(s.h.Path(s.l.AdminSocket))
 	if dropInChanged || configWritten || !s.systemd.Active(ctx, "caddy.service") || !s.adminAnswers(ctx, admin) {
 		st.Progress("restarting caddy")
 		if err := s.systemd.Restart(ctx, "caddy.service"); err != nil {
@@ -132,7 +132,7 @@ func (s *setupRun) ensureCaddy(ctx context.Context, st *protocol.Step) (bool, st
 	if reloaded {
 		did = append(did, "config loaded")
 	}
-	if err := s.hooks.httpCheck(ctx); err != nil {
+	if err := s.hooks.HTTPCheck(ctx); err != nil {
 		return len(did) > 0, "", fmt.Errorf("caddy runs but does not answer on port 80: %w", err)
 	}
 	if len(did) == 0 {
@@ -149,10 +149,10 @@ func (s *setupRun) renderEmptyConfig() ([]byte, error) {
 		return nil, err
 	}
 	for _, p := range problems {
-		s.c.Warnf("route table: %v", p)
+		s.warnf("route table: %v", p)
 	}
 	if len(t.Routes) > 0 {
-		s.c.Warnf("%s has %d routes but there is no Caddy config: they answer \"unavailable\" until the next deploy renders them", s.l.Routes, len(t.Routes))
+		s.warnf("%s has %d routes but there is no Caddy config: they answer \"unavailable\" until the next deploy renders them", s.l.Routes, len(t.Routes))
 	}
 	r, err := router.Render(t, nil, router.Options{AdminSocket: s.l.AdminSocket})
 	if err != nil {
@@ -170,13 +170,13 @@ func (s *setupRun) adminAnswers(ctx context.Context, admin *router.Admin) bool {
 
 // waitAdmin waits until Caddy's admin API answers.
 func (s *setupRun) waitAdmin(ctx context.Context, admin *router.Admin) error {
-	deadline := time.Now().Add(s.hooks.caddyWait)
+	deadline := time.Now().Add(s.hooks.CaddyWait)
 	for {
 		if s.adminAnswers(ctx, admin) {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("caddy's admin API did not answer on %s within %s", s.l.AdminSocket, s.hooks.caddyWait)
+			return fmt.Errorf("caddy's admin API did not answer on %s within %s", s.l.AdminSocket, s.hooks.CaddyWait)
 		}
 		select {
 		case <-ctx.Done():
@@ -260,13 +260,13 @@ func (s *setupRun) ensureLogs(ctx context.Context, st *protocol.Step) (bool, str
 // any case.
 func (s *setupRun) recordNodeInfo(ctx context.Context, st *protocol.Step) (bool, string, error) {
 	now := s.h.Time().UTC().Truncate(time.Second)
-	fp, err := s.a.Fingerprint()
+	fp, err := s.n.Fingerprint()
 	if err != nil {
 		return false, "", err
 	}
-	old, err := s.a.readNodeInfo()
+	old, err := ReadNodeInfo(s.h, s.l)
 	if err != nil {
-		s.c.Warnf("%v; writing a new one", err)
+		s.warnf("%v; writing a new one", err)
 		old = nil
 	}
 	write := len(s.changed) > 0 || old == nil || old.Fingerprint != fp || old.Version != version.Version ||
@@ -278,7 +278,7 @@ func (s *setupRun) recordNodeInfo(ctx context.Context, st *protocol.Step) (bool,
 	ni := protocol.NodeInfo{
 		Format: protocol.NodeInfoFormat, Name: s.args.Name,
 		Version: version.Version, Protocol: version.Protocol, Fingerprint: fp,
-		FirstSetupAt: now, SetupAt: now, SetupBy: s.c.Req.LocalUser,
+		FirstSetupAt: now, SetupAt: now, SetupBy: s.req.LocalUser,
 		OS: s.os, Packages: s.packages, Changed: slices.Clone(s.changed),
 	}
 	if ni.Changed == nil {
@@ -320,8 +320,25 @@ func (s *setupRun) appendHistory(now time.Time, fp string, recorded bool) {
 		what = "node.json updated (another agent binary or package versions)"
 	}
 	line := fmt.Sprintf("%s setup-node by %s, toppcloud %s (sha256 %s): %s\n",
-		now.Format(time.RFC3339), orUnknown(s.c.Req.LocalUser), version.Version, fp[:min(12, len(fp))], what)
+		now.Format(time.RFC3339), orUnknown(s.req.LocalUser), version.Version, fp[:min(12, len(fp))], what)
 	if err := s.h.AppendFile(s.l.SetupLog, []byte(line), host.Attr{Mode: 0o640, Group: "adm"}); err != nil {
-		s.c.Warnf("append to %s: %v", s.l.SetupLog, err)
+		s.warnf("append to %s: %v", s.l.SetupLog, err)
 	}
+}
+
+// ReadNodeInfo reads what setup-node recorded (node.json); nil when it
+// never completed.
+func ReadNodeInfo(h *host.Host, l layout.Layout) (*protocol.NodeInfo, error) {
+	b, err := h.ReadFile(l.NodeInfo)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var ni protocol.NodeInfo
+	if err := json.Unmarshal(b, &ni); err != nil {
+		return nil, fmt.Errorf("%s: %w", l.NodeInfo, err)
+	}
+	return &ni, nil
 }

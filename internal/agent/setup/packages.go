@@ -1,4 +1,4 @@
-package agent
+package setup
 
 import (
 	"bufio"
@@ -88,7 +88,7 @@ func (s *setupRun) waitForApt(ctx context.Context, st *protocol.Step) (bool, str
 	start := time.Now()
 	var last time.Time
 	for {
-		holder, busy, err := s.hooks.aptBusy(ctx, s.h)
+		holder, busy, err := s.hooks.AptBusy(ctx, s.h)
 		if err != nil {
 			return false, "", err
 		}
@@ -98,8 +98,8 @@ func (s *setupRun) waitForApt(ctx context.Context, st *protocol.Step) (bool, str
 			}
 			return false, "apt is free", nil
 		}
-		if time.Since(start) > s.hooks.aptWait {
-			return false, "", fmt.Errorf("apt is still busy after %s: %s; wait for it to finish (or stop it), then run setup-node again", s.hooks.aptWait, holder)
+		if time.Since(start) > s.hooks.AptWait {
+			return false, "", fmt.Errorf("apt is still busy after %s: %s; wait for it to finish (or stop it), then run setup-node again", s.hooks.AptWait, holder)
 		}
 		if last.IsZero() || time.Since(last) > 5*time.Second {
 			st.Progress(fmt.Sprintf("%s; waiting (%s)", holder, time.Since(start).Round(time.Second)))
@@ -108,14 +108,14 @@ func (s *setupRun) waitForApt(ctx context.Context, st *protocol.Step) (bool, str
 		select {
 		case <-ctx.Done():
 			return false, "", ctx.Err()
-		case <-time.After(s.hooks.aptPoll):
+		case <-time.After(s.hooks.AptPoll):
 		}
 	}
 }
 
 // apt installs packages for setup-node.
 func (s *setupRun) apt() system.Apt {
-	return system.Apt{Host: s.h, Line: s.c.commandLine, Again: "run setup-node again", Hint: func(tail []string) string {
+	return system.Apt{Host: s.h, Line: s.commandLine, Again: "run setup-node again", Hint: func(tail []string) string {
 		if s.os.ID != "ubuntu" {
 			return ""
 		}
