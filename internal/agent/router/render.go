@@ -52,7 +52,7 @@ const ForwardedPrefixHeader = "X-Forwarded-Prefix"
 // InternalHeader carries an instance's token on the agent's own requests
 // (update_fetch), which go to the instance directly. Caddy deletes any copy
 // a client sends, so an app can trust what its bootstrap checks. It is
-// runner.InternalHeader.
+// instance.InternalHeader.
 const InternalHeader = "X-Toppcloud-Internal"
 
 var (
