@@ -15,14 +15,7 @@ import (
 	"github.com/toppcloud/toppcloud/internal/protocol"
 )
 
-func (a *Agent) activateOp() Op {
-	return Handle(protocol.OpActivate, "make an instance (name, prev or release number) live at a location",
-		func(ctx context.Context, c *Call, args *protocol.ActivateArgs) (*protocol.ActivateResult, error) {
-			return a.activate(ctx, c, *args)
-		})
-}
-
-func (a *Agent) activate(ctx context.Context, c *Call, args protocol.ActivateArgs) (*protocol.ActivateResult, error) {
+func (a *Agent) activate(ctx context.Context, c *Call, args *protocol.ActivateArgs) (*protocol.ActivateResult, error) {
 	if args.Target == "" {
 		return nil, badRequest("activate: name an instance, prev or a release number")
 	}

@@ -66,10 +66,11 @@ func New() *Agent {
 
 // Op is one operation, `toppcloud node NAME`.
 //
-// To add one: write a function returning Handle(name, summary, fn) where
-// fn takes the operation's args type (a struct in internal/protocol, with
-// JSON tags; unknown fields are refused) and returns its result type (also
-// in protocol, or nil), and list it in (*Agent).ops. fn reports progress
+// To add one: write a method fn(ctx, c, args) taking a pointer to the
+// operation's args type (a struct in internal/protocol, with JSON tags;
+// unknown fields are refused) and returning its result type (also in
+// protocol, or nil), and list Handle(name, summary, a.fn) in
+// (*Agent).ops. fn reports progress
 // through c.Out (c.Out.Start(step) ... Done/Skipped/Failed, c.Log) and
 // returns an error to fail: a *protocol.Error is sent as it is; any other
 // error is mapped by ToProtocolError (command output tails, a full disk).
@@ -148,23 +149,26 @@ func (a *Agent) instances() *instance.Node { return &instance.Node{Host: a.Host,
 // Locks returns the agent's locks.
 func (a *Agent) Locks() Locks { return Locks{Host: a.Host, Dir: a.Layout.Locks} }
 
-// ops lists every operation (besides OpVersion, which speaks no protocol).
+// ops lists every operation (besides OpVersion, which speaks no
+// protocol) with the summary usage shows.
 func (a *Agent) ops() []Op {
+	installAgent := Handle(protocol.OpInstallAgent, "replace the agent binary with the one on stdin", a.installAgent)
+	installAgent.AnyProtocol = true
 	ops := []Op{
-		a.installAgentOp(),
-		a.infoOp(),
-		a.setupOp(),
-		a.deployManifestOp(),
-		a.deployBlobsOp(),
-		a.deployOp(),
-		a.activateOp(),
-		a.deactivateOp(),
-		a.queryOp(),
-		a.cleanOp(),
-		a.disableOp(false),
-		a.disableOp(true),
-		a.logsOp(),
-		a.restoreOp(),
+		installAgent,
+		Handle(protocol.OpInfo, "print the agent version and what setup-node recorded", a.info),
+		Handle(protocol.OpSetup, "set the node up (setup-node): packages, users, layout, firewall, Caddy", a.setupNode),
+		Handle(protocol.OpDeployManifest, "keep an upload's manifest and say which contents the node lacks", a.deployManifest),
+		Handle(protocol.OpDeployBlobs, "store the contents streamed after the request", a.deployBlobs),
+		Handle(protocol.OpDeploy, "make an instance from an uploaded manifest, start it and switch the location to it", a.deploy),
+		Handle(protocol.OpActivate, "make an instance (name, prev or release number) live at a location", a.activate),
+		Handle(protocol.OpDeactivate, "remove routes (globs allowed) and stop instances no route serves", a.deactivate),
+		Handle(protocol.OpQuery, "list apps, routes, instances and releases", a.query),
+		Handle(protocol.OpClean, "remove instances neither live nor prev, unused contents and leftovers of interrupted updates", a.clean),
+		Handle(protocol.OpDisable, "serve the disabled page at every location of an app, keeping it deployed", a.disable),
+		Handle(protocol.OpEnable, "undo disable", a.enable),
+		Handle(protocol.OpLogs, "show (or follow) an app's errors.log and its instances' journal", a.logs),
+		Handle(protocol.OpRestore, "point every route at its live instance again, start live instances that are down, reload the front server if needed", a.restore),
 	}
 	for _, extra := range a.Ops {
 		ops = slices.DeleteFunc(ops, func(o Op) bool { return o.Name == extra.Name })

@@ -13,13 +13,6 @@ import (
 	"github.com/toppcloud/toppcloud/internal/protocol"
 )
 
-func (a *Agent) cleanOp() Op {
-	return Handle(protocol.OpClean, "remove instances neither live nor prev, unused contents and leftovers of interrupted updates",
-		func(ctx context.Context, c *Call, args *protocol.CleanArgs) (*protocol.CleanResult, error) {
-			return a.clean(ctx, c, *args)
-		})
-}
-
 // cleanPartialAge: an unfinished instance directory older than this
 // belongs to an update that was killed (assembling takes seconds).
 const cleanPartialAge = 10 * time.Minute
@@ -28,7 +21,7 @@ const cleanPartialAge = 10 * time.Minute
 // (app by app, under each app's lock), links directories whose instance
 // is gone, partial instance directories and, from the blob store, what no
 // instance and no kept manifest uses.
-func (a *Agent) clean(ctx context.Context, c *Call, args protocol.CleanArgs) (*protocol.CleanResult, error) {
+func (a *Agent) clean(ctx context.Context, c *Call, args *protocol.CleanArgs) (*protocol.CleanResult, error) {
 	res := &protocol.CleanResult{Removed: []string{}, Kept: []string{}}
 	// With no upload running, everything an interrupted upload left can
 	// go, however young; with one running, only what is old.

@@ -9,13 +9,6 @@ import (
 	"github.com/toppcloud/toppcloud/internal/version"
 )
 
-func (a *Agent) deactivateOp() Op {
-	return Handle(protocol.OpDeactivate, "remove routes (globs allowed) and stop instances no route serves",
-		func(ctx context.Context, c *Call, args *protocol.DeactivateArgs) (*protocol.DeactivateResult, error) {
-			return a.deactivate(ctx, c, *args)
-		})
-}
-
 func parsePatterns(ps []string) ([]router.Pattern, error) {
 	var out []router.Pattern
 	for _, s := range ps {
@@ -28,7 +21,7 @@ func parsePatterns(ps []string) ([]router.Pattern, error) {
 	return out, nil
 }
 
-func (a *Agent) deactivate(ctx context.Context, c *Call, args protocol.DeactivateArgs) (*protocol.DeactivateResult, error) {
+func (a *Agent) deactivate(ctx context.Context, c *Call, args *protocol.DeactivateArgs) (*protocol.DeactivateResult, error) {
 	if len(args.Patterns) == 0 {
 		return nil, badRequest("deactivate: name at least one location")
 	}

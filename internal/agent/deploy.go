@@ -48,86 +48,76 @@ func (a *Agent) uploadLock(ctx context.Context) (func(), error) {
 	return a.Locks().AcquireShared(ctx, uploadsLock, time.Minute)
 }
 
-func (a *Agent) deployManifestOp() Op {
-	return Handle(protocol.OpDeployManifest, "keep an upload's manifest and say which contents the node lacks",
-		func(ctx context.Context, c *Call, args *protocol.DeployManifestArgs) (*protocol.DeployManifestResult, error) {
-			if err := checkApp(args.App); err != nil {
-				return nil, err
-			}
-			if args.NeedConfig {
-				ok, err := a.Host.Exists(a.Layout.ConfigDir(args.App))
-				if err != nil {
-					return nil, err
-				}
-				if !ok {
-					return nil, &protocol.Error{Code: protocol.CodeConfigRequired, Message: fmt.Sprintf(
-						"%s requires a configuration (config.required in app.ini) and none was ever uploaded: run update with --config DIR", args.App)}
-				}
-			}
-			release, err := a.uploadLock(ctx)
-			if err != nil {
-				return nil, err
-			}
-			defer release()
-			m, err := wire.ReadManifest(c.Input)
-			if err != nil {
-				return nil, badRequest("%v", err)
-			}
-			st, err := a.store()
-			if err != nil {
-				return nil, err
-			}
-			digest, err := st.PutManifest(m)
-			if err != nil {
-				return nil, err
-			}
-			missing, err := st.Missing(m)
-			if err != nil {
-				return nil, err
-			}
-			res := &protocol.DeployManifestResult{Digest: digest, Missing: missing}
-			want := map[wire.Hash]bool{}
-			for _, h := range missing {
-				want[h] = true
-			}
-			for _, e := range m.Entries {
-				if e.Type == wire.EntryFile && want[e.Hash] {
-					res.MissingBytes += e.Size
-					delete(want, e.Hash)
-				}
-			}
-			if res.Missing == nil {
-				res.Missing = []wire.Hash{}
-			}
-			return res, nil
-		})
+// deployManifest keeps an upload's manifest and answers which contents
+// the node lacks.
+func (a *Agent) deployManifest(ctx context.Context, c *Call, args *protocol.DeployManifestArgs) (*protocol.DeployManifestResult, error) {
+	if err := checkApp(args.App); err != nil {
+		return nil, err
+	}
+	if args.NeedConfig {
+		ok, err := a.Host.Exists(a.Layout.ConfigDir(args.App))
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, &protocol.Error{Code: protocol.CodeConfigRequired, Message: fmt.Sprintf(
+				"%s requires a configuration (config.required in app.ini) and none was ever uploaded: run update with --config DIR", args.App)}
+		}
+	}
+	release, err := a.uploadLock(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	m, err := wire.ReadManifest(c.Input)
+	if err != nil {
+		return nil, badRequest("%v", err)
+	}
+	st, err := a.store()
+	if err != nil {
+		return nil, err
+	}
+	digest, err := st.PutManifest(m)
+	if err != nil {
+		return nil, err
+	}
+	missing, err := st.Missing(m)
+	if err != nil {
+		return nil, err
+	}
+	res := &protocol.DeployManifestResult{Digest: digest, Missing: missing}
+	want := map[wire.Hash]bool{}
+	for _, h := range missing {
+		want[h] = true
+	}
+	for _, e := range m.Entries {
+		if e.Type == wire.EntryFile && want[e.Hash] {
+			res.MissingBytes += e.Size
+			delete(want, e.Hash)
+		}
+	}
+	if res.Missing == nil {
+		res.Missing = []wire.Hash{}
+	}
+	return res, nil
 }
 
-func (a *Agent) deployBlobsOp() Op {
-	return Handle(protocol.OpDeployBlobs, "store the contents streamed after the request",
-		func(ctx context.Context, c *Call, _ *struct{}) (*protocol.DeployBlobsResult, error) {
-			release, err := a.uploadLock(ctx)
-			if err != nil {
-				return nil, err
-			}
-			defer release()
-			st, err := a.store()
-			if err != nil {
-				return nil, err
-			}
-			rs, err := st.Receive(ctx, c.Input)
-			if err != nil {
-				return nil, fmt.Errorf("receive: %w (the contents received so far are kept: run update again)", err)
-			}
-			return &protocol.DeployBlobsResult{Blobs: rs.Blobs, Bytes: rs.Bytes}, nil
-		})
-}
-
-func (a *Agent) deployOp() Op {
-	return Handle(protocol.OpDeploy, "make an instance from an uploaded manifest, start it and switch the location to it",
-		func(ctx context.Context, c *Call, args *protocol.DeployArgs) (*protocol.DeployResult, error) {
-			return a.deploy(ctx, c, *args)
-		})
+// deployBlobs stores the contents streamed after the request.
+func (a *Agent) deployBlobs(ctx context.Context, c *Call, _ *struct{}) (*protocol.DeployBlobsResult, error) {
+	release, err := a.uploadLock(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	st, err := a.store()
+	if err != nil {
+		return nil, err
+	}
+	rs, err := st.Receive(ctx, c.Input)
+	if err != nil {
+		return nil, fmt.Errorf("receive: %w (the contents received so far are kept: run update again)", err)
+	}
+	return &protocol.DeployBlobsResult{Blobs: rs.Blobs, Bytes: rs.Bytes}, nil
 }
 
 // deployRun is one update on the node: the steps that make and start the
@@ -146,7 +136,7 @@ type deployRun struct {
 	synced chan error
 }
 
-func (a *Agent) deploy(ctx context.Context, c *Call, args protocol.DeployArgs) (*protocol.DeployResult, error) {
+func (a *Agent) deploy(ctx context.Context, c *Call, args *protocol.DeployArgs) (*protocol.DeployResult, error) {
 	if err := checkApp(args.App); err != nil {
 		return nil, err
 	}
@@ -154,7 +144,7 @@ func (a *Agent) deploy(ctx context.Context, c *Call, args protocol.DeployArgs) (
 	if err != nil {
 		return nil, badRequest("%v", err)
 	}
-	d := &deployRun{args: args, transition: transition{a: a, c: c, action: ActionUpdate, app: args.App, loc: loc, digest: args.Digest.String()}}
+	d := &deployRun{args: *args, transition: transition{a: a, c: c, action: ActionUpdate, app: args.App, loc: loc, digest: args.Digest.String()}}
 	d.change = func(t *router.Table) (router.Route, error) { return t.Set(loc, args.App, d.target) }
 	d.beforeSwitch = d.waitSync
 	if d.store, err = a.store(); err != nil {

@@ -6,17 +6,17 @@ import (
 	"github.com/toppcloud/toppcloud/internal/protocol"
 )
 
-func (a *Agent) disableOp(enable bool) Op {
-	name, summary := protocol.OpDisable, "serve the disabled page at every location of an app, keeping it deployed"
-	if enable {
-		name, summary = protocol.OpEnable, "undo disable"
-	}
-	return Handle(name, summary, func(ctx context.Context, c *Call, args *protocol.DisableArgs) (*protocol.DisableResult, error) {
-		return a.disable(ctx, c, *args, enable)
-	})
+func (a *Agent) disable(ctx context.Context, c *Call, args *protocol.DisableArgs) (*protocol.DisableResult, error) {
+	return a.setDisabled(ctx, c, args, false)
 }
 
-func (a *Agent) disable(ctx context.Context, c *Call, args protocol.DisableArgs, enable bool) (*protocol.DisableResult, error) {
+func (a *Agent) enable(ctx context.Context, c *Call, args *protocol.DisableArgs) (*protocol.DisableResult, error) {
+	return a.setDisabled(ctx, c, args, true)
+}
+
+// setDisabled serves the disabled page at every location of an app, or
+// stops serving it (enable).
+func (a *Agent) setDisabled(ctx context.Context, c *Call, args *protocol.DisableArgs, enable bool) (*protocol.DisableResult, error) {
 	app := args.App
 	switch {
 	case (app == "") == (args.Location == ""):

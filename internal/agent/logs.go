@@ -33,14 +33,7 @@ const ErrorsLog = "errors.log"
 
 func (a *Agent) systemd() system.Systemd { return system.Systemd{Runner: a.Host.Runner} }
 
-func (a *Agent) logsOp() Op {
-	return Handle(protocol.OpLogs, "show (or follow) an app's errors.log and its instances' journal",
-		func(ctx context.Context, c *Call, args *protocol.LogsArgs) (*protocol.LogsResult, error) {
-			return a.logs(ctx, c, *args)
-		})
-}
-
-func (a *Agent) logs(ctx context.Context, c *Call, args protocol.LogsArgs) (*protocol.LogsResult, error) {
+func (a *Agent) logs(ctx context.Context, c *Call, args *protocol.LogsArgs) (*protocol.LogsResult, error) {
 	_, rt, err := a.routeAt(c, args.Location)
 	if err != nil {
 		return nil, err

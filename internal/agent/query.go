@@ -15,14 +15,7 @@ import (
 // returns when the client does not say.
 const DefaultQueryReleases = 5
 
-func (a *Agent) queryOp() Op {
-	return Handle(protocol.OpQuery, "list apps, routes, instances and releases",
-		func(ctx context.Context, c *Call, args *protocol.QueryArgs) (*protocol.QueryResult, error) {
-			return a.query(ctx, c, *args)
-		})
-}
-
-func (a *Agent) query(ctx context.Context, c *Call, args protocol.QueryArgs) (*protocol.QueryResult, error) {
+func (a *Agent) query(ctx context.Context, c *Call, args *protocol.QueryArgs) (*protocol.QueryResult, error) {
 	var patterns []router.Pattern
 	for _, s := range args.Patterns {
 		if _, err := path.Match(s, ""); err != nil {

@@ -17,14 +17,7 @@ import (
 // loaded from elsewhere): every slot points at its route's live instance,
 // every live instance runs, Caddy runs the table's config.
 
-func (a *Agent) restoreOp() Op {
-	return Handle(protocol.OpRestore, "point every route at its live instance again, start live instances that are down, reload the front server if needed",
-		func(ctx context.Context, c *Call, _ *struct{}) (*protocol.RestoreResult, error) {
-			return a.restore(ctx, c)
-		})
-}
-
-func (a *Agent) restore(ctx context.Context, c *Call) (*protocol.RestoreResult, error) {
+func (a *Agent) restore(ctx context.Context, c *Call, _ *struct{}) (*protocol.RestoreResult, error) {
 	res := &protocol.RestoreResult{Started: []string{}, Relinked: []string{}}
 	t, err := a.loadTable(c)
 	if err != nil {

@@ -121,18 +121,11 @@ func (n *Node) Installed(pkg string) string {
 	return n.installed[pkg]
 }
 
-// Enabled and Active report a unit's state.
-func (n *Node) Enabled(unit string) bool {
+// Unit reports whether unit is enabled and whether it runs.
+func (n *Node) Unit(unit string) (enabled, active bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.enabled[unit]
-}
-
-// Active reports whether unit runs.
-func (n *Node) Active(unit string) bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.active[unit]
+	return n.enabled[unit], n.active[unit]
 }
 
 // FirewallLoaded reports whether the nftables rules were loaded.

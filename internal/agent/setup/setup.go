@@ -246,7 +246,7 @@ func Validate(args protocol.SetupArgs) error {
 			return bad("an authorized key spans several lines")
 		}
 		if _, _, _, _, err := ssh.ParseAuthorizedKey([]byte(k)); err != nil {
-			return bad("authorized key %q: %v", shorten(k, 40), err)
+			return bad("authorized key %.40q: %v", k, err)
 		}
 	}
 	if args.SSHPort < 0 || args.SSHPort > 65535 {
@@ -307,13 +307,6 @@ type fileSpec struct {
 func firstLine(s string) string {
 	line, _, _ := strings.Cut(s, "\n")
 	return line
-}
-
-func shorten(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "..."
 }
 
 func orUnknown(s string) string {

@@ -127,8 +127,8 @@ func TestSetup_FirstRunThenNothingChanges(t *testing.T) {
 	if fw := n.ReadFile(l.Firewall); !strings.Contains(fw, "tcp dport { 22, 80, 443 } accept") || !strings.Contains(fw, "policy drop") {
 		t.Errorf("firewall rules:\n%s", fw)
 	}
-	if !n.FirewallLoaded() || !n.Enabled(layout.FirewallUnit) {
-		t.Errorf("firewall loaded %v, unit enabled %v", n.FirewallLoaded(), n.Enabled(layout.FirewallUnit))
+	if enabled, _ := n.Unit(layout.FirewallUnit); !n.FirewallLoaded() || !enabled {
+		t.Errorf("firewall loaded %v, unit enabled %v", n.FirewallLoaded(), enabled)
 	}
 	if got := n.ReadFile(setup.SysctlPath); got != "1\n" {
 		t.Errorf("tcp_migrate_req = %q", got)
@@ -146,10 +146,10 @@ func TestSetup_FirstRunThenNothingChanges(t *testing.T) {
 	if got := n.ReadFile(l.CaddyConfig); got != string(empty.JSON) {
 		t.Errorf("caddy.json is not the empty table rendered:\n%s", got)
 	}
-	if n.CaddyConfig() != string(empty.JSON) || !n.Active("caddy.service") {
-		t.Errorf("caddy runs %q (active %v)", n.CaddyConfig(), n.Active("caddy.service"))
+	if _, active := n.Unit("caddy.service"); n.CaddyConfig() != string(empty.JSON) || !active {
+		t.Errorf("caddy runs %q (active %v)", n.CaddyConfig(), active)
 	}
-	if n.Enabled("php8.2-fpm.service") || n.Active("php8.2-fpm.service") {
+	if enabled, active := n.Unit("php8.2-fpm.service"); enabled || active {
 		t.Error("the distribution's php-fpm service still runs")
 	}
 	if ok, _ := h.Exists(instance.TemplatePath(l)); !ok {

@@ -8,7 +8,24 @@ import (
 	"github.com/toppcloud/toppcloud/internal/agent/host/hosttest"
 )
 
-func fakeSystemd(t *testing.T, answers map[string]string) (Systemd, *hosttest.Runner) {
+// answers are systemd's, for the commands these tests expect.
+var answers = map[string]string{
+	"systemctl daemon-reload": "",
+	"systemctl start toppcloud-app-proxy@blog.1.socket toppcloud-app@blog.1.service":    "",
+	"systemctl stop --no-block toppcloud-app@blog.1.service":                            "",
+	"systemctl stop --no-block toppcloud-app@blog.2.service":                            "ERR:Failed to stop toppcloud-app@blog.2.service: Unit toppcloud-app@blog.2.service not loaded.",
+	"systemctl stop --no-block toppcloud-app@blog.3.service":                            "ERR:Unit toppcloud-app@blog.3.service does not exist",
+	"systemctl stop --no-block toppcloud-app@blog.4.service":                            "ERR:Access denied",
+	"journalctl --unit toppcloud-app@blog.1.service --lines 80 --no-pager --output cat": "a\nb\n",
+	"journalctl --unit toppcloud-app@blog.2.service --lines 80 --no-pager --output cat": "",
+	"systemctl is-enabled a.service":                                                    "enabled\n",
+	"systemctl is-enabled b.service":                                                    "static\n",
+	"systemctl is-enabled c.service":                                                    "ERR:disabled",
+	"systemctl enable --quiet c.service":                                                "",
+	"systemctl is-active a.service c.service":                                           "active\ninactive\n",
+}
+
+func fakeSystemd(t *testing.T) (Systemd, *hosttest.Runner) {
 	r := hosttest.NewRunner(t)
 	h := hosttest.Answers(t, answers)
 	r.Handle("systemctl", h)
@@ -17,16 +34,7 @@ func fakeSystemd(t *testing.T, answers map[string]string) (Systemd, *hosttest.Ru
 }
 
 func TestSystemd_Commands(t *testing.T) {
-	s, _ := fakeSystemd(t, map[string]string{
-		"systemctl daemon-reload": "",
-		"systemctl start toppcloud-app-proxy@blog.1.socket toppcloud-app@blog.1.service":    "",
-		"systemctl stop --no-block toppcloud-app@blog.1.service":                            "",
-		"systemctl stop --no-block toppcloud-app@blog.2.service":                            "ERR:Failed to stop toppcloud-app@blog.2.service: Unit toppcloud-app@blog.2.service not loaded.",
-		"systemctl stop --no-block toppcloud-app@blog.3.service":                            "ERR:Unit toppcloud-app@blog.3.service does not exist",
-		"systemctl stop --no-block toppcloud-app@blog.4.service":                            "ERR:Access denied",
-		"journalctl --unit toppcloud-app@blog.1.service --lines 80 --no-pager --output cat": "a\nb\n",
-		"journalctl --unit toppcloud-app@blog.2.service --lines 80 --no-pager --output cat": "",
-	})
+	s, _ := fakeSystemd(t)
 	ctx := context.Background()
 	if err := s.DaemonReload(ctx); err != nil {
 		t.Error(err)
@@ -55,13 +63,7 @@ func TestSystemd_Commands(t *testing.T) {
 }
 
 func TestSystemd_EnableOnlyWhenNeeded(t *testing.T) {
-	s, r := fakeSystemd(t, map[string]string{
-		"systemctl is-enabled a.service":          "enabled\n",
-		"systemctl is-enabled b.service":          "static\n",
-		"systemctl is-enabled c.service":          "ERR:disabled",
-		"systemctl enable --quiet c.service":      "",
-		"systemctl is-active a.service c.service": "active\ninactive\n",
-	})
+	s, r := fakeSystemd(t)
 	ctx := context.Background()
 	for unit, want := range map[string]bool{"a.service": false, "b.service": false, "c.service": true} {
 		if changed, err := s.Enable(ctx, unit); err != nil || changed != want {
