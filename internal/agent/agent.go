@@ -254,11 +254,6 @@ func (a *Agent) run(ctx context.Context, op Op, c *Call, args any) (result any, 
 	return op.run(ctx, c, args)
 }
 
-func firstLine(s string) string {
-	line, _, _ := strings.Cut(s, "\n")
-	return line
-}
-
 func orUnknown(s string) string {
 	if s == "" {
 		return "unknown"

@@ -72,7 +72,7 @@ func (a *Agent) deactivate(ctx context.Context, c *Call, args *protocol.Deactiva
 		return err
 	}()
 	if err != nil {
-		st.Failed(firstLine(err.Error()))
+		st.Failed(err)
 		return nil, err
 	}
 	if len(removed) == 0 {

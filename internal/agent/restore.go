@@ -72,7 +72,7 @@ func (a *Agent) restoreInstance(ctx context.Context, c *Call, app, instance stri
 	st := c.Out.Start("start " + instance)
 	started, err := a.startExisting(ctx, c, st, rec, loc, 0)
 	if err != nil {
-		st.Failed(firstLine(err.Error()))
+		st.Failed(err)
 		return err
 	}
 	if started {

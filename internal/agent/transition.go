@@ -95,7 +95,7 @@ func (t *transition) run(ctx context.Context, steps ...step) error {
 		case errors.As(err, &skip):
 			st.Skipped(string(skip))
 		case err != nil:
-			st.Failed(firstLine(err.Error()))
+			st.Failed(err)
 			return err
 		default:
 			st.Done(true, detail)
@@ -119,7 +119,7 @@ func (a *Agent) lockStep(ctx context.Context, c *Call, app, what string, wait ti
 	st := c.Out.Start(StepLock)
 	release, err := a.lockApp(ctx, c, app, what, wait)
 	if err != nil {
-		st.Failed(firstLine(err.Error()))
+		st.Failed(err)
 		return nil, err
 	}
 	st.Done(false, "app "+app)

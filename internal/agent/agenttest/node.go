@@ -18,6 +18,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -114,25 +115,26 @@ func (n *Node) SetupHooks() setup.Hooks {
 	}
 }
 
-// Installed returns the installed version of pkg, "" if it is not.
-func (n *Node) Installed(pkg string) string {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.installed[pkg]
+// State is what the simulated node's packages, units, firewall and Caddy
+// are at one moment.
+type State struct {
+	// Installed maps packages to versions.
+	Installed map[string]string
+	// Enabled and Active say which units are.
+	Enabled, Active map[string]bool
+	FirewallLoaded  bool
+	// CaddyConfig is the config Caddy runs; Loads counts the configs
+	// loaded through the admin API.
+	CaddyConfig string
+	Loads       int
 }
 
-// Unit reports whether unit is enabled and whether it runs.
-func (n *Node) Unit(unit string) (enabled, active bool) {
+// State returns the node's state now.
+func (n *Node) State() State {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.enabled[unit], n.active[unit]
-}
-
-// FirewallLoaded reports whether the nftables rules were loaded.
-func (n *Node) FirewallLoaded() bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.nftLoaded
+	return State{Installed: maps.Clone(n.installed), Enabled: maps.Clone(n.enabled), Active: maps.Clone(n.active),
+		FirewallLoaded: n.nftLoaded, CaddyConfig: string(n.loaded), Loads: n.loads}
 }
 
 // FailApt makes apt-get install fail with output; "" makes it succeed.
@@ -149,25 +151,11 @@ func (n *Node) RefuseSudoers() {
 	n.visudoBad = true
 }
 
-// CaddyConfig is the config Caddy runs.
-func (n *Node) CaddyConfig() string {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return string(n.loaded)
-}
-
 // LoadCaddyConfig makes Caddy run cfg, as if loaded from elsewhere.
 func (n *Node) LoadCaddyConfig(cfg []byte) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.loaded = cfg
-}
-
-// Loads counts the configs loaded through the admin API.
-func (n *Node) Loads() int {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.loads
 }
 
 // AppendFile appends line to the node's file p.

@@ -194,7 +194,7 @@ func Run(ctx context.Context, n Node, out *protocol.Writer, req protocol.Request
 		st := out.Start(step.name)
 		changed, detail, err := step.run(ctx, st)
 		if err != nil {
-			st.Failed(firstLine(err.Error()))
+			st.Failed(err)
 			return nil, fmt.Errorf("%s: %w", step.name, err)
 		}
 		if changed {
@@ -302,11 +302,6 @@ type fileSpec struct {
 	path string
 	data []byte
 	attr host.Attr
-}
-
-func firstLine(s string) string {
-	line, _, _ := strings.Cut(s, "\n")
-	return line
 }
 
 func orUnknown(s string) string {

@@ -127,8 +127,9 @@ func TestSetup_FirstRunThenNothingChanges(t *testing.T) {
 	if fw := n.ReadFile(l.Firewall); !strings.Contains(fw, "tcp dport { 22, 80, 443 } accept") || !strings.Contains(fw, "policy drop") {
 		t.Errorf("firewall rules:\n%s", fw)
 	}
-	if enabled, _ := n.Unit(layout.FirewallUnit); !n.FirewallLoaded() || !enabled {
-		t.Errorf("firewall loaded %v, unit enabled %v", n.FirewallLoaded(), enabled)
+	node := n.State()
+	if !node.FirewallLoaded || !node.Enabled[layout.FirewallUnit] {
+		t.Errorf("firewall loaded %v, unit enabled %v", node.FirewallLoaded, node.Enabled[layout.FirewallUnit])
 	}
 	if got := n.ReadFile(setup.SysctlPath); got != "1\n" {
 		t.Errorf("tcp_migrate_req = %q", got)
@@ -146,10 +147,10 @@ func TestSetup_FirstRunThenNothingChanges(t *testing.T) {
 	if got := n.ReadFile(l.CaddyConfig); got != string(empty.JSON) {
 		t.Errorf("caddy.json is not the empty table rendered:\n%s", got)
 	}
-	if _, active := n.Unit("caddy.service"); n.CaddyConfig() != string(empty.JSON) || !active {
-		t.Errorf("caddy runs %q (active %v)", n.CaddyConfig(), active)
+	if node.CaddyConfig != string(empty.JSON) || !node.Active["caddy.service"] {
+		t.Errorf("caddy runs %q (active %v)", node.CaddyConfig, node.Active["caddy.service"])
 	}
-	if enabled, active := n.Unit("php8.2-fpm.service"); enabled || active {
+	if node.Enabled["php8.2-fpm.service"] || node.Active["php8.2-fpm.service"] {
 		t.Error("the distribution's php-fpm service still runs")
 	}
 	if ok, _ := h.Exists(instance.TemplatePath(l)); !ok {
@@ -206,8 +207,8 @@ func TestSetup_FirstRunThenNothingChanges(t *testing.T) {
 	if second, _ := os.Stat(h.Path(l.NodeInfo)); !second.ModTime().Equal(first.ModTime()) {
 		t.Error("node.json was rewritten")
 	}
-	if n.Loads() != 0 {
-		t.Errorf("caddy config loaded %d times", n.Loads())
+	if n.State().Loads != 0 {
+		t.Errorf("caddy config loaded %d times", n.State().Loads)
 	}
 	if hist := strings.Split(strings.TrimSpace(n.ReadFile(l.SetupLog)), "\n"); len(hist) != 2 || !strings.HasSuffix(hist[1], "no changes") {
 		t.Errorf("setup.log:\n%s", strings.Join(hist, "\n"))
