@@ -15,6 +15,9 @@ import (
 	"github.com/toppcloud/toppcloud/internal/protocol"
 )
 
+// activate makes an instance on disk (by name, prev or release number)
+// live at a location: started beside the live one, then the same switch,
+// drain and release as an update.
 func (a *Agent) activate(ctx context.Context, c *Call, args *protocol.ActivateArgs) (*protocol.ActivateResult, error) {
 	if args.Target == "" {
 		return nil, badRequest("activate: name an instance, prev or a release number")
@@ -53,8 +56,8 @@ func (a *Agent) activate(ctx context.Context, c *Call, args *protocol.ActivateAr
 	}
 
 	t := &transition{a: a, c: c, action: ActionActivate, app: app, loc: loc, target: target, digest: rec.Digest,
-		change: func(t *router.Table) (router.Route, error) {
-			rt, err := t.Activate(loc, target)
+		change: func(tb *router.Table) (router.Route, error) {
+			rt, err := tb.Activate(loc, target)
 			switch {
 			case errors.Is(err, router.ErrNoRoute):
 				return rt, notFound("nothing is deployed at %s any more", loc)

@@ -145,7 +145,7 @@ func (a *Agent) deploy(ctx context.Context, c *Call, args *protocol.DeployArgs) 
 		return nil, badRequest("%v", err)
 	}
 	d := &deployRun{args: *args, transition: transition{a: a, c: c, action: ActionUpdate, app: args.App, loc: loc, digest: args.Digest.String()}}
-	d.change = func(t *router.Table) (router.Route, error) { return t.Set(loc, args.App, d.target) }
+	d.change = func(tb *router.Table) (router.Route, error) { return tb.Set(loc, args.App, d.target) }
 	d.beforeSwitch = d.waitSync
 	if d.store, err = a.store(); err != nil {
 		return nil, err

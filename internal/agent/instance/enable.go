@@ -47,8 +47,8 @@ func (i *Instance) EnableLinks() []Link {
 	return links
 }
 
-// WriteLinks makes links on h, replacing what is there.
-func WriteLinks(h *host.Host, links []Link) error {
+// writeLinks makes links on h, replacing what is there.
+func writeLinks(h *host.Host, links []Link) error {
 	for _, l := range links {
 		if _, err := h.Symlink(l.Target, l.Path); err != nil {
 			return err

@@ -295,17 +295,17 @@ func (n *Node) Start(ctx context.Context, inst *Instance, progress func(string),
 	if err := WriteFiles(n.Host.Root, files); err != nil {
 		return err
 	}
-	if err := WriteLinks(n.Host, inst.EnableLinks()); err != nil {
+	if err := writeLinks(n.Host, inst.EnableLinks()); err != nil {
 		return err
 	}
 	sd := n.systemd()
-	if !Current(ctx, sd, inst) {
+	if !current(ctx, sd, inst) {
 		if err := sd.DaemonReload(ctx); err != nil {
 			return err
 		}
 	}
 	progress("starting " + UnitName(inst.Name))
-	if err := StartUnits(ctx, sd, inst); err != nil {
+	if err := startUnits(ctx, sd, inst); err != nil {
 		return &protocol.Error{Code: protocol.CodeUnhealthy, Tail: n.Journal(ctx, inst.Name, DefaultTailLines),
 			Message: fmt.Sprintf("instance %s did not start: %v; the application's output is below", inst.Name, err)}
 	}
@@ -372,13 +372,13 @@ func (n *Node) Running(ctx context.Context, name string) (bool, error) {
 	}
 }
 
-// Stop stops an instance's units (quickly when drained, see StopUnits)
+// Stop stops an instance's units (quickly when drained, see stopUnits)
 // and removes its unit files and socket directory; its directory and
 // record stay (prev, or clean-node's to remove). Stopping what is not
 // running is not an error.
 func (n *Node) Stop(ctx context.Context, name string, kind appconfig.Kind, drained bool) error {
 	var errs []error
-	if err := StopUnits(ctx, n.systemd(), name, kind, drained); err != nil {
+	if err := stopUnits(ctx, n.systemd(), name, kind, drained); err != nil {
 		errs = append(errs, err)
 	}
 	app, _ := SplitName(name)

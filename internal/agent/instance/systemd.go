@@ -45,7 +45,7 @@ func Tail(sd system.Systemd, instance string, n int) func(context.Context) ([]st
 	}
 }
 
-// units are the units StartUnits starts, main unit last: a command
+// units are the units startUnits starts, main unit last: a command
 // app's socket must listen before anyone is told the app is up.
 func (i *Instance) units() []string {
 	if i.Kind == appconfig.KindCommand {
@@ -54,11 +54,11 @@ func (i *Instance) units() []string {
 	return []string{UnitName(i.Name)}
 }
 
-// StartUnits starts the instance's units (already enabled by EnableLinks
+// startUnits starts the instance's units (already enabled by EnableLinks
 // and known to systemd after a daemon-reload). For python and php it
 // returns once the server has booted or failed; wait with a HealthCheck
 // for the application.
-func StartUnits(ctx context.Context, sd system.Systemd, i *Instance) error {
+func startUnits(ctx context.Context, sd system.Systemd, i *Instance) error {
 	if err := sd.Start(ctx, i.units()...); err != nil {
 		return fmt.Errorf("start %s: %w", i.Name, err)
 	}
@@ -78,12 +78,12 @@ func quickStopSignal(kind appconfig.Kind) string {
 	return ""
 }
 
-// StopUnits stops an instance's units: with drained set (nothing is
+// stopUnits stops an instance's units: with drained set (nothing is
 // in flight, see Drainer) quickly, else gracefully (KillSignal, up to the
 // graceful timeout). It does not wait for the processes to end: nothing
 // routes to the instance any more, and a graceful stop may take the whole
 // graceful timeout. Units that do not exist are not an error.
-func StopUnits(ctx context.Context, sd system.Systemd, name string, kind appconfig.Kind, drained bool) error {
+func stopUnits(ctx context.Context, sd system.Systemd, name string, kind appconfig.Kind, drained bool) error {
 	if kind == appconfig.KindStatic {
 		return nil
 	}
@@ -101,12 +101,12 @@ func StopUnits(ctx context.Context, sd system.Systemd, name string, kind appconf
 	return nil
 }
 
-// Current reports whether systemd has the instance's unit loaded with the
+// current reports whether systemd has the instance's unit loaded with the
 // drop-in as written: then starting it needs no daemon-reload (which costs
 // a few hundred milliseconds on a node with many units). A new instance's
 // unit is loaded from disk the first time anything asks about it, so this
 // is true for it unless something asked before its files were written.
-func Current(ctx context.Context, sd system.Systemd, i *Instance) bool {
+func current(ctx context.Context, sd system.Systemd, i *Instance) bool {
 	props, err := sd.Show(ctx, UnitName(i.Name), "LoadState", "NeedDaemonReload", "DropInPaths")
 	if err != nil {
 		return false

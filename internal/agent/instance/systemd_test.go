@@ -52,7 +52,7 @@ func TestCurrent(t *testing.T) {
 		"LoadState=loaded\nNeedDaemonReload=no\nDropInPaths=/etc/systemd/system/other.conf\n": false,
 		"ERR:no bus": false,
 	} {
-		if got := Current(context.Background(), fakeSystemd(t, map[string]string{show: out}), inst); got != want {
+		if got := current(context.Background(), fakeSystemd(t, map[string]string{show: out}), inst); got != want {
 			t.Errorf("%q: %v, want %v", out, got, want)
 		}
 	}
