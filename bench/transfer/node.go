@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/toppcloud/toppcloud/internal/agent/blobstore"
+	"github.com/toppcloud/toppcloud/internal/agent/instance"
 	"github.com/toppcloud/toppcloud/internal/protocol"
 	"github.com/toppcloud/toppcloud/internal/protocol/wire"
 	"github.com/toppcloud/toppcloud/internal/sshx"
@@ -116,7 +117,7 @@ func (n *node) assemble(ctx context.Context, args assembleArgs, w *protocol.Writ
 	if err != nil {
 		return err
 	}
-	name, err := blobstore.NextInstanceName(n.www, args.App, time.Now())
+	name, err := instance.NextName(n.www, args.App, time.Now())
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,10 @@ import (
 	"strings"
 
 	"github.com/toppcloud/toppcloud/internal/agent/host"
+	"github.com/toppcloud/toppcloud/internal/agent/instance"
+	"github.com/toppcloud/toppcloud/internal/agent/layout"
+	"github.com/toppcloud/toppcloud/internal/agent/router"
+	"github.com/toppcloud/toppcloud/internal/agent/setup"
 	"github.com/toppcloud/toppcloud/internal/protocol"
 	"github.com/toppcloud/toppcloud/internal/version"
 )
@@ -22,8 +26,8 @@ import (
 type Agent struct {
 	// Host is the node; host.New() for real.
 	Host *host.Host
-	// Layout is where things are; DefaultLayout() for real.
-	Layout Layout
+	// Layout is where things are; layout.Default() for real.
+	Layout layout.Layout
 	// RequireRoot refuses operations unless the effective user is root
 	// (every real run; tests on a temporary root turn it off).
 	RequireRoot bool
@@ -39,8 +43,12 @@ type Agent struct {
 	// the same name.
 	Ops []Op
 
-	// setup holds the seams setup-node's tests replace.
-	setup setupHooks
+	// Admin connects to Caddy's admin API at a real socket path; nil
+	// means router.NewAdmin. Tests point it at a fake.
+	Admin func(socket string) *router.Admin
+	// Setup are setup-node's waits and checks; the zero value is the
+	// real ones.
+	Setup setup.Hooks
 	// geteuid is os.Geteuid unless a test says otherwise.
 	geteuid func() int
 }
@@ -49,7 +57,7 @@ type Agent struct {
 func New() *Agent {
 	return &Agent{
 		Host:            host.New(),
-		Layout:          DefaultLayout(),
+		Layout:          layout.Default(),
 		RequireRoot:     true,
 		Fingerprint:     version.Fingerprint,
 		SaveFingerprint: version.SaveFingerprint,
@@ -58,10 +66,11 @@ func New() *Agent {
 
 // Op is one operation, `toppcloud node NAME`.
 //
-// To add one: write a function returning Handle(name, summary, fn) where
-// fn takes the operation's args type (a struct in internal/protocol, with
-// JSON tags; unknown fields are refused) and returns its result type (also
-// in protocol, or nil), and list it in (*Agent).ops. fn reports progress
+// To add one: write a method fn(ctx, c, args) taking a pointer to the
+// operation's args type (a struct in internal/protocol, with JSON tags;
+// unknown fields are refused) and returning its result type (also in
+// protocol, or nil), and list Handle(name, summary, a.fn) in
+// (*Agent).ops. fn reports progress
 // through c.Out (c.Out.Start(step) ... Done/Skipped/Failed, c.Log) and
 // returns an error to fail: a *protocol.Error is sent as it is; any other
 // error is mapped by ToProtocolError (command output tails, a full disk).
@@ -105,7 +114,7 @@ type Call struct {
 func (c *Call) Host() *host.Host { return c.Agent.Host }
 
 // Layout is the node layout.
-func (c *Call) Layout() Layout { return c.Agent.Layout }
+func (c *Call) Layout() layout.Layout { return c.Agent.Layout }
 
 // Logf sends a log line in the agent stream.
 func (c *Call) Logf(format string, args ...any) {
@@ -117,26 +126,49 @@ func (c *Call) Warnf(format string, args ...any) {
 	_ = c.Out.Log(protocol.StreamWarning, fmt.Sprintf(format, args...))
 }
 
+// commandLine sends a line of a command's output in the stdout stream,
+// when the client asked for detail (-v).
+func (c *Call) commandLine(line string) {
+	if c.Req.Verbose > 0 {
+		_ = c.Out.Log(protocol.StreamStdout, line)
+	}
+}
+
+// admin connects to Caddy's admin API.
+func (a *Agent) admin() *router.Admin {
+	socket := a.Host.Path(a.Layout.AdminSocket)
+	if a.Admin != nil {
+		return a.Admin(socket)
+	}
+	return router.NewAdmin(socket)
+}
+
+// instances are the node's application instances.
+func (a *Agent) instances() *instance.Node { return &instance.Node{Host: a.Host, Layout: a.Layout} }
+
 // Locks returns the agent's locks.
 func (a *Agent) Locks() Locks { return Locks{Host: a.Host, Dir: a.Layout.Locks} }
 
-// ops lists every operation (besides OpVersion, which speaks no protocol).
+// ops lists every operation (besides OpVersion, which speaks no
+// protocol) with the summary usage shows.
 func (a *Agent) ops() []Op {
+	installAgent := Handle(protocol.OpInstallAgent, "replace the agent binary with the one on stdin", a.installAgent)
+	installAgent.AnyProtocol = true
 	ops := []Op{
-		a.installAgentOp(),
-		a.infoOp(),
-		a.setupOp(),
-		a.deployManifestOp(),
-		a.deployBlobsOp(),
-		a.deployOp(),
-		a.activateOp(),
-		a.deactivateOp(),
-		a.queryOp(),
-		a.cleanOp(),
-		a.disableOp(false),
-		a.disableOp(true),
-		a.logsOp(),
-		a.restoreOp(),
+		installAgent,
+		Handle(protocol.OpInfo, "print the agent version and what setup-node recorded", a.info),
+		Handle(protocol.OpSetup, "set the node up (setup-node): packages, users, layout, firewall, Caddy", a.setupNode),
+		Handle(protocol.OpDeployManifest, "keep an upload's manifest and say which contents the node lacks", a.deployManifest),
+		Handle(protocol.OpDeployBlobs, "store the contents streamed after the request", a.deployBlobs),
+		Handle(protocol.OpDeploy, "make an instance from an uploaded manifest, start it and switch the location to it", a.deploy),
+		Handle(protocol.OpActivate, "make an instance (name, prev or release number) live at a location", a.activate),
+		Handle(protocol.OpDeactivate, "remove routes (globs allowed) and stop instances no route serves", a.deactivate),
+		Handle(protocol.OpQuery, "list apps, routes, instances and releases", a.query),
+		Handle(protocol.OpClean, "remove instances neither live nor prev, unused contents and leftovers of interrupted updates", a.clean),
+		Handle(protocol.OpDisable, "serve the disabled page at every location of an app, keeping it deployed", a.disable),
+		Handle(protocol.OpEnable, "undo disable", a.enable),
+		Handle(protocol.OpLogs, "show (or follow) an app's errors.log and its instances' journal", a.logs),
+		Handle(protocol.OpRestore, "point every route at its live instance again, start live instances that are down, reload the front server if needed", a.restore),
 	}
 	for _, extra := range a.Ops {
 		ops = slices.DeleteFunc(ops, func(o Op) bool { return o.Name == extra.Name })
@@ -154,13 +186,6 @@ func (a *Agent) op(name string) (Op, bool) {
 	return Op{}, false
 }
 
-// ExitUsage is Main's status for a command line it does not understand;
-// ExitFailed for an operation that failed.
-const (
-	ExitFailed = 1
-	ExitUsage  = 2
-)
-
 // Main runs `toppcloud node ARGS...`: args[0] is the operation. It reads
 // the request from stdin and writes the message stream to stdout; stderr
 // gets only what is not for the client program (a usage message). It
@@ -168,7 +193,7 @@ const (
 func (a *Agent) Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) != 1 || args[0] == "" || strings.HasPrefix(args[0], "-") {
 		fmt.Fprintln(stderr, a.usage())
-		return ExitUsage
+		return protocol.ExitUsage
 	}
 	name := args[0]
 	euid := os.Geteuid
@@ -187,32 +212,32 @@ func (a *Agent) Main(ctx context.Context, args []string, stdin io.Reader, stdout
 	if !ok {
 		_ = w.Fail(&protocol.Error{Code: protocol.CodeUnsupported, Message: fmt.Sprintf("the agent (toppcloud %s) has no operation %q", version.Version, name)})
 		fmt.Fprintln(stderr, a.usage())
-		return ExitUsage
+		return protocol.ExitUsage
 	}
 	args0 := op.newArgs()
 	req, rest, err := protocol.DecodeRequest(stdin, name, args0)
 	if err != nil {
 		_ = w.Fail(&protocol.Error{Code: protocol.CodeBadRequest, Message: err.Error()})
-		return ExitFailed
+		return protocol.ExitFailed
 	}
 	if req.Protocol != version.Protocol && !op.AnyProtocol {
 		_ = w.Fail(&protocol.Error{Code: protocol.CodeProtocol, Message: fmt.Sprintf(
 			"the client speaks protocol %d, this agent (toppcloud %s) protocol %d: connect with the same toppcloud version (the client replaces the agent when they differ)",
 			req.Protocol, version.Version, version.Protocol)})
-		return ExitFailed
+		return protocol.ExitFailed
 	}
 	if a.RequireRoot && euid() != 0 {
 		_ = w.Fail(&protocol.Error{Code: protocol.CodeBadRequest, Message: "the agent must run as root (sudo " + protocol.AgentPath + " node " + name + ")"})
-		return ExitFailed
+		return protocol.ExitFailed
 	}
 	c := &Call{Agent: a, Req: req, Out: w, Input: rest}
 	result, err := a.run(ctx, op, c, args0)
 	if err != nil {
 		_ = w.Fail(ToProtocolError(ctx, err))
-		return ExitFailed
+		return protocol.ExitFailed
 	}
 	if err := w.OK(result); err != nil {
-		return ExitFailed
+		return protocol.ExitFailed
 	}
 	return 0
 }
@@ -227,6 +252,20 @@ func (a *Agent) run(ctx context.Context, op Op, c *Call, args any) (result any, 
 		}
 	}()
 	return op.run(ctx, c, args)
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
 
 func lastLines(s string, n int) []string {
@@ -262,11 +301,11 @@ func (a *Agent) printVersion(stdout, stderr io.Writer) int {
 	v, err := a.VersionInfo()
 	if err != nil {
 		fmt.Fprintln(stderr, "toppcloud node version:", err)
-		return ExitFailed
+		return protocol.ExitFailed
 	}
 	b, _ := json.Marshal(v)
 	if _, err := stdout.Write(append(b, '\n')); err != nil {
-		return ExitFailed
+		return protocol.ExitFailed
 	}
 	return 0
 }

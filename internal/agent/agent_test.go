@@ -15,8 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/toppcloud/toppcloud/internal/agent/agenttest"
 	"github.com/toppcloud/toppcloud/internal/agent/host"
 	"github.com/toppcloud/toppcloud/internal/agent/host/hosttest"
+	"github.com/toppcloud/toppcloud/internal/agent/layout"
 	"github.com/toppcloud/toppcloud/internal/filestat"
 	"github.com/toppcloud/toppcloud/internal/protocol"
 	"github.com/toppcloud/toppcloud/internal/version"
@@ -24,7 +26,7 @@ import (
 
 func newTestAgent(t *testing.T) *Agent {
 	h := hosttest.New(t, nil)
-	return &Agent{Host: h, Layout: DefaultLayout(), Fingerprint: func() (string, error) { return testFP, nil }}
+	return &Agent{Host: h, Layout: layout.Default(), Fingerprint: func() (string, error) { return agenttest.FP, nil }}
 }
 
 type echoArgs struct {
@@ -59,14 +61,14 @@ func TestMain_Dispatch(t *testing.T) {
 		wantMsg  string
 	}{
 		{"ok", "echo", raw(`{"protocol":1,"op":"echo","args":{"word":"hi"}}` + "\n"), 0, "", ""},
-		{"unknown op", "frobnicate", nil, ExitUsage, protocol.CodeUnsupported, "no operation \"frobnicate\""},
-		{"not json", "echo", raw("hello\n"), ExitFailed, protocol.CodeBadRequest, "decode request"},
-		{"empty stdin", "echo", nil, ExitFailed, protocol.CodeBadRequest, "read request"},
-		{"wrong op", "echo", raw(`{"protocol":1,"op":"setup"}` + "\n"), ExitFailed, protocol.CodeBadRequest, `not "echo"`},
-		{"unknown field", "echo", raw(`{"protocol":1,"op":"echo","args":{"word":"x","extra":1}}` + "\n"), ExitFailed, protocol.CodeBadRequest, "unknown field"},
-		{"protocol mismatch", "echo", raw(fmt.Sprintf(`{"protocol":%d,"op":"echo","args":{"word":"x"}}`, version.Protocol+1) + "\n"), ExitFailed, protocol.CodeProtocol, "speaks protocol 2"},
-		{"command failure", "echo", raw(`{"protocol":1,"op":"echo","args":{"word":"fail"}}` + "\n"), ExitFailed, protocol.CodeCommandFailed, "it went wrong"},
-		{"panic", "echo", raw(`{"protocol":1,"op":"echo","args":{"word":"panic"}}` + "\n"), ExitFailed, protocol.CodeInternal, "panicked: boom"},
+		{"unknown op", "frobnicate", nil, protocol.ExitUsage, protocol.CodeUnsupported, "no operation \"frobnicate\""},
+		{"not json", "echo", raw("hello\n"), protocol.ExitFailed, protocol.CodeBadRequest, "decode request"},
+		{"empty stdin", "echo", nil, protocol.ExitFailed, protocol.CodeBadRequest, "read request"},
+		{"wrong op", "echo", raw(`{"protocol":1,"op":"setup"}` + "\n"), protocol.ExitFailed, protocol.CodeBadRequest, `not "echo"`},
+		{"unknown field", "echo", raw(`{"protocol":1,"op":"echo","args":{"word":"x","extra":1}}` + "\n"), protocol.ExitFailed, protocol.CodeBadRequest, "unknown field"},
+		{"protocol mismatch", "echo", raw(fmt.Sprintf(`{"protocol":%d,"op":"echo","args":{"word":"x"}}`, version.Protocol+1) + "\n"), protocol.ExitFailed, protocol.CodeProtocol, "speaks protocol 2"},
+		{"command failure", "echo", raw(`{"protocol":1,"op":"echo","args":{"word":"fail"}}` + "\n"), protocol.ExitFailed, protocol.CodeCommandFailed, "it went wrong"},
+		{"panic", "echo", raw(`{"protocol":1,"op":"echo","args":{"word":"panic"}}` + "\n"), protocol.ExitFailed, protocol.CodeInternal, "panicked: boom"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -100,13 +102,13 @@ func TestMain_VersionAndUsage(t *testing.T) {
 		t.Fatalf("version: exit %d: %s", code, errOut.String())
 	}
 	var v protocol.VersionInfo
-	if err := json.Unmarshal(out.Bytes(), &v); err != nil || v.Fingerprint != testFP || v.Protocol != version.Protocol || v.Version != version.Version {
+	if err := json.Unmarshal(out.Bytes(), &v); err != nil || v.Fingerprint != agenttest.FP || v.Protocol != version.Protocol || v.Version != version.Version {
 		t.Errorf("version = %s (%v)", out.String(), err)
 	}
 	for _, args := range [][]string{nil, {"--help"}, {"setup", "extra"}} {
 		out.Reset()
 		errOut.Reset()
-		if code := a.Main(context.Background(), args, nil, &out, &errOut); code != ExitUsage || !strings.Contains(errOut.String(), "install-agent") || out.Len() != 0 {
+		if code := a.Main(context.Background(), args, nil, &out, &errOut); code != protocol.ExitUsage || !strings.Contains(errOut.String(), "install-agent") || out.Len() != 0 {
 			t.Errorf("%q: exit %d, stdout %q, stderr %q", args, code, out.String(), errOut.String())
 		}
 	}
@@ -123,7 +125,7 @@ func TestMain_SavesFingerprintAsRootOnly(t *testing.T) {
 		a.geteuid = func() int { return tc.euid }
 		var out, errOut bytes.Buffer
 		a.Main(context.Background(), []string{"version"}, nil, &out, &errOut)
-		runOp(t, a, "echo", req("echo"), echoArgs{Word: "hi"}, nil)
+		agenttest.Run(t, a, "echo", agenttest.Request("echo"), echoArgs{Word: "hi"}, nil)
 		if saved != tc.want {
 			t.Errorf("euid %d: SaveFingerprint called %d times, want %d", tc.euid, saved, tc.want)
 		}
@@ -134,9 +136,9 @@ func TestMain_RefusesNonRoot(t *testing.T) {
 	a := newTestAgent(t)
 	a.RequireRoot = true
 	a.geteuid = func() int { return 1000 }
-	r := runOp(t, a, protocol.OpInfo, req(protocol.OpInfo), nil, nil)
-	if r.res.OK || !strings.Contains(r.res.Error.Message, "must run as root") {
-		t.Errorf("result = %+v", r.res)
+	r := agenttest.Run(t, a, protocol.OpInfo, agenttest.Request(protocol.OpInfo), nil, nil)
+	if r.Res.OK || !strings.Contains(r.Res.Error.Message, "must run as root") {
+		t.Errorf("result = %+v", r.Res)
 	}
 }
 
@@ -155,12 +157,12 @@ func TestInstallAgent(t *testing.T) {
 	// replaced by a new client.
 	old := &protocol.Request{Protocol: version.Protocol + 7, Op: protocol.OpInstallAgent}
 	args, raw := binaryFor(t, "new agent binary\x00\x01")
-	r := runOp(t, a, protocol.OpInstallAgent, old, args, raw)
-	if !r.res.OK {
-		t.Fatalf("raw install: %+v", r.res.Error)
+	r := agenttest.Run(t, a, protocol.OpInstallAgent, old, args, raw)
+	if !r.Res.OK {
+		t.Fatalf("raw install: %+v", r.Res.Error)
 	}
 	var res protocol.InstallAgentResult
-	json.Unmarshal(r.res.Data, &res)
+	json.Unmarshal(r.Res.Data, &res)
 	if !res.Changed || res.Fingerprint != args.SHA256 {
 		t.Errorf("result = %+v", res)
 	}
@@ -185,10 +187,10 @@ func TestInstallAgent(t *testing.T) {
 	}
 
 	// The same binary again: nothing to do.
-	r = runOp(t, a, protocol.OpInstallAgent, req(protocol.OpInstallAgent), args, raw)
-	json.Unmarshal(r.res.Data, &res)
-	if !r.res.OK || res.Changed {
-		t.Errorf("same binary: %+v %+v", r.res, res)
+	r = agenttest.Run(t, a, protocol.OpInstallAgent, agenttest.Request(protocol.OpInstallAgent), args, raw)
+	json.Unmarshal(r.Res.Data, &res)
+	if !r.Res.OK || res.Changed {
+		t.Errorf("same binary: %+v %+v", r.Res, res)
 	}
 
 	// gzip-encoded.
@@ -198,8 +200,8 @@ func TestInstallAgent(t *testing.T) {
 	zw.Write(raw)
 	zw.Close()
 	args.Encoding = "gzip"
-	if r = runOp(t, a, protocol.OpInstallAgent, req(protocol.OpInstallAgent), args, z.Bytes()); !r.res.OK {
-		t.Fatalf("gzip install: %+v", r.res.Error)
+	if r = agenttest.Run(t, a, protocol.OpInstallAgent, agenttest.Request(protocol.OpInstallAgent), args, z.Bytes()); !r.Res.OK {
+		t.Fatalf("gzip install: %+v", r.Res.Error)
 	}
 	if b, _ := h.ReadFile(path); string(b) != string(raw) {
 		t.Errorf("gzip install wrote %d bytes", len(b))
@@ -222,9 +224,9 @@ func TestInstallAgent(t *testing.T) {
 		{"encoding", func() protocol.InstallAgentArgs { a, _ := binaryFor(t, "abc"); a.Encoding = "zstd"; return a }(), []byte("abc"), "unknown encoding"},
 	}
 	for _, b := range bad {
-		r := runOp(t, a, protocol.OpInstallAgent, req(protocol.OpInstallAgent), b.args, b.data)
-		if r.res.OK || !strings.Contains(r.res.Error.Message, b.want) {
-			t.Errorf("%s: result %+v", b.name, r.res.Error)
+		r := agenttest.Run(t, a, protocol.OpInstallAgent, agenttest.Request(protocol.OpInstallAgent), b.args, b.data)
+		if r.Res.OK || !strings.Contains(r.Res.Error.Message, b.want) {
+			t.Errorf("%s: result %+v", b.name, r.Res.Error)
 		}
 	}
 	if b, _ := h.ReadFile(path); string(b) != string(raw) {
@@ -238,15 +240,15 @@ func TestInstallAgent(t *testing.T) {
 
 func TestInfo(t *testing.T) {
 	a := newTestAgent(t)
-	r := runOp(t, a, protocol.OpInfo, req(protocol.OpInfo), nil, nil)
+	r := agenttest.Run(t, a, protocol.OpInfo, agenttest.Request(protocol.OpInfo), nil, nil)
 	var info protocol.InfoResult
-	if !r.res.OK || json.Unmarshal(r.res.Data, &info) != nil || info.Node != nil || info.Agent.Fingerprint != testFP {
-		t.Fatalf("before setup: %+v %s", r.res, r.res.Data)
+	if !r.Res.OK || json.Unmarshal(r.Res.Data, &info) != nil || info.Node != nil || info.Agent.Fingerprint != agenttest.FP {
+		t.Fatalf("before setup: %+v %s", r.Res, r.Res.Data)
 	}
 	hosttest.WriteFile(t, a.Host.Root, a.Layout.NodeInfo, `{"format":1,"version":"v9","name":"web1"}`)
-	r = runOp(t, a, protocol.OpInfo, req(protocol.OpInfo), nil, nil)
-	if !r.res.OK || json.Unmarshal(r.res.Data, &info) != nil || info.Node == nil || info.Node.Name != "web1" {
-		t.Fatalf("after setup: %+v %s", r.res, r.res.Data)
+	r = agenttest.Run(t, a, protocol.OpInfo, agenttest.Request(protocol.OpInfo), nil, nil)
+	if !r.Res.OK || json.Unmarshal(r.Res.Data, &info) != nil || info.Node == nil || info.Node.Name != "web1" {
+		t.Fatalf("after setup: %+v %s", r.Res, r.Res.Data)
 	}
 }
 

@@ -12,22 +12,33 @@ import (
 	"testing"
 	"time"
 
+	"github.com/toppcloud/toppcloud/internal/agent/agenttest"
+	"github.com/toppcloud/toppcloud/internal/agent/instance"
 	"github.com/toppcloud/toppcloud/internal/agent/router"
+	"github.com/toppcloud/toppcloud/internal/deploy"
 	"github.com/toppcloud/toppcloud/internal/deploy/manifest"
 	"github.com/toppcloud/toppcloud/internal/location"
 	"github.com/toppcloud/toppcloud/internal/protocol"
 	"github.com/toppcloud/toppcloud/internal/protocol/wire"
 )
 
+// testNode is a simulated node with the real agent on it.
+type testNode struct {
+	*agenttest.Node
+	agent *Agent
+}
+
+func newFakeNode(t *testing.T) *testNode {
+	n := agenttest.NewNode(t)
+	return &testNode{Node: n, agent: &Agent{Host: n.Host, Layout: n.Layout, Fingerprint: n.Fingerprint, Admin: n.Admin, Setup: n.SetupHooks()}}
+}
+
 // setUpNode is a fake node after setup-node.
-func setUpNode(t *testing.T) *fakeNode {
+func setUpNode(t *testing.T) *testNode {
 	t.Helper()
 	n := newFakeNode(t)
-	// The configs the agent renders must name the fake admin socket, as
-	// real ones name the real socket (Admin.Load checks).
-	n.agent.Layout.AdminSocket = n.adminSock
-	if cr := runOp(t, n.agent, protocol.OpSetup, req(protocol.OpSetup), setupArgs(t), nil); cr.err != nil || !cr.res.OK {
-		t.Fatalf("setup: %v %+v", cr.err, cr.res)
+	if cr := agenttest.Run(t, n.agent, protocol.OpSetup, agenttest.Request(protocol.OpSetup), agenttest.SetupArgs(t), nil); cr.Err != nil || !cr.Res.OK {
+		t.Fatalf("setup: %v %+v", cr.Err, cr.Res)
 	}
 	return n
 }
@@ -56,85 +67,60 @@ func staticApp(t *testing.T, app, body string) string {
 }
 
 // ok fails the test unless the operation succeeded, and decodes its data.
-func ok(t *testing.T, cr callResult, out any) {
+func ok(t *testing.T, cr agenttest.Result, out any) {
 	t.Helper()
-	if cr.err != nil || cr.res == nil || !cr.res.OK {
+	if cr.Err != nil || cr.Res == nil || !cr.Res.OK {
 		var msg string
-		if cr.res != nil && cr.res.Error != nil {
-			msg = cr.res.Error.Message + " " + strings.Join(cr.res.Error.Tail, "\n")
+		if cr.Res != nil && cr.Res.Error != nil {
+			msg = cr.Res.Error.Message + " " + strings.Join(cr.Res.Error.Tail, "\n")
 		}
-		t.Fatalf("operation failed: %v %s (logs %+v)", cr.err, msg, cr.logs)
+		t.Fatalf("operation failed: %v %s (logs %+v)", cr.Err, msg, cr.Logs)
 	}
 	if out != nil {
-		if err := json.Unmarshal(cr.res.Data, out); err != nil {
+		if err := json.Unmarshal(cr.Res.Data, out); err != nil {
 			t.Fatal(err)
 		}
 	}
 }
 
 // failed returns the error of an operation that must fail.
-func failed(t *testing.T, cr callResult) *protocol.Error {
+func failed(t *testing.T, cr agenttest.Result) *protocol.Error {
 	t.Helper()
-	if cr.err != nil || cr.res == nil || cr.res.OK || cr.res.Error == nil {
-		t.Fatalf("operation did not fail: %v %+v", cr.err, cr.res)
+	if cr.Err != nil || cr.Res == nil || cr.Res.OK || cr.Res.Error == nil {
+		t.Fatalf("operation did not fail: %v %+v", cr.Err, cr.Res)
 	}
-	return cr.res.Error
+	return cr.Res.Error
 }
 
-// upload sends dir's manifest and missing contents as the client does
-// and returns the digest.
-func upload(t *testing.T, n *fakeNode, app, dir string) wire.Hash {
+// upload sends dir's manifest and missing contents, through the
+// client's own upload, and returns the digest.
+func upload(t *testing.T, n *testNode, app, dir string) wire.Hash {
 	t.Helper()
 	m, _, err := manifest.Build(context.Background(), dir, manifest.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var mb bytes.Buffer
-	if _, err := wire.WriteManifest(&mb, m); err != nil {
-		t.Fatal(err)
-	}
-	var mr protocol.DeployManifestResult
-	ok(t, runOp(t, n.agent, protocol.OpDeployManifest, req(protocol.OpDeployManifest), protocol.DeployManifestArgs{App: app}, mb.Bytes()), &mr)
-	plan, err := manifest.NewPlan(m, mr.Missing)
+	st, err := deploy.Upload(context.Background(), &agenttest.Loopback{Agent: n.agent}, &deploy.Plan{Dir: dir, App: app, Manifest: m}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(plan.Blobs) > 0 {
-		var bb bytes.Buffer
-		if _, err := plan.Send(context.Background(), &bb, dir, nil); err != nil {
-			t.Fatal(err)
-		}
-		ok(t, runOp(t, n.agent, protocol.OpDeployBlobs, req(protocol.OpDeployBlobs), nil, bb.Bytes()), nil)
-	}
-	return mr.Digest
+	return st.Digest
 }
 
 func deployArgs(app, loc string, d wire.Hash) protocol.DeployArgs {
 	return protocol.DeployArgs{App: app, Location: loc, Digest: d, SkipUnchanged: true}
 }
 
-func (n *fakeNode) deploy(t *testing.T, args protocol.DeployArgs) protocol.DeployResult {
+func (n *testNode) deploy(t *testing.T, args protocol.DeployArgs) protocol.DeployResult {
 	t.Helper()
 	var res protocol.DeployResult
-	ok(t, runOp(t, n.agent, protocol.OpDeploy, req(protocol.OpDeploy), args, nil), &res)
+	ok(t, agenttest.Run(t, n.agent, protocol.OpDeploy, agenttest.Request(protocol.OpDeploy), args, nil), &res)
 	return res
 }
 
-func (n *fakeNode) loadCount() int {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.loads
-}
-
-func (n *fakeNode) caddyConfig() string {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return string(n.loaded)
-}
-
-func (n *fakeNode) table(t *testing.T) *router.Table {
+func (n *testNode) table(t *testing.T) *router.Table {
 	t.Helper()
-	tb, problems, err := router.LoadTable(n.h.Path(DefaultLayout().Routes))
+	tb, problems, err := router.LoadTable(n.Host.Path(n.Layout.Routes))
 	if err != nil || len(problems) > 0 {
 		t.Fatal(err, problems)
 	}
@@ -142,16 +128,16 @@ func (n *fakeNode) table(t *testing.T) *router.Table {
 }
 
 // slotOf returns where the single slot of the node leads.
-func (n *fakeNode) slots(t *testing.T) map[string]string {
+func (n *testNode) slots(t *testing.T) map[string]string {
 	t.Helper()
-	l := DefaultLayout()
-	entries, err := os.ReadDir(n.h.Path(l.Slots))
+	l := n.Layout
+	entries, err := os.ReadDir(n.Host.Path(l.Slots))
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := map[string]string{}
 	for _, e := range entries {
-		target, err := os.Readlink(n.h.Path(path.Join(l.Slots, e.Name())))
+		target, err := os.Readlink(n.Host.Path(path.Join(l.Slots, e.Name())))
 		if err != nil {
 			t.Fatalf("slot %s is not a symlink: %v", e.Name(), err)
 		}
@@ -166,42 +152,42 @@ func (n *fakeNode) slots(t *testing.T) map[string]string {
 // query, disable, deactivate and clean.
 func TestDeploy_StaticSite(t *testing.T) {
 	n := setUpNode(t)
-	l := DefaultLayout()
-	loads := n.loadCount()
+	l := n.Layout
+	loads := n.State().Loads
 
 	v1 := n.deploy(t, deployArgs("site", "site.test", upload(t, n, "site", staticApp(t, "site", "one"))))
 	if v1.Instance == "" || v1.Prev != "" || v1.Release != 1 || !v1.Reloaded {
 		t.Fatalf("first deploy: %+v", v1)
 	}
-	if n.loadCount() != loads+1 {
-		t.Errorf("first deploy: %d config loads, want 1", n.loadCount()-loads)
+	if n.State().Loads != loads+1 {
+		t.Errorf("first deploy: %d config loads, want 1", n.State().Loads-loads)
 	}
 	loc, _ := location.Parse("site.test")
 	slot := SlotName(loc, "static")
-	if got := n.slots(t); len(got) != 1 || got[slot] != l.linksDir(v1.Instance) {
-		t.Errorf("slots after the first deploy: %v, want %s -> %s", got, slot, l.linksDir(v1.Instance))
+	if got := n.slots(t); len(got) != 1 || got[slot] != l.LinksDir(v1.Instance) {
+		t.Errorf("slots after the first deploy: %v, want %s -> %s", got, slot, l.LinksDir(v1.Instance))
 	}
-	if b, err := os.ReadFile(n.h.Path(path.Join(l.linksDir(v1.Instance), linkWWW, "static", "index.html"))); err == nil {
+	if b, err := os.ReadFile(n.Host.Path(path.Join(l.LinksDir(v1.Instance), instance.LinkWWW, "static", "index.html"))); err == nil {
 		t.Errorf("the www link resolves inside the test root (%q): its target must be the node path", b)
 	}
-	if target, _ := os.Readlink(n.h.Path(path.Join(l.linksDir(v1.Instance), linkWWW))); target != "/var/www/"+v1.Instance {
+	if target, _ := os.Readlink(n.Host.Path(path.Join(l.LinksDir(v1.Instance), instance.LinkWWW))); target != "/var/www/"+v1.Instance {
 		t.Errorf("www link -> %q", target)
 	}
-	cfg := n.caddyConfig()
+	cfg := n.State().CaddyConfig
 	if !strings.Contains(cfg, path.Join(l.Slots, slot, "www", "static")) || strings.Contains(cfg, v1.Instance) {
 		t.Errorf("the config must serve through the slot and name no instance:\n%s", cfg)
 	}
 
-	loads = n.loadCount()
+	loads = n.State().Loads
 	v2 := n.deploy(t, deployArgs("site", "site.test", upload(t, n, "site", staticApp(t, "site", "two"))))
 	if v2.Instance == v1.Instance || v2.Prev != v1.Instance || v2.Release != 2 || v2.Reloaded {
 		t.Fatalf("redeploy: %+v", v2)
 	}
-	if n.loadCount() != loads {
+	if n.State().Loads != loads {
 		t.Error("a redeploy reloaded Caddy")
 	}
-	if got := n.slots(t); got[slot] != l.linksDir(v2.Instance) {
-		t.Errorf("slot after the redeploy -> %s, want %s", got[slot], l.linksDir(v2.Instance))
+	if got := n.slots(t); got[slot] != l.LinksDir(v2.Instance) {
+		t.Errorf("slot after the redeploy -> %s, want %s", got[slot], l.LinksDir(v2.Instance))
 	}
 	if rt, _ := n.table(t).Lookup(loc); rt.Live != v2.Instance || rt.Prev != v1.Instance {
 		t.Errorf("route %+v", rt)
@@ -212,29 +198,29 @@ func TestDeploy_StaticSite(t *testing.T) {
 	if !same.Unchanged || same.Instance != v2.Instance {
 		t.Errorf("unchanged update: %+v", same)
 	}
-	dirs := wwwEntries(t, n.h.Path(l.WWW))
+	dirs := wwwEntries(t, n.Host.Path(l.WWW))
 	if len(dirs) != 2 {
 		t.Errorf("an unchanged update made an instance: %v", dirs)
 	}
 
 	var ar protocol.ActivateResult
-	ok(t, runOp(t, n.agent, protocol.OpActivate, req(protocol.OpActivate), protocol.ActivateArgs{Location: "site.test", Target: "prev"}, nil), &ar)
-	if ar.Instance != v1.Instance || ar.Prev != v2.Instance || ar.Reloaded || ar.Release != 3 || n.slots(t)[slot] != l.linksDir(v1.Instance) {
+	ok(t, agenttest.Run(t, n.agent, protocol.OpActivate, agenttest.Request(protocol.OpActivate), protocol.ActivateArgs{Location: "site.test", Target: "prev"}, nil), &ar)
+	if ar.Instance != v1.Instance || ar.Prev != v2.Instance || ar.Reloaded || ar.Release != 3 || n.slots(t)[slot] != l.LinksDir(v1.Instance) {
 		t.Errorf("activate prev: %+v, slot %s", ar, n.slots(t)[slot])
 	}
-	ok(t, runOp(t, n.agent, protocol.OpActivate, req(protocol.OpActivate), protocol.ActivateArgs{Location: "site.test", Target: "2"}, nil), &ar)
-	if ar.Instance != v2.Instance || n.slots(t)[slot] != l.linksDir(v2.Instance) {
+	ok(t, agenttest.Run(t, n.agent, protocol.OpActivate, agenttest.Request(protocol.OpActivate), protocol.ActivateArgs{Location: "site.test", Target: "2"}, nil), &ar)
+	if ar.Instance != v2.Instance || n.slots(t)[slot] != l.LinksDir(v2.Instance) {
 		t.Errorf("activate 2: %+v", ar)
 	}
 	for _, target := range []string{"99", "site.1999-01-01_001", "other.2024-01-01_001", "../../etc"} {
-		e := failed(t, runOp(t, n.agent, protocol.OpActivate, req(protocol.OpActivate), protocol.ActivateArgs{Location: "site.test", Target: target}, nil))
+		e := failed(t, agenttest.Run(t, n.agent, protocol.OpActivate, agenttest.Request(protocol.OpActivate), protocol.ActivateArgs{Location: "site.test", Target: target}, nil))
 		if e.Code != protocol.CodeNotFound && e.Code != protocol.CodeBadRequest {
 			t.Errorf("activate %s: %+v", target, e)
 		}
 	}
 
 	var q protocol.QueryResult
-	ok(t, runOp(t, n.agent, protocol.OpQuery, req(protocol.OpQuery), protocol.QueryArgs{}, nil), &q)
+	ok(t, agenttest.Run(t, n.agent, protocol.OpQuery, agenttest.Request(protocol.OpQuery), protocol.QueryArgs{}, nil), &q)
 	if len(q.Apps) != 1 || len(q.Apps[0].Instances) != 2 || len(q.Apps[0].Releases) != 4 {
 		t.Fatalf("query: %+v", q)
 	}
@@ -244,49 +230,49 @@ func TestDeploy_StaticSite(t *testing.T) {
 			t.Errorf("query instance %+v, want %s", in, want)
 		}
 	}
-	ok(t, runOp(t, n.agent, protocol.OpQuery, req(protocol.OpQuery), protocol.QueryArgs{Patterns: []string{"nomatch*"}}, nil), &q)
+	ok(t, agenttest.Run(t, n.agent, protocol.OpQuery, agenttest.Request(protocol.OpQuery), protocol.QueryArgs{Patterns: []string{"nomatch*"}}, nil), &q)
 	if len(q.Apps) != 0 {
 		t.Errorf("query nomatch*: %+v", q.Apps)
 	}
 
-	loads = n.loadCount()
+	loads = n.State().Loads
 	var dr protocol.DisableResult
-	ok(t, runOp(t, n.agent, protocol.OpDisable, req(protocol.OpDisable), protocol.DisableArgs{Location: "site.test"}, nil), &dr)
-	if !dr.Changed || dr.App != "site" || n.loadCount() != loads+1 || !strings.Contains(n.caddyConfig(), "app site is disabled") {
-		t.Errorf("disable by location: %+v, %d loads", dr, n.loadCount()-loads)
+	ok(t, agenttest.Run(t, n.agent, protocol.OpDisable, agenttest.Request(protocol.OpDisable), protocol.DisableArgs{Location: "site.test"}, nil), &dr)
+	if !dr.Changed || dr.App != "site" || n.State().Loads != loads+1 || !strings.Contains(n.State().CaddyConfig, "app site is disabled") {
+		t.Errorf("disable by location: %+v, %d loads", dr, n.State().Loads-loads)
 	}
-	ok(t, runOp(t, n.agent, protocol.OpDisable, req(protocol.OpDisable), protocol.DisableArgs{App: "site"}, nil), &dr)
+	ok(t, agenttest.Run(t, n.agent, protocol.OpDisable, agenttest.Request(protocol.OpDisable), protocol.DisableArgs{App: "site"}, nil), &dr)
 	if dr.Changed {
 		t.Error("disabling twice changed something")
 	}
-	ok(t, runOp(t, n.agent, protocol.OpEnable, req(protocol.OpEnable), protocol.DisableArgs{App: "site"}, nil), &dr)
-	if !dr.Changed || strings.Contains(n.caddyConfig(), "is disabled") {
+	ok(t, agenttest.Run(t, n.agent, protocol.OpEnable, agenttest.Request(protocol.OpEnable), protocol.DisableArgs{App: "site"}, nil), &dr)
+	if !dr.Changed || strings.Contains(n.State().CaddyConfig, "is disabled") {
 		t.Errorf("enable: %+v", dr)
 	}
 
 	var cr protocol.CleanResult
-	ok(t, runOp(t, n.agent, protocol.OpClean, req(protocol.OpClean), protocol.CleanArgs{}, nil), &cr)
+	ok(t, agenttest.Run(t, n.agent, protocol.OpClean, agenttest.Request(protocol.OpClean), protocol.CleanArgs{}, nil), &cr)
 	if len(cr.Removed) != 0 || len(cr.Kept) != 2 {
 		t.Errorf("clean with both instances in use: %+v", cr)
 	}
 
 	var dres protocol.DeactivateResult
-	ok(t, runOp(t, n.agent, protocol.OpDeactivate, req(protocol.OpDeactivate), protocol.DeactivateArgs{Patterns: []string{"*.test"}}, nil), &dres)
+	ok(t, agenttest.Run(t, n.agent, protocol.OpDeactivate, agenttest.Request(protocol.OpDeactivate), protocol.DeactivateArgs{Patterns: []string{"*.test"}}, nil), &dres)
 	if len(dres.Removed) != 1 || dres.Removed[0].Live != v2.Instance || len(n.table(t).Routes) != 0 || len(n.slots(t)) != 0 {
 		t.Errorf("deactivate: %+v, table %+v, slots %v", dres, n.table(t), n.slots(t))
 	}
-	ok(t, runOp(t, n.agent, protocol.OpClean, req(protocol.OpClean), protocol.CleanArgs{DryRun: true}, nil), &cr)
+	ok(t, agenttest.Run(t, n.agent, protocol.OpClean, agenttest.Request(protocol.OpClean), protocol.CleanArgs{DryRun: true}, nil), &cr)
 	if len(cr.Removed) != 2 {
 		t.Errorf("clean -n: %+v", cr)
 	}
-	if dirs := wwwEntries(t, n.h.Path(l.WWW)); len(dirs) != 2 {
+	if dirs := wwwEntries(t, n.Host.Path(l.WWW)); len(dirs) != 2 {
 		t.Error("clean -n removed something")
 	}
-	ok(t, runOp(t, n.agent, protocol.OpClean, req(protocol.OpClean), protocol.CleanArgs{}, nil), &cr)
-	if dirs := wwwEntries(t, n.h.Path(l.WWW)); len(dirs) != 0 || len(cr.Removed) != 2 || cr.Blobs == 0 {
+	ok(t, agenttest.Run(t, n.agent, protocol.OpClean, agenttest.Request(protocol.OpClean), protocol.CleanArgs{}, nil), &cr)
+	if dirs := wwwEntries(t, n.Host.Path(l.WWW)); len(dirs) != 0 || len(cr.Removed) != 2 || cr.Blobs == 0 {
 		t.Errorf("clean left %v (result %+v)", dirs, cr)
 	}
-	if links, _ := os.ReadDir(n.h.Path(l.Instances)); len(links) != 0 {
+	if links, _ := os.ReadDir(n.Host.Path(l.Instances)); len(links) != 0 {
 		t.Errorf("clean left links directories %v", links)
 	}
 
@@ -309,13 +295,13 @@ func TestDeploy_LockedAppWaitsThenFails(t *testing.T) {
 	args := deployArgs("site", "site.test", d)
 	args.LockWait = protocol.Duration(300 * time.Millisecond)
 	start := time.Now()
-	cr := runOp(t, n.agent, protocol.OpDeploy, req(protocol.OpDeploy), args, nil)
+	cr := agenttest.Run(t, n.agent, protocol.OpDeploy, agenttest.Request(protocol.OpDeploy), args, nil)
 	e := failed(t, cr)
 	if e.Code != protocol.CodeLocked || !strings.Contains(e.Message, "update by bob@desk") || time.Since(start) < 300*time.Millisecond {
 		t.Errorf("locked deploy: %+v after %s", e, time.Since(start))
 	}
-	if !slices.ContainsFunc(cr.logs, func(l protocol.Log) bool { return strings.Contains(l.Text, "waiting for update by bob@desk") }) {
-		t.Errorf("the client was not told it waits: %+v", cr.logs)
+	if !slices.ContainsFunc(cr.Logs, func(l protocol.Log) bool { return strings.Contains(l.Text, "waiting for update by bob@desk") }) {
+		t.Errorf("the client was not told it waits: %+v", cr.Logs)
 	}
 	release()
 	// Once free, the same request goes through.
@@ -331,9 +317,9 @@ func TestDeploy_LockedAppWaitsThenFails(t *testing.T) {
 // update cut by a crash) cannot be activated.
 func TestDeploy_SyncBeforeSwitch(t *testing.T) {
 	n := setUpNode(t)
-	l := DefaultLayout()
+	l := n.Layout
 	marks := func() int {
-		des, err := os.ReadDir(n.h.Path(path.Join(l.Blobs, "unsynced")))
+		des, err := os.ReadDir(n.Host.Path(path.Join(l.Blobs, "unsynced")))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -347,7 +333,7 @@ func TestDeploy_SyncBeforeSwitch(t *testing.T) {
 	if marks() != 0 {
 		t.Errorf("after the update: %d unsynced markers, want 0", marks())
 	}
-	rec, err := n.agent.readRecord(v1.Instance)
+	rec, err := n.agent.instances().Record(v1.Instance)
 	if err != nil || rec.Unsynced {
 		t.Fatalf("record of the live instance: %+v %v", rec, err)
 	}
@@ -355,10 +341,10 @@ func TestDeploy_SyncBeforeSwitch(t *testing.T) {
 
 	// As a crash between assembling and syncing would leave v1's record.
 	rec.Unsynced = true
-	if err := n.agent.writeLinks(rec); err != nil {
+	if err := n.agent.instances().SaveRecord(rec); err != nil {
 		t.Fatal(err)
 	}
-	e := failed(t, runOp(t, n.agent, protocol.OpActivate, req(protocol.OpActivate), protocol.ActivateArgs{Location: "site.test", Target: "prev"}, nil))
+	e := failed(t, agenttest.Run(t, n.agent, protocol.OpActivate, agenttest.Request(protocol.OpActivate), protocol.ActivateArgs{Location: "site.test", Target: "prev"}, nil))
 	if e.Code != protocol.CodeBadRequest || !strings.Contains(e.Message, "did not finish") {
 		t.Errorf("activate of an unsynced instance: %+v", e)
 	}
@@ -391,11 +377,11 @@ func TestDeploy_NodeChecksAppIni(t *testing.T) {
 			files["app.ini"] = ini
 		}
 		d := upload(t, n, "evil", writeApp(t, files))
-		e := failed(t, runOp(t, n.agent, protocol.OpDeploy, req(protocol.OpDeploy), deployArgs("evil", "evil.test", d), nil))
+		e := failed(t, agenttest.Run(t, n.agent, protocol.OpDeploy, agenttest.Request(protocol.OpDeploy), deployArgs("evil", "evil.test", d), nil))
 		if e.Code != protocol.CodeBadRequest {
 			t.Errorf("%s: %+v", name, e)
 		}
-		if dirs := wwwEntries(t, n.h.Path(DefaultLayout().WWW)); len(dirs) != 0 {
+		if dirs := wwwEntries(t, n.Host.Path(n.Layout.WWW)); len(dirs) != 0 {
 			t.Errorf("%s: left %v in /var/www", name, dirs)
 		}
 		if len(n.table(t).Routes) != 0 {
@@ -409,12 +395,12 @@ func TestDeploy_NodeChecksAppIni(t *testing.T) {
 		{App: "ok", Location: "a.test/../b"},
 		{App: "ok", Location: "http://user@a.test/"},
 	} {
-		if e := failed(t, runOp(t, n.agent, protocol.OpDeploy, req(protocol.OpDeploy), args, nil)); e.Code != protocol.CodeBadRequest {
+		if e := failed(t, agenttest.Run(t, n.agent, protocol.OpDeploy, agenttest.Request(protocol.OpDeploy), args, nil)); e.Code != protocol.CodeBadRequest {
 			t.Errorf("%+v: %+v", args, e)
 		}
 	}
 	// An upload that never came.
-	e := failed(t, runOp(t, n.agent, protocol.OpDeploy, req(protocol.OpDeploy), deployArgs("ok", "a.test", wire.Hash{1}), nil))
+	e := failed(t, agenttest.Run(t, n.agent, protocol.OpDeploy, agenttest.Request(protocol.OpDeploy), deployArgs("ok", "a.test", wire.Hash{1}), nil))
 	if !strings.Contains(e.Message, "run update again") {
 		t.Errorf("missing upload: %+v", e)
 	}
@@ -504,7 +490,7 @@ func TestAppendRelease_Numbers(t *testing.T) {
 			t.Fatalf("append %d: %+v %v", i, r, err)
 		}
 	}
-	b, _ := n.h.ReadFile(n.agent.releasesPath("blog"))
+	b, _ := n.Host.ReadFile(n.agent.releasesPath("blog"))
 	if strings.Count(string(b), "\n") != 3 {
 		t.Errorf("log:\n%s", b)
 	}
@@ -516,7 +502,7 @@ func TestAppendRelease_Numbers(t *testing.T) {
 // with another config is not skipped.
 func TestDeploy_ConfigUpload(t *testing.T) {
 	n := setUpNode(t)
-	l := DefaultLayout()
+	l := n.Layout
 	configDir := path.Join(l.Apps, "site", "config")
 
 	// config.required, none uploaded ever: refused at the manifest.
@@ -526,7 +512,7 @@ func TestDeploy_ConfigUpload(t *testing.T) {
 		t.Fatal(err)
 	}
 	wire.WriteManifest(&mb, m)
-	e := failed(t, runOp(t, n.agent, protocol.OpDeployManifest, req(protocol.OpDeployManifest), protocol.DeployManifestArgs{App: "site", NeedConfig: true}, mb.Bytes()))
+	e := failed(t, agenttest.Run(t, n.agent, protocol.OpDeployManifest, agenttest.Request(protocol.OpDeployManifest), protocol.DeployManifestArgs{App: "site", NeedConfig: true}, mb.Bytes()))
 	if e.Code != protocol.CodeConfigRequired || !strings.Contains(e.Message, "--config") {
 		t.Errorf("config required: %+v", e)
 	}
@@ -538,10 +524,10 @@ func TestDeploy_ConfigUpload(t *testing.T) {
 	args := deployArgs("site", "site.test", d)
 	args.ConfigDigest = &c1
 	r1 := n.deploy(t, args)
-	if got := readFile(t, n.h, path.Join(configDir, "settings.ini")); got != "[db]\nname = one\n" {
+	if got := n.ReadFile(path.Join(configDir, "settings.ini")); got != "[db]\nname = one\n" {
 		t.Errorf("config = %q", got)
 	}
-	if got := strings.TrimSpace(readFile(t, n.h, path.Join(l.Apps, "site", configDigestFile))); got != c1.String() {
+	if got := strings.TrimSpace(n.ReadFile(path.Join(l.Apps, "site", configDigestFile))); got != c1.String() {
 		t.Errorf("config digest = %q", got)
 	}
 
@@ -556,17 +542,17 @@ func TestDeploy_ConfigUpload(t *testing.T) {
 	if r := n.deploy(t, args); r.Unchanged || r.Instance == r1.Instance {
 		t.Errorf("update with a new config: %+v", r)
 	}
-	if got := readFile(t, n.h, path.Join(configDir, "settings.ini")); got != "[db]\nname = two\n" {
+	if got := n.ReadFile(path.Join(configDir, "settings.ini")); got != "[db]\nname = two\n" {
 		t.Errorf("config after the second upload = %q", got)
 	}
-	entries, _ := os.ReadDir(n.h.Path(path.Join(l.Apps, "site")))
+	entries, _ := os.ReadDir(n.Host.Path(path.Join(l.Apps, "site")))
 	for _, e := range entries {
 		if strings.HasPrefix(e.Name(), "config.") && e.Name() != configDigestFile {
 			t.Errorf("left over: %s", e.Name())
 		}
 	}
 	// Now that one was uploaded, config.required is satisfied.
-	ok(t, runOp(t, n.agent, protocol.OpDeployManifest, req(protocol.OpDeployManifest), protocol.DeployManifestArgs{App: "site", NeedConfig: true}, mb.Bytes()), nil)
+	ok(t, agenttest.Run(t, n.agent, protocol.OpDeployManifest, agenttest.Request(protocol.OpDeployManifest), protocol.DeployManifestArgs{App: "site", NeedConfig: true}, mb.Bytes()), nil)
 }
 
 func TestDeploy_InstallsPackages(t *testing.T) {
@@ -576,20 +562,17 @@ func TestDeploy_InstallsPackages(t *testing.T) {
 		"static/index.html": "x",
 	})
 	n.deploy(t, deployArgs("site", "site.test", upload(t, n, "site", app)))
-	n.mu.Lock()
-	got := n.installed["jq"] != "" && n.installed["libxml2-utils"] != ""
-	n.mu.Unlock()
-	if !got {
+	if st := n.State(); st.Installed["jq"] == "" || st.Installed["libxml2-utils"] == "" {
 		t.Error("the app's packages were not installed")
 	}
 	args := deployArgs("site", "site.test", upload(t, n, "site", app))
 	args.SkipUnchanged = false
-	cr := runOp(t, n.agent, protocol.OpDeploy, req(protocol.OpDeploy), args, nil)
+	cr := agenttest.Run(t, n.agent, protocol.OpDeploy, agenttest.Request(protocol.OpDeploy), args, nil)
 	ok(t, cr, nil)
-	if !slices.ContainsFunc(cr.events, func(e protocol.Event) bool {
+	if !slices.ContainsFunc(cr.Events, func(e protocol.Event) bool {
 		return e.Step == StepPackages && e.Status == protocol.StepDone && e.Detail == "all 2 present"
 	}) {
-		t.Errorf("second deploy: packages step %+v", cr.events)
+		t.Errorf("second deploy: packages step %+v", cr.Events)
 	}
 }
 
@@ -597,7 +580,7 @@ func TestDeploy_InstallsPackages(t *testing.T) {
 // something pointed it elsewhere.
 func TestRestore(t *testing.T) {
 	n := setUpNode(t)
-	l := DefaultLayout()
+	l := n.Layout
 	v1 := n.deploy(t, deployArgs("site", "site.test", upload(t, n, "site", staticApp(t, "site", "one"))))
 	v2 := n.deploy(t, deployArgs("site", "site.test", upload(t, n, "site", staticApp(t, "site", "two"))))
 	loc, _ := location.Parse("site.test")
@@ -606,11 +589,11 @@ func TestRestore(t *testing.T) {
 		t.Fatal(err)
 	}
 	var res protocol.RestoreResult
-	ok(t, runOp(t, n.agent, protocol.OpRestore, req(protocol.OpRestore), nil, nil), &res)
-	if n.slots(t)[slot] != l.linksDir(v2.Instance) || len(res.Relinked) != 1 || res.Relinked[0] != slot || res.Reloaded {
+	ok(t, agenttest.Run(t, n.agent, protocol.OpRestore, agenttest.Request(protocol.OpRestore), nil, nil), &res)
+	if n.slots(t)[slot] != l.LinksDir(v2.Instance) || len(res.Relinked) != 1 || res.Relinked[0] != slot || res.Reloaded {
 		t.Errorf("restore: %+v, slot -> %s", res, n.slots(t)[slot])
 	}
-	ok(t, runOp(t, n.agent, protocol.OpRestore, req(protocol.OpRestore), nil, nil), &res)
+	ok(t, agenttest.Run(t, n.agent, protocol.OpRestore, agenttest.Request(protocol.OpRestore), nil, nil), &res)
 	if len(res.Relinked) != 0 || len(res.Started) != 0 {
 		t.Errorf("a second restore did something: %+v", res)
 	}

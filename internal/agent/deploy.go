@@ -11,26 +11,14 @@ import (
 	"time"
 
 	"github.com/toppcloud/toppcloud/internal/agent/blobstore"
+	"github.com/toppcloud/toppcloud/internal/agent/host"
+	"github.com/toppcloud/toppcloud/internal/agent/instance"
 	"github.com/toppcloud/toppcloud/internal/agent/router"
-	"github.com/toppcloud/toppcloud/internal/agent/runner"
 	"github.com/toppcloud/toppcloud/internal/appconfig"
 	"github.com/toppcloud/toppcloud/internal/location"
 	"github.com/toppcloud/toppcloud/internal/protocol"
 	"github.com/toppcloud/toppcloud/internal/protocol/wire"
 	"github.com/toppcloud/toppcloud/internal/version"
-)
-
-// Deploy step names, in order; the client shows each as a line.
-const (
-	StepLock        = "lock"
-	StepInstance    = "instance"
-	StepConfig      = "config"
-	StepServices    = "services"
-	StepStart       = "start"
-	StepUpdateFetch = "update_fetch"
-	StepSwitch      = "switch"
-	StepDrain       = "drain"
-	StepRelease     = "release"
 )
 
 // configDigestFile records which --config upload the app's config
@@ -60,117 +48,95 @@ func (a *Agent) uploadLock(ctx context.Context) (func(), error) {
 	return a.Locks().AcquireShared(ctx, uploadsLock, time.Minute)
 }
 
-func (a *Agent) deployManifestOp() Op {
-	return Handle(protocol.OpDeployManifest, "keep an upload's manifest and say which contents the node lacks",
-		func(ctx context.Context, c *Call, args *protocol.DeployManifestArgs) (*protocol.DeployManifestResult, error) {
-			if err := checkApp(args.App); err != nil {
-				return nil, err
-			}
-			if args.NeedConfig {
-				ok, err := a.Host.Exists(a.Layout.Runner().ConfigDir(args.App))
-				if err != nil {
-					return nil, err
-				}
-				if !ok {
-					return nil, &protocol.Error{Code: protocol.CodeConfigRequired, Message: fmt.Sprintf(
-						"%s requires a configuration (config.required in app.ini) and none was ever uploaded: run update with --config DIR", args.App)}
-				}
-			}
-			release, err := a.uploadLock(ctx)
-			if err != nil {
-				return nil, err
-			}
-			defer release()
-			m, err := wire.ReadManifest(c.Input)
-			if err != nil {
-				return nil, badRequest("%v", err)
-			}
-			st, err := a.store()
-			if err != nil {
-				return nil, err
-			}
-			digest, err := st.PutManifest(m)
-			if err != nil {
-				return nil, err
-			}
-			missing, err := st.Missing(m)
-			if err != nil {
-				return nil, err
-			}
-			res := &protocol.DeployManifestResult{Digest: digest, Missing: missing}
-			want := map[wire.Hash]bool{}
-			for _, h := range missing {
-				want[h] = true
-			}
-			for _, e := range m.Entries {
-				if e.Type == wire.EntryFile && want[e.Hash] {
-					res.MissingBytes += e.Size
-					delete(want, e.Hash)
-				}
-			}
-			if res.Missing == nil {
-				res.Missing = []wire.Hash{}
-			}
-			return res, nil
-		})
+// deployManifest keeps an upload's manifest and answers which contents
+// the node lacks.
+func (a *Agent) deployManifest(ctx context.Context, c *Call, args *protocol.DeployManifestArgs) (*protocol.DeployManifestResult, error) {
+	if err := checkApp(args.App); err != nil {
+		return nil, err
+	}
+	if args.NeedConfig {
+		ok, err := a.Host.Exists(a.Layout.ConfigDir(args.App))
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, &protocol.Error{Code: protocol.CodeConfigRequired, Message: fmt.Sprintf(
+				"%s requires a configuration (config.required in app.ini) and none was ever uploaded: run update with --config DIR", args.App)}
+		}
+	}
+	release, err := a.uploadLock(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	m, err := wire.ReadManifest(c.Input)
+	if err != nil {
+		return nil, badRequest("%v", err)
+	}
+	st, err := a.store()
+	if err != nil {
+		return nil, err
+	}
+	digest, err := st.PutManifest(m)
+	if err != nil {
+		return nil, err
+	}
+	missing, err := st.Missing(m)
+	if err != nil {
+		return nil, err
+	}
+	res := &protocol.DeployManifestResult{Digest: digest, Missing: missing}
+	want := map[wire.Hash]bool{}
+	for _, h := range missing {
+		want[h] = true
+	}
+	for _, e := range m.Entries {
+		if e.Type == wire.EntryFile && want[e.Hash] {
+			res.MissingBytes += e.Size
+			delete(want, e.Hash)
+		}
+	}
+	if res.Missing == nil {
+		res.Missing = []wire.Hash{}
+	}
+	return res, nil
 }
 
-func (a *Agent) deployBlobsOp() Op {
-	return Handle(protocol.OpDeployBlobs, "store the contents streamed after the request",
-		func(ctx context.Context, c *Call, _ *struct{}) (*protocol.DeployBlobsResult, error) {
-			release, err := a.uploadLock(ctx)
-			if err != nil {
-				return nil, err
-			}
-			defer release()
-			st, err := a.store()
-			if err != nil {
-				return nil, err
-			}
-			rs, err := st.Receive(ctx, c.Input)
-			if err != nil {
-				return nil, fmt.Errorf("receive: %w (the contents received so far are kept: run update again)", err)
-			}
-			return &protocol.DeployBlobsResult{Blobs: rs.Blobs, Bytes: rs.Bytes}, nil
-		})
+// deployBlobs stores the contents streamed after the request.
+func (a *Agent) deployBlobs(ctx context.Context, c *Call, _ *struct{}) (*protocol.DeployBlobsResult, error) {
+	release, err := a.uploadLock(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	st, err := a.store()
+	if err != nil {
+		return nil, err
+	}
+	rs, err := st.Receive(ctx, c.Input)
+	if err != nil {
+		return nil, fmt.Errorf("receive: %w (the contents received so far are kept: run update again)", err)
+	}
+	return &protocol.DeployBlobsResult{Blobs: rs.Blobs, Bytes: rs.Bytes}, nil
 }
 
-func (a *Agent) deployOp() Op {
-	return Handle(protocol.OpDeploy, "make an instance from an uploaded manifest, start it and switch the location to it",
-		func(ctx context.Context, c *Call, args *protocol.DeployArgs) (*protocol.DeployResult, error) {
-			return a.deploy(ctx, c, *args)
-		})
-}
-
-// deployRun is one update on the node.
+// deployRun is one update on the node: the steps that make and start the
+// new instance, then the transition's switch, drain and release.
 type deployRun struct {
-	a    *Agent
-	c    *Call
+	transition
 	args protocol.DeployArgs
-	loc  location.Location
 
 	store    *blobstore.Store
-	instance string
 	cfg      *appconfig.Config
-	rec      *instanceRecord
-	inst     *runner.Instance
+	rec      *instance.Record
+	inst     *instance.Instance
 	services map[string]string
-	// undoConfig puts the previous --config directory back after a
-	// failure before the switch.
-	undoConfig func()
 	// synced receives the result of the blob store's Sync, which runs
 	// while the instance starts (see startSync).
 	synced chan error
-	// switched is set once the location serves the new instance; table is
-	// the route table then, oldLive the instance no location serves any
-	// more, to drain.
-	switched bool
-	table    *router.Table
-	oldLive  string
-	res      protocol.DeployResult
 }
 
-func (a *Agent) deploy(ctx context.Context, c *Call, args protocol.DeployArgs) (*protocol.DeployResult, error) {
+func (a *Agent) deploy(ctx context.Context, c *Call, args *protocol.DeployArgs) (*protocol.DeployResult, error) {
 	if err := checkApp(args.App); err != nil {
 		return nil, err
 	}
@@ -178,20 +144,17 @@ func (a *Agent) deploy(ctx context.Context, c *Call, args protocol.DeployArgs) (
 	if err != nil {
 		return nil, badRequest("%v", err)
 	}
-	d := &deployRun{a: a, c: c, args: args, loc: loc}
-	d.res.Location = loc.String()
+	d := &deployRun{args: *args, transition: transition{a: a, c: c, action: ActionUpdate, app: args.App, loc: loc, digest: args.Digest.String()}}
+	d.change = func(tb *router.Table) (router.Route, error) { return tb.Set(loc, args.App, d.target) }
+	d.beforeSwitch = d.waitSync
 	if d.store, err = a.store(); err != nil {
 		return nil, err
 	}
-
-	st := c.Out.Start(StepLock)
-	release, err := a.lockApp(ctx, c, args.App, "update", time.Duration(args.LockWait))
+	release, err := a.lockStep(ctx, c, args.App, "update", time.Duration(args.LockWait))
 	if err != nil {
-		st.Failed(firstLine(err.Error()))
 		return nil, err
 	}
 	defer release()
-	st.Done(false, "app "+args.App)
 
 	if args.SkipUnchanged && args.ConfigDigest == nil && !args.Clear {
 		if res, ok := d.unchanged(ctx); ok {
@@ -199,36 +162,19 @@ func (a *Agent) deploy(ctx context.Context, c *Call, args protocol.DeployArgs) (
 			return res, nil
 		}
 	}
-
-	defer func() {
-		if !d.switched {
-			d.rollback()
-		}
-	}()
-	steps := []struct {
-		name string
-		run  func(context.Context, *protocol.Step) (string, error)
-	}{
-		{StepInstance, d.makeInstance},
-		{StepConfig, d.installConfig},
-		{StepPackages, d.installPackages},
-		{StepServices, d.prepareServices},
-		{StepStart, d.start},
-		{StepUpdateFetch, d.updateFetch},
-		{StepSwitch, d.switchRoute},
-		{StepDrain, d.drain},
-		{StepRelease, d.record},
+	err = d.run(ctx,
+		step{StepInstance, d.makeInstance},
+		step{StepConfig, d.installConfig},
+		step{StepPackages, d.installPackages},
+		step{StepServices, d.prepareServices},
+		step{StepStart, d.start},
+		step{StepUpdateFetch, d.updateFetch},
+	)
+	if err != nil {
+		return nil, err
 	}
-	for _, s := range steps {
-		st := c.Out.Start(s.name)
-		detail, err := s.run(ctx, st)
-		if err != nil {
-			st.Failed(firstLine(err.Error()))
-			return nil, err
-		}
-		st.Done(true, detail)
-	}
-	return &d.res, nil
+	return &protocol.DeployResult{Instance: d.target, Prev: d.after.Prev, Release: d.release, Location: loc.String(),
+		Reloaded: d.reloaded, Drained: d.drained}, nil
 }
 
 // unchanged answers an update that would change nothing: the location's
@@ -244,15 +190,12 @@ func (d *deployRun) unchanged(ctx context.Context) (*protocol.DeployResult, bool
 	if !ok || !rt.Active() || rt.App != d.args.App || rt.Location.Scheme != d.loc.Scheme || t.IsDisabled(rt.App) {
 		return nil, false
 	}
-	rec, err := a.readRecord(rt.Live)
+	rec, err := a.instances().Record(rt.Live)
 	if err != nil || rec.Digest != d.args.Digest.String() || rec.AgentVersion != version.Version || rec.ConfigDigest != a.currentConfigDigest(d.args.App) {
 		return nil, false
 	}
-	if rec.Kind != appconfig.KindStatic {
-		out, err := a.exec(ctx, "systemctl", "is-active", runner.UnitName(rt.Live))
-		if err != nil || strings.TrimSpace(string(out)) != "active" {
-			return nil, false
-		}
+	if rec.Kind != appconfig.KindStatic && a.instances().States(ctx, rt.Live)[rt.Live] != "active" {
+		return nil, false
 	}
 	return &protocol.DeployResult{Instance: rt.Live, Prev: rt.Prev, Location: rt.Location.String(), Unchanged: true}, true
 }
@@ -260,7 +203,7 @@ func (d *deployRun) unchanged(ctx context.Context) (*protocol.DeployResult, bool
 // currentConfigDigest is the digest of the app's uploaded config, "" for
 // none.
 func (a *Agent) currentConfigDigest(app string) string {
-	b, err := a.Host.ReadFile(path.Join(a.Layout.Runner().AppDir(app), configDigestFile))
+	b, err := a.Host.ReadFile(path.Join(a.Layout.AppDir(app), configDigestFile))
 	if err != nil {
 		return ""
 	}
@@ -276,11 +219,21 @@ func (d *deployRun) makeInstance(ctx context.Context, st *protocol.Step) (string
 	if err != nil {
 		return "", err
 	}
-	www := a.Host.Path(a.Layout.WWW)
-	if d.instance, err = blobstore.NextInstanceName(www, app, a.Host.Time()); err != nil {
+	nodes := a.instances()
+	name, err := nodes.NewName(app)
+	if err != nil {
 		return "", err
 	}
-	stats, err := d.store.Assemble(ctx, m, path.Join(www, d.instance))
+	d.target = name
+	d.onUndo(func(ctx context.Context) {
+		if err := nodes.Remove(ctx, name); err != nil {
+			d.c.Warnf("remove the failed instance %s: %v (clean-node removes it)", name, err)
+			return
+		}
+		d.c.Logf("removed the new instance %s; the live version is unchanged", name)
+	})
+	dir := a.Host.Path(a.Layout.InstanceDir(name))
+	stats, err := d.store.Assemble(ctx, m, dir)
 	if err != nil {
 		if errors.Is(err, blobstore.ErrBlobMissing) {
 			return "", badRequest("%v: the upload did not finish; run update again", err)
@@ -291,7 +244,6 @@ func (d *deployRun) makeInstance(ctx context.Context, st *protocol.Step) (string
 
 	// The node checks app.ini again: the client is not trusted with
 	// what becomes units and paths here.
-	dir := a.Host.Path(path.Join(a.Layout.WWW, d.instance))
 	cfg, err := appconfig.Load(dir)
 	if err == nil {
 		err = cfg.Validate(dir)
@@ -303,9 +255,9 @@ func (d *deployRun) makeInstance(ctx context.Context, st *protocol.Step) (string
 	if len(cfg.PackageInstallScripts)+len(cfg.AfterInstallScripts) > 0 {
 		d.c.Warnf("package_install_script and after_install_script are not run: they would run the app's code as root on the node; list Debian packages in packages instead")
 	}
-	d.rec = newRecord(app, d.instance, cfg, d.args.Digest.String(), "", a.Host.Time())
+	d.rec = instance.NewRecord(app, name, cfg, d.args.Digest.String(), "", a.Host.Time())
 	d.rec.Unsynced = true
-	if err := a.writeLinks(d.rec); err != nil {
+	if err := nodes.SaveRecord(d.rec); err != nil {
 		return "", err
 	}
 	d.startSync()
@@ -313,19 +265,20 @@ func (d *deployRun) makeInstance(ctx context.Context, st *protocol.Step) (string
 	if stats.Copied > 0 {
 		files += fmt.Sprintf(", %d copied (%s)", stats.Copied, stats.CopyReason)
 	}
-	return d.instance + " (" + cfg.Runner.Kind.String() + ", " + files + ")", nil
+	return name + " (" + cfg.Runner.Kind.String() + ", " + files + ")", nil
 }
 
 func (d *deployRun) installConfig(ctx context.Context, st *protocol.Step) (string, error) {
 	a, app := d.a, d.args.App
-	rl := a.Layout.Runner()
-	if err := a.ensureAppUser(ctx, app); err != nil {
+	l := a.Layout
+	nodes := a.instances()
+	if err := nodes.EnsureAppUser(ctx, app); err != nil {
 		return "", err
 	}
 	if d.args.ConfigDigest == nil {
 		d.rec.ConfigDigest = a.currentConfigDigest(app)
 		if d.cfg.ConfigRequired && d.cfg.ConfigDefault == "" {
-			if ok, err := a.Host.Exists(rl.ConfigDir(app)); err != nil {
+			if ok, err := a.Host.Exists(l.ConfigDir(app)); err != nil {
 				return "", err
 			} else if !ok {
 				return "", &protocol.Error{Code: protocol.CodeConfigRequired, Message: app + " requires a configuration (config.required) and none was uploaded: run update with --config DIR"}
@@ -335,7 +288,7 @@ func (d *deployRun) installConfig(ctx context.Context, st *protocol.Step) (strin
 		if d.rec.ConfigDigest != "" {
 			detail = "no --config; the one uploaded before stays"
 		}
-		return detail, a.writeLinks(d.rec)
+		return detail, nodes.SaveRecord(d.rec)
 	}
 	digest := *d.args.ConfigDigest
 	m, err := d.store.Manifest(digest)
@@ -343,7 +296,7 @@ func (d *deployRun) installConfig(ctx context.Context, st *protocol.Step) (strin
 		return "", badRequest("the node has no config upload %s: run update again", digest.String()[:12])
 	}
 	stamp := strconv.FormatInt(a.Host.Time().UnixNano(), 10)
-	dir := rl.ConfigDir(app)
+	dir := l.ConfigDir(app)
 	fresh, old := dir+".new-"+stamp, dir+".old-"+stamp
 	if _, err := d.store.Assemble(ctx, m, a.Host.Path(fresh)); err != nil {
 		return "", err
@@ -370,23 +323,23 @@ func (d *deployRun) installConfig(ctx context.Context, st *protocol.Step) (strin
 		return "", err
 	}
 	oldDigest := a.currentConfigDigest(app)
-	digestPath := path.Join(rl.AppDir(app), configDigestFile)
-	if _, err := a.Host.WriteFile(digestPath, []byte(digest.String()+"\n"), hostAttr(0o644)); err != nil {
+	digestPath := path.Join(l.AppDir(app), configDigestFile)
+	if _, err := a.Host.WriteFile(digestPath, []byte(digest.String()+"\n"), host.Attr{Mode: 0o644}); err != nil {
 		return "", err
 	}
 	// Running instances keep the directory they were started with (it is
 	// bound into their sandbox); the new one gets this one.
-	d.undoConfig = func() {
+	d.onUndo(func(context.Context) {
 		_ = os.RemoveAll(a.Host.Path(dir))
 		if hadOld {
 			_ = a.Host.Rename(old, dir)
-			_, _ = a.Host.WriteFile(digestPath, []byte(oldDigest+"\n"), hostAttr(0o644))
+			_, _ = a.Host.WriteFile(digestPath, []byte(oldDigest+"\n"), host.Attr{Mode: 0o644})
 		} else {
 			_, _ = a.Host.Remove(digestPath)
 		}
-	}
+	})
 	d.rec.ConfigDigest = digest.String()
-	if err := a.writeLinks(d.rec); err != nil {
+	if err := nodes.SaveRecord(d.rec); err != nil {
 		return "", err
 	}
 	files, _ := m.FileBytes()
@@ -397,7 +350,7 @@ func (d *deployRun) installPackages(ctx context.Context, st *protocol.Step) (str
 	if len(d.cfg.Packages) == 0 {
 		return "none in app.ini", nil
 	}
-	did, err := d.a.installDebs(ctx, d.c, st, d.cfg.Packages)
+	did, _, err := d.a.apt(d.c).Install(ctx, d.cfg.Packages, st.Progress)
 	if err != nil {
 		return "", err
 	}
@@ -425,25 +378,12 @@ func (d *deployRun) prepareServices(ctx context.Context, st *protocol.Step) (str
 }
 
 func (d *deployRun) start(ctx context.Context, st *protocol.Step) (string, error) {
-	a := d.a
-	if changed, err := a.InstallRuntime(); err != nil {
-		return "", err
-	} else if len(changed) > 0 {
-		if err := a.systemctl().DaemonReload(ctx); err != nil {
-			return "", err
-		}
-	}
-	if err := a.freshTemp(d.args.App); err != nil {
-		return "", err
-	}
-	inst, err := a.runnerInstance(d.rec, instanceSpec{Locations: []string{d.loc.String()}, Config: d.cfg, Services: d.services})
+	nodes := d.a.instances()
+	inst, err := nodes.Prepare(ctx, d.rec, instance.Spec{Locations: []string{d.loc.String()}, Config: d.cfg, Services: d.services, NewTemp: true})
 	if err != nil {
 		return "", err
 	}
 	d.inst = inst
-	if err := a.writeLinks(d.rec); err != nil { // the port
-		return "", err
-	}
 	if err := d.checkConfig(ctx, st); err != nil {
 		return "", err
 	}
@@ -451,10 +391,10 @@ func (d *deployRun) start(ctx context.Context, st *protocol.Step) (string, error
 		return "a static site runs no process", nil
 	}
 	start := time.Now()
-	if err := a.startInstance(ctx, st, inst, time.Duration(d.args.HealthTimeout)); err != nil {
+	if err := nodes.Start(ctx, inst, st.Progress, time.Duration(d.args.HealthTimeout)); err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("%s answers (%.1fs)", runner.UnitName(inst.Name), time.Since(start).Seconds()), nil
+	return fmt.Sprintf("%s answers (%.1fs)", instance.UnitName(inst.Name), time.Since(start).Seconds()), nil
 }
 
 // checkConfig runs app.ini's config.checker on the configuration the new
@@ -465,7 +405,7 @@ func (d *deployRun) checkConfig(ctx context.Context, st *protocol.Step) error {
 	if checker.IsZero() {
 		return nil
 	}
-	dir := d.inst.Env[runner.EnvAppConfig]
+	dir := d.inst.Env[instance.EnvAppConfig]
 	if dir == "" {
 		d.c.Warnf("config.checker %s not run: %s has no configuration (--config DIR uploads one)", checker, d.args.App)
 		return nil
@@ -475,7 +415,7 @@ func (d *deployRun) checkConfig(ctx context.Context, st *protocol.Step) error {
 	if err != nil {
 		return err
 	}
-	err = runner.StreamCommand(cmd, func(l string) { _ = d.c.Out.Log(protocol.StreamApp, l) })
+	err = instance.StreamCommand(cmd, func(l string) { _ = d.c.Out.Log(protocol.StreamApp, l) })
 	if err != nil {
 		return &protocol.Error{Code: protocol.CodeConfigRefused,
 			Message: fmt.Sprintf("config.checker %s refused the configuration %s (%v; its output is above); fix it and update with --config DIR", checker, dir, err)}
@@ -491,25 +431,24 @@ func (d *deployRun) updateFetch(ctx context.Context, st *protocol.Step) (string,
 		d.c.Warnf("update_fetch ignored: a static site runs nothing to fetch from")
 		return "ignored (static site)", nil
 	}
-	host := runner.CanonicalHostname([]string{d.loc.String()})
+	host := instance.CanonicalHostname([]string{d.loc.String()})
 	err := d.inst.RunUpdateFetch(ctx, host, d.cfg.UpdateFetch, func(line string) {
 		_ = d.c.Out.Log(protocol.StreamApp, line)
 	})
 	if err != nil {
 		// The entry's own output was streamed above; the instance's journal
 		// holds what the server logged (a traceback).
-		tail, _ := d.a.systemctl().Tail(d.instance, 30)(context.WithoutCancel(ctx))
-		return "", &protocol.Error{Code: protocol.CodeFetchFailed, Tail: tail,
-			Message: err.Error() + " against the new instance " + d.instance + " (its output is above, the instance's journal below); it is removed and the live version keeps serving"}
+		return "", &protocol.Error{Code: protocol.CodeFetchFailed, Tail: d.a.instances().Journal(ctx, d.target, 30),
+			Message: err.Error() + " against the new instance " + d.target + " (its output is above, the instance's journal below); it is removed and the live version keeps serving"}
 	}
-	return fmt.Sprintf("%s ran against %s", plural(len(d.cfg.UpdateFetch), "entry", "entries"), d.instance), nil
+	return fmt.Sprintf("%s ran against %s", plural(len(d.cfg.UpdateFetch), "entry", "entries"), d.target), nil
 }
 
 // startSync makes what the update received and assembled durable in the
 // background, while the instance starts: the syncfs writes out the whole
-// upload, which would otherwise delay everything after it. switchRoute
-// waits for it: from the switch on, the new instance is what the node
-// serves, and what it restores after a crash.
+// upload, which would otherwise delay everything after it. The switch
+// waits for it (waitSync): from the switch on, the new instance is what
+// the node serves, and what it restores after a crash.
 func (d *deployRun) startSync() {
 	done := make(chan error, 1)
 	www := d.a.Host.Path(d.a.Layout.WWW)
@@ -518,10 +457,10 @@ func (d *deployRun) startSync() {
 }
 
 // waitSync waits for startSync's Sync and marks the instance whole on
-// disk. It returns how long it waited.
-func (d *deployRun) waitSync(st *protocol.Step) (time.Duration, error) {
+// disk. It notes a noticeable wait.
+func (d *deployRun) waitSync(st *protocol.Step) (string, error) {
 	if d.synced == nil {
-		return 0, nil
+		return "", nil
 	}
 	start := time.Now()
 	var err error
@@ -533,126 +472,14 @@ func (d *deployRun) waitSync(st *protocol.Step) (time.Duration, error) {
 	}
 	d.synced = nil
 	if err != nil {
-		return 0, fmt.Errorf("%s: %w", d.instance, err)
+		return "", fmt.Errorf("%s: %w", d.target, err)
 	}
 	d.rec.Unsynced = false
-	return time.Since(start), d.a.writeLinks(d.rec)
-}
-
-func (d *deployRun) switchRoute(ctx context.Context, st *protocol.Step) (string, error) {
-	a, c := d.a, d.c
-	waited, err := d.waitSync(st)
-	if err != nil {
+	if err := d.a.instances().SaveRecord(d.rec); err != nil {
 		return "", err
 	}
-	release, err := a.Locks().Acquire(ctx, routesLock, "update of "+d.args.App, routesLockWait, func(s string) { st.Progress(s) })
-	if err != nil {
-		return "", err
+	if waited := time.Since(start); waited > 10*time.Millisecond {
+		return fmt.Sprintf("waited %.1fs for the disk", waited.Seconds()), nil
 	}
-	defer release()
-	old, err := a.loadTable(c)
-	if err != nil {
-		return "", err
-	}
-	t := old.Clone()
-	before, _ := old.Lookup(d.loc)
-	rt, err := t.Set(d.loc, d.args.App, d.instance)
-	if err != nil {
-		return "", err
-	}
-	reloaded, err := a.commitRoutes(ctx, c, old, t)
-	if err != nil {
-		return "", err
-	}
-	d.switched = true
-	d.res.Instance, d.res.Prev, d.res.Reloaded = d.instance, rt.Prev, reloaded
-	d.oldLive = ""
-	if before.Live != "" && before.Live != d.instance && !liveAnywhere(t, before.Live) {
-		d.oldLive = before.Live
-	}
-	d.table = t
-	how := "symlink switched, no reload"
-	if reloaded {
-		how = "front server's config reloaded"
-	}
-	if waited > 10*time.Millisecond {
-		how += fmt.Sprintf("; waited %.1fs for the disk", waited.Seconds())
-	}
-	if before.Live == "" {
-		return fmt.Sprintf("%s now serves %s (%s)", d.instance, d.loc, how), nil
-	}
-	return fmt.Sprintf("%s -> %s at %s (%s)", before.Live, d.instance, d.loc, how), nil
-}
-
-func (d *deployRun) drain(ctx context.Context, st *protocol.Step) (string, error) {
-	if d.oldLive == "" {
-		d.cleanOldDirs()
-		if d.res.Prev != "" {
-			return "nothing to drain (" + d.res.Prev + " serves another location)", nil
-		}
-		return "nothing to drain (first instance here)", nil
-	}
-	st.Progress("waiting for " + d.oldLive + "'s requests")
-	detail, err := d.a.drainAndStop(ctx, d.oldLive)
-	if err != nil {
-		d.c.Warnf("stop %s: %v", d.oldLive, err)
-	}
-	d.res.Drained = detail
-	d.cleanOldDirs()
-	return d.oldLive + " stopping (" + detail + "), kept as prev", nil
-}
-
-// cleanOldDirs removes the TEMP and config directories set aside for
-// instances that ran before, once none runs any more: the new instance is
-// the app's only live one (the others were stopped).
-func (d *deployRun) cleanOldDirs() {
-	if !d.onlyLive() {
-		return
-	}
-	if err := d.a.removeOldDirs(d.args.App); err != nil {
-		d.c.Warnf("remove old TEMP and config directories of %s: %v", d.args.App, err)
-	}
-}
-
-// onlyLive reports whether the new instance is the app's only live one.
-func (d *deployRun) onlyLive() bool {
-	for _, rt := range d.table.RoutesFor(d.args.App) {
-		if rt.Live != "" && rt.Live != d.instance {
-			return false
-		}
-	}
-	return true
-}
-
-func (d *deployRun) record(ctx context.Context, st *protocol.Step) (string, error) {
-	r, err := d.a.appendRelease(d.args.App, protocol.Release{
-		Action: ActionUpdate, Instance: d.instance, Prev: d.res.Prev, Locations: []string{d.loc.String()},
-		Time: d.a.Host.Time().UTC(), LocalUser: d.c.Req.LocalUser, Digest: d.args.Digest.String(), Version: version.Version,
-	})
-	if err != nil {
-		// The switch is done; a missing record must not fail it.
-		d.c.Warnf("release record of %s: %v", d.args.App, err)
-		return "not recorded", nil
-	}
-	d.res.Release = r.Number
-	return fmt.Sprintf("release %d", r.Number), nil
-}
-
-// rollback undoes a deploy that failed before the switch: the new
-// instance goes, the live one was never touched. It runs even when the
-// client went away, with a context of its own.
-func (d *deployRun) rollback() {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if d.undoConfig != nil {
-		d.undoConfig()
-	}
-	if d.instance == "" {
-		return
-	}
-	if err := d.a.removeInstance(ctx, d.instance); err != nil {
-		d.c.Warnf("remove the failed instance %s: %v (clean-node removes it)", d.instance, err)
-		return
-	}
-	d.c.Logf("removed the new instance %s; the live version is unchanged", d.instance)
+	return "", nil
 }

@@ -54,55 +54,16 @@
 // ignores SIGPIPE, so a client that goes away does not cut a deploy in
 // half: it completes or rolls back on its own.
 //
+// activate runs lock, start (the instance on disk, unless it runs
+// already), switch, drain and release the same way: the last three, and
+// the rollback before the switch, are one transition (transition.go) for
+// both. The instances themselves (names, records, units, start, drain,
+// stop) are package instance's; the node's apt and systemd, package
+// system's.
+//
 // # setup-node
 //
-// Each step reports start, then done (it changed the node) or skipped
-// (nothing to do), with elapsed time; a failing step reports failed and
-// the operation fails with the cause (an apt error carries apt's output
-// tail). Steps compare before they write, so a second run changes nothing,
-// and a run that failed half way is finished by the next one. In order:
+// setup runs package setup's steps under the "setup" lock.
 //
-//	check os      /etc/os-release: Debian 12+ or Ubuntu 22.04+, else refuse
-//	wait for apt  until no process holds dpkg's or apt's locks (bounded)
-//	packages      NodePackages via dpkg-query; apt-get update and install
-//	              only what is missing; finish an interrupted dpkg first
-//	agent         /usr/local/bin/toppcloud root:root 0755 (uploaded by the client)
-//	users         group toppcloud-apps; user www-mgr with the client's keys
-//	              added to its authorized_keys; /etc/sudoers.d/toppcloud
-//	              (checked with visudo -c first) allowing exactly
-//	              `/usr/local/bin/toppcloud node *` as root
-//	directories   the layout below; /run/toppcloud through tmpfiles.d
-//	node secret   /var/lib/toppcloud/secret, made once, never shown
-//	firewall      nftables table inet toppcloud (only ours; policy drop on
-//	              input; established, lo, ICMP, DHCP replies and tcp 22, 80,
-//	              443 and the SSH port accepted), applied atomically with
-//	              nft -f and at boot by toppcloud-firewall.service
-//	sysctl        net.ipv4.tcp_migrate_req=1 now and in /etc/sysctl.d
-//	app units     toppcloud-app@.service, the runtime assets; the
-//	              distribution's php-fpm service stopped and disabled
-//	caddy         drop-in: caddy run --config /var/lib/toppcloud/caddy.json;
-//	              a new node's config is the empty route table rendered
-//	              (not-found site, admin API on /run/toppcloud/caddy-admin.sock
-//	              only), restarted when needed, loaded through the admin API
-//	logs          logrotate for /var/log/toppcloud/apps/*/*.log and the
-//	              setup log; journald persistent, at most 1G
-//	node.json     /etc/toppcloud/node.json when something changed; one line
-//	              per run appended to /var/log/toppcloud/setup.log
-//
-// Node layout (owner root unless said, see Layout):
-//
-//	/etc/toppcloud                0755   node.json, firewall.nft
-//	/etc/toppcloud/instances      0711   per-instance env files (runner)
-//	/var/www                      0755   instance directories
-//	/var/lib/toppcloud            0755   routes.json, caddy.json
-//	/var/lib/toppcloud/blobs      0700
-//	/var/lib/toppcloud/slots      0755   one symlink per route (slots.go)
-//	/var/lib/toppcloud/instances  0755   per instance: record, www and sock links
-//	/var/lib/toppcloud/apps       0711   per-app data (owned by app users)
-//	/var/lib/toppcloud/backups    0700
-//	/var/lib/toppcloud/secret     0640 root:toppcloud-apps
-//	/var/log/toppcloud            0755   setup.log (0640 root:adm)
-//	/var/log/toppcloud/apps       0755   per-app logs
-//	/run/toppcloud                1771 root:caddy (tmpfiles.d)
-//	/run/lock/toppcloud           0700   agent locks
+// Where all of this lives on the node is package layout.
 package agent

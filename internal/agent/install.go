@@ -6,14 +6,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"regexp"
 
+	"github.com/toppcloud/toppcloud/internal/agent/setup"
 	"github.com/toppcloud/toppcloud/internal/filestat"
 	"github.com/toppcloud/toppcloud/internal/protocol"
 )
@@ -23,21 +22,13 @@ const MaxAgentSize = 1 << 30
 
 var sha256RE = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
-// installAgentOp replaces the agent binary with the one streamed after
+// installAgent replaces the agent binary with the one streamed after
 // the request. It is how a client updates the agent when it logs in as
 // the deploy user, whose sudo rule allows only `toppcloud node *`. Its
 // request never changes shape and it accepts every protocol version:
 // an old agent must be able to install a new one.
-func (a *Agent) installAgentOp() Op {
-	op := Handle(protocol.OpInstallAgent, "replace the agent binary with the one on stdin",
-		func(ctx context.Context, c *Call, args *protocol.InstallAgentArgs) (*protocol.InstallAgentResult, error) {
-			return a.installAgent(ctx, c.Input, *args)
-		})
-	op.AnyProtocol = true
-	return op
-}
-
-func (a *Agent) installAgent(ctx context.Context, in io.Reader, args protocol.InstallAgentArgs) (*protocol.InstallAgentResult, error) {
+func (a *Agent) installAgent(ctx context.Context, c *Call, args *protocol.InstallAgentArgs) (*protocol.InstallAgentResult, error) {
+	in := c.Input
 	if args.Size <= 0 || args.Size > MaxAgentSize || !sha256RE.MatchString(args.SHA256) {
 		return nil, &protocol.Error{Code: protocol.CodeBadRequest, Message: "install-agent: size and sha256 of the binary are required"}
 	}
@@ -116,36 +107,15 @@ func (a *Agent) installAgent(ctx context.Context, in io.Reader, args protocol.In
 	return &protocol.InstallAgentResult{Changed: true, Fingerprint: args.SHA256}, nil
 }
 
-// infoOp reports the agent's version and node.json.
-func (a *Agent) infoOp() Op {
-	return Handle(protocol.OpInfo, "print the agent version and what setup-node recorded",
-		func(ctx context.Context, c *Call, _ *struct{}) (*protocol.InfoResult, error) {
-			v, err := a.VersionInfo()
-			if err != nil {
-				return nil, err
-			}
-			res := &protocol.InfoResult{Agent: v}
-			ni, err := a.readNodeInfo()
-			if err != nil {
-				return nil, err
-			}
-			res.Node = ni
-			return res, nil
-		})
-}
-
-// readNodeInfo reads node.json; nil when there is none.
-func (a *Agent) readNodeInfo() (*protocol.NodeInfo, error) {
-	b, err := a.Host.ReadFile(a.Layout.NodeInfo)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
+// info reports the agent's version and node.json.
+func (a *Agent) info(ctx context.Context, c *Call, _ *struct{}) (*protocol.InfoResult, error) {
+	v, err := a.VersionInfo()
 	if err != nil {
 		return nil, err
 	}
-	var ni protocol.NodeInfo
-	if err := json.Unmarshal(b, &ni); err != nil {
-		return nil, fmt.Errorf("%s: %w", a.Layout.NodeInfo, err)
+	ni, err := setup.ReadNodeInfo(a.Host, a.Layout)
+	if err != nil {
+		return nil, err
 	}
-	return &ni, nil
+	return &protocol.InfoResult{Agent: v, Node: ni}, nil
 }

@@ -7,14 +7,12 @@ import (
 	"io"
 	"os"
 	"path"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/toppcloud/toppcloud/internal/agent/host"
-	"github.com/toppcloud/toppcloud/internal/agent/runner"
-	"github.com/toppcloud/toppcloud/internal/location"
+	"github.com/toppcloud/toppcloud/internal/agent/instance"
+	"github.com/toppcloud/toppcloud/internal/agent/system"
 	"github.com/toppcloud/toppcloud/internal/protocol"
 )
 
@@ -33,19 +31,10 @@ const (
 // output to, in its log directory.
 const ErrorsLog = "errors.log"
 
-func (a *Agent) logsOp() Op {
-	return Handle(protocol.OpLogs, "show (or follow) an app's errors.log and its instances' journal",
-		func(ctx context.Context, c *Call, args *protocol.LogsArgs) (*protocol.LogsResult, error) {
-			return a.logs(ctx, c, *args)
-		})
-}
+func (a *Agent) systemd() system.Systemd { return system.Systemd{Runner: a.Host.Runner} }
 
-func (a *Agent) logs(ctx context.Context, c *Call, args protocol.LogsArgs) (*protocol.LogsResult, error) {
-	loc, err := location.Parse(args.Location)
-	if err != nil {
-		return nil, badRequest("%v", err)
-	}
-	rt, err := a.routeAt(c, loc)
+func (a *Agent) logs(ctx context.Context, c *Call, args *protocol.LogsArgs) (*protocol.LogsResult, error) {
+	_, rt, err := a.routeAt(c, args.Location)
 	if err != nil {
 		return nil, err
 	}
@@ -68,7 +57,7 @@ func (a *Agent) logs(ctx context.Context, c *Call, args protocol.LogsArgs) (*pro
 		}
 	}
 
-	logFile := a.Host.Path(path.Join(a.Layout.Runner().LogDirOf(rt.App), ErrorsLog))
+	logFile := a.Host.Path(path.Join(a.Layout.AppLogDir(rt.App), ErrorsLog))
 	data, _ := os.ReadFile(logFile)
 	for _, l := range lastLines(strings.TrimRight(string(data), "\n"), n) {
 		if l != "" {
@@ -77,13 +66,13 @@ func (a *Agent) logs(ctx context.Context, c *Call, args protocol.LogsArgs) (*pro
 	}
 	// Every instance of the app, so a failed start or the drained old one
 	// shows too.
-	argv := []string{"journalctl", "--unit", runner.UnitName(rt.App + ".*"), "--lines", strconv.Itoa(n), "--no-pager", "--output", "short-iso"}
+	units := instance.UnitName(rt.App + ".*")
 	if !args.Follow {
-		out, err := a.exec(ctx, argv...)
+		lines, err := a.systemd().Journal(ctx, units, n, "short-iso")
 		if err != nil {
 			return nil, err
 		}
-		for _, l := range strings.Split(strings.TrimRight(string(out), "\n"), "\n") {
+		for _, l := range lines {
 			if l != "" {
 				send(protocol.StreamJournal, l)
 			}
@@ -110,7 +99,7 @@ func (a *Agent) logs(ctx context.Context, c *Call, args protocol.LogsArgs) (*pro
 		}
 	})
 	wg.Go(func() {
-		_, err := a.Host.Runner.Run(ctx, host.Command{Argv: append(argv, "--follow"), Line: func(l string) { send(protocol.StreamJournal, l) }})
+		err := a.systemd().FollowJournal(ctx, units, n, "short-iso", func(l string) { send(protocol.StreamJournal, l) })
 		if err != nil && ctx.Err() == nil {
 			send(protocol.StreamWarning, "journalctl: "+err.Error())
 		}

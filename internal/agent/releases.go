@@ -11,7 +11,6 @@ import (
 	"path"
 	"strconv"
 
-	"github.com/toppcloud/toppcloud/internal/agent/host"
 	"github.com/toppcloud/toppcloud/internal/protocol"
 )
 
@@ -136,5 +135,3 @@ func resolveRelease(rs []protocol.Release, target string) (string, bool, error) 
 	}
 	return r.Instance, true, nil
 }
-
-func hostAttr(mode fs.FileMode) host.Attr { return host.Attr{Mode: mode} }

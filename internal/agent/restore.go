@@ -17,14 +17,7 @@ import (
 // loaded from elsewhere): every slot points at its route's live instance,
 // every live instance runs, Caddy runs the table's config.
 
-func (a *Agent) restoreOp() Op {
-	return Handle(protocol.OpRestore, "point every route at its live instance again, start live instances that are down, reload the front server if needed",
-		func(ctx context.Context, c *Call, _ *struct{}) (*protocol.RestoreResult, error) {
-			return a.restore(ctx, c)
-		})
-}
-
-func (a *Agent) restore(ctx context.Context, c *Call) (*protocol.RestoreResult, error) {
+func (a *Agent) restore(ctx context.Context, c *Call, _ *struct{}) (*protocol.RestoreResult, error) {
 	res := &protocol.RestoreResult{Started: []string{}, Relinked: []string{}}
 	t, err := a.loadTable(c)
 	if err != nil {
@@ -69,17 +62,17 @@ func (a *Agent) restoreInstance(ctx context.Context, c *Call, app, instance stri
 		return err
 	}
 	defer release()
-	rec, err := a.readRecord(instance)
+	rec, err := a.instances().Record(instance)
 	if err != nil {
 		return err
 	}
 	if rec.Kind == appconfig.KindStatic {
-		return a.writeLinks(rec)
+		return a.instances().SaveRecord(rec)
 	}
 	st := c.Out.Start("start " + instance)
 	started, err := a.startExisting(ctx, c, st, rec, loc, 0)
 	if err != nil {
-		st.Failed(firstLine(err.Error()))
+		st.Failed(err)
 		return err
 	}
 	if started {
@@ -88,5 +81,5 @@ func (a *Agent) restoreInstance(ctx context.Context, c *Call, app, instance stri
 	} else {
 		st.Skipped("running")
 	}
-	return a.writeLinks(rec)
+	return a.instances().SaveRecord(rec)
 }

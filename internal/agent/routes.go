@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/toppcloud/toppcloud/internal/agent/instance"
 	"github.com/toppcloud/toppcloud/internal/agent/router"
+	"github.com/toppcloud/toppcloud/internal/location"
+	"github.com/toppcloud/toppcloud/internal/protocol"
 )
 
 // Locks and their waits for application operations.
@@ -62,14 +65,14 @@ type routeState struct {
 // serves "unavailable" there) and reported.
 func (a *Agent) resolve(c *Call, t *router.Table) *routeState {
 	st := &routeState{table: t, backends: map[string]router.Backend{}, slots: map[string]string{}}
-	records := map[string]*instanceRecord{}
+	records := map[string]*instance.Record{}
 	for _, rt := range t.Routes {
 		if !rt.Active() {
 			continue
 		}
 		rec, ok := records[rt.Live]
 		if !ok {
-			r, err := a.readRecord(rt.Live)
+			r, err := a.instances().Record(rt.Live)
 			if err != nil {
 				c.Warnf("route %s: %v", rt.Location, err)
 			}
@@ -78,7 +81,7 @@ func (a *Agent) resolve(c *Call, t *router.Table) *routeState {
 		if rec == nil {
 			continue
 		}
-		b, slot, err := a.Layout.slotBackend(rt, rec)
+		b, slot, err := slotBackend(a.Layout, rt, rec)
 		if err != nil {
 			c.Warnf("route %s: %v", rt.Location, err)
 			continue
@@ -91,7 +94,7 @@ func (a *Agent) resolve(c *Call, t *router.Table) *routeState {
 
 // applier loads configs into the node's Caddy.
 func (a *Agent) applier() *router.Applier {
-	return &router.Applier{Admin: a.hooks().admin(a.Host.Path(a.Layout.AdminSocket)), ConfigPath: a.Host.Path(a.Layout.CaddyConfig)}
+	return &router.Applier{Admin: a.admin(), ConfigPath: a.Host.Path(a.Layout.CaddyConfig)}
 }
 
 // commitRoutes makes t the node's routing, in the order that keeps every
@@ -108,7 +111,7 @@ func (a *Agent) commitRoutes(ctx context.Context, c *Call, old, t *router.Table)
 			return false, err
 		}
 	}
-	r, err := router.Render(t, st.backends, a.Layout.RouterOptions())
+	r, err := router.Render(t, st.backends, router.Options{AdminSocket: a.Layout.AdminSocket})
 	if err != nil {
 		a.pointSlots(c, old)
 		return false, err
@@ -155,4 +158,30 @@ func liveAnywhere(t *router.Table, instance string) bool {
 		}
 	}
 	return false
+}
+
+func notFound(format string, args ...any) error {
+	return &protocol.Error{Code: protocol.CodeNotFound, Message: fmt.Sprintf(format, args...)}
+}
+
+// routeAt reads a request's location and returns the route there, or a
+// not-found error naming it.
+func (a *Agent) routeAt(c *Call, s string) (location.Location, router.Route, error) {
+	loc, err := location.Parse(s)
+	if err != nil {
+		return loc, router.Route{}, badRequest("%v", err)
+	}
+	t, err := a.loadTable(c)
+	if err != nil {
+		return loc, router.Route{}, err
+	}
+	rt, ok := t.Lookup(loc)
+	if !ok {
+		return loc, rt, notFound("nothing is deployed at %s on this node (query lists what is)", loc)
+	}
+	return loc, rt, nil
+}
+
+func routeInfo(rt router.Route, disabled bool) protocol.RouteInfo {
+	return protocol.RouteInfo{Location: rt.Location.String(), App: rt.App, Live: rt.Live, Prev: rt.Prev, Disabled: disabled}
 }

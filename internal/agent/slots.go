@@ -1,20 +1,18 @@
 package agent
 
 import (
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path"
 	"strings"
-	"time"
 
+	"github.com/toppcloud/toppcloud/internal/agent/instance"
+	"github.com/toppcloud/toppcloud/internal/agent/layout"
 	"github.com/toppcloud/toppcloud/internal/agent/router"
-	"github.com/toppcloud/toppcloud/internal/agent/runner"
 	"github.com/toppcloud/toppcloud/internal/appconfig"
 	"github.com/toppcloud/toppcloud/internal/location"
 )
@@ -41,44 +39,8 @@ import (
 // the new config load while the old one still serves through the old slot.
 // Everything lives on disk, so a reboot finds it as it was.
 
-// instanceRecord is what the agent keeps about an instance, in its links
-// directory: how it runs (to render the route's backend, to start it
-// again on activate) and what it was made from.
-type instanceRecord struct {
-	Version    int            `json:"version"`
-	App        string         `json:"app"`
-	Instance   string         `json:"instance"`
-	Kind       appconfig.Kind `json:"kind"`
-	Runner     string         `json:"runner,omitempty"`
-	RunnerName string         `json:"runner_name,omitempty"`
-	PHPRoot    string         `json:"php_root,omitempty"`
-	// Port is a command app's last port (reused when it starts again).
-	Port int `json:"port,omitempty"`
-	// WritableRoot: the app declares service.writable_root, whose
-	// directory the router serves files from.
-	WritableRoot bool `json:"writable_root,omitempty"`
-	// Digest is the manifest the instance was assembled from;
-	// ConfigDigest the --config directory's in effect when it was
-	// deployed ("" for none).
-	Digest       string    `json:"digest"`
-	ConfigDigest string    `json:"config_digest,omitempty"`
-	AgentVersion string    `json:"agent_version"`
-	Created      time.Time `json:"created"`
-	// Unsynced: the instance's files may not be on disk yet. An update
-	// sets it when it assembles the instance and clears it once the blob
-	// store's Sync is done, before switching to it; a record that still
-	// has it after a crash belongs to an instance that may be incomplete,
-	// which activate refuses.
-	Unsynced bool `json:"unsynced,omitempty"`
-}
-
-const instanceRecordVersion = 1
-
-// Names inside an instance's links directory.
+// Names of slots.
 const (
-	linkWWW      = "www"
-	linkSock     = "sock"
-	recordFile   = "instance.json"
 	slotHashLen  = 12
 	slotReadable = 40
 )
@@ -102,7 +64,7 @@ func routerKind(k appconfig.Kind) (router.Kind, error) {
 
 // shapeKey is what of an instance the rendered config depends on; two
 // instances with the same key can share a slot.
-func (r *instanceRecord) shapeKey() string {
+func shapeKey(r *instance.Record) string {
 	k := r.Kind.String()
 	if r.Kind == appconfig.KindPHP {
 		k += "\x00" + r.PHPRoot + "\x00" + r.Runner
@@ -137,120 +99,41 @@ func SlotName(loc location.Location, shapeKey string) string {
 	return b.String() + "-" + hex.EncodeToString(sum[:])[:slotHashLen]
 }
 
-func (l Layout) slotPath(slot string) string { return path.Join(l.Slots, slot) }
-
-func (l Layout) linksDir(instance string) string { return path.Join(l.Instances, instance) }
-
 // slotBackend is how Caddy reaches the route's live instance, whose record
 // is rec, through the slot.
-func (l Layout) slotBackend(rt router.Route, rec *instanceRecord) (router.Backend, string, error) {
+func slotBackend(l layout.Layout, rt router.Route, rec *instance.Record) (router.Backend, string, error) {
 	kind, err := routerKind(rec.Kind)
 	if err != nil {
 		return router.Backend{}, "", err
 	}
-	slot := SlotName(rt.Location, rec.shapeKey())
-	dir := l.slotPath(slot)
-	b := router.Backend{Kind: kind, StaticDir: path.Join(dir, linkWWW, "static")}
+	slot := SlotName(rt.Location, shapeKey(rec))
+	dir := l.SlotPath(slot)
+	b := router.Backend{Kind: kind, StaticDir: path.Join(dir, instance.LinkWWW, "static")}
 	if rec.Kind != appconfig.KindStatic {
-		b.Upstream = "unix/" + path.Join(dir, linkSock)
+		b.Upstream = "unix/" + path.Join(dir, instance.LinkSock)
 	}
 	if rec.WritableRoot {
 		b.WritableRoot = path.Join(l.Apps, rt.App, "writable-root")
 	}
 	if rec.Kind == appconfig.KindPHP {
-		b.PHPRoot = path.Join(dir, linkWWW, rec.PHPRoot)
-		b.PHPScriptRoot = path.Join(runner.SandboxInstanceDir, rec.PHPRoot)
+		b.PHPRoot = path.Join(dir, instance.LinkWWW, rec.PHPRoot)
+		b.PHPScriptRoot = path.Join(instance.SandboxInstanceDir, rec.PHPRoot)
 		if rec.Runner != "" {
-			b.PHPFrontController = path.Join(runner.SandboxInstanceDir, rec.Runner)
+			b.PHPFrontController = path.Join(instance.SandboxInstanceDir, rec.Runner)
 		}
 	}
 	return b, slot, nil
 }
 
-// readRecord reads an instance's record.
-func (a *Agent) readRecord(instance string) (*instanceRecord, error) {
-	if err := router.ValidateInstance(instance); err != nil {
-		return nil, err
-	}
-	b, err := a.Host.ReadFile(path.Join(a.Layout.linksDir(instance), recordFile))
-	if err != nil {
-		return nil, fmt.Errorf("instance %s: %w", instance, err)
-	}
-	var r instanceRecord
-	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("instance %s: %s: %w", instance, recordFile, err)
-	}
-	if r.Version > instanceRecordVersion {
-		return nil, fmt.Errorf("instance %s: record version %d is newer than this agent's", instance, r.Version)
-	}
-	if r.Instance != instance || appconfig.CheckAppName(r.App) != nil {
-		return nil, fmt.Errorf("instance %s: %s names %q of app %q", instance, recordFile, r.Instance, r.App)
-	}
-	return &r, nil
-}
-
-// writeLinks makes the instance's links directory: its record and the
-// symlinks to its files and socket.
-func (a *Agent) writeLinks(rec *instanceRecord) error {
-	h, l := a.Host, a.Layout
-	dir := l.linksDir(rec.Instance)
-	if err := os.MkdirAll(h.Path(dir), 0o755); err != nil {
-		return err
-	}
-	rec.Version = instanceRecordVersion
-	data, err := json.MarshalIndent(rec, "", "  ")
-	if err != nil {
-		return err
-	}
-	if _, err := h.WriteFile(path.Join(dir, recordFile), append(data, '\n'), hostAttr(0o644)); err != nil {
-		return err
-	}
-	links := map[string]string{linkWWW: path.Join(l.WWW, rec.Instance)}
-	if rec.Kind != appconfig.KindStatic {
-		links[linkSock] = a.Layout.Runner().Socket(rec.Instance)
-	}
-	for name, target := range links {
-		if err := a.symlinkAtomic(target, path.Join(dir, name)); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// symlinkAtomic makes node path link a symlink to target, replacing
-// whatever is there in one rename: a reader sees the old link or the new
-// one, never none.
-func (a *Agent) symlinkAtomic(target, link string) error {
-	real := a.Host.Path(link)
-	if cur, err := os.Readlink(real); err == nil && cur == target {
-		return nil
-	}
-	var rnd [6]byte
-	if _, err := rand.Read(rnd[:]); err != nil {
-		return err
-	}
-	tmp := path.Join(path.Dir(real), "."+path.Base(real)+".new-"+hex.EncodeToString(rnd[:]))
-	if err := os.Symlink(target, tmp); err != nil {
-		return fmt.Errorf("symlink %s: %w", link, err)
-	}
-	if err := os.Rename(tmp, real); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("switch %s: %w", link, err)
-	}
-	return nil
-}
-
 // pointSlot makes the slot lead to the instance's links directory.
 func (a *Agent) pointSlot(slot, instance string) error {
-	if err := os.MkdirAll(a.Host.Path(a.Layout.Slots), 0o755); err != nil {
-		return err
-	}
-	return a.symlinkAtomic(a.Layout.linksDir(instance), a.Layout.slotPath(slot))
+	_, err := a.Host.Symlink(a.Layout.LinksDir(instance), a.Layout.SlotPath(slot))
+	return err
 }
 
 // slotTarget returns the instance a slot leads to, "" if none.
 func (a *Agent) slotTarget(slot string) string {
-	t, err := os.Readlink(a.Host.Path(a.Layout.slotPath(slot)))
+	t, err := os.Readlink(a.Host.Path(a.Layout.SlotPath(slot)))
 	if err != nil {
 		return ""
 	}
@@ -272,7 +155,7 @@ func (a *Agent) removeSlotsExcept(keep map[string]bool) ([]string, error) {
 		if keep[e.Name()] {
 			continue
 		}
-		if err := os.Remove(a.Host.Path(a.Layout.slotPath(e.Name()))); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := os.Remove(a.Host.Path(a.Layout.SlotPath(e.Name()))); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return removed, err
 		}
 		removed = append(removed, e.Name())

@@ -3,13 +3,16 @@ package cli
 import (
 	"errors"
 	"fmt"
+
+	"github.com/toppcloud/toppcloud/internal/protocol"
 )
 
-// Exit codes, kept stable for scripts.
+// Exit codes, kept stable for scripts; the agent (`toppcloud node`)
+// exits with the same ones.
 const (
-	ExitOK     = 0
-	ExitFailed = 1 // the operation failed
-	ExitUsage  = 2 // bad usage or configuration
+	ExitOK     = protocol.ExitOK
+	ExitFailed = protocol.ExitFailed
+	ExitUsage  = protocol.ExitUsage
 )
 
 // UsageError is a mistake in how the command was called or configured:

@@ -33,7 +33,7 @@ func (a *App) nodeAgentCmd() *cobra.Command {
 			switch code {
 			case 0:
 				return nil
-			case agent.ExitUsage:
+			case ExitUsage:
 				return usagef("node: bad operation %q", strings.Join(args, " "))
 			default:
 				// The client reads the reason from the message stream.

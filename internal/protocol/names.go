@@ -41,6 +41,15 @@ const (
 	OpRestore        = "restore"
 )
 
+// Exit statuses of the toppcloud binary: client commands and `toppcloud
+// node OP` alike, kept stable for scripts. The client reads an agent's
+// reason from the message stream, not from its status.
+const (
+	ExitOK     = 0
+	ExitFailed = 1 // the operation failed
+	ExitUsage  = 2 // bad usage or configuration; an operation the agent lacks
+)
+
 // Node facts client and agent agree on.
 const (
 	// AgentPath is where the agent lives on every node.

@@ -101,8 +101,10 @@ func (s *Step) Skipped(detail string) {
 	_ = s.w.Event(Event{Step: s.name, Status: StepSkipped, Detail: detail, Elapsed: Duration(time.Since(s.start))})
 }
 
-// Failed ends the step as failed.
-func (s *Step) Failed(detail string) {
+// Failed ends the step as failed by err; the event's detail is err's
+// first line (the whole error goes with the operation's result).
+func (s *Step) Failed(err error) {
+	detail, _, _ := strings.Cut(err.Error(), "\n")
 	_ = s.w.Event(Event{Step: s.name, Status: StepFailed, Detail: detail, Elapsed: Duration(time.Since(s.start))})
 }
 

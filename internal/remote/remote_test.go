@@ -19,6 +19,7 @@ import (
 
 	"github.com/toppcloud/toppcloud/internal/agent"
 	"github.com/toppcloud/toppcloud/internal/agent/host"
+	"github.com/toppcloud/toppcloud/internal/agent/layout"
 	"github.com/toppcloud/toppcloud/internal/protocol"
 	"github.com/toppcloud/toppcloud/internal/sshx"
 	"github.com/toppcloud/toppcloud/internal/sshx/sshxtest"
@@ -95,7 +96,7 @@ func (n *fakeNode) handle(e *sshxtest.Exec) int {
 			fmt.Fprintf(e.Stdout, "%s\n", b)
 			return 0
 		}
-		l := agent.DefaultLayout()
+		l := layout.Default()
 		l.Agent = n.agentPath
 		a := &agent.Agent{Host: &host.Host{Root: "/", Runner: host.Exec{}}, Layout: l,
 			Fingerprint: func() (string, error) { return fileSum(n.agentPath) }, Ops: []agent.Op{echoOp()}}

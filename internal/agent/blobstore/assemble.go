@@ -8,29 +8,24 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
 
-	"github.com/toppcloud/toppcloud/internal/appconfig"
 	"github.com/toppcloud/toppcloud/internal/atomicfile"
 	"github.com/toppcloud/toppcloud/internal/protocol/wire"
 )
 
-// DefaultWWWDir holds the instance directories on a node.
-const DefaultWWWDir = "/var/www"
-
-// partialSuffix marks an instance directory being assembled, hidden by a
+// PartialSuffix marks an instance directory being assembled, hidden by a
 // leading dot: /var/www/.APP.DATE_NNN.partial.
-const partialSuffix = ".partial"
+const PartialSuffix = ".partial"
 
 // PartialPath returns where the instance at instanceDir is assembled
 // before it is renamed into place.
 func PartialPath(instanceDir string) string {
 	dir, name := filepath.Split(filepath.Clean(instanceDir))
-	return filepath.Join(dir, "."+name+partialSuffix)
+	return filepath.Join(dir, "."+name+PartialSuffix)
 }
 
 // AssembleStats describe what Assemble made.
@@ -57,8 +52,8 @@ var ErrBlobMissing = errors.New("content missing from the blob store")
 // Assemble builds the instance directory instanceDir from m and the
 // store: directories (mode 0755), files as hard links to the read-only
 // blobs (or copies, see AssembleStats), symlinks. It works in
-// PartialPath(instanceDir), created here or reserved by
-// NextInstanceName, and renames it into place at the end, so a
+// PartialPath(instanceDir), created here or reserved by whoever named the
+// instance (instance.NextName), and renames it into place at the end, so a
 // half-assembled instance never appears under its name. instanceDir must
 // not exist yet. On failure the partial directory is removed.
 //
@@ -235,96 +230,11 @@ func copyFile(src, dst string, mode fs.FileMode) error {
 	return err
 }
 
-// NextInstanceName returns the name of a new instance of app in wwwDir,
-// APP.YYYY-MM-DD_NNN: the date of now (pass the server's local time), N
-// one more than the highest existing for that app and date (so numbering
-// restarts each day), at least three digits — the original's rule. It
-// reserves the name by creating the instance's partial directory with
-// mkdir, which only one caller can win, so two concurrent updates never
-// get the same name even without the per-app lock. Assemble then fills
-// the reservation.
-//
-// A number is never issued twice: the last name issued is kept in
-// wwwDir/.APP.last, so an instance that failed and was removed does not
-// hand its name to the next one. Reusing it would confuse everything
-// keyed by instance name: systemd's loaded unit of the failed attempt,
-// its journal lines, release records.
-func NextInstanceName(wwwDir, app string, now time.Time) (string, error) {
-	if err := appconfig.CheckAppName(app); err != nil {
-		return "", err
-	}
-	prefix := app + "." + now.Format("2006-01-02") + "_"
-	des, err := os.ReadDir(wwwDir)
-	if err != nil {
-		return "", fmt.Errorf("new instance of %s: %w", app, err)
-	}
-	n := 0
-	lastFile := filepath.Join(wwwDir, "."+app+lastSuffix)
-	if b, err := os.ReadFile(lastFile); err == nil {
-		if rest, ok := strings.CutPrefix(strings.TrimSpace(string(b)), prefix); ok && allDigits(rest) {
-			n, _ = strconv.Atoi(rest)
-		}
-	}
-	for _, de := range des {
-		name := strings.TrimSuffix(strings.TrimPrefix(de.Name(), "."), partialSuffix)
-		if rest, ok := strings.CutPrefix(name, prefix); ok {
-			if k, err := strconv.Atoi(rest); err == nil && k > n && allDigits(rest) {
-				n = k
-			}
-		}
-	}
-	for range 1000 {
-		n++
-		name := fmt.Sprintf("%s%03d", prefix, n)
-		final := filepath.Join(wwwDir, name)
-		if _, err := os.Lstat(final); err == nil {
-			continue
-		}
-		err := os.Mkdir(PartialPath(final), dirMode)
-		if err == nil {
-			if err := writeLast(lastFile, name); err != nil {
-				_ = os.Remove(PartialPath(final))
-				return "", fmt.Errorf("new instance of %s: %w", app, err)
-			}
-			return name, nil
-		}
-		if !errors.Is(err, fs.ErrExist) {
-			return "", fmt.Errorf("new instance of %s: %w", app, err)
-		}
-	}
-	return "", fmt.Errorf("new instance of %s: no free name after %s%03d", app, prefix, n)
-}
-
-// lastSuffix names the file keeping the last instance name issued per app.
-const lastSuffix = ".last"
-
-// writeLast records name as the last issued, atomically (a torn write
-// could make a number be issued twice), and only forward: a concurrent
-// caller that reserved a higher number first is not overwritten. Real
-// updates of one app are serialized by the agent's per-app lock; this
-// keeps the file sane without it.
-func writeLast(path, name string) error {
-	if b, err := os.ReadFile(path); err == nil {
-		if cur := strings.TrimSpace(string(b)); len(cur) > len(name) || (len(cur) == len(name) && cur >= name) {
-			if strings.HasPrefix(cur, name[:strings.LastIndexByte(name, '_')+1]) {
-				return nil
-			}
-		}
-	}
-	// Not fsynced: the instance directory made with this name is synced
-	// with the blob store before it goes live.
-	return atomicfile.Write(path, []byte(name+"\n"), atomicfile.Options{Perm: 0o644, NoSync: true})
-}
-
-func allDigits(s string) bool {
-	return s != "" && strings.Trim(s, "0123456789") == ""
-}
-
 // CleanPartial removes the partial instance directories in wwwDir older
 // than age: what interrupted updates left. Live instances are never
 // touched (they have no partial suffix).
 func CleanPartial(wwwDir string, age time.Duration, now time.Time) (int, error) {
 	return removeOlder(wwwDir, now.Add(-age), func(name string) bool {
-		return strings.HasPrefix(name, ".") && strings.HasSuffix(name, partialSuffix)
+		return strings.HasPrefix(name, ".") && strings.HasSuffix(name, PartialSuffix)
 	})
 }

@@ -474,85 +474,19 @@ func TestAssemble_RefusesBadManifest(t *testing.T) {
 	}
 }
 
-func TestNextInstanceName(t *testing.T) {
-	day := time.Date(2026, 3, 19, 23, 59, 0, 0, time.Local)
-	tests := []struct {
-		name     string
-		existing []string
-		app      string
-		want     string
-	}{
-		{"first", nil, "blog", "blog.2026-03-19_001"},
-		{"after others", []string{"blog.2026-03-19_001", "blog.2026-03-19_002"}, "blog", "blog.2026-03-19_003"},
-		{"max not count", []string{"blog.2026-03-19_001", "blog.2026-03-19_007"}, "blog", "blog.2026-03-19_008"},
-		{"new day restarts", []string{"blog.2026-03-18_004"}, "blog", "blog.2026-03-19_001"},
-		{"other apps ignored", []string{"blog-x.2026-03-19_005", "blo.2026-03-19_006", "blogx.2026-03-19_009"}, "blog", "blog.2026-03-19_001"},
-		{"partial counts", []string{".blog.2026-03-19_004.partial"}, "blog", "blog.2026-03-19_005"},
-		{"junk ignored", []string{"blog.2026-03-19_abc", "blog.2026-03-19_", "blog.2026-03-19_-5"}, "blog", "blog.2026-03-19_001"},
-		{"past 999", []string{"blog.2026-03-19_999"}, "blog", "blog.2026-03-19_1000"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			www := t.TempDir()
-			for _, e := range tt.existing {
-				os.Mkdir(filepath.Join(www, e), 0o755)
-			}
-			got, err := NextInstanceName(www, tt.app, day)
-			if err != nil || got != tt.want {
-				t.Fatalf("got %q, %v; want %q", got, err, tt.want)
-			}
-			if fi, err := os.Stat(PartialPath(filepath.Join(www, got))); err != nil || !fi.IsDir() {
-				t.Fatal("name not reserved")
-			}
-		})
-	}
-	// A failed instance's directory is removed; its number is not issued
-	// again (systemd still knows the unit of that name, its journal lines
-	// carry it).
-	www := t.TempDir()
-	first, _ := NextInstanceName(www, "blog", day)
-	if err := os.Remove(PartialPath(filepath.Join(www, first))); err != nil {
-		t.Fatal(err)
-	}
-	if second, err := NextInstanceName(www, "blog", day); err != nil || second != "blog.2026-03-19_002" {
-		t.Errorf("after removing %s: got %q, %v; want blog.2026-03-19_002", first, second, err)
-	}
-	if next, _ := NextInstanceName(www, "blog", day.Add(24*time.Hour)); next != "blog.2026-03-20_001" {
-		t.Errorf("next day: got %q, want numbering to restart", next)
-	}
-	for _, bad := range []string{"", "a.b", "../x", "A", "a/b"} {
-		if _, err := NextInstanceName(t.TempDir(), bad, day); err == nil {
-			t.Errorf("app %q accepted", bad)
-		}
-	}
-}
-
-func TestNextInstanceName_ConcurrentThenAssemble(t *testing.T) {
+// TestAssemble_FillsAReservation: whoever names an instance reserves the
+// name with its partial directory (instance.NextName); Assemble fills an
+// empty one and refuses one with content.
+func TestAssemble_FillsAReservation(t *testing.T) {
 	s := openStore(t)
 	receive(t, s, tree{"a": "x"})
 	www := t.TempDir()
-	now := time.Now()
-	const n = 16
-	names := make([]string, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			name, err := NextInstanceName(www, "demo", now)
-			if err != nil {
-				t.Error(err)
-			}
-			names[i] = name
-		})
-	}
-	wg.Wait()
-	seen := map[string]bool{}
+	names := []string{"demo.2026-01-01_001", "demo.2026-01-01_002"}
 	for _, name := range names {
-		if seen[name] {
-			t.Fatalf("name %s given twice: %v", name, names)
+		if err := os.Mkdir(PartialPath(filepath.Join(www, name)), 0o755); err != nil {
+			t.Fatal(err)
 		}
-		seen[name] = true
 	}
-	// Assemble fills a reservation.
 	if _, err := s.Assemble(context.Background(), tree{"a": "x"}.manifest(), filepath.Join(www, names[0])); err != nil {
 		t.Fatal(err)
 	}
@@ -642,16 +576,6 @@ func TestGC(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(i2, "common")); err != nil || string(b) != "same in both" {
 		t.Fatal(err)
 	}
-}
-
-func ExampleNextInstanceName() {
-	www, _ := os.MkdirTemp("", "www")
-	defer os.RemoveAll(www)
-	day := time.Date(2010, 3, 19, 12, 0, 0, 0, time.Local)
-	a, _ := NextInstanceName(www, "blog", day)
-	b, _ := NextInstanceName(www, "blog", day)
-	fmt.Println(a, b)
-	// Output: blog.2010-03-19_001 blog.2010-03-19_002
 }
 
 // TestReceive_ManyBlobs covers the writer goroutines: many small blobs,

@@ -38,9 +38,6 @@ import (
 	"github.com/toppcloud/toppcloud/internal/protocol/wire"
 )
 
-// DefaultRoot is where the store lives on a node.
-const DefaultRoot = "/var/lib/toppcloud/blobs"
-
 // Defaults for Options fields left zero.
 const (
 	// DefaultTempAge: temporary files older than this belong to an

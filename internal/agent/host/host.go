@@ -13,6 +13,8 @@ package host
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -269,6 +271,36 @@ func (h *Host) replace(real string, data []byte, a Attr, uid, gid int) error {
 		Perm:    a.Mode & modeMask,
 		Prepare: func(tmp string) error { return h.owners().Chown(tmp, uid, gid) },
 	})
+}
+
+// Symlink makes node path link a symlink to target, replacing whatever
+// is there in one rename: a reader sees the old link or the new one, never
+// none. target is written as it is (a node path, not resolved under Root:
+// the link must lead where it leads on the node). Missing parent
+// directories are made 0755. It reports whether anything changed.
+func (h *Host) Symlink(target, link string) (changed bool, err error) {
+	real := h.Path(link)
+	if cur, err := os.Readlink(real); err == nil && cur == target {
+		return false, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(real), 0o755); err != nil {
+		return false, fmt.Errorf("symlink %s: %w", link, err)
+	}
+	var rnd [6]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return false, err
+	}
+	// A name of its own per call: two writers of one link never share a
+	// temporary.
+	tmp := filepath.Join(filepath.Dir(real), "."+filepath.Base(real)+".new-"+hex.EncodeToString(rnd[:]))
+	if err := os.Symlink(target, tmp); err != nil {
+		return false, fmt.Errorf("symlink %s: %w", link, err)
+	}
+	if err := os.Rename(tmp, real); err != nil {
+		os.Remove(tmp)
+		return false, fmt.Errorf("switch %s: %w", link, err)
+	}
+	return true, nil
 }
 
 // AppendFile appends data to node path p, creating it with a.

@@ -60,6 +60,29 @@ func TestWriteFile_ComparesBeforeWriting(t *testing.T) {
 	}
 }
 
+func TestSymlink_ReplacesInOneRename(t *testing.T) {
+	h := hosttest.New(t, nil)
+	changed, err := h.Symlink("/var/www/a.1", "/var/lib/x/slot")
+	if err != nil || !changed {
+		t.Fatalf("first: %v %v", changed, err)
+	}
+	if got, _ := os.Readlink(h.Path("/var/lib/x/slot")); got != "/var/www/a.1" {
+		t.Errorf("link -> %q: the target must be the node path, not resolved under the root", got)
+	}
+	if changed, err = h.Symlink("/var/www/a.1", "/var/lib/x/slot"); err != nil || changed {
+		t.Errorf("same target: changed %v, %v", changed, err)
+	}
+	if changed, err = h.Symlink("/var/www/a.2", "/var/lib/x/slot"); err != nil || !changed {
+		t.Fatalf("new target: changed %v, %v", changed, err)
+	}
+	if got, _ := os.Readlink(h.Path("/var/lib/x/slot")); got != "/var/www/a.2" {
+		t.Errorf("link -> %q after the switch", got)
+	}
+	if des, _ := os.ReadDir(h.Path("/var/lib/x")); len(des) != 1 {
+		t.Errorf("temporaries left: %v", des)
+	}
+}
+
 func TestEnsureDir(t *testing.T) {
 	h := hosttest.New(t, nil)
 	attr := host.Attr{Mode: 0o771 | fs.ModeSticky, Group: "www-data"}

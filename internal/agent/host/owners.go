@@ -139,25 +139,6 @@ func (h *Host) LookupGroup(name string) (Group, bool, error) {
 	return Group{}, false, nil
 }
 
-// InGroup reports whether user is a member of group (as a supplementary
-// member or by its primary group).
-func (h *Host) InGroup(user, group string) (bool, error) {
-	g, ok, err := h.LookupGroup(group)
-	if err != nil || !ok {
-		return false, err
-	}
-	for _, m := range g.Members {
-		if m == user {
-			return true, nil
-		}
-	}
-	u, ok, err := h.LookupUser(user)
-	if err != nil || !ok {
-		return false, err
-	}
-	return u.GID == g.GID, nil
-}
-
 // LookupGroupByID returns the name of the group with gid, or "".
 func (h *Host) LookupGroupByID(gid int) (string, error) {
 	groups, err := h.groups()

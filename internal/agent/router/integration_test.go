@@ -274,7 +274,7 @@ func newWorld(t *testing.T) *world {
 		slowStarted: make(chan struct{}, 1), slowRelease: make(chan struct{}),
 	}
 	run := filepath.Join(dir, "run")
-	lay := Layout{WWW: filepath.Join(dir, "www"), Apps: filepath.Join(dir, "apps"), Run: run}
+	lay := backendLayout{WWW: filepath.Join(dir, "www"), Apps: filepath.Join(dir, "apps"), Run: run}
 	for _, d := range []string{run, lay.WWW, lay.Apps} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)

@@ -15,14 +15,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/toppcloud/toppcloud/internal/agent/layout"
 	"github.com/toppcloud/toppcloud/internal/location"
 )
 
 // Defaults for Options.
 const (
-	DefaultHTTPAddr    = ":80"
-	DefaultHTTPSAddr   = ":443"
-	DefaultAdminSocket = "/run/toppcloud/caddy-admin.sock"
+	DefaultHTTPAddr  = ":80"
+	DefaultHTTPSAddr = ":443"
 	// DefaultGracePeriod bounds how long Caddy lets requests that were in
 	// flight when a new config loaded finish on the old one. Caddy 2.6's
 	// own default is forever.
@@ -52,7 +52,7 @@ const ForwardedPrefixHeader = "X-Forwarded-Prefix"
 // InternalHeader carries an instance's token on the agent's own requests
 // (update_fetch), which go to the instance directly. Caddy deletes any copy
 // a client sends, so an app can trust what its bootstrap checks. It is
-// runner.InternalHeader.
+// instance.InternalHeader.
 const InternalHeader = "X-Toppcloud-Internal"
 
 var (
@@ -108,37 +108,6 @@ type Backend struct {
 	PHPFrontController string
 }
 
-// Layout holds the node directories backends live in.
-type Layout struct {
-	WWW  string // instance directories: /var/www
-	Apps string // per-app data: /var/lib/toppcloud/apps
-	Run  string // instance sockets: /run/toppcloud
-}
-
-// DefaultLayout returns where these paths are on every node.
-func DefaultLayout() Layout {
-	return Layout{WWW: "/var/www", Apps: "/var/lib/toppcloud/apps", Run: "/run/toppcloud"}
-}
-
-// Backend returns the conventional backend of an instance: socket
-// Run/INSTANCE.sock, WWW/INSTANCE/static, Apps/APP/writable-root, and for
-// PHP the instance directory as PHPRoot. Callers adjust what differs (a
-// command app's TCP port, the app's php_root).
-func (l Layout) Backend(kind Kind, app, instance string) Backend {
-	b := Backend{
-		Kind:         kind,
-		StaticDir:    filepath.Join(l.WWW, instance, "static"),
-		WritableRoot: filepath.Join(l.Apps, app, "writable-root"),
-	}
-	if kind != KindStatic {
-		b.Upstream = "unix/" + filepath.Join(l.Run, instance+".sock")
-	}
-	if kind == KindPHP {
-		b.PHPRoot = filepath.Join(l.WWW, instance)
-	}
-	return b
-}
-
 // Options are the node-wide settings of the rendered config.
 type Options struct {
 	// HTTPAddr is the plain HTTP listener (DefaultHTTPAddr).
@@ -147,7 +116,7 @@ type Options struct {
 	// (DefaultHTTPSAddr). It is only opened when such a location exists.
 	HTTPSAddr string
 	// AdminSocket is the unix socket of Caddy's admin API
-	// (DefaultAdminSocket). The admin API never listens on TCP.
+	// (the node's, layout.Default). The admin API never listens on TCP.
 	AdminSocket string
 	// GracePeriod: see DefaultGracePeriod.
 	GracePeriod time.Duration
@@ -168,7 +137,7 @@ func (o Options) withDefaults() Options {
 		o.HTTPSAddr = DefaultHTTPSAddr
 	}
 	if o.AdminSocket == "" {
-		o.AdminSocket = DefaultAdminSocket
+		o.AdminSocket = layout.Default().AdminSocket
 	}
 	if o.GracePeriod == 0 {
 		o.GracePeriod = DefaultGracePeriod

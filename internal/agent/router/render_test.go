@@ -86,7 +86,7 @@ func loadGolden(t *testing.T, name string) (*Table, map[string]Backend, Options)
 		if g.Kind == "none" {
 			continue
 		}
-		b := DefaultLayout().Backend(g.Kind, g.App, r.Live)
+		b := nodeBackends().Backend(g.Kind, g.App, r.Live)
 		b.Kind = g.Kind
 		override(&b.Upstream, g.Upstream)
 		override(&b.StaticDir, g.StaticDir)
@@ -280,7 +280,7 @@ func BenchmarkRender(b *testing.B) {
 			if _, err := tb.Set(loc(b, fmt.Sprintf("host%d.example.com%s", h, path)), app, inst); err != nil {
 				b.Fatal(err)
 			}
-			backends[inst] = DefaultLayout().Backend(KindPython, app, inst)
+			backends[inst] = nodeBackends().Backend(KindPython, app, inst)
 		}
 	}
 	b.ResetTimer()

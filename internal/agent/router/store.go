@@ -14,9 +14,6 @@ import (
 	"github.com/toppcloud/toppcloud/internal/location"
 )
 
-// DefaultTablePath is where a node keeps its route table.
-const DefaultTablePath = "/var/lib/toppcloud/routes.json"
-
 // TableVersion is the version of the saved shape this agent writes and the
 // newest it reads.
 const TableVersion = 1

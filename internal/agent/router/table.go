@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/toppcloud/toppcloud/internal/appconfig"
 	"github.com/toppcloud/toppcloud/internal/location"
 )
 
@@ -54,17 +55,14 @@ func (t *Table) Clone() *Table {
 	return &Table{Routes: slices.Clone(t.Routes), Disabled: slices.Clone(t.Disabled)}
 }
 
-var (
-	appNameRE      = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
-	instanceNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
-)
+var instanceNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 
-// ValidateApp checks an app name: letters, digits, '-' and '_' (no '.':
-// instance names are APP.DATE_NNN), at most 64 characters. Names end up in
-// file paths of the rendered config, so nothing else may pass.
+// ValidateApp checks an app name by the one rule there is
+// (appconfig.CheckAppName). Names end up in file paths of the rendered
+// config, so nothing else may pass.
 func ValidateApp(name string) error {
-	if !appNameRE.MatchString(name) {
-		return fmt.Errorf("app name %q: %w: use letters, digits, '-' and '_' (at most 64, starting with a letter or digit)", name, ErrInvalidName)
+	if err := appconfig.CheckAppName(name); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidName, err)
 	}
 	return nil
 }

@@ -29,7 +29,7 @@ import (
 //	//    store.Receive on the rest of its stdin.
 //	// 3. the update request names the digest; the agent loads the
 //	//    manifest with store.Manifest(digest), takes
-//	//    blobstore.NextInstanceName and runs store.Assemble.
+//	//    instance.NextName and runs store.Assemble.
 type Plan struct {
 	Blobs []PlanBlob
 	// Bytes is the total size of the blobs, before compression.

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/toppcloud/toppcloud/internal/agent/blobstore"
+	"github.com/toppcloud/toppcloud/internal/agent/instance"
 	"github.com/toppcloud/toppcloud/internal/protocol/wire"
 )
 
@@ -112,7 +113,7 @@ func TestUpdateFlow(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		name, err := blobstore.NextInstanceName(www, "demo", later())
+		name, err := instance.NextName(www, "demo", later())
 		if err != nil {
 			t.Fatal(err)
 		}

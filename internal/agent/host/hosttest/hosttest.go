@@ -215,5 +215,23 @@ func Fail(c host.Command, status int, output string) error {
 	return &host.CommandError{Argv: c.Argv, Status: status, Tail: strings.Split(strings.TrimRight(output, "\n"), "\n")}
 }
 
+// Answers is a Handler for exact command lines (argv joined by spaces):
+// each answers with its output, or fails with status 1 and the message
+// after "ERR:". Any other line fails the test.
+func Answers(t testing.TB, answers map[string]string) Handler {
+	return func(c host.Command) (string, error) {
+		line := strings.Join(c.Argv, " ")
+		out, ok := answers[line]
+		if !ok {
+			t.Errorf("hosttest: unexpected command %q", line)
+			return "", Fail(c, 127, "unexpected command")
+		}
+		if msg, ok := strings.CutPrefix(out, "ERR:"); ok {
+			return "", Fail(c, 1, msg)
+		}
+		return out, nil
+	}
+}
+
 // OK answers any command with empty output.
 func OK(host.Command) (string, error) { return "", nil }
