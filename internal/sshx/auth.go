@@ -56,6 +56,9 @@ type AuthError struct {
 	// Notes are problems found while loading keys ("~/.ssh/id_rsa is
 	// encrypted: ...").
 	Notes []string
+	// Offered are the SHA256 fingerprints of the keys offered, in order,
+	// so a caller can compare them with the keys the node was given.
+	Offered []string
 }
 
 func (e *AuthError) Error() string {
@@ -78,6 +81,7 @@ func (e *AuthError) Error() string {
 // keySet is the loaded form of Auth for one Dial.
 type keySet struct {
 	signers []ssh.Signer
+	offered []string // fingerprints of signers
 	tried   []string
 	notes   []string
 	agent   io.Closer // the agent connection, closed with the client
@@ -103,6 +107,7 @@ func (a Auth) load() (*keySet, error) {
 		}
 		seen[id] = true
 		ks.signers = append(ks.signers, s)
+		ks.offered = append(ks.offered, ssh.FingerprintSHA256(s.PublicKey()))
 		return true
 	}
 

@@ -195,7 +195,7 @@ func TestDial_EncryptedKeyFile(t *testing.T) {
 }
 
 func TestDial_AuthFailure(t *testing.T) {
-	priv, _ := newKeyPair(t)
+	priv, signer := newKeyPair(t)
 	srv := sshxtest.NewServer(t, echoHandler, sshxtest.NewSigner(t).PublicKey())
 	path := writeKeyFile(t, priv, "")
 	cfg := srv.Config(nil)
@@ -210,6 +210,10 @@ func TestDial_AuthFailure(t *testing.T) {
 	want := "authentication as admin@" + srv.Addr + " failed: the node does not accept your key (tried: " + path + ", ssh-agent (1 key))"
 	if err.Error() != want {
 		t.Errorf("message:\n %s\nwant:\n %s", err, want)
+	}
+	// The file and the agent hold the same key: offered once.
+	if fp := ssh.FingerprintSHA256(signer.PublicKey()); len(ae.Offered) != 1 || ae.Offered[0] != fp {
+		t.Errorf("Offered = %q, want [%s]", ae.Offered, fp)
 	}
 	if srv.Conns() != 1 {
 		t.Errorf("%d connections: an auth failure was retried", srv.Conns())

@@ -4,9 +4,7 @@
 // lists (quoted for the remote shell) with streamed stdin, stdout and
 // stderr, and turns a failed command into *ExitError the way os/exec does.
 //
-// Callers that only run commands take a Runner, so their tests can use
-// sshxtest.Fake; sshxtest.NewServer is an in-process SSH server for tests
-// that need a real connection.
+// sshxtest.NewServer is an in-process SSH server for tests.
 package sshx
 
 import (
@@ -19,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/toppcloud/toppcloud/internal/backoff"
 )
 
 // Defaults for Config fields left zero.
@@ -57,9 +57,8 @@ type Config struct {
 	KeepAlive time.Duration
 }
 
-// Runner runs commands on a node. *Client implements it; sshxtest.Fake
-// implements it for tests. Code that only runs commands should take a
-// Runner, not a *Client.
+// Runner runs commands on a node; *Client implements it. Code that only
+// runs commands (remote.Conn, Output) takes a Runner, not a *Client.
 type Runner interface {
 	// Run runs argv and waits for it; see (*Client).Run.
 	Run(ctx context.Context, argv []string, opts RunOptions) error
@@ -105,7 +104,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("connect to %s: %w", target, err)
 	}
 	authErr := func() error {
-		return &AuthError{User: user, Host: displayAddr(addr), Tried: keys.tried, Notes: keys.notes}
+		return &AuthError{User: user, Host: displayAddr(addr), Tried: keys.tried, Notes: keys.notes, Offered: keys.offered}
 	}
 	if len(keys.signers) == 0 {
 		keys.Close()
@@ -131,7 +130,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	}
 
 	start := time.Now()
-	delay := firstRetryDelay
+	delay := backoff.Delay{Next: firstRetryDelay, Max: maxRetryDelay}
 	for {
 		conn, err := dialOnce(ctx, addr, ccfg, timeout)
 		if err == nil {
@@ -160,9 +159,8 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		case isAuthFailure(err):
 			keys.Close()
 			return nil, authErr()
-		case retryable(err) && time.Since(start)+delay < cfg.RetryFor:
-			if serr := sleep(ctx, delay); serr == nil {
-				delay = min(delay*3/2, maxRetryDelay)
+		case retryable(err) && time.Since(start)+delay.Next < cfg.RetryFor:
+			if serr := delay.Wait(ctx); serr == nil {
 				continue
 			}
 			err = ctx.Err()
@@ -282,15 +280,4 @@ func displayAddr(addr string) string {
 		return h
 	}
 	return addr
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

@@ -1,7 +1,5 @@
 // Package sshxtest helps test code that uses internal/sshx: Server is an
-// in-process SSH server on 127.0.0.1 with exec handlers written in Go, and
-// Fake is a Runner that answers exact commands and fails the test on any
-// other.
+// in-process SSH server on 127.0.0.1 with exec handlers written in Go.
 package sshxtest
 
 import (
