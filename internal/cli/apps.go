@@ -16,6 +16,7 @@ import (
 	"github.com/toppcloud/toppcloud/internal/deploy/manifest"
 	"github.com/toppcloud/toppcloud/internal/location"
 	"github.com/toppcloud/toppcloud/internal/protocol"
+	"github.com/toppcloud/toppcloud/internal/provider"
 	"github.com/toppcloud/toppcloud/internal/remote"
 	"github.com/toppcloud/toppcloud/internal/state"
 )
@@ -185,7 +186,7 @@ func (a *App) updateEtcHosts(rec state.NodeRecord, loc location.Location, flag b
 	want := flag
 	if !want {
 		if f, err := config.Load(a.configFile()); err == nil {
-			if sec, err := f.Provider(rec.Section); err == nil {
+			if sec, err := f.Provider(rec.Section, provider.Registered()); err == nil {
 				want, _ = sec.SetEtcHosts()
 			}
 		}

@@ -40,7 +40,7 @@ Known provider types: ` + strings.Join(provider.Names(), ", "),
 			}
 			info, ok := provider.Lookup(o.typ)
 			if !ok {
-				return asUsage(&provider.UnknownTypeError{Type: o.typ})
+				return asUsage(&provider.UnknownTypeError{Type: o.typ, Known: provider.Names()})
 			}
 			var keys []string
 			keySource := o.key

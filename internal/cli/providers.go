@@ -76,13 +76,13 @@ func (a *App) openProviderSection(ctx context.Context, name string) (*openedProv
 	if err != nil {
 		return nil, err
 	}
-	sec, err := f.Provider(name)
+	sec, err := f.Provider(name, provider.Registered())
 	if err != nil {
 		return nil, asUsage(err)
 	}
 	info, ok := provider.Lookup(sec.Type)
 	if !ok {
-		return nil, asUsage(&provider.UnknownTypeError{Type: sec.Type})
+		return nil, asUsage(&provider.UnknownTypeError{Type: sec.Type, Known: provider.Names()})
 	}
 	settings := sec.Settings(info, a.getenv)
 	setEtc, err := sec.SetEtcHosts()

@@ -94,7 +94,7 @@ func (a *App) recordedNode(name string) (*state.Store, state.NodeRecord, error) 
 // config section's root_authorized_keys, else the user's own public key.
 func (a *App) deployKeys(ctx context.Context, rec state.NodeRecord) ([]string, error) {
 	if f, err := config.Load(a.configFile()); err == nil {
-		if sec, err := f.Provider(rec.Section); err == nil {
+		if sec, err := f.Provider(rec.Section, provider.Registered()); err == nil {
 			if keys := sec.AuthorizedKeys(); len(keys) > 0 {
 				return keys, nil
 			}

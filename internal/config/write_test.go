@@ -41,7 +41,7 @@ func TestWrite_RoundTrip(t *testing.T) {
 	if len(f.Warnings) != 0 {
 		t.Errorf("Warnings = %q", f.Warnings)
 	}
-	p, err := f.Provider("default")
+	p, err := f.Provider("default", testProviders)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,6 +68,33 @@ func TestWrite_RoundTrip(t *testing.T) {
 	}
 }
 
+func TestWrite_SSHKey(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "c.conf")
+	key := filepath.Join(dir, "keys", "deploy")
+	in := Init{Provider: "fakelocal", SSHKey: key, AuthorizedKeys: []string{testKey(t, 1, "")}}
+	if err := Write(path, in, false); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := f.Provider("default", testProviders)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _, err := p.SSHKey(); err != nil || got != key {
+		t.Errorf("SSHKey() = %q, %v; want %q", got, err, key)
+	}
+	if err := Write(filepath.Join(dir, "d.conf"), Init{Provider: "fakelocal", SSHKey: "a\nb"}, false); err == nil {
+		t.Error("a key path with a line break was written")
+	}
+	if _, err := Render(Init{Provider: "fakelocal", Settings: []Setting{{"ssh_key", "x"}}}); err == nil {
+		t.Error("ssh_key accepted as a plain setting")
+	}
+}
+
 func TestWrite_SecretFileAndSection(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "token"), "tok\n", 0o600)
@@ -80,7 +107,7 @@ func TestWrite_SecretFileAndSection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := f.Provider("work")
+	p, err := f.Provider("work", testProviders)
 	if err != nil {
 		t.Fatal(err)
 	}
