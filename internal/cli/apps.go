@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -33,13 +32,9 @@ func (k knownNodes) Known(name string) (bool, error) {
 	return ok, err
 }
 
-// inputErr makes a deploy.InputError a usage error (exit 2).
-func inputErr(err error) error {
-	if errors.Is(err, deploy.ErrInput) {
-		return asUsage(err)
-	}
-	return err
-}
+// inputErr is what deploy returned: its bad input is a usage.Error
+// already.
+func inputErr(err error) error { return err }
 
 // connectDeploy connects to a recorded node as the deploy user and brings
 // its agent up to date.
@@ -60,7 +55,7 @@ func (a *App) connectDeploy(ctx context.Context, name string) (*remote.Node, sta
 
 // manifestCache is where update keeps its hash cache.
 func (a *App) manifestCache() string {
-	return filepath.Join(state.DefaultDir(a.home), "cache", "manifests")
+	return filepath.Join(state.Dir(a.getenv, a.home), "cache", "manifests")
 }
 
 type updateOptions struct {

@@ -63,7 +63,7 @@ Linux binary named by $TOPPCLOUD_AGENT_BINARY instead of itself.`,
 // ~/.toppcloud/cache, so it is not hashed on every command.
 func (a *App) agentBinary() *remote.Binary {
 	b := remote.LocalBinary(a.getenv(remote.EnvAgentBinary))
-	b.CacheDir = filepath.Join(state.DefaultDir(a.home), "cache", "binaries")
+	b.CacheDir = filepath.Join(state.Dir(a.getenv, a.home), "cache", "binaries")
 	return b
 }
 

@@ -117,6 +117,35 @@ func TestDial_KeyFile(t *testing.T) {
 	}
 }
 
+// TestDial_LoginKeySaysWhichKeyLoggedIn: the node accepts only the second
+// key offered; the client names that one, not the first.
+func TestDial_LoginKeySaysWhichKeyLoggedIn(t *testing.T) {
+	refused, _ := newKeyPair(t)
+	accepted, signer := newKeyPair(t)
+	srv := sshxtest.NewServer(t, echoHandler, signer.PublicKey())
+	first, second := writeKeyFile(t, refused, ""), writeKeyFile(t, accepted, "")
+	cfg := srv.Config(nil)
+	cfg.Auth = sshx.Auth{KeyFiles: []string{first, second}}
+	c, err := sshx.Dial(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if want := second + " (" + ssh.FingerprintSHA256(signer.PublicKey()) + ")"; c.LoginKey() != want {
+		t.Errorf("LoginKey() = %q, want %q", c.LoginKey(), want)
+	}
+
+	cfg.Auth = sshx.Auth{KeyFiles: []string{first}, UseAgent: true, AgentSocket: startAgent(t, accepted)}
+	ac, err := sshx.Dial(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ac.Close()
+	if ac.LoginKey() != "a key of ssh-agent" {
+		t.Errorf("through the agent: LoginKey() = %q", ac.LoginKey())
+	}
+}
+
 func TestDial_Agent(t *testing.T) {
 	priv, signer := newKeyPair(t)
 	srv := sshxtest.NewServer(t, echoHandler, signer.PublicKey())
@@ -231,6 +260,20 @@ func TestDial_NoKeys(t *testing.T) {
 	if !errors.As(err, &ae) || !strings.Contains(err.Error(), "no usable SSH key to log in as root@127.0.0.1:1") ||
 		!strings.Contains(err.Error(), "SSH_AUTH_SOCK is not set") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestAuth_Check(t *testing.T) {
+	t.Setenv("SSH_AUTH_SOCK", "")
+	home := t.TempDir()
+	err := sshx.Auth{KeyFiles: sshx.DefaultKeyFiles(home), UseAgent: true}.Check("root", "node1")
+	var ae *sshx.AuthError
+	if !errors.As(err, &ae) || !strings.Contains(err.Error(), "no usable SSH key to log in as root@node1") || !strings.Contains(err.Error(), "SSH_AUTH_SOCK is not set") {
+		t.Errorf("Check without keys = %v", err)
+	}
+	priv, _ := newKeyPair(t)
+	if err := (sshx.Auth{KeyFiles: []string{writeKeyFile(t, priv, "")}}).Check("root", "node1"); err != nil {
+		t.Errorf("Check with a key = %v", err)
 	}
 }
 

@@ -74,6 +74,7 @@ type Client struct {
 	addr    string
 	user    string
 	hostKey string
+	key     string // which key logged in, for LoginKey
 
 	closeOnce sync.Once
 	closeErr  error
@@ -136,7 +137,12 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		if err == nil {
 			// The agent is only needed to sign during authentication.
 			keys.Close()
-			c := &Client{conn: conn, target: target, addr: addr, user: user, hostKey: hostKey, done: make(chan struct{})}
+			key := keys.used.String()
+			if key == "" && len(keys.signers) > 0 {
+				// Only ssh-agent's keys are not watched (see usedKey.watch).
+				key = "a key of ssh-agent"
+			}
+			c := &Client{conn: conn, target: target, addr: addr, user: user, hostKey: hostKey, key: key, done: make(chan struct{})}
 			if cfg.KeepAlive >= 0 {
 				interval := cfg.KeepAlive
 				if interval == 0 {
@@ -247,6 +253,11 @@ func (c *Client) Close() error {
 	})
 	return c.closeErr
 }
+
+// LoginKey says which key logged in: its file ("~/.ssh/id_ed25519
+// (SHA256:...)"), "ssh-agent (SHA256:...)", or "a key of ssh-agent" when
+// the agent's key cannot be told apart.
+func (c *Client) LoginKey() string { return c.key }
 
 // Addr returns the host:port the client is connected to.
 func (c *Client) Addr() string { return c.addr }
