@@ -123,12 +123,21 @@ func expandPath(p, dir string) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("expand %s: %w", p, err)
 		}
-		return filepath.Join(home, p[1:]), nil
+		return ExpandHome(p, home), nil
 	}
 	if !filepath.IsAbs(p) {
 		return filepath.Join(dir, p), nil
 	}
 	return p, nil
+}
+
+// ExpandHome turns ~ and a leading ~/ into home, as a shell does; other
+// paths are returned as they are.
+func ExpandHome(p, home string) string {
+	if p == "~" || strings.HasPrefix(p, "~/") {
+		return filepath.Join(home, p[1:])
+	}
+	return p
 }
 
 func (p *ProviderSection) checkAuthorizedKeys() error {
