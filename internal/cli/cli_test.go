@@ -3,10 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"net"
 	"os"
@@ -14,8 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-
-	"golang.org/x/crypto/ssh"
 
 	"github.com/toppcloud/toppcloud/internal/provider"
 	"github.com/toppcloud/toppcloud/internal/provider/providertest"
@@ -50,30 +45,8 @@ type harness struct {
 func newHarness(t *testing.T) *harness {
 	t.Helper()
 	h := &harness{t: t, home: t.TempDir()}
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, err := ssh.MarshalPrivateKey(priv, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sshDir := filepath.Join(h.home, ".ssh")
-	if err := os.MkdirAll(sshDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(sshDir, "id_ed25519"), pem.EncodeToMemory(block), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	sshPub, _ := ssh.NewPublicKey(pub)
-	h.pubKey = strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sshPub)))
-	if err := os.WriteFile(filepath.Join(sshDir, "id_ed25519.pub"), []byte(h.pubKey+" test\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	signer, line := sshxtest.WriteKey(t, filepath.Join(h.home, ".ssh", "id_ed25519"), "test")
+	h.pubKey = strings.TrimSuffix(line, " test")
 	h.srv = sshxtest.NewServer(t, func(e *sshxtest.Exec) int { return 0 }, signer.PublicKey())
 	host, portStr, _ := net.SplitHostPort(h.srv.Addr)
 	port, _ := strconv.Atoi(portStr)

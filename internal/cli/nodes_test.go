@@ -15,6 +15,7 @@ import (
 	"github.com/toppcloud/toppcloud/internal/protocol"
 	"github.com/toppcloud/toppcloud/internal/provider"
 	"github.com/toppcloud/toppcloud/internal/remote"
+	"github.com/toppcloud/toppcloud/internal/sshx/sshxtest"
 	"github.com/toppcloud/toppcloud/internal/state"
 )
 
@@ -146,7 +147,7 @@ func TestSSHKey_FlagAndEnvironment(t *testing.T) {
 
 	// Another key in ~/.ssh, none named: the failure says it all.
 	other := filepath.Join(n.h.home, ".ssh", "id_ed25519")
-	writeNewKey(t, other)
+	sshxtest.WriteKey(t, other, "")
 	before := len(n.srv.Execs())
 	code, _, stderr = n.run("setup-node", "web1")
 	if code != ExitFailed {
@@ -164,18 +165,6 @@ func TestSSHKey_FlagAndEnvironment(t *testing.T) {
 	}
 	if len(n.srv.Execs()) != before {
 		t.Error("commands ran although the login failed")
-	}
-}
-
-func writeNewKey(t *testing.T, path string) {
-	t.Helper()
-	n := newHarness(t) // a fresh key pair in a fresh home
-	b, err := os.ReadFile(filepath.Join(n.home, ".ssh", "id_ed25519"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatal(err)
 	}
 }
 

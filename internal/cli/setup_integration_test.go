@@ -3,10 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -29,6 +26,7 @@ import (
 	"github.com/toppcloud/toppcloud/internal/provider/local/localtest"
 	"github.com/toppcloud/toppcloud/internal/remote"
 	"github.com/toppcloud/toppcloud/internal/sshx"
+	"github.com/toppcloud/toppcloud/internal/sshx/sshxtest"
 	"github.com/toppcloud/toppcloud/internal/state"
 )
 
@@ -85,24 +83,13 @@ func newLocalEnvKeyIn(t *testing.T, dir string) *localEnv {
 	t.Helper()
 	localtest.Skip(t)
 	e := &localEnv{t: t, home: t.TempDir(), agent: builtAgent(t)}
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if e.signer, err = ssh.NewSignerFromKey(priv); err != nil {
-		t.Fatal(err)
-	}
-	block, _ := ssh.MarshalPrivateKey(priv, "")
 	sshKey := ""
 	if dir == "" {
 		dir = filepath.Join(e.home, ".ssh")
 	} else {
 		sshKey = "ssh_key = " + filepath.Join(dir, "id_ed25519") + "\n"
 	}
-	os.MkdirAll(dir, 0o700)
-	if err := os.WriteFile(filepath.Join(dir, "id_ed25519"), pem.EncodeToMemory(block), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	e.signer, _ = sshxtest.WriteKey(t, filepath.Join(dir, "id_ed25519"), "")
 	pub := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(e.signer.PublicKey())))
 	conf := fmt.Sprintf("[provider:default]\nprovider = local\nroot = %s\ncache_dir = %s\nroot_authorized_keys = %s\n%s",
 		t.TempDir(), localtest.CacheDir(), pub, sshKey)

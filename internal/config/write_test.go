@@ -68,25 +68,8 @@ func TestWrite_RoundTrip(t *testing.T) {
 	}
 }
 
-func TestWrite_SSHKey(t *testing.T) {
+func TestWrite_SSHKeyIsChecked(t *testing.T) {
 	dir := t.TempDir()
-	path := filepath.Join(dir, "c.conf")
-	key := filepath.Join(dir, "keys", "deploy")
-	in := Init{Provider: "fakelocal", SSHKey: key, AuthorizedKeys: []string{testKey(t, 1, "")}}
-	if err := Write(path, in, false); err != nil {
-		t.Fatal(err)
-	}
-	f, err := Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := f.Provider("default", testProviders)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, _, err := p.SSHKey(); err != nil || got != key {
-		t.Errorf("SSHKey() = %q, %v; want %q", got, err, key)
-	}
 	if err := Write(filepath.Join(dir, "d.conf"), Init{Provider: "fakelocal", SSHKey: "a\nb"}, false); err == nil {
 		t.Error("a key path with a line break was written")
 	}
@@ -99,7 +82,8 @@ func TestWrite_SecretFileAndSection(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "token"), "tok\n", 0o600)
 	path := filepath.Join(dir, "c.conf")
-	in := Init{Section: "work", Provider: "fakelocal", SecretFile: "token"}
+	key := filepath.Join(dir, "keys", "deploy")
+	in := Init{Section: "work", Provider: "fakelocal", SecretFile: "token", SSHKey: key}
 	if err := Write(path, in, false); err != nil {
 		t.Fatal(err)
 	}
@@ -113,6 +97,9 @@ func TestWrite_SecretFileAndSection(t *testing.T) {
 	}
 	if p.Get("secret") != "tok" || p.Get("secret_file") != "token" || p.Type != "fakelocal" {
 		t.Errorf("Values = %v", p.Values)
+	}
+	if got, _, err := p.SSHKey(); err != nil || got != key {
+		t.Errorf("SSHKey() = %q, %v; want %q", got, err, key)
 	}
 }
 

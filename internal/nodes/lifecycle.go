@@ -92,9 +92,9 @@ func (s *Session) Destroy(ctx context.Context, section, name string, confirm fun
 	return nil
 }
 
-// recordedProvider returns the record of node name and its section's
-// provider, for commands that act on a node through its provider.
-func (s *Session) recordedProvider(ctx context.Context, name string) (state.NodeRecord, *Provider, error) {
+// act runs an action only some drivers have (start, stop) on recorded
+// node name, through the section that made it, as a step.
+func (s *Session) act(ctx context.Context, verb, name string, action func(provider.Driver) (func(context.Context, string) error, bool)) (state.NodeRecord, *Provider, error) {
 	st, err := s.State()
 	if err != nil {
 		return state.NodeRecord{}, nil, err
@@ -107,29 +107,38 @@ func (s *Session) recordedProvider(ctx context.Context, name string) (state.Node
 		return rec, nil, usage.Errorf("no node named %s in %s; list-nodes shows the provider's nodes", name, st.Dir())
 	}
 	p, err := s.OpenProvider(ctx, rec.Section)
-	return rec, p, err
+	if err != nil {
+		return rec, nil, err
+	}
+	do, ok := action(p.Driver)
+	if !ok {
+		return rec, nil, fmt.Errorf("%s node %s: provider %s: %w", verb, name, p.Info.Name, provider.ErrNotSupported)
+	}
+	step := s.o.Report.Step("%s node %s", verb, name)
+	if err := do(ctx, rec.ID); err != nil {
+		step.Fail()
+		return rec, nil, fmt.Errorf("%s node %s: %w", verb, name, err)
+	}
+	step.Done("")
+	return rec, p, nil
 }
 
 // Start starts a stopped node and waits until it answers with its pinned
 // host key.
 func (s *Session) Start(ctx context.Context, name string) error {
-	rec, p, err := s.recordedProvider(ctx, name)
+	rec, p, err := s.act(ctx, "start", name, func(d provider.Driver) (func(context.Context, string) error, bool) {
+		st, ok := d.(provider.Starter)
+		if !ok {
+			return nil, false
+		}
+		return st.StartNode, true
+	})
 	if err != nil {
 		return err
 	}
-	st, ok := p.Driver.(provider.Starter)
-	if !ok {
-		return fmt.Errorf("start node %s: provider %s: %w", name, p.Info.Name, provider.ErrNotSupported)
-	}
-	step := s.o.Report.Step("start node %s", name)
-	if err := st.StartNode(ctx, rec.ID); err != nil {
-		step.Fail()
-		return fmt.Errorf("start node %s: %w", name, err)
-	}
-	step.Done("")
 	// The host key must be the pinned one: WaitUntilReady only waits for
 	// sshd here, dial checks the key.
-	step = s.o.Report.Step("wait for node %s", name)
+	step := s.o.Report.Step("wait for node %s", name)
 	if _, _, err := provider.WaitUntilReady(ctx, p.Driver, rec.ID, provider.WaitOptions{ProbeHostKey: sshx.ProbeHostKey}); err != nil {
 		step.Fail()
 		return err
@@ -144,19 +153,12 @@ func (s *Session) Start(ctx context.Context, name string) error {
 
 // Stop stops a node without destroying it.
 func (s *Session) Stop(ctx context.Context, name string) error {
-	rec, p, err := s.recordedProvider(ctx, name)
-	if err != nil {
-		return err
-	}
-	st, ok := p.Driver.(provider.Stopper)
-	if !ok {
-		return fmt.Errorf("stop node %s: provider %s: %w", name, p.Info.Name, provider.ErrNotSupported)
-	}
-	step := s.o.Report.Step("stop node %s", name)
-	if err := st.StopNode(ctx, rec.ID); err != nil {
-		step.Fail()
-		return fmt.Errorf("stop node %s: %w", name, err)
-	}
-	step.Done("")
-	return nil
+	_, _, err := s.act(ctx, "stop", name, func(d provider.Driver) (func(context.Context, string) error, bool) {
+		st, ok := d.(provider.Stopper)
+		if !ok {
+			return nil, false
+		}
+		return st.StopNode, true
+	})
+	return err
 }

@@ -76,34 +76,32 @@ func (s *Session) OpenProvider(ctx context.Context, section string) (*Provider, 
 // Images lists the images nodes can be created from, and the ID of the
 // one the default matcher picks ("" when it picks none).
 func (p *Provider) Images(ctx context.Context) ([]provider.Image, string, error) {
-	images, err := p.Driver.ListImages(ctx)
-	if err != nil {
-		return nil, "", fmt.Errorf("list images: %w", err)
-	}
-	return images, defaultID(images, p.DefaultImage, provider.MatchImage, func(im provider.Image) string { return im.ID }), nil
+	return withDefault(ctx, "images", p.Driver.ListImages, p.DefaultImage, provider.MatchImage, func(im provider.Image) string { return im.ID })
 }
 
 // Sizes lists the sizes nodes can have, and the ID of the one the default
 // matcher picks ("" when it picks none).
 func (p *Provider) Sizes(ctx context.Context) ([]provider.Size, string, error) {
-	sizes, err := p.Driver.ListSizes(ctx)
-	if err != nil {
-		return nil, "", fmt.Errorf("list sizes: %w", err)
-	}
-	return sizes, defaultID(sizes, p.DefaultSize, provider.MatchSize, func(sz provider.Size) string { return sz.ID }), nil
+	return withDefault(ctx, "sizes", p.Driver.ListSizes, p.DefaultSize, provider.MatchSize, func(sz provider.Size) string { return sz.ID })
 }
 
-// defaultID is the ID of the item matcher picks, or "".
-func defaultID[T any](items []T, matcher string, match func([]T, provider.Matcher) (T, error), id func(T) string) string {
+// withDefault lists what (images, sizes) and finds the ID of the item
+// matcher picks, or "".
+func withDefault[T any](ctx context.Context, what string, list func(context.Context) ([]T, error), matcher string,
+	match func([]T, provider.Matcher) (T, error), id func(T) string) ([]T, string, error) {
+	items, err := list(ctx)
+	if err != nil {
+		return nil, "", fmt.Errorf("list %s: %w", what, err)
+	}
 	m, err := provider.ParseMatcher(matcher)
 	if err != nil {
-		return ""
+		return items, "", nil
 	}
 	it, err := match(items, m)
 	if err != nil {
-		return ""
+		return items, "", nil
 	}
-	return id(it)
+	return items, id(it), nil
 }
 
 // Nodes lists every server of the provider account, with the provider

@@ -2,9 +2,6 @@ package nodes
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/pem"
 	"fmt"
 	"net"
 	"os"
@@ -68,30 +65,9 @@ type keyPair struct {
 
 func newKey(t *testing.T, dir, name string) keyPair {
 	t.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, err := ssh.MarshalPrivateKey(priv, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	k := keyPair{path: filepath.Join(dir, name), signer: signer,
-		line: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(signer.PublicKey()))) + " " + name + "@test"}
-	if err := os.WriteFile(k.path, pem.EncodeToMemory(block), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(k.path+".pub", []byte(k.line+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return k
+	path := filepath.Join(dir, name)
+	signer, line := sshxtest.WriteKey(t, path, name+"@test")
+	return keyPair{path: path, line: line, signer: signer}
 }
 
 func (k keyPair) fingerprint() string { return ssh.FingerprintSHA256(k.signer.PublicKey()) }
@@ -102,10 +78,12 @@ type world struct {
 	t    *testing.T
 	home string
 	mem  *providertest.Memory
-	srv  *sshxtest.Server
-	rep  *recorder
-	env  map[string]string
-	conf string
+	// driver is what the memtest provider opens; mem when nil.
+	driver provider.Driver
+	srv    *sshxtest.Server
+	rep    *recorder
+	env    map[string]string
+	conf   string
 }
 
 // newWorld makes a world whose server accepts accepted; serve starts
@@ -157,7 +135,12 @@ func (w *world) session(sshKey string) *Session {
 		StateDir:   filepath.Join(w.home, ".toppcloud"),
 		Providers: provider.NewRegistry(provider.Info{
 			Name: "memtest", DefaultImage: "name debian-12", DefaultSize: "ram 512",
-			New: func(provider.Env) (provider.Driver, error) { return w.mem, nil },
+			New: func(provider.Env) (provider.Driver, error) {
+				if w.driver != nil {
+					return w.driver, nil
+				}
+				return w.mem, nil
+			},
 		}),
 		Getenv:   func(k string) string { return w.env[k] },
 		Home:     w.home,

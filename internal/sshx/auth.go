@@ -245,13 +245,14 @@ func (u *usedKey) note(what string) {
 // itself) are returned as they are and named by what only when they are
 // found to be the one that logged in.
 func (u *usedKey) watch(s ssh.Signer, what string) ssh.Signer {
+	w := watchedSigner{s, func() { u.note(what) }}
 	switch s := s.(type) {
 	case ssh.MultiAlgorithmSigner:
-		return watchedMultiSigner{s, func() { u.note(what) }}
+		return watchedMultiSigner{w, s}
 	case ssh.AlgorithmSigner:
 		return s
 	default:
-		return watchedSigner{s, func() { u.note(what) }}
+		return w
 	}
 }
 
@@ -265,17 +266,15 @@ func (w watchedSigner) Sign(rand io.Reader, data []byte) (*ssh.Signature, error)
 	return w.Signer.Sign(rand, data)
 }
 
+// watchedMultiSigner keeps the algorithms of a MultiAlgorithmSigner.
 type watchedMultiSigner struct {
-	ssh.MultiAlgorithmSigner
-	note func()
-}
-
-func (w watchedMultiSigner) Sign(rand io.Reader, data []byte) (*ssh.Signature, error) {
-	w.note()
-	return w.MultiAlgorithmSigner.Sign(rand, data)
+	watchedSigner
+	multi ssh.MultiAlgorithmSigner
 }
 
 func (w watchedMultiSigner) SignWithAlgorithm(rand io.Reader, data []byte, algorithm string) (*ssh.Signature, error) {
 	w.note()
-	return w.MultiAlgorithmSigner.SignWithAlgorithm(rand, data, algorithm)
+	return w.multi.SignWithAlgorithm(rand, data, algorithm)
 }
+
+func (w watchedMultiSigner) Algorithms() []string { return w.multi.Algorithms() }
