@@ -144,6 +144,10 @@ func (s *Session) State() (*state.Store, error) {
 // ConfigPath is the config file the session reads.
 func (s *Session) ConfigPath() string { return s.o.ConfigPath }
 
+// Config returns the config file, read once; a missing one is created by
+// Options.FirstRun, or is a usage error saying how to create it.
+func (s *Session) Config(ctx context.Context) (*config.File, error) { return s.config(ctx, true) }
+
 // config reads the config file, once, and shows its warnings. A missing
 // file is nil when !need; when need, it is created by FirstRun, or is a
 // usage error saying how to create it. A file that cannot be read or

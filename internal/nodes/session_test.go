@@ -17,6 +17,7 @@ import (
 	"github.com/toppcloud/toppcloud/internal/provider/providertest"
 	"github.com/toppcloud/toppcloud/internal/sshx/sshxtest"
 	"github.com/toppcloud/toppcloud/internal/state"
+	"github.com/toppcloud/toppcloud/internal/usage"
 )
 
 // recorder is a Reporter that keeps every line.
@@ -178,5 +179,31 @@ func TestSession_CachesInTheStateDir(t *testing.T) {
 	b, err := s.agentBinary()
 	if err != nil || b.CacheDir != filepath.Join(dir, "cache", "binaries") {
 		t.Errorf("agent binary cache = %+v, %v", b, err)
+	}
+}
+
+// TestSession_Config: a missing config file is written by FirstRun when
+// there is someone to ask, else a usage error naming init-config.
+func TestSession_Config(t *testing.T) {
+	w := newWorld(t)
+	s := w.session("")
+	if _, err := s.Config(bg); !usage.Is(err) || !strings.Contains(err.Error(), "toppcloud init-config --provider TYPE") {
+		t.Errorf("Config without a file = %v", err)
+	}
+	s = w.session("")
+	asked := 0
+	s.o.FirstRun = func(ctx context.Context, path string) error {
+		asked++
+		return os.WriteFile(path, []byte("[provider:default]\nprovider = memtest\n"), 0o600)
+	}
+	f, err := s.Config(bg)
+	if err != nil || asked != 1 || len(f.ProviderNames()) != 1 {
+		t.Fatalf("Config with FirstRun = %v, %v (asked %d)", f, err, asked)
+	}
+	if _, err := s.Config(bg); err != nil || asked != 1 {
+		t.Errorf("second Config: %v, asked %d times", err, asked)
+	}
+	if !strings.Contains(w.rep.String(), "does not exist; let's create it.") {
+		t.Errorf("output:\n%s", w.rep)
 	}
 }
