@@ -128,7 +128,7 @@ func (s *Session) connect(ctx context.Context, rec state.NodeRecord, o ConnectOp
 		return nil, err
 	}
 	if reused {
-		step.Done("%s, the connection create-node checked", rec.SSHAddr())
+		step.Done("%s, already connected", rec.SSHAddr())
 	} else {
 		step.Done("%s", rec.SSHAddr())
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 
 	"github.com/toppcloud/toppcloud/internal/provider"
 	"github.com/toppcloud/toppcloud/internal/usage"
@@ -53,7 +54,8 @@ func (s *Session) OpenProvider(ctx context.Context, section string) (*Provider, 
 		Settings:   settings,
 		HTTPClient: s.o.HTTPClient,
 		Log:        s.o.Log,
-		StateDir:   providerStateDir(st, section),
+		// The driver's own files (existing: the servers it registered).
+		StateDir: filepath.Join(st.Dir(), "providers", section),
 	}
 	d, err := s.o.Providers.Open(info.Name, env)
 	if err != nil {

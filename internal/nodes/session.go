@@ -17,8 +17,6 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
-	"path/filepath"
-	"sync"
 
 	"github.com/toppcloud/toppcloud/internal/config"
 	"github.com/toppcloud/toppcloud/internal/provider"
@@ -93,7 +91,6 @@ type Session struct {
 	providers map[string]*Provider
 	conns     map[connKey]*sshx.Client
 	binary    *remote.Binary
-	binOnce   sync.Once
 }
 
 // New returns a session; nothing is read until a method needs it.
@@ -217,10 +214,10 @@ func (s *Session) agentBinary() (*remote.Binary, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.binOnce.Do(func() {
+	if s.binary == nil {
 		s.binary = remote.LocalBinary(s.o.AgentBinary)
 		s.binary.CacheDir = st.CachePath("binaries")
-	})
+	}
 	return s.binary, nil
 }
 
@@ -242,9 +239,4 @@ func (s *Session) Known(name string) (bool, error) {
 	}
 	_, ok, err := st.Node(name)
 	return ok, err
-}
-
-// providerStateDir is where a section's driver keeps its own files.
-func providerStateDir(st *state.Store, section string) string {
-	return filepath.Join(st.Dir(), "providers", section)
 }
