@@ -53,8 +53,8 @@ func (a *App) nodeInfoCmd() *cobra.Command {
 		Long: `Print the node's /etc/toppcloud/node.json (toppcloud version, time of the last
 setup-node that changed something, OS, package versions), the version of
 its agent, and how toppcloud logs in to it: user, address, the SSH key named
-for it (and by which setting) and the key that logged in. Like every command that talks to a node, it replaces an agent
-that differs from this toppcloud.`,
+for it (and by which setting) and the key that logged in. Like every command
+that talks to a node, it replaces an agent that differs from this toppcloud.`,
 		GroupID: "nodes",
 		Args:    exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
