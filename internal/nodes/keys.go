@@ -62,9 +62,10 @@ func (s *Session) LoginKey(ctx context.Context, section string) (LoginKey, error
 	var k LoginKey
 	switch {
 	case s.o.SSHKey != "":
-		k = LoginKey{Path: s.o.SSHKey, From: "--ssh-key"}
+		k = LoginKey{Path: config.ExpandHome(s.o.SSHKey, s.o.Home), From: "--ssh-key"}
 	case s.o.Getenv(EnvSSHKey) != "":
-		k = LoginKey{Path: s.o.Getenv(EnvSSHKey), From: "$" + EnvSSHKey}
+		// A ~ the shell did not expand (the config expands its own).
+		k = LoginKey{Path: config.ExpandHome(s.o.Getenv(EnvSSHKey), s.o.Home), From: "$" + EnvSSHKey}
 	case sec != nil:
 		path, where, err := sec.SSHKey()
 		if err != nil {
@@ -74,11 +75,6 @@ func (s *Session) LoginKey(ctx context.Context, section string) (LoginKey, error
 	}
 	if k.Path == "" {
 		return k, nil
-	}
-	if k.From == "--ssh-key" || k.From == "$"+EnvSSHKey {
-		// The config expands its own paths; a flag or variable may hold a
-		// ~ the shell did not expand.
-		k.Path = config.ExpandHome(k.Path, s.o.Home)
 	}
 	if strings.HasSuffix(k.Path, ".pub") {
 		priv := config.PrivateKeyBeside(k.Path)
