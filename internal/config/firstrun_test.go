@@ -98,6 +98,20 @@ func TestFirstRun_RecordsThePrivateHalf(t *testing.T) {
 	}
 }
 
+func TestExpandHome(t *testing.T) {
+	for _, tc := range []struct{ p, home, want string }{
+		{"~/keys/deploy", "/home/u", "/home/u/keys/deploy"},
+		{"~", "/home/u", "/home/u"},
+		{"~other/x", "/home/u", "~other/x"},
+		{"keys/deploy", "/home/u", "keys/deploy"},
+		{"~/keys/deploy", "", "~/keys/deploy"},
+	} {
+		if got := ExpandHome(tc.p, tc.home); got != tc.want {
+			t.Errorf("ExpandHome(%q, %q) = %q, want %q", tc.p, tc.home, got, tc.want)
+		}
+	}
+}
+
 func TestPrivateKeyBeside(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "a"), "x", 0o600)

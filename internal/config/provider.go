@@ -132,9 +132,9 @@ func expandPath(p, dir string) (string, error) {
 }
 
 // ExpandHome turns ~ and a leading ~/ into home, as a shell does; other
-// paths are returned as they are.
+// paths, and any path when home is unknown (""), are returned as they are.
 func ExpandHome(p, home string) string {
-	if p == "~" || strings.HasPrefix(p, "~/") {
+	if home != "" && (p == "~" || strings.HasPrefix(p, "~/")) {
 		return filepath.Join(home, p[1:])
 	}
 	return p
