@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -11,7 +10,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/toppcloud/toppcloud/internal/appconfig"
-	"github.com/toppcloud/toppcloud/internal/config"
 	"github.com/toppcloud/toppcloud/internal/deploy"
 	"github.com/toppcloud/toppcloud/internal/deploy/manifest"
 	"github.com/toppcloud/toppcloud/internal/location"
@@ -20,46 +18,17 @@ import (
 	"github.com/toppcloud/toppcloud/internal/state"
 )
 
-// knownNodes answers deploy.Nodes from the client's records.
-type knownNodes struct{ a *App }
-
-func (k knownNodes) Known(name string) (bool, error) {
-	st, err := k.a.state()
-	if err != nil {
-		return false, err
-	}
-	_, ok, err := st.Node(name)
-	return ok, err
-}
-
-// inputErr makes a deploy.InputError a usage error (exit 2).
-func inputErr(err error) error {
-	if errors.Is(err, deploy.ErrInput) {
-		return asUsage(err)
-	}
-	return err
-}
+// inputErr is what deploy returned: its bad input is a usage.Error
+// already. (Kept while other branches still call it.)
+func inputErr(err error) error { return err }
 
 // connectDeploy connects to a recorded node as the deploy user and brings
-// its agent up to date.
+// its agent up to date. The node session closes the connection when the
+// command ends; the returned func does nothing (kept while other branches
+// still call it).
 func (a *App) connectDeploy(ctx context.Context, name string) (*remote.Node, state.NodeRecord, func(), error) {
-	_, rec, err := a.recordedNode(name)
-	if err != nil {
-		return nil, rec, nil, err
-	}
-	n, closeConn, err := a.openNode(ctx, rec, protocol.DeployUser, false)
-	if err != nil {
-		if rec.SetupAt == nil {
-			err = fmt.Errorf("%w (deploys log in as %s, which setup-node creates: has %s been set up? run toppcloud setup-node %s)", err, protocol.DeployUser, name, name)
-		}
-		return nil, rec, nil, err
-	}
-	return n, rec, closeConn, nil
-}
-
-// manifestCache is where update keeps its hash cache.
-func (a *App) manifestCache() string {
-	return filepath.Join(state.DefaultDir(a.home), "cache", "manifests")
+	n, rec, err := a.nodes().ConnectDeploy(ctx, name)
+	return n, rec, func() {}, err
 }
 
 type updateOptions struct {
@@ -118,8 +87,12 @@ func (a *App) update(ctx context.Context, o updateOptions) error {
 		return usagef("%v", err)
 	}
 	o.Compress = c
+	cache, err := a.nodes().ManifestCache()
+	if err != nil {
+		return err
+	}
 	step := a.out.Step("check %s", o.AppDir)
-	p, err := deploy.Prepare(ctx, o.Options, knownNodes{a}, a.manifestCache())
+	p, err := deploy.Prepare(ctx, o.Options, a.nodes(), cache)
 	if err != nil {
 		step.Fail()
 		return inputErr(err)
@@ -176,31 +149,7 @@ func (a *App) update(ctx context.Context, o updateOptions) error {
 		a.out.Printf("%s is live at %s (release %d%s)", res.Instance, url, res.Release, prev)
 	}
 	fmt.Fprintln(a.out.Stdout, url)
-	return a.updateEtcHosts(rec, p.Location, o.etcHosts)
-}
-
-// updateEtcHosts adds the location's host to the hosts file when asked
-// (--etc-hosts, or set_etc_hosts in the node's config section).
-func (a *App) updateEtcHosts(rec state.NodeRecord, loc location.Location, flag bool) error {
-	want := flag
-	if !want {
-		if f, err := config.Load(a.configFile()); err == nil {
-			if sec, err := f.Provider(rec.Section); err == nil {
-				want, _ = sec.SetEtcHosts()
-			}
-		}
-	}
-	if !want || loc.Wildcard() || loc.CatchAll() || loc.IP() || rec.Address() == "" {
-		return nil
-	}
-	changed, err := state.SetHost(a.etcHosts, rec.Address(), loc.Host)
-	if err != nil {
-		return fmt.Errorf("add %s to %s: %w (run as root, or drop --etc-hosts / set_etc_hosts)", loc.Host, a.etcHosts, err)
-	}
-	if changed {
-		a.out.Printf("added %s %s to %s", rec.Address(), loc.Host, a.etcHosts)
-	}
-	return nil
+	return a.nodes().PointHost(ctx, rec, p.Location, o.etcHosts)
 }
 
 // locationNode parses a location argument and picks its node.
@@ -209,7 +158,7 @@ func (a *App) locationNode(arg, node string) (location.Location, string, error) 
 	if err != nil {
 		return loc, "", asUsage(err)
 	}
-	name, err := deploy.ResolveNode(loc, node, knownNodes{a})
+	name, err := deploy.ResolveNode(loc, node, a.nodes())
 	return loc, name, inputErr(err)
 }
 
@@ -296,7 +245,7 @@ plain host name).`,
 				if _, name, err = a.locationNode(args[0], ""); err != nil {
 					return err
 				}
-			} else if _, err := deploy.ResolveNode(location.Location{}, node, knownNodes{a}); err != nil {
+			} else if _, err := deploy.ResolveNode(location.Location{}, node, a.nodes()); err != nil {
 				return inputErr(err)
 			}
 			n, _, closeConn, err := a.connectDeploy(ctx, name)
@@ -489,7 +438,7 @@ location's host unless --node is given.`,
 					return usagef("%s --by-name %s: give --node NODE", use, byName)
 				}
 				var err error
-				if name, err = deploy.ResolveNode(location.Location{}, node, knownNodes{a}); err != nil {
+				if name, err = deploy.ResolveNode(location.Location{}, node, a.nodes()); err != nil {
 					return inputErr(err)
 				}
 			default:

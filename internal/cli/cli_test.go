@@ -3,20 +3,14 @@ package cli
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
-
-	"golang.org/x/crypto/ssh"
 
 	"github.com/toppcloud/toppcloud/internal/provider"
 	"github.com/toppcloud/toppcloud/internal/provider/providertest"
@@ -24,32 +18,17 @@ import (
 	"github.com/toppcloud/toppcloud/internal/state"
 )
 
-// The "memtest" provider type hands out the Memory driver a test put in
-// memDrivers under the section's "id" setting, so each test has its own.
-var (
-	memMu      sync.Mutex
-	memDrivers = map[string]*providertest.Memory{}
-	memOpened  = map[string]int{}
-)
-
-func init() {
-	provider.Register(provider.Info{
+// memInfo is the "memtest" provider type: every section of that type
+// gets the test's own in-memory driver. Tests hand it to Run through
+// Env.Providers, so nothing is registered in the binary's registry.
+func memInfo(mem *providertest.Memory) provider.Info {
+	return provider.Info{
 		Name:         "memtest",
 		Description:  "in-memory driver for the cli tests",
 		DefaultImage: "name debian-12",
 		DefaultSize:  "ram 512",
-		New: func(env provider.Env) (provider.Driver, error) {
-			memMu.Lock()
-			defer memMu.Unlock()
-			id := env.Settings.Get("id")
-			d, ok := memDrivers[id]
-			if !ok {
-				return nil, fmt.Errorf("no memtest driver %q", id)
-			}
-			memOpened[id]++
-			return d, nil
-		},
-	})
+		New:          func(provider.Env) (provider.Driver, error) { return mem, nil },
+	}
 }
 
 type harness struct {
@@ -58,51 +37,22 @@ type harness struct {
 	etcHosts string
 	mem      *providertest.Memory
 	srv      *sshxtest.Server
-	id       string
 	pubKey   string
+	// providers are the provider types the CLI sees: memtest.
+	providers *provider.Registry
 }
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
 	h := &harness{t: t, home: t.TempDir()}
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, err := ssh.MarshalPrivateKey(priv, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sshDir := filepath.Join(h.home, ".ssh")
-	if err := os.MkdirAll(sshDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(sshDir, "id_ed25519"), pem.EncodeToMemory(block), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	sshPub, _ := ssh.NewPublicKey(pub)
-	h.pubKey = strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sshPub)))
-	if err := os.WriteFile(filepath.Join(sshDir, "id_ed25519.pub"), []byte(h.pubKey+" test\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	signer, line := sshxtest.WriteKey(t, filepath.Join(h.home, ".ssh", "id_ed25519"), "test")
+	h.pubKey = strings.TrimSuffix(line, " test")
 	h.srv = sshxtest.NewServer(t, func(e *sshxtest.Exec) int { return 0 }, signer.PublicKey())
 	host, portStr, _ := net.SplitHostPort(h.srv.Addr)
 	port, _ := strconv.Atoi(portStr)
 	h.mem = providertest.NewMemory()
 	h.mem.Address, h.mem.SSHPort, h.mem.PendingPolls = host, port, 1
-	h.id = t.Name()
-	memMu.Lock()
-	memDrivers[h.id] = h.mem
-	memMu.Unlock()
-	t.Cleanup(func() {
-		memMu.Lock()
-		delete(memDrivers, h.id)
-		memMu.Unlock()
-	})
+	h.providers = provider.NewRegistry(memInfo(h.mem))
 	h.etcHosts = filepath.Join(h.home, "hosts")
 	if err := os.WriteFile(h.etcHosts, []byte("127.0.0.1 localhost\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -112,7 +62,7 @@ func newHarness(t *testing.T) *harness {
 
 func (h *harness) writeConfig(extra string) {
 	h.t.Helper()
-	conf := fmt.Sprintf("[provider:default]\nprovider = memtest\nid = %s\nroot_authorized_keys =\n    %s\n%s", h.id, h.pubKey, extra)
+	conf := fmt.Sprintf("[provider:default]\nprovider = memtest\nroot_authorized_keys =\n    %s\n%s", h.pubKey, extra)
 	if err := os.WriteFile(filepath.Join(h.home, ".toppcloud.conf"), []byte(conf), 0o600); err != nil {
 		h.t.Fatal(err)
 	}
@@ -124,6 +74,7 @@ func (h *harness) run(args ...string) (int, string, string) {
 	code := Run(context.Background(), args, Env{
 		Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: &stderr,
 		Getenv: func(string) string { return "" }, Home: h.home, EtcHosts: h.etcHosts,
+		Providers: h.providers,
 	})
 	return code, stdout.String(), stderr.String()
 }

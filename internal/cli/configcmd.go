@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 
@@ -27,20 +28,21 @@ func (a *App) initConfigCmd() *cobra.Command {
 The secret is read from --secret-file (the path is recorded as secret_file, so the
 secret itself is never on a command line). The public key to install on new nodes
 is --key: a .pub file or a key line; by default ~/.ssh/id_ed25519.pub, then
-~/.ssh/id_rsa.pub.
+~/.ssh/id_rsa.pub. When the .pub file's private half sits beside it, that is
+recorded as ssh_key, the key toppcloud logs in to nodes with.
 
-Known provider types: ` + strings.Join(provider.Names(), ", "),
+Known provider types: ` + strings.Join(a.providers.Names(), ", "),
 		Example: `  toppcloud init-config --provider local
   toppcloud init-config --provider rackspace --section rs --username me --secret-file ~/.rackspace-key --region DFW`,
 		GroupID: "other",
 		Args:    exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if o.typ == "" {
-				return usagef("init-config needs --provider TYPE (one of %s)", strings.Join(provider.Names(), ", "))
+				return usagef("init-config needs --provider TYPE (one of %s)", strings.Join(a.providers.Names(), ", "))
 			}
-			info, ok := provider.Lookup(o.typ)
+			info, ok := a.providers.Lookup(o.typ)
 			if !ok {
-				return asUsage(&provider.UnknownTypeError{Type: o.typ})
+				return asUsage(&provider.UnknownTypeError{Type: o.typ, Known: a.providers.Names()})
 			}
 			var keys []string
 			keySource := o.key
@@ -50,6 +52,14 @@ Known provider types: ` + strings.Join(provider.Names(), ", "),
 					return asUsage(err)
 				}
 				keys = k
+				// A file's private half is recorded as ssh_key, which the
+				// config reads relative to its own directory: make it
+				// absolute.
+				if path := config.ExpandHome(o.key, a.home); fileExists(path) {
+					if abs, err := filepath.Abs(path); err == nil {
+						keySource = abs
+					}
+				}
 			} else {
 				path, k, err := config.FindPublicKey(a.home)
 				if err != nil {
@@ -63,6 +73,7 @@ Known provider types: ` + strings.Join(provider.Names(), ", "),
 				SecretFile:     o.secretFile,
 				AuthorizedKeys: keys,
 				KeySource:      keySource,
+				SSHKey:         config.PrivateKeyBeside(keySource),
 			}
 			if o.username != "" {
 				init.Settings = append(init.Settings, config.Setting{Key: "username", Value: o.username})
@@ -78,17 +89,20 @@ Known provider types: ` + strings.Join(provider.Names(), ", "),
 				return asUsage(err)
 			}
 			a.out.Printf("wrote %s ([provider:%s], provider = %s)", path, o.section, info.Name)
+			if init.SSHKey != "" {
+				a.out.Printf("nodes are logged in to with %s (ssh_key)", init.SSHKey)
+			}
 			return nil
 		},
 	}
 	f := cmd.Flags()
 	// --provider here is the provider type, as the first-run message
 	// says; it shadows the global -p/--provider (a section name).
-	f.StringVar(&o.typ, "provider", "", "provider type: "+strings.Join(provider.Names(), ", "))
+	f.StringVar(&o.typ, "provider", "", "provider type: "+strings.Join(a.providers.Names(), ", "))
 	f.StringVar(&o.section, "section", "default", "name of the [provider:NAME] section to write")
 	f.StringVar(&o.username, "username", "", "the provider account's user name (where it has one)")
 	f.StringVar(&o.secretFile, "secret-file", "", "file holding the API key or token")
-	f.StringVar(&o.key, "key", "", "public key to install on new nodes: a .pub file or a key line")
+	f.StringVar(&o.key, "key", "", "public key to install on new nodes: a .pub file (its private half beside it becomes ssh_key) or a key line")
 	f.StringVar(&o.region, "region", "", "region or data centre")
 	f.StringVar(&o.endpoint, "endpoint", "", "API root URL replacing the provider's public one")
 	f.BoolVar(&o.force, "force", false, "overwrite an existing config file")
@@ -98,13 +112,8 @@ Known provider types: ` + strings.Join(provider.Names(), ", "),
 // firstRun asks the first-run questions on the terminal and writes the
 // config file.
 func (a *App) firstRun(ctx context.Context, path string) error {
-	var infos []provider.Info
-	for _, n := range provider.Names() {
-		info, _ := provider.Lookup(n)
-		infos = append(infos, info)
-	}
 	init, err := config.FirstRun(ctx, newTermPrompter(a), config.FirstRunOptions{
-		Home: a.home, GOOS: runtime.GOOS, Providers: infos, KeyComment: localUser(),
+		Home: a.home, GOOS: runtime.GOOS, Providers: a.providers.Infos(), KeyComment: localUser(),
 	})
 	if err != nil {
 		return fmt.Errorf("first-run configuration: %w", err)
@@ -185,3 +194,8 @@ func (p *termPrompter) Confirm(question string, def bool) (bool, error) {
 }
 
 func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
+
+func fileExists(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode().IsRegular()
+}

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/toppcloud/toppcloud/internal/agent"
+	"github.com/toppcloud/toppcloud/internal/nodes"
 	"github.com/toppcloud/toppcloud/internal/protocol"
 )
 
@@ -50,42 +51,51 @@ func (a *App) nodeInfoCmd() *cobra.Command {
 		Use:   "node-info HOSTNAME",
 		Short: "Show what setup-node did on a node and its agent's version",
 		Long: `Print the node's /etc/toppcloud/node.json (toppcloud version, time of the last
-setup-node that changed something, OS, package versions) and the version of
-its agent. Like every command that talks to a node, it replaces an agent
-that differs from this toppcloud.`,
+setup-node that changed something, OS, package versions), the version of
+its agent, and how toppcloud logs in to it: user, address, the SSH key named
+for it (and by which setting) and the key that logged in. Like every command
+that talks to a node, it replaces an agent that differs from this toppcloud.`,
 		GroupID: "nodes",
 		Args:    exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			_, rec, err := a.recordedNode(args[0])
+			s := a.nodes()
+			n, rec, err := s.Connect(ctx, args[0], nodes.ConnectOptions{User: user, NoInstall: true})
 			if err != nil {
 				return err
 			}
-			n, closeConn, err := a.openNode(ctx, rec, user, true)
-			if err != nil {
-				return err
-			}
-			defer closeConn()
 			var info protocol.InfoResult
 			if err := n.Call(ctx, protocol.OpInfo, nil, &info, a.streamSteps()); err != nil {
 				return withTail(fmt.Errorf("node-info %s: %w", rec.Name, err))
 			}
-			if asJSON {
-				return a.out.JSON(info)
+			login, err := s.LoginOf(ctx, rec, user)
+			if err != nil {
+				return err
 			}
-			a.printNodeInfo(rec.Name, info)
+			if asJSON {
+				return a.out.JSON(struct {
+					protocol.InfoResult
+					Login nodes.Login `json:"login"`
+				}{info, login})
+			}
+			a.printNodeInfo(rec.Name, info, login)
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print {agent, node} as JSON")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print {agent, node, login} as JSON")
 	cmd.Flags().StringVar(&user, "user", "", "log in as `USER` (with passwordless sudo) instead of the recorded user")
 	return cmd
 }
 
-func (a *App) printNodeInfo(name string, info protocol.InfoResult) {
+func (a *App) printNodeInfo(name string, info protocol.InfoResult, login nodes.Login) {
 	w := a.out.Stdout
 	v := info.Agent
 	fmt.Fprintf(w, "node:      %s\n", name)
+	fmt.Fprintf(w, "login:     %s@%s\n", login.User, login.Addr)
+	fmt.Fprintf(w, "ssh key:   %s\n", login.Key)
+	if login.Used != "" {
+		fmt.Fprintf(w, "logged in: with %s\n", login.Used)
+	}
 	fmt.Fprintf(w, "agent:     toppcloud %s (protocol %d, %s/%s, sha256 %s)\n", v.Version, v.Protocol, v.GOOS, v.GOARCH, short(v.Fingerprint))
 	ni := info.Node
 	if ni == nil {

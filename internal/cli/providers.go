@@ -1,32 +1,16 @@
 package cli
 
 import (
-	"context"
-	"errors"
-	"fmt"
-	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/toppcloud/toppcloud/internal/config"
-	"github.com/toppcloud/toppcloud/internal/provider"
+	"github.com/toppcloud/toppcloud/internal/nodes"
+	"github.com/toppcloud/toppcloud/internal/remote"
 	"github.com/toppcloud/toppcloud/internal/state"
 )
-
-// openedProvider is a config section with its driver constructed.
-type openedProvider struct {
-	section      string
-	configPath   string
-	info         provider.Info
-	driver       provider.Driver
-	settings     provider.Settings
-	defaultImage string
-	defaultSize  string
-	sectionKeys  []string
-	setEtcHosts  bool
-}
 
 // configFile returns the path of the config file: --config, then
 // $TOPPCLOUD_CONFIG, then ~/.toppcloud.conf.
@@ -34,86 +18,46 @@ func (a *App) configFile() string {
 	if a.configPath != "" {
 		return a.configPath
 	}
-	if p := a.getenv("TOPPCLOUD_CONFIG"); p != "" {
+	if p := a.getenv(config.EnvVar); p != "" {
 		return p
 	}
-	return filepath.Join(a.home, ".toppcloud.conf")
+	return filepath.Join(a.home, config.FileName)
 }
 
-// loadConfig reads the config file, creating it interactively on first
-// use as the original did (but then going on with the command).
-func (a *App) loadConfig(ctx context.Context) (*config.File, error) {
-	path := a.configFile()
-	f, err := config.Load(path)
-	if err == nil {
-		return f, nil
+// nodes returns the run's node session: the config file, the state
+// directory and the SSH connections, each opened once for the command.
+func (a *App) nodes() *nodes.Session {
+	if a.sess != nil {
+		return a.sess
 	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return nil, asUsage(err)
+	o := nodes.Options{
+		ConfigPath:  a.configFile(),
+		StateDir:    state.Dir(a.getenv, a.home),
+		Providers:   a.providers,
+		Getenv:      a.getenv,
+		Home:        a.home,
+		SSHKey:      a.sshKey,
+		HTTPClient:  a.httpClient(),
+		Log:         a.logWriter(),
+		EtcHosts:    a.etcHosts,
+		AgentBinary: a.getenv(remote.EnvAgentBinary),
+		LocalUser:   localUser(),
+		Verbose:     a.verbose,
+		Report:      reporter{a.out},
 	}
-	if !a.interactive() {
-		return nil, usagef("%s does not exist and there is no terminal to ask for its contents; create it with: toppcloud init-config --provider TYPE [--username U] [--secret-file F] [--key PUBKEY]", path)
+	if a.interactive() {
+		// The original created the config file by asking on first use,
+		// then went on with the command.
+		o.FirstRun = a.firstRun
 	}
-	a.out.Printf("%s does not exist; let's create it.", path)
-	if err := a.firstRun(ctx, path); err != nil {
-		return nil, err
-	}
-	f, err = config.Load(path)
-	if err != nil {
-		return nil, asUsage(err)
-	}
-	return f, nil
+	a.sess = nodes.New(o)
+	return a.sess
 }
 
-// openProvider opens the section named by -p.
-func (a *App) openProvider(ctx context.Context) (*openedProvider, error) {
-	return a.openProviderSection(ctx, a.providerName)
-}
+// reporter shows a node session's progress as step lines.
+type reporter struct{ *Output }
 
-// openProviderSection opens a named [provider:NAME] section.
-func (a *App) openProviderSection(ctx context.Context, name string) (*openedProvider, error) {
-	f, err := a.loadConfig(ctx)
-	if err != nil {
-		return nil, err
-	}
-	sec, err := f.Provider(name)
-	if err != nil {
-		return nil, asUsage(err)
-	}
-	info, ok := provider.Lookup(sec.Type)
-	if !ok {
-		return nil, asUsage(&provider.UnknownTypeError{Type: sec.Type})
-	}
-	settings := sec.Settings(info, a.getenv)
-	setEtc, err := sec.SetEtcHosts()
-	if err != nil {
-		return nil, asUsage(err)
-	}
-	st, err := a.state()
-	if err != nil {
-		return nil, err
-	}
-	env := provider.Env{
-		Section:    name,
-		Settings:   settings,
-		HTTPClient: a.httpClient(),
-		Log:        a.logWriter(),
-		StateDir:   filepath.Join(st.Dir(), "providers", name),
-	}
-	d, err := provider.Open(info.Name, env)
-	if err != nil {
-		var miss *provider.MissingOptionError
-		if errors.As(err, &miss) {
-			return nil, asUsage(fmt.Errorf("%w (in [provider:%s] of %s)", err, name, f.Path))
-		}
-		return nil, asUsage(err)
-	}
-	img, size := provider.DefaultMatchers(settings, info)
-	return &openedProvider{
-		section: name, configPath: f.Path, info: info, driver: d, settings: settings,
-		defaultImage: img, defaultSize: size, sectionKeys: sec.AuthorizedKeys(), setEtcHosts: setEtc,
-	}, nil
-}
+func (r reporter) Step(format string, args ...any) nodes.Step { return r.Output.Step(format, args...) }
 
 // httpClient is the client every provider API call goes through.
 func (a *App) httpClient() *http.Client {
@@ -143,19 +87,6 @@ func trimNL(s string) string {
 		s = s[:len(s)-1]
 	}
 	return s
-}
-
-// state opens the client's state directory (~/.toppcloud).
-func (a *App) state() (*state.Store, error) {
-	dir := a.getenv("TOPPCLOUD_STATE")
-	if dir == "" {
-		dir = filepath.Join(a.home, ".toppcloud")
-	}
-	st, err := state.Open(dir)
-	if err != nil {
-		return nil, fmt.Errorf("open state %s: %w", dir, err)
-	}
-	return st, nil
 }
 
 // interactive reports whether we may ask questions on the terminal.

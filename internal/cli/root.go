@@ -14,15 +14,23 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/toppcloud/toppcloud/internal/nodes"
+	"github.com/toppcloud/toppcloud/internal/provider"
 )
 
 // App carries what every command needs: where to write, the global flags,
-// and the seams tests replace (environment, home directory, /etc/hosts).
-// There is no package-level state; each run builds its own App.
+// and the seams tests replace (environment, home directory, /etc/hosts,
+// provider types). There is no package-level state; each run builds its
+// own App.
 type App struct {
-	out    *Output
-	stdin  io.Reader
-	getenv func(string) string
+	out       *Output
+	stdin     io.Reader
+	getenv    func(string) string
+	providers *provider.Registry
+	// sess is the run's node session (see nodes), made on first use and
+	// closed when the command ends.
+	sess *nodes.Session
 
 	// Global flags.
 	providerName string
@@ -31,6 +39,7 @@ type App struct {
 	quiet        bool
 	configPath   string
 	debugAPI     string
+	sshKey       string
 
 	// home is the user's home directory (~/.toppcloud, ~/.ssh live there).
 	home string
@@ -46,6 +55,9 @@ type Env struct {
 	Getenv         func(string) string
 	Home           string
 	EtcHosts       string
+	// Providers are the provider types config sections may name; nil
+	// means every backend linked in (provider.Registered).
+	Providers *provider.Registry
 }
 
 // Main runs the command line with the process's environment and returns
@@ -63,14 +75,18 @@ func Main(args []string) int {
 // Run runs the command line in env and returns the exit status.
 func Run(ctx context.Context, args []string, env Env) int {
 	a := &App{
-		out:      newOutput(env.Stdout, env.Stderr),
-		stdin:    env.Stdin,
-		getenv:   env.Getenv,
-		home:     env.Home,
-		etcHosts: env.EtcHosts,
+		out:       newOutput(env.Stdout, env.Stderr),
+		stdin:     env.Stdin,
+		getenv:    env.Getenv,
+		providers: env.Providers,
+		home:      env.Home,
+		etcHosts:  env.EtcHosts,
 	}
 	if a.getenv == nil {
 		a.getenv = func(string) string { return "" }
+	}
+	if a.providers == nil {
+		a.providers = provider.Registered()
 	}
 	root := a.rootCmd()
 	root.SetArgs(args)
@@ -78,6 +94,9 @@ func Run(ctx context.Context, args []string, env Env) int {
 	root.SetOut(env.Stdout)
 	root.SetErr(env.Stderr)
 	err := root.ExecuteContext(ctx)
+	if a.sess != nil {
+		a.sess.Close()
+	}
 	if err != nil {
 		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 			fmt.Fprintln(env.Stderr, "toppcloud: interrupted")
@@ -104,7 +123,12 @@ configuration, and deploys applications described by an app.ini to them
 with zero-downtime switching and instant rollback.
 
 Configuration lives in ~/.toppcloud.conf (or --config, or $TOPPCLOUD_CONFIG);
-it is created on first use.`,
+it is created on first use. The client's records (nodes.json, known_hosts,
+caches) live in ~/.toppcloud, or $TOPPCLOUD_STATE.
+
+Nodes are logged in to with the private key named by --ssh-key, else
+$TOPPCLOUD_SSH_KEY, else ssh_key in the node's [provider:NAME] section (or
+[DEFAULT]); the usual ~/.ssh keys and ssh-agent's follow.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
@@ -126,6 +150,7 @@ it is created on first use.`,
 	pf.BoolVarP(&a.quiet, "quiet", "q", false, "print only results, warnings and errors")
 	pf.StringVar(&a.configPath, "config", "", "config file (default $TOPPCLOUD_CONFIG or ~/.toppcloud.conf)")
 	pf.StringVar(&a.debugAPI, "debug-api", "", "append every provider API request and response to `FILE` (credentials redacted)")
+	pf.StringVar(&a.sshKey, "ssh-key", "", "log in to nodes with the private key `FILE` (default $TOPPCLOUD_SSH_KEY, else ssh_key in the config section)")
 
 	root.AddGroup(
 		&cobra.Group{ID: "nodes", Title: "Nodes:"},

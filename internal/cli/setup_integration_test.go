@@ -3,10 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -23,11 +20,13 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/toppcloud/toppcloud/internal/nodes"
 	"github.com/toppcloud/toppcloud/internal/protocol"
 	_ "github.com/toppcloud/toppcloud/internal/provider/local"
 	"github.com/toppcloud/toppcloud/internal/provider/local/localtest"
 	"github.com/toppcloud/toppcloud/internal/remote"
 	"github.com/toppcloud/toppcloud/internal/sshx"
+	"github.com/toppcloud/toppcloud/internal/sshx/sshxtest"
 	"github.com/toppcloud/toppcloud/internal/state"
 )
 
@@ -75,23 +74,25 @@ type localEnv struct {
 
 func newLocalEnv(t *testing.T) *localEnv {
 	t.Helper()
+	return newLocalEnvKeyIn(t, "")
+}
+
+// newLocalEnvKeyIn is newLocalEnv with the user's private key in dir
+// instead of ~/.ssh, named by ssh_key in the config ("" for ~/.ssh).
+func newLocalEnvKeyIn(t *testing.T, dir string) *localEnv {
+	t.Helper()
 	localtest.Skip(t)
 	e := &localEnv{t: t, home: t.TempDir(), agent: builtAgent(t)}
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
+	sshKey := ""
+	if dir == "" {
+		dir = filepath.Join(e.home, ".ssh")
+	} else {
+		sshKey = "ssh_key = " + filepath.Join(dir, "id_ed25519") + "\n"
 	}
-	if e.signer, err = ssh.NewSignerFromKey(priv); err != nil {
-		t.Fatal(err)
-	}
-	block, _ := ssh.MarshalPrivateKey(priv, "")
-	os.MkdirAll(filepath.Join(e.home, ".ssh"), 0o700)
-	if err := os.WriteFile(filepath.Join(e.home, ".ssh", "id_ed25519"), pem.EncodeToMemory(block), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	e.signer, _ = sshxtest.WriteKey(t, filepath.Join(dir, "id_ed25519"), "")
 	pub := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(e.signer.PublicKey())))
-	conf := fmt.Sprintf("[provider:default]\nprovider = local\nroot = %s\ncache_dir = %s\nroot_authorized_keys = %s\n",
-		t.TempDir(), localtest.CacheDir(), pub)
+	conf := fmt.Sprintf("[provider:default]\nprovider = local\nroot = %s\ncache_dir = %s\nroot_authorized_keys = %s\n%s",
+		t.TempDir(), localtest.CacheDir(), pub, sshKey)
 	if err := os.WriteFile(filepath.Join(e.home, ".toppcloud.conf"), []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -167,9 +168,13 @@ func get(t *testing.T, addr string, within time.Duration) (int, string) {
 
 // TestIntegration_SetupNode sets one local node up with create-node
 // --setup-node and checks it from the outside, as a user would; the
-// checks share the node.
+// checks share the node. The user's key is kept outside ~/.ssh and named
+// by ssh_key, and there is no ssh-agent: root and the deploy user log in
+// with the named key.
 func TestIntegration_SetupNode(t *testing.T) {
-	e := newLocalEnv(t)
+	t.Setenv("SSH_AUTH_SOCK", "")
+	keyDir := filepath.Join(t.TempDir(), "keys")
+	e := newLocalEnvKeyIn(t, keyDir)
 	name := localtest.UniqueName("setup")
 	t.Cleanup(func() {
 		if code, out := e.run("destroy-node", "-y", name); code != ExitOK {
@@ -249,6 +254,10 @@ func TestIntegration_SetupNode(t *testing.T) {
 	})
 
 	t.Run("deploy user", func(t *testing.T) {
+		// The CLI logs in as the deploy user with the named key too.
+		if code, out := e.run("query", name); code != ExitOK || !strings.Contains(out, "no apps") {
+			t.Errorf("query as %s: exit %d\n%s", protocol.DeployUser, code, out)
+		}
 		mgr := e.dial(rec, protocol.DeployUser)
 		out, err := mgr.Output(context.Background(), []string{"sudo", "-n", protocol.AgentPath, "node", "version"}, nil)
 		var v protocol.VersionInfo
@@ -290,6 +299,12 @@ func TestIntegration_SetupNode(t *testing.T) {
 		var info protocol.InfoResult
 		if code != ExitOK || json.Unmarshal([]byte(out), &info) != nil || info.Node == nil || info.Node.Packages["caddy"] == "" {
 			t.Errorf("node-info: exit %d\n%s", code, out)
+		}
+		var login struct {
+			Login nodes.Login `json:"login"`
+		}
+		if json.Unmarshal([]byte(out), &login) != nil || login.Login.User != "root" || login.Login.Key.Path != filepath.Join(keyDir, "id_ed25519") || !strings.Contains(login.Login.Used, "id_ed25519") {
+			t.Errorf("node-info login: %s", out)
 		}
 	})
 

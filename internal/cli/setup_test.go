@@ -151,6 +151,7 @@ func (n *agentNode) run(args ...string) (int, string, string) {
 	code := Run(context.Background(), args, Env{
 		Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: &stderr,
 		Getenv: func(k string) string { return env[k] }, Home: n.h.home, EtcHosts: n.h.etcHosts,
+		Providers: n.h.providers,
 	})
 	return code, stdout.String(), stderr.String()
 }

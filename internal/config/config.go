@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -26,18 +25,6 @@ const FileName = ".toppcloud.conf"
 
 // DefaultProvider is the [provider:NAME] section used without --provider.
 const DefaultProvider = "default"
-
-// DefaultPath returns $TOPPCLOUD_CONFIG, or ~/.toppcloud.conf.
-func DefaultPath() (string, error) {
-	if p := os.Getenv(EnvVar); p != "" {
-		return p, nil
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return "", fmt.Errorf("find the config file: %w (set $%s)", err, EnvVar)
-	}
-	return filepath.Join(home, FileName), nil
-}
 
 // File is a loaded config file.
 type File struct {

@@ -12,19 +12,6 @@ import (
 	"github.com/toppcloud/toppcloud/internal/provider"
 )
 
-func TestDefaultPath(t *testing.T) {
-	t.Setenv(EnvVar, "/etc/tc.conf")
-	if p, err := DefaultPath(); err != nil || p != "/etc/tc.conf" {
-		t.Errorf("DefaultPath() with $%s = %q, %v", EnvVar, p, err)
-	}
-	home := t.TempDir()
-	t.Setenv(EnvVar, "")
-	t.Setenv("HOME", home)
-	if p, err := DefaultPath(); err != nil || p != filepath.Join(home, ".toppcloud.conf") {
-		t.Errorf("DefaultPath() = %q, %v", p, err)
-	}
-}
-
 func TestLoad_Missing(t *testing.T) {
 	_, err := Load(filepath.Join(t.TempDir(), "none.conf"))
 	if !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "init-config") {
@@ -125,7 +112,7 @@ root_authorized_keys =
     `+k2+`
 colour = blue
 `)
-	p, err := f.Provider("default")
+	p, err := f.Provider("default", testProviders)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,15 +145,57 @@ colour = blue
 	if got := p.UnknownKeys(fakeCloud); !reflect.DeepEqual(got, []string{"colour"}) {
 		t.Errorf("UnknownKeys = %q", got)
 	}
+	if got, want := p.UnknownKeyWarnings(fakeCloud), []string{f.Path + ":13: colour: unknown key colour in [provider:default] ignored (a typo? provider fakecloud does not use it)"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("UnknownKeyWarnings = %q\nwant %q", got, want)
+	}
 	err = p.Errorf("endpoint", "cannot reach %s", p.Get("endpoint"))
 	if err.Error() != f.Path+":8: endpoint: cannot reach http://127.0.0.1:1/" {
 		t.Errorf("Errorf = %v", err)
 	}
 }
 
+// TestProvider_SSHKey: ssh_key from the section wins over [DEFAULT]; a
+// relative path is taken from the config file's directory and ~/ from the
+// home directory; where names the line that set it.
+func TestProvider_SSHKey(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	f := load(t, `[DEFAULT]
+ssh_key = keys/shared
+[provider:own]
+provider = fakelocal
+ssh_key = ~/keys/deploy
+[provider:inherits]
+provider = fakelocal
+[provider:empty]
+provider = fakelocal
+ssh_key =
+`)
+	dir := filepath.Dir(f.Path)
+	for _, tc := range []struct {
+		section, path, where string
+	}{
+		{"own", filepath.Join(home, "keys", "deploy"), "ssh_key of [provider:own] at " + f.Path + ":5"},
+		{"inherits", filepath.Join(dir, "keys", "shared"), "ssh_key of [DEFAULT] at " + f.Path + ":2"},
+		{"empty", "", ""},
+	} {
+		p, err := f.Provider(tc.section, testProviders)
+		if err != nil {
+			t.Fatal(err)
+		}
+		path, where, err := p.SSHKey()
+		if err != nil || path != tc.path || where != tc.where {
+			t.Errorf("[provider:%s] SSHKey() = %q, %q, %v; want %q, %q", tc.section, path, where, err, tc.path, tc.where)
+		}
+		if got := p.UnknownKeys(fakeLocal); len(got) != 0 {
+			t.Errorf("ssh_key counted as unknown: %q", got)
+		}
+	}
+}
+
 func TestProvider_DefaultsAndEtcHosts(t *testing.T) {
 	f := load(t, "[provider:x]\nprovider = fakelocal\n")
-	p, err := f.Provider("x")
+	p, err := f.Provider("x", testProviders)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +230,7 @@ secret_file = `+filepath.Join(dir, "open.secret")+`
 		t.Fatal(err)
 	}
 	for name, want := range map[string]string{"rel": "from-relative", "home": "from-home", "abs": "open"} {
-		p, err := f.Provider(name)
+		p, err := f.Provider(name, testProviders)
 		if err != nil {
 			t.Fatalf("Provider(%s): %v", name, err)
 		}
@@ -276,7 +305,7 @@ secret_file = .
 		{"dir", path + ":30: secret_file: cannot read the secret: read " + dir + ": is a directory", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := f.Provider(tc.name)
+			_, err := f.Provider(tc.name, testProviders)
 			if err == nil {
 				t.Fatal("no error")
 			}
@@ -300,7 +329,7 @@ secret_file = .
 
 func TestProvider_NoSections(t *testing.T) {
 	f := load(t, "[devel]\n")
-	_, err := f.Provider("default")
+	_, err := f.Provider("default", testProviders)
 	if err == nil || !strings.Contains(err.Error(), "it has no provider sections at all") {
 		t.Errorf("error = %v", err)
 	}

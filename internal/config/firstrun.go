@@ -68,6 +68,9 @@ type Init struct {
 	KeySource string
 	// GeneratedKey is the private key FirstRun created, "" if none.
 	GeneratedKey string
+	// SSHKey, when set, is written as ssh_key: the private key toppcloud
+	// logs in to nodes with (see PrivateKeyBeside).
+	SSHKey string
 }
 
 // maxTries bounds re-asking after an invalid answer, so a prompter that
@@ -197,6 +200,10 @@ func chooseKey(p Prompter, opts FirstRunOptions, in *Init) error {
 	if err == nil {
 		p.Say("Using %s", tildePath(path, opts.Home))
 		in.AuthorizedKeys, in.KeySource = keys, path
+		if priv := PrivateKeyBeside(path); priv != "" {
+			p.Say("Logging in to nodes with %s", tildePath(priv, opts.Home))
+			in.SSHKey = priv
+		}
 		return nil
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
@@ -218,7 +225,7 @@ func chooseKey(p Prompter, opts FirstRunOptions, in *Init) error {
 		return err
 	}
 	p.Say("Created %s and %s.pub", tildePath(priv, opts.Home), tildePath(priv, opts.Home))
-	in.AuthorizedKeys, in.KeySource, in.GeneratedKey = []string{pub}, priv+".pub", priv
+	in.AuthorizedKeys, in.KeySource, in.GeneratedKey, in.SSHKey = []string{pub}, priv+".pub", priv, priv
 	return nil
 }
 

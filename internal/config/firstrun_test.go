@@ -69,6 +69,70 @@ func TestFirstRun_Cloud(t *testing.T) {
 	}
 }
 
+// TestFirstRun_RecordsThePrivateHalf: the found .pub's private half,
+// when it sits beside it, becomes ssh_key; a generated key is recorded too.
+func TestFirstRun_RecordsThePrivateHalf(t *testing.T) {
+	opts := firstRunOpts(t, "linux")
+	dir := filepath.Join(opts.Home, ".ssh")
+	writeFile(t, filepath.Join(dir, "id_ed25519.pub"), testKey(t, 1, "")+"\n", 0o644)
+	writeFile(t, filepath.Join(dir, "id_ed25519"), "private\n", 0o600)
+	p := &script{answers: []string{"1"}}
+	in, err := FirstRun(bg, p, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(dir, "id_ed25519"); in.SSHKey != want {
+		t.Errorf("SSHKey = %q, want %q", in.SSHKey, want)
+	}
+	if last := p.log[len(p.log)-1]; last != "say Logging in to nodes with ~/.ssh/id_ed25519" {
+		t.Errorf("last message %q", last)
+	}
+
+	opts = firstRunOpts(t, "linux")
+	in, err = FirstRun(bg, &script{answers: []string{"1"}, confirms: []bool{true}}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in.SSHKey == "" || in.SSHKey != in.GeneratedKey {
+		t.Errorf("generated key: SSHKey %q, GeneratedKey %q", in.SSHKey, in.GeneratedKey)
+	}
+}
+
+func TestExpandHome(t *testing.T) {
+	for _, tc := range []struct{ p, home, want string }{
+		{"~/keys/deploy", "/home/u", "/home/u/keys/deploy"},
+		{"~", "/home/u", "/home/u"},
+		{"~other/x", "/home/u", "~other/x"},
+		{"keys/deploy", "/home/u", "keys/deploy"},
+		{"~/keys/deploy", "", "~/keys/deploy"},
+	} {
+		if got := ExpandHome(tc.p, tc.home); got != tc.want {
+			t.Errorf("ExpandHome(%q, %q) = %q, want %q", tc.p, tc.home, got, tc.want)
+		}
+	}
+}
+
+func TestPrivateKeyBeside(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "a"), "x", 0o600)
+	writeFile(t, filepath.Join(dir, "a.pub"), "x", 0o644)
+	writeFile(t, filepath.Join(dir, "b.pub"), "x", 0o644)
+	if err := os.Mkdir(filepath.Join(dir, "c"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]string{
+		filepath.Join(dir, "a.pub"): filepath.Join(dir, "a"),
+		filepath.Join(dir, "b.pub"): "", // no private half
+		filepath.Join(dir, "c.pub"): "", // a directory is no key
+		filepath.Join(dir, "a"):     "", // not a .pub
+		".pub":                      "", // nothing before .pub
+	} {
+		if got := PrivateKeyBeside(path); got != want {
+			t.Errorf("PrivateKeyBeside(%q) = %q, want %q", path, got, want)
+		}
+	}
+}
+
 func TestFirstRun_ProviderChoice(t *testing.T) {
 	for _, tc := range []struct {
 		name    string

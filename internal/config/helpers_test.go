@@ -16,8 +16,8 @@ import (
 	"github.com/toppcloud/toppcloud/internal/provider"
 )
 
-// Two provider types registered for this test binary only, so that
-// File.Provider, which checks types against the registry, can be tested.
+// Two provider types in a registry of the tests' own (testProviders), so
+// that File.Provider, which checks types against a registry, can be tested.
 var (
 	fakeCloud = provider.Info{
 		Name:        "fakecloud",
@@ -40,10 +40,7 @@ var (
 	}
 )
 
-func init() {
-	provider.Register(fakeCloud)
-	provider.Register(fakeLocal)
-}
+var testProviders = provider.NewRegistry(fakeCloud, fakeLocal)
 
 // testKey returns an authorized_keys line for a fixed key.
 func testKey(t *testing.T, seed byte, comment string) string {

@@ -82,6 +82,21 @@ func ReadAuthorizedKeys(arg string) ([]string, error) {
 	return []string{arg}, nil
 }
 
+// PrivateKeyBeside returns the private half of the public key file
+// pubPath (X for X.pub) when it exists beside it, else "". Whatever
+// installs X.pub on nodes should log in with X: recording it saves the user
+// from a login that offers every other key but that one.
+func PrivateKeyBeside(pubPath string) string {
+	priv, ok := strings.CutSuffix(pubPath, ".pub")
+	if !ok || priv == "" {
+		return ""
+	}
+	if fi, err := os.Stat(priv); err != nil || !fi.Mode().IsRegular() {
+		return ""
+	}
+	return priv
+}
+
 // parseAuthorizedKeys returns the key lines of an authorized_keys-style
 // text, each checked, skipping blank and # lines.
 func parseAuthorizedKeys(data []byte) ([]string, error) {

@@ -19,6 +19,7 @@ const DefaultSetEtcHosts = false
 // Keys every provider section may have, whatever its type.
 var commonKeys = map[string]bool{
 	"provider": true, "secret_file": true, "root_authorized_keys": true, "set_etc_hosts": true,
+	"ssh_key":    true,
 	"image_name": true, "image_id": true, "size_id": true,
 	// toppcloud-era keys, still accepted.
 	"default_node": true, "remote_username": true,
@@ -39,24 +40,25 @@ type ProviderSection struct {
 
 	section *ini.Section
 	keys    []string
+	file    string // the config file's path
 }
 
 // Provider returns the [provider:NAME] section, checked: it has a provider
-// type that is registered (provider.Lookup), its secret_file (if any) is
-// read, its root_authorized_keys are SSH public keys. Errors name the file
-// and line and never include a secret.
-func (f *File) Provider(name string) (*ProviderSection, error) {
+// type that providers knows, its secret_file (if any) is read, its
+// root_authorized_keys are SSH public keys. Errors name the file and line
+// and never include a secret.
+func (f *File) Provider(name string, providers *provider.Registry) (*ProviderSection, error) {
 	s := f.ini.Section("provider:" + name)
 	if s == nil {
 		return nil, &MissingProviderError{Path: f.Path, Name: name, Available: f.ProviderNames()}
 	}
-	p := &ProviderSection{Name: name, Values: map[string]string{}, section: s}
+	p := &ProviderSection{Name: name, Values: map[string]string{}, section: s, file: f.Path}
 	for _, k := range s.Keys() {
 		p.Values[k.Name] = k.Value
 		p.keys = append(p.keys, k.Name)
 	}
 	typ := strings.ToLower(p.Values["provider"])
-	known := strings.Join(provider.Names(), ", ")
+	known := strings.Join(providers.Names(), ", ")
 	if known == "" {
 		known = "none are built in"
 	}
@@ -66,7 +68,7 @@ func (f *File) Provider(name string) (*ProviderSection, error) {
 	case strings.Contains(typ, ":"):
 		return nil, s.Errorf("provider", "%q: module:Class drivers of the original are not supported (known types: %s)", p.Values["provider"], known)
 	}
-	if _, ok := provider.Lookup(typ); !ok {
+	if _, ok := providers.Lookup(typ); !ok {
 		return nil, s.Errorf("provider", "unknown provider type %q (known types: %s)", p.Values["provider"], known)
 	}
 	p.Type = typ
@@ -121,12 +123,21 @@ func expandPath(p, dir string) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("expand %s: %w", p, err)
 		}
-		return filepath.Join(home, p[1:]), nil
+		return ExpandHome(p, home), nil
 	}
 	if !filepath.IsAbs(p) {
 		return filepath.Join(dir, p), nil
 	}
 	return p, nil
+}
+
+// ExpandHome turns ~ and a leading ~/ into home, as a shell does; other
+// paths, and any path when home is unknown (""), are returned as they are.
+func ExpandHome(p, home string) string {
+	if home != "" && (p == "~" || strings.HasPrefix(p, "~/")) {
+		return filepath.Join(home, p[1:])
+	}
+	return p
 }
 
 func (p *ProviderSection) checkAuthorizedKeys() error {
@@ -194,8 +205,8 @@ func (p *ProviderSection) Settings(info provider.Info, getenv func(string) strin
 }
 
 // UnknownKeys returns the section's keys that neither info's options nor
-// this package know, in the order Values was filled: likely typos worth a
-// warning.
+// this package know, in the order Values was filled: likely typos, which
+// commands show as warnings (see UnknownKeyWarnings).
 func (p *ProviderSection) UnknownKeys(info provider.Info) []string {
 	declared := map[string]bool{}
 	for _, o := range info.Options {
@@ -208,4 +219,36 @@ func (p *ProviderSection) UnknownKeys(info provider.Info) []string {
 		}
 	}
 	return out
+}
+
+// UnknownKeyWarnings returns a warning for each of UnknownKeys, naming its
+// line, so a typo in the config file does not go unnoticed.
+func (p *ProviderSection) UnknownKeyWarnings(info provider.Info) []string {
+	var out []string
+	for _, k := range p.UnknownKeys(info) {
+		e := p.section.Errorf(k, "unknown key %s in [provider:%s] ignored (a typo? provider %s does not use it)", k, p.Name, info.Name)
+		out = append(out, e.Error())
+	}
+	return out
+}
+
+// SSHKey returns ssh_key: the private key toppcloud logs in to the
+// section's nodes with, its ~/ expanded and a relative path taken from the
+// config file's directory; "" when not set. where says which line set it
+// ("ssh_key of [provider:NAME] at FILE:LINE", or of [DEFAULT]), for
+// messages.
+func (p *ProviderSection) SSHKey() (path, where string, err error) {
+	k := p.section.Key("ssh_key")
+	if k == nil || strings.TrimSpace(k.Value) == "" {
+		return "", "", nil
+	}
+	path, err = expandPath(strings.TrimSpace(k.Value), filepath.Dir(p.file))
+	if err != nil {
+		return "", "", p.section.Errorf("ssh_key", "%v", err)
+	}
+	in := "[provider:" + p.Name + "]"
+	if k.Section == ini.DefaultSection {
+		in = "[DEFAULT]"
+	}
+	return path, fmt.Sprintf("ssh_key of %s at %s:%d", in, p.file, k.Line), nil
 }

@@ -20,7 +20,7 @@ var (
 )
 
 // reserved keys are written by Write itself from Init's other fields.
-var reserved = map[string]bool{"provider": true, "secret_file": true, "root_authorized_keys": true}
+var reserved = map[string]bool{"provider": true, "secret_file": true, "root_authorized_keys": true, "ssh_key": true}
 
 // Write writes a new config file for in at path: commented, with mode 0600,
 // atomically. An existing file is an error satisfying
@@ -67,6 +67,10 @@ func Render(in Init) ([]byte, error) {
 	}
 	if in.SecretFile != "" {
 		fmt.Fprintf(&b, "secret_file = %s\n", in.SecretFile)
+	}
+	if in.SSHKey != "" {
+		b.WriteString("# The private key toppcloud logs in to nodes with.\n")
+		fmt.Fprintf(&b, "ssh_key = %s\n", in.SSHKey)
 	}
 	if len(in.AuthorizedKeys) > 0 {
 		b.WriteString("# Public keys installed on new nodes")
@@ -127,6 +131,9 @@ func (in Init) check() error {
 		if err := checkValue(in.SecretFile); err != nil {
 			return fmt.Errorf("secret file name: %w", err)
 		}
+	}
+	if err := checkValue(in.SSHKey); err != nil {
+		return fmt.Errorf("SSH key path: %w", err)
 	}
 	for i, k := range in.AuthorizedKeys {
 		if strings.ContainsAny(k, "\r\n") {

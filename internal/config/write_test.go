@@ -41,7 +41,7 @@ func TestWrite_RoundTrip(t *testing.T) {
 	if len(f.Warnings) != 0 {
 		t.Errorf("Warnings = %q", f.Warnings)
 	}
-	p, err := f.Provider("default")
+	p, err := f.Provider("default", testProviders)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,11 +68,22 @@ func TestWrite_RoundTrip(t *testing.T) {
 	}
 }
 
+func TestWrite_SSHKeyIsChecked(t *testing.T) {
+	dir := t.TempDir()
+	if err := Write(filepath.Join(dir, "d.conf"), Init{Provider: "fakelocal", SSHKey: "a\nb"}, false); err == nil {
+		t.Error("a key path with a line break was written")
+	}
+	if _, err := Render(Init{Provider: "fakelocal", Settings: []Setting{{"ssh_key", "x"}}}); err == nil {
+		t.Error("ssh_key accepted as a plain setting")
+	}
+}
+
 func TestWrite_SecretFileAndSection(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "token"), "tok\n", 0o600)
 	path := filepath.Join(dir, "c.conf")
-	in := Init{Section: "work", Provider: "fakelocal", SecretFile: "token"}
+	key := filepath.Join(dir, "keys", "deploy")
+	in := Init{Section: "work", Provider: "fakelocal", SecretFile: "token", SSHKey: key}
 	if err := Write(path, in, false); err != nil {
 		t.Fatal(err)
 	}
@@ -80,12 +91,15 @@ func TestWrite_SecretFileAndSection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := f.Provider("work")
+	p, err := f.Provider("work", testProviders)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if p.Get("secret") != "tok" || p.Get("secret_file") != "token" || p.Type != "fakelocal" {
 		t.Errorf("Values = %v", p.Values)
+	}
+	if got, _, err := p.SSHKey(); err != nil || got != key {
+		t.Errorf("SSHKey() = %q, %v; want %q", got, err, key)
 	}
 }
 

@@ -27,6 +27,7 @@ import (
 	"github.com/toppcloud/toppcloud/internal/protocol"
 	"github.com/toppcloud/toppcloud/internal/protocol/wire"
 	"github.com/toppcloud/toppcloud/internal/remote"
+	"github.com/toppcloud/toppcloud/internal/usage"
 )
 
 // DefaultLockTimeout is how long an update waits for another operation
@@ -102,21 +103,9 @@ type Nodes interface {
 	Known(name string) (bool, error)
 }
 
-// ErrInput is wrapped by every error about the user's input (exit 2).
-var ErrInput = errors.New("invalid input")
-
-// InputError is a mistake in the command line or the app directory,
-// found before anything remote happened.
-type InputError struct{ Err error }
-
-func (e *InputError) Error() string { return e.Err.Error() }
-
-// Unwrap gives the cause and ErrInput.
-func (e *InputError) Unwrap() []error { return []error{e.Err, ErrInput} }
-
-func inputf(format string, args ...any) error {
-	return &InputError{Err: fmt.Errorf(format, args...)}
-}
+// inputf makes a mistake in the command line or the app directory, found
+// before anything remote happened, a *usage.Error.
+func inputf(format string, args ...any) error { return usage.Errorf(format, args...) }
 
 // Plan is an update checked locally: what goes where.
 type Plan struct {
@@ -142,7 +131,7 @@ type Plan struct {
 }
 
 // Prepare checks an update locally and builds its manifests. Every
-// problem is an *InputError naming what to fix, returned before any
+// problem is a *usage.Error naming what to fix, returned before any
 // connection. cacheDir keeps the manifest hash cache ("" for none).
 func Prepare(ctx context.Context, o Options, nodes Nodes, cacheDir string) (*Plan, error) {
 	if o.AppDir == "" {
@@ -160,10 +149,10 @@ func Prepare(ctx context.Context, o Options, nodes Nodes, cacheDir string) (*Pla
 	}
 	cfg, err := appconfig.Load(dir)
 	if err != nil {
-		return nil, &InputError{Err: err}
+		return nil, usage.Wrap(err)
 	}
 	if err := cfg.Validate(dir); err != nil {
-		return nil, &InputError{Err: err}
+		return nil, usage.Wrap(err)
 	}
 	p := &Plan{Dir: dir, Config: cfg, App: cfg.AppName, Opts: o}
 	for _, w := range cfg.Warnings {
@@ -187,7 +176,7 @@ func Prepare(ctx context.Context, o Options, nodes Nodes, cacheDir string) (*Pla
 		return nil, inputf("no location: give one (toppcloud update %s example.com[/path]) or set default_location in %s", o.AppDir, filepath.Join(o.AppDir, appconfig.FileName))
 	}
 	if p.Location, err = location.Parse(locArg); err != nil {
-		return nil, &InputError{Err: err}
+		return nil, usage.Wrap(err)
 	}
 	if p.Node, err = ResolveNode(p.Location, o.Node, nodes); err != nil {
 		return nil, err
@@ -212,13 +201,13 @@ func Prepare(ctx context.Context, o Options, nodes Nodes, cacheDir string) (*Pla
 	if err != nil {
 		var re *manifest.RefusedError
 		if errors.As(err, &re) {
-			return nil, &InputError{Err: err}
+			return nil, usage.Wrap(err)
 		}
 		return nil, err
 	}
 	if p.ConfigDir != "" {
 		if p.ConfigManifest, _, err = manifest.Build(ctx, p.ConfigDir, manifest.Options{}); err != nil {
-			return nil, &InputError{Err: fmt.Errorf("--config %s: %w", p.ConfigDir, err)}
+			return nil, inputf("--config %s: %w", p.ConfigDir, err)
 		}
 	}
 	return p, nil

@@ -10,6 +10,7 @@ import (
 
 	"github.com/toppcloud/toppcloud/internal/location"
 	"github.com/toppcloud/toppcloud/internal/protocol/wire"
+	"github.com/toppcloud/toppcloud/internal/usage"
 )
 
 type nodeSet map[string]bool
@@ -86,7 +87,7 @@ func TestPrepare_Plans(t *testing.T) {
 	}
 }
 
-// TestPrepare_BadInput: every mistake is an InputError saying what to
+// TestPrepare_BadInput: every mistake is a usage.Error saying what to
 // fix, found without any node (Nodes is only asked about names).
 func TestPrepare_BadInput(t *testing.T) {
 	nodes := nodeSet{"web1": true}
@@ -122,9 +123,9 @@ func TestPrepare_BadInput(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.o.AppDir = tc.dir
 			_, err := Prepare(context.Background(), tc.o, nodes, "")
-			var ie *InputError
-			if !errors.As(err, &ie) || !errors.Is(err, ErrInput) || !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("err = %v, want an InputError mentioning %q", err, tc.want)
+			var ie *usage.Error
+			if !errors.As(err, &ie) || !usage.Is(err) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("err = %v, want a usage.Error mentioning %q", err, tc.want)
 			}
 		})
 	}

@@ -89,10 +89,35 @@ func TestRegister_Panics(t *testing.T) {
 }
 
 func TestOpen_UnknownTypeListsKnown(t *testing.T) {
-	Register(Info{Name: "opentest", New: func(Env) (Driver, error) { return nil, nil }})
-	_, err := Open("nosuch", Env{})
+	r := NewRegistry(Info{Name: "opentest", New: func(Env) (Driver, error) { return nil, nil }})
+	_, err := r.Open("nosuch", Env{})
 	var ute *UnknownTypeError
 	if !errors.As(err, &ute) || !strings.Contains(err.Error(), "opentest") {
 		t.Fatalf("err = %v, want an UnknownTypeError listing the registered types", err)
 	}
+}
+
+// TestRegistry_OwnSetStaysApart: a registry a test builds neither sees
+// nor changes the binary's, and refuses duplicates as Register does.
+func TestRegistry_OwnSetStaysApart(t *testing.T) {
+	nop := func(Env) (Driver, error) { return nil, nil }
+	r := NewRegistry(Info{Name: "own-b", New: nop}, Info{Name: "own-a", New: nop})
+	if got := r.Names(); len(got) != 2 || got[0] != "own-a" || got[1] != "own-b" {
+		t.Errorf("Names = %q", got)
+	}
+	if infos := r.Infos(); len(infos) != 2 || infos[0].Name != "own-a" {
+		t.Errorf("Infos = %+v", infos)
+	}
+	if _, ok := r.Lookup("OWN-A"); !ok {
+		t.Error("Lookup is not case-insensitive")
+	}
+	if _, ok := Lookup("own-a"); ok {
+		t.Error("a test's registry leaked into Registered")
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("NewRegistry with a duplicate did not panic")
+		}
+	}()
+	NewRegistry(Info{Name: "dup", New: nop}, Info{Name: "dup", New: nop})
 }

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/toppcloud/toppcloud/internal/backoff"
 )
 
 // Defaults for RetryTransport.
@@ -66,7 +68,7 @@ func (t *RetryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	// A body we cannot produce again rules out a second attempt.
 	replayable := req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
 	ctx := req.Context()
-	backoff := t.MinWait
+	next := t.MinWait
 	for attempt := 1; ; attempt++ {
 		r := req
 		if attempt > 1 {
@@ -83,7 +85,7 @@ func (t *RetryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if attempt >= tries || !replayable || !retryable(req.Method, resp, err) || ctx.Err() != nil {
 			return resp, err
 		}
-		wait := backoff
+		wait := next
 		if resp != nil {
 			if ra, ok := retryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
 				if t.maxWait() < ra {
@@ -104,10 +106,10 @@ func (t *RetryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if wait <= 0 {
 			continue
 		}
-		if err := sleep(ctx, wait); err != nil {
+		if err := backoff.Sleep(ctx, wait); err != nil {
 			return nil, err
 		}
-		backoff *= 2
+		next *= 2
 	}
 }
 

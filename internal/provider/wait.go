@@ -7,6 +7,8 @@ import (
 	"net"
 	"strconv"
 	"time"
+
+	"github.com/toppcloud/toppcloud/internal/backoff"
 )
 
 // Default timeouts for the phases of WaitUntilReady.
@@ -104,7 +106,7 @@ func WaitUntilReady(ctx context.Context, d Driver, id string, o WaitOptions) (No
 	pollNode := func(phase string, timeout time.Duration, done func(Node) bool) error {
 		report(Progress{Phase: phase, Node: node})
 		deadline := time.Now().Add(timeout)
-		delay := o.PollInterval
+		delay := backoff.Delay{Next: o.PollInterval, Max: o.MaxPoll}
 		last := ""
 		for {
 			n, err := d.GetNode(ctx, id)
@@ -131,10 +133,9 @@ func WaitUntilReady(ctx context.Context, d Driver, id string, o WaitOptions) (No
 			if time.Now().After(deadline) {
 				return &TimeoutError{Phase: phase, Waited: timeout, Last: last}
 			}
-			if err := sleep(ctx, delay); err != nil {
+			if err := delay.Wait(ctx); err != nil {
 				return err
 			}
-			delay = min(delay*3/2, o.MaxPoll)
 		}
 	}
 	if err := pollNode(PhaseRunning, o.RunningTimeout, func(n Node) bool { return n.State == StateRunning }); err != nil {
@@ -151,7 +152,7 @@ func WaitUntilReady(ctx context.Context, d Driver, id string, o WaitOptions) (No
 	}
 	addr := net.JoinHostPort(node.Address(), strconv.Itoa(port))
 	deadline := time.Now().Add(o.SSHTimeout)
-	delay := o.PollInterval
+	delay := backoff.Delay{Next: o.PollInterval, Max: o.MaxPoll}
 	for {
 		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		key, err := o.ProbeHostKey(pctx, addr)
@@ -167,20 +168,8 @@ func WaitUntilReady(ctx context.Context, d Driver, id string, o WaitOptions) (No
 		if time.Now().After(deadline) {
 			return node, "", &TimeoutError{Phase: PhaseSSH, Waited: o.SSHTimeout, Last: err.Error()}
 		}
-		if err := sleep(ctx, delay); err != nil {
+		if err := delay.Wait(ctx); err != nil {
 			return node, "", err
 		}
-		delay = min(delay*3/2, o.MaxPoll)
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }

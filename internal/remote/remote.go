@@ -260,9 +260,9 @@ sync -- "$tmp"
 mv -f -- "$tmp" "$dst"
 trap - EXIT`
 
-// UploadArgv is the command that installs the agent at dst as the login
+// uploadArgv is the command that installs the agent at dst as the login
 // user (root, or through sudo); encoding is "gzip" or "".
-func UploadArgv(user, dst, sha256, encoding string) []string {
+func uploadArgv(user, dst, sha256, encoding string) []string {
 	argv := []string{"sh", "-c", uploadScript, "sh", dst, sha256, encoding}
 	if user != "root" {
 		argv = append([]string{"sudo", "-n"}, argv...)
@@ -283,7 +283,7 @@ func (n *Node) installWithScript(ctx context.Context, info binaryInfo) error {
 		return err
 	}
 	defer z.Close()
-	err = n.conn.Run(ctx, UploadArgv(n.conn.User(), n.opts.AgentPath, info.sha256, n.encoding()), sshx.RunOptions{Stdin: z})
+	err = n.conn.Run(ctx, uploadArgv(n.conn.User(), n.opts.AgentPath, info.sha256, n.encoding()), sshx.RunOptions{Stdin: z})
 	if err != nil {
 		return uploadError(n.where(), err)
 	}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
@@ -56,6 +57,9 @@ type AuthError struct {
 	// Notes are problems found while loading keys ("~/.ssh/id_rsa is
 	// encrypted: ...").
 	Notes []string
+	// Offered are the SHA256 fingerprints of the keys offered, in order,
+	// so a caller can compare them with the keys the node was given.
+	Offered []string
 }
 
 func (e *AuthError) Error() string {
@@ -75,9 +79,26 @@ func (e *AuthError) Error() string {
 	return msg
 }
 
+// Check loads the keys as Dial would and, when none is usable, returns the
+// *AuthError Dial would, without connecting anywhere: a command can say so
+// before it does anything remote. user and host are for the message.
+func (a Auth) Check(user, host string) error {
+	ks, err := a.load()
+	if err != nil {
+		return err
+	}
+	ks.Close()
+	if len(ks.signers) == 0 {
+		return &AuthError{User: user, Host: host, Tried: ks.tried, Notes: ks.notes}
+	}
+	return nil
+}
+
 // keySet is the loaded form of Auth for one Dial.
 type keySet struct {
 	signers []ssh.Signer
+	offered []string // fingerprints of signers
+	used    usedKey  // which of them logged in
 	tried   []string
 	notes   []string
 	agent   io.Closer // the agent connection, closed with the client
@@ -96,18 +117,20 @@ func (k *keySet) Close() error {
 func (a Auth) load() (*keySet, error) {
 	ks := &keySet{}
 	seen := map[string]bool{}
-	add := func(s ssh.Signer) bool {
+	add := func(s ssh.Signer, source string) bool {
 		id := string(s.PublicKey().Marshal())
 		if seen[id] {
 			return false
 		}
 		seen[id] = true
-		ks.signers = append(ks.signers, s)
+		fp := ssh.FingerprintSHA256(s.PublicKey())
+		ks.signers = append(ks.signers, ks.used.watch(s, source+" ("+fp+")"))
+		ks.offered = append(ks.offered, fp)
 		return true
 	}
 
 	for _, s := range a.Signers {
-		add(s)
+		add(s, "a key in memory")
 	}
 	if len(a.Signers) > 0 {
 		ks.tried = append(ks.tried, plural(len(a.Signers), "key", "keys")+" in memory")
@@ -161,14 +184,14 @@ func (a Auth) load() (*keySet, error) {
 			// The parser's message names the format problem, not the key.
 			ks.notes = append(ks.notes, fmt.Sprintf("%s is not a usable private key: %v", showPath(path), err))
 		default:
-			if add(s) {
+			if add(s, showPath(path)) {
 				ks.tried = append(ks.tried, showPath(path))
 			}
 		}
 	}
 
 	for _, s := range agentSigners {
-		add(s)
+		add(s, "ssh-agent")
 	}
 	if len(agentSigners) > 0 {
 		ks.tried = append(ks.tried, "ssh-agent ("+plural(len(agentSigners), "key", "keys")+")")
@@ -194,3 +217,64 @@ func plural(n int, one, many string) string {
 	}
 	return fmt.Sprintf("%d %s", n, many)
 }
+
+// usedKey learns which key logged in. x/crypto asks the server whether a
+// key is acceptable before it signs with it, so the key that signed last
+// is the one the server accepted.
+type usedKey struct {
+	mu   sync.Mutex
+	what string
+}
+
+func (u *usedKey) String() string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.what
+}
+
+func (u *usedKey) note(what string) {
+	u.mu.Lock()
+	u.what = what
+	u.mu.Unlock()
+}
+
+// watch returns s reporting its signatures to u as what. Only plain
+// Signers and MultiAlgorithmSigners (key files, keys in memory) are
+// wrapped, keeping the signature algorithms they offer; others (ssh-agent
+// keys are AlgorithmSigners, for which x/crypto picks the algorithms
+// itself) are returned as they are and named by what only when they are
+// found to be the one that logged in.
+func (u *usedKey) watch(s ssh.Signer, what string) ssh.Signer {
+	w := watchedSigner{s, func() { u.note(what) }}
+	switch s := s.(type) {
+	case ssh.MultiAlgorithmSigner:
+		return watchedMultiSigner{w, s}
+	case ssh.AlgorithmSigner:
+		return s
+	default:
+		return w
+	}
+}
+
+type watchedSigner struct {
+	ssh.Signer
+	note func()
+}
+
+func (w watchedSigner) Sign(rand io.Reader, data []byte) (*ssh.Signature, error) {
+	w.note()
+	return w.Signer.Sign(rand, data)
+}
+
+// watchedMultiSigner keeps the algorithms of a MultiAlgorithmSigner.
+type watchedMultiSigner struct {
+	watchedSigner
+	multi ssh.MultiAlgorithmSigner
+}
+
+func (w watchedMultiSigner) SignWithAlgorithm(rand io.Reader, data []byte, algorithm string) (*ssh.Signature, error) {
+	w.note()
+	return w.multi.SignWithAlgorithm(rand, data, algorithm)
+}
+
+func (w watchedMultiSigner) Algorithms() []string { return w.multi.Algorithms() }

@@ -117,6 +117,35 @@ func TestDial_KeyFile(t *testing.T) {
 	}
 }
 
+// TestDial_LoginKeySaysWhichKeyLoggedIn: the node accepts only the second
+// key offered; the client names that one, not the first.
+func TestDial_LoginKeySaysWhichKeyLoggedIn(t *testing.T) {
+	refused, _ := newKeyPair(t)
+	accepted, signer := newKeyPair(t)
+	srv := sshxtest.NewServer(t, echoHandler, signer.PublicKey())
+	first, second := writeKeyFile(t, refused, ""), writeKeyFile(t, accepted, "")
+	cfg := srv.Config(nil)
+	cfg.Auth = sshx.Auth{KeyFiles: []string{first, second}}
+	c, err := sshx.Dial(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if want := second + " (" + ssh.FingerprintSHA256(signer.PublicKey()) + ")"; c.LoginKey() != want {
+		t.Errorf("LoginKey() = %q, want %q", c.LoginKey(), want)
+	}
+
+	cfg.Auth = sshx.Auth{KeyFiles: []string{first}, UseAgent: true, AgentSocket: startAgent(t, accepted)}
+	ac, err := sshx.Dial(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ac.Close()
+	if ac.LoginKey() != "a key of ssh-agent" {
+		t.Errorf("through the agent: LoginKey() = %q", ac.LoginKey())
+	}
+}
+
 func TestDial_Agent(t *testing.T) {
 	priv, signer := newKeyPair(t)
 	srv := sshxtest.NewServer(t, echoHandler, signer.PublicKey())
@@ -195,7 +224,7 @@ func TestDial_EncryptedKeyFile(t *testing.T) {
 }
 
 func TestDial_AuthFailure(t *testing.T) {
-	priv, _ := newKeyPair(t)
+	priv, signer := newKeyPair(t)
 	srv := sshxtest.NewServer(t, echoHandler, sshxtest.NewSigner(t).PublicKey())
 	path := writeKeyFile(t, priv, "")
 	cfg := srv.Config(nil)
@@ -210,6 +239,10 @@ func TestDial_AuthFailure(t *testing.T) {
 	want := "authentication as admin@" + srv.Addr + " failed: the node does not accept your key (tried: " + path + ", ssh-agent (1 key))"
 	if err.Error() != want {
 		t.Errorf("message:\n %s\nwant:\n %s", err, want)
+	}
+	// The file and the agent hold the same key: offered once.
+	if fp := ssh.FingerprintSHA256(signer.PublicKey()); len(ae.Offered) != 1 || ae.Offered[0] != fp {
+		t.Errorf("Offered = %q, want [%s]", ae.Offered, fp)
 	}
 	if srv.Conns() != 1 {
 		t.Errorf("%d connections: an auth failure was retried", srv.Conns())
@@ -227,6 +260,20 @@ func TestDial_NoKeys(t *testing.T) {
 	if !errors.As(err, &ae) || !strings.Contains(err.Error(), "no usable SSH key to log in as root@127.0.0.1:1") ||
 		!strings.Contains(err.Error(), "SSH_AUTH_SOCK is not set") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestAuth_Check(t *testing.T) {
+	t.Setenv("SSH_AUTH_SOCK", "")
+	home := t.TempDir()
+	err := sshx.Auth{KeyFiles: sshx.DefaultKeyFiles(home), UseAgent: true}.Check("root", "node1")
+	var ae *sshx.AuthError
+	if !errors.As(err, &ae) || !strings.Contains(err.Error(), "no usable SSH key to log in as root@node1") || !strings.Contains(err.Error(), "SSH_AUTH_SOCK is not set") {
+		t.Errorf("Check without keys = %v", err)
+	}
+	priv, _ := newKeyPair(t)
+	if err := (sshx.Auth{KeyFiles: []string{writeKeyFile(t, priv, "")}}).Check("root", "node1"); err != nil {
+		t.Errorf("Check with a key = %v", err)
 	}
 }
 

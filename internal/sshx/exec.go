@@ -6,10 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
-	"path"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -174,85 +170,6 @@ func Output(ctx context.Context, r Runner, argv []string, stdin io.Reader) ([]by
 	var out bytes.Buffer
 	err := r.Run(ctx, argv, RunOptions{Stdin: stdin, Stdout: &out})
 	return out.Bytes(), err
-}
-
-// Upload writes content to remotePath on the server; see the function
-// Upload.
-func (c *Client) Upload(ctx context.Context, remotePath string, content io.Reader, mode fs.FileMode) error {
-	return Upload(ctx, c, remotePath, content, mode)
-}
-
-// uploadScript writes stdin to a temporary file next to the destination,
-// checks its length, sets its mode, flushes it and renames it into place,
-// so the destination is never seen half-written (an agent binary being
-// replaced keeps working until the rename). The length check matters: if
-// the upload is cut short (read error, cancelled ctx) and the server does
-// not deliver our signal, sshd still closes cat's stdin and cat exits 0.
-//
-// The script is a constant: destination, mode and size arrive as the
-// positional parameters $1, $2, $3, never as shell text.
-const uploadScript = `set -eu
-tmp="$1.toppcloud-upload.$$"
-trap 'rm -f -- "$tmp"' EXIT
-cat > "$tmp"
-n=$(wc -c < "$tmp")
-if [ "$n" -ne "$3" ]; then echo "upload $1: received $n of $3 bytes" >&2; exit 1; fi
-chmod "$2" "$tmp"
-sync -- "$tmp"
-mv -f -- "$tmp" "$1"
-trap - EXIT`
-
-// UploadArgv is the command Upload runs for a file of size bytes, exported
-// so tests using sshxtest.Fake can expect it.
-func UploadArgv(remotePath string, mode fs.FileMode, size int64) []string {
-	return []string{"sh", "-c", uploadScript, "sh", remotePath, fmt.Sprintf("%04o", mode.Perm()), strconv.FormatInt(size, 10)}
-}
-
-// Upload writes content to remotePath through r, atomically: the file
-// appears complete with the given permission bits or not at all. The
-// directory must exist. The size must be known up front (see uploadScript):
-// it is taken from a *bytes.Reader, *strings.Reader, *bytes.Buffer or
-// regular *os.File; any other reader is read into memory first.
-func Upload(ctx context.Context, r Runner, remotePath string, content io.Reader, mode fs.FileMode) error {
-	if !path.IsAbs(remotePath) || path.Clean(remotePath) != remotePath || remotePath == "/" {
-		return fmt.Errorf("upload: remote path %q must be a clean absolute file path", remotePath)
-	}
-	if mode&^fs.ModePerm != 0 {
-		return fmt.Errorf("upload %s: mode %v has bits other than permissions", remotePath, mode)
-	}
-	content, size, err := sized(content)
-	if err != nil {
-		return fmt.Errorf("upload %s: %w", remotePath, err)
-	}
-	if err := r.Run(ctx, UploadArgv(remotePath, mode, size), RunOptions{Stdin: content}); err != nil {
-		return fmt.Errorf("upload %s: %w", remotePath, err)
-	}
-	return nil
-}
-
-// sized returns a reader of exactly the remaining content of r and its
-// length.
-func sized(r io.Reader) (io.Reader, int64, error) {
-	if r == nil {
-		return bytes.NewReader(nil), 0, nil
-	}
-	if l, ok := r.(interface{ Len() int }); ok {
-		return r, int64(l.Len()), nil
-	}
-	if f, ok := r.(*os.File); ok {
-		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
-			if off, err := f.Seek(0, io.SeekCurrent); err == nil {
-				n := fi.Size() - off
-				// A file growing meanwhile is cut at the size seen now.
-				return io.LimitReader(f, n), n, nil
-			}
-		}
-	}
-	b, err := io.ReadAll(r)
-	if err != nil {
-		return nil, 0, err
-	}
-	return bytes.NewReader(b), int64(len(b)), nil
 }
 
 // Session is a command started with Start, for protocols spoken over its

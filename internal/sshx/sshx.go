@@ -4,9 +4,7 @@
 // lists (quoted for the remote shell) with streamed stdin, stdout and
 // stderr, and turns a failed command into *ExitError the way os/exec does.
 //
-// Callers that only run commands take a Runner, so their tests can use
-// sshxtest.Fake; sshxtest.NewServer is an in-process SSH server for tests
-// that need a real connection.
+// sshxtest.NewServer is an in-process SSH server for tests.
 package sshx
 
 import (
@@ -19,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/toppcloud/toppcloud/internal/backoff"
 )
 
 // Defaults for Config fields left zero.
@@ -57,9 +57,8 @@ type Config struct {
 	KeepAlive time.Duration
 }
 
-// Runner runs commands on a node. *Client implements it; sshxtest.Fake
-// implements it for tests. Code that only runs commands should take a
-// Runner, not a *Client.
+// Runner runs commands on a node; *Client implements it. Code that only
+// runs commands (remote.Conn, Output) takes a Runner, not a *Client.
 type Runner interface {
 	// Run runs argv and waits for it; see (*Client).Run.
 	Run(ctx context.Context, argv []string, opts RunOptions) error
@@ -75,6 +74,7 @@ type Client struct {
 	addr    string
 	user    string
 	hostKey string
+	key     string // which key logged in, for LoginKey
 
 	closeOnce sync.Once
 	closeErr  error
@@ -105,7 +105,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("connect to %s: %w", target, err)
 	}
 	authErr := func() error {
-		return &AuthError{User: user, Host: displayAddr(addr), Tried: keys.tried, Notes: keys.notes}
+		return &AuthError{User: user, Host: displayAddr(addr), Tried: keys.tried, Notes: keys.notes, Offered: keys.offered}
 	}
 	if len(keys.signers) == 0 {
 		keys.Close()
@@ -131,13 +131,18 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	}
 
 	start := time.Now()
-	delay := firstRetryDelay
+	delay := backoff.Delay{Next: firstRetryDelay, Max: maxRetryDelay}
 	for {
 		conn, err := dialOnce(ctx, addr, ccfg, timeout)
 		if err == nil {
 			// The agent is only needed to sign during authentication.
 			keys.Close()
-			c := &Client{conn: conn, target: target, addr: addr, user: user, hostKey: hostKey, done: make(chan struct{})}
+			key := keys.used.String()
+			if key == "" && len(keys.signers) > 0 {
+				// Only ssh-agent's keys are not watched (see usedKey.watch).
+				key = "a key of ssh-agent"
+			}
+			c := &Client{conn: conn, target: target, addr: addr, user: user, hostKey: hostKey, key: key, done: make(chan struct{})}
 			if cfg.KeepAlive >= 0 {
 				interval := cfg.KeepAlive
 				if interval == 0 {
@@ -160,9 +165,8 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		case isAuthFailure(err):
 			keys.Close()
 			return nil, authErr()
-		case retryable(err) && time.Since(start)+delay < cfg.RetryFor:
-			if serr := sleep(ctx, delay); serr == nil {
-				delay = min(delay*3/2, maxRetryDelay)
+		case retryable(err) && time.Since(start)+delay.Next < cfg.RetryFor:
+			if serr := delay.Wait(ctx); serr == nil {
 				continue
 			}
 			err = ctx.Err()
@@ -250,6 +254,11 @@ func (c *Client) Close() error {
 	return c.closeErr
 }
 
+// LoginKey says which key logged in: its file ("~/.ssh/id_ed25519
+// (SHA256:...)"), "ssh-agent (SHA256:...)", or "a key of ssh-agent" when
+// the agent's key cannot be told apart.
+func (c *Client) LoginKey() string { return c.key }
+
 // Addr returns the host:port the client is connected to.
 func (c *Client) Addr() string { return c.addr }
 
@@ -282,15 +291,4 @@ func displayAddr(addr string) string {
 		return h
 	}
 	return addr
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

@@ -1,9 +1,9 @@
 // Package state keeps the client's own records: the nodes it created or
-// registered (nodes.json), the path of its known_hosts file, and the block
-// of /etc/hosts it manages.
+// registered (nodes.json), the path of its known_hosts file, the caches
+// of its commands, and the block of /etc/hosts it manages.
 //
-// Everything is stored under one directory, ~/.toppcloud by default, and
-// every change is a locked read-modify-write followed by an atomic
+// Everything is stored under one directory, $TOPPCLOUD_STATE or
+// ~/.toppcloud (see Dir), and every change is a locked read-modify-write followed by an atomic
 // replacement, so two toppcloud processes never lose each other's records
 // and a crash never leaves a half-written file.
 package state
@@ -32,7 +32,11 @@ const CurrentVersion = 1
 const (
 	NodesFile      = "nodes.json"
 	KnownHostsFile = "known_hosts"
+	CacheDir       = "cache"
 )
+
+// EnvDir names the environment variable that moves the state directory.
+const EnvDir = "TOPPCLOUD_STATE"
 
 // NodeRecord is what the client remembers about one node. It is a record of
 // facts, never a serialized driver: enough to reach the node again (address,
@@ -66,6 +70,13 @@ type NodeRecord struct {
 	// node never set up from this client.
 	SetupAt      *time.Time `json:"setup_at,omitempty"`
 	SetupVersion string     `json:"setup_version,omitempty"`
+	// AuthorizedKeys are the public keys (authorized_keys lines) the node
+	// was given for its login user at creation, and DeployKeys those
+	// setup-node gave the deploy user: what a failed login names as the
+	// keys the node expects. Empty for nodes recorded before they were
+	// kept.
+	AuthorizedKeys []string `json:"authorized_keys,omitempty"`
+	DeployKeys     []string `json:"deploy_keys,omitempty"`
 }
 
 // Address returns the address to connect to: the first public IP, else the
@@ -173,8 +184,12 @@ type Store struct {
 	replace func(path string, data []byte, perm fs.FileMode) error
 }
 
-// DefaultDir returns the state directory for a user whose home is home.
-func DefaultDir(home string) string {
+// Dir returns the state directory: $TOPPCLOUD_STATE (looked up with
+// getenv), else ~/.toppcloud under home.
+func Dir(getenv func(string) string, home string) string {
+	if d := getenv(EnvDir); d != "" {
+		return d
+	}
 	return filepath.Join(home, ".toppcloud")
 }
 
@@ -199,6 +214,10 @@ func (s *Store) KnownHostsPath() string { return filepath.Join(s.dir, KnownHosts
 
 // NodesPath is the nodes.json file.
 func (s *Store) NodesPath() string { return filepath.Join(s.dir, NodesFile) }
+
+// CachePath is the directory of the cache called name (manifests,
+// binaries). Caches live in the state directory so that they move with it.
+func (s *Store) CachePath(name string) string { return filepath.Join(s.dir, CacheDir, name) }
 
 // Nodes returns all node records, sorted by name.
 func (s *Store) Nodes() ([]NodeRecord, error) {

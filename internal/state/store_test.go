@@ -55,6 +55,25 @@ func TestOpen_CreatesPrivateDir(t *testing.T) {
 	}
 }
 
+func TestDir_FollowsTheEnvironment(t *testing.T) {
+	env := map[string]string{}
+	getenv := func(k string) string { return env[k] }
+	if got, want := Dir(getenv, "/home/u"), filepath.Join("/home/u", ".toppcloud"); got != want {
+		t.Errorf("Dir = %q, want %q", got, want)
+	}
+	env[EnvDir] = "/srv/tc"
+	if got := Dir(getenv, "/home/u"); got != "/srv/tc" {
+		t.Errorf("Dir with $%s = %q", EnvDir, got)
+	}
+	st, err := Open(filepath.Join(t.TempDir(), "state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := st.CachePath("manifests"), filepath.Join(st.Dir(), "cache", "manifests"); got != want {
+		t.Errorf("CachePath = %q, want %q", got, want)
+	}
+}
+
 func TestStore_PutGetDelete(t *testing.T) {
 	s := openTemp(t)
 	if ns, err := s.Nodes(); err != nil || len(ns) != 0 {

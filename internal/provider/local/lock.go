@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/toppcloud/toppcloud/internal/backoff"
 	"github.com/toppcloud/toppcloud/internal/provider"
 )
 
@@ -48,13 +49,9 @@ func lockFile(ctx context.Context, path string) (*fileLock, error) {
 			f.Close()
 			return nil, fmt.Errorf("lock %s: %w", path, err)
 		}
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if err := backoff.Sleep(ctx, delay); err != nil {
 			f.Close()
-			return nil, fmt.Errorf("wait for lock %s: %w", path, ctx.Err())
-		case <-t.C:
+			return nil, fmt.Errorf("wait for lock %s: %w", path, err)
 		}
 		delay = min(delay*2, 100*time.Millisecond)
 	}

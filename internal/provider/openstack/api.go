@@ -13,6 +13,7 @@ import (
 
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/pagination"
+	"github.com/toppcloud/toppcloud/internal/backoff"
 	"github.com/toppcloud/toppcloud/internal/provider"
 )
 
@@ -158,14 +159,7 @@ func (p retryPolicy) retry(ctx context.Context, method, url string, _ *gopherclo
 	if !ok || wait > p.maxWait {
 		return err
 	}
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return backoff.Sleep(ctx, wait)
 }
 
 // retryable: a rate-limit refusal means the request was not carried out,

@@ -1,7 +1,5 @@
 // Package sshxtest helps test code that uses internal/sshx: Server is an
-// in-process SSH server on 127.0.0.1 with exec handlers written in Go, and
-// Fake is a Runner that answers exact commands and fails the test on any
-// other.
+// in-process SSH server on 127.0.0.1 with exec handlers written in Go.
 package sshxtest
 
 import (
@@ -9,10 +7,14 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/binary"
+	"encoding/pem"
 	"errors"
 	"io"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -180,6 +182,39 @@ func (s *Server) Dial(t testing.TB, signer ssh.Signer) *sshx.Client {
 // NewSigner returns a new ed25519 key.
 func NewSigner(t testing.TB) ssh.Signer {
 	t.Helper()
+	s, _ := newKey(t)
+	return s
+}
+
+// WriteKey writes a new ed25519 key pair as ssh-keygen would: the private
+// key at path (OpenSSH format, mode 0600) and the public one at path.pub,
+// creating the directory. It returns the key and its authorized_keys line
+// (with comment, when not empty).
+func WriteKey(t testing.TB, path, comment string) (ssh.Signer, string) {
+	t.Helper()
+	s, priv := newKey(t)
+	block, err := ssh.MarshalPrivateKey(priv, comment)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(s.PublicKey())))
+	if comment != "" {
+		line += " " + comment
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path+".pub", []byte(line+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return s, line
+}
+
+func newKey(t testing.TB) (ssh.Signer, ed25519.PrivateKey) {
+	t.Helper()
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -188,7 +223,7 @@ func NewSigner(t testing.TB) ssh.Signer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s
+	return s, priv
 }
 
 func (s *Server) serve() {

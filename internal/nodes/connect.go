@@ -1,0 +1,202 @@
+package nodes
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/toppcloud/toppcloud/internal/protocol"
+	"github.com/toppcloud/toppcloud/internal/provider"
+	"github.com/toppcloud/toppcloud/internal/remote"
+	"github.com/toppcloud/toppcloud/internal/sshx"
+	"github.com/toppcloud/toppcloud/internal/state"
+	"github.com/toppcloud/toppcloud/internal/usage"
+)
+
+// connectRetry is how long Connect keeps trying to reach a node that
+// refuses connections (still booting).
+const connectRetry = 10 * time.Second
+
+// verifyRetry is how long create-node keeps trying to log in to a node
+// whose sshd has just answered.
+const verifyRetry = 30 * time.Second
+
+// connKey names a connection a session keeps.
+type connKey struct{ node, user string }
+
+// Record returns the record of node name: a usage error when the name is
+// invalid or unknown, an error naming what to do when it has no address.
+func (s *Session) Record(name string) (state.NodeRecord, error) {
+	if err := provider.ValidateHostname(name); err != nil {
+		return state.NodeRecord{}, usage.Wrap(err)
+	}
+	st, err := s.State()
+	if err != nil {
+		return state.NodeRecord{}, err
+	}
+	rec, ok, err := st.Node(name)
+	if err != nil {
+		return rec, err
+	}
+	if !ok {
+		return rec, usage.Errorf("no node named %s in %s: create it with create-node, or register a server you have with create-node --provider SECTION --address IP (a section with provider = existing)", name, st.NodesPath())
+	}
+	if rec.Address() == "" {
+		return rec, fmt.Errorf("node %s has no address recorded (created with --no-wait?): run create-node %s --if-not-exists to wait for it", name, name)
+	}
+	return rec, nil
+}
+
+// dial connects to a recorded node as user (the recorded user when ""),
+// offering the section's login key and refusing any host key but the
+// pinned one. A connection the session has to the node as that user is
+// reused. A refused login is a *LoginError.
+func (s *Session) dial(ctx context.Context, rec state.NodeRecord, user string, retryFor time.Duration) (*sshx.Client, error) {
+	if user == "" {
+		user = rec.User()
+	}
+	key := connKey{rec.Name, user}
+	if c, ok := s.conns[key]; ok {
+		return c, nil
+	}
+	st, err := s.State()
+	if err != nil {
+		return nil, err
+	}
+	lk, err := s.LoginKey(ctx, rec.Section)
+	if err != nil {
+		return nil, err
+	}
+	kh := sshx.KnownHosts{Path: st.KnownHostsPath()}
+	policy := kh.Strict()
+	if rec.HostKey == "" {
+		// Created with --no-wait, or recorded by an older toppcloud:
+		// pin what the node shows the first time.
+		policy = kh.PinOnFirstUse()
+	}
+	c, err := sshx.Dial(ctx, sshx.Config{
+		Addr:     rec.SSHAddr(),
+		User:     user,
+		Auth:     s.auth(lk),
+		HostKeys: policy,
+		RetryFor: retryFor,
+	})
+	var ae *sshx.AuthError
+	if errors.As(err, &ae) {
+		expected, from := s.expectedKeys(ctx, rec, user)
+		return nil, &LoginError{Node: rec.Name, Auth: ae, Key: lk, Expected: expected, ExpectedFrom: from, Section: rec.Section, ConfigPath: s.o.ConfigPath}
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.conns[key] = c
+	return c, nil
+}
+
+// ConnectOptions say how Connect logs in.
+type ConnectOptions struct {
+	// User logs in as this user (passwordless sudo) instead of the
+	// recorded one.
+	User string
+	// NoInstall makes a node without an agent an error instead of
+	// installing one (node-info).
+	NoInstall bool
+}
+
+// Connect connects to node name and brings its agent to this client's
+// version, reporting both as steps.
+func (s *Session) Connect(ctx context.Context, name string, o ConnectOptions) (*remote.Node, state.NodeRecord, error) {
+	rec, err := s.Record(name)
+	if err != nil {
+		return nil, rec, err
+	}
+	n, err := s.connect(ctx, rec, o)
+	return n, rec, err
+}
+
+func (s *Session) connect(ctx context.Context, rec state.NodeRecord, o ConnectOptions) (*remote.Node, error) {
+	user := o.User
+	if user == "" {
+		user = rec.User()
+	}
+	step := s.o.Report.Step("connect to %s as %s", rec.Name, user)
+	reused := s.conns[connKey{rec.Name, user}] != nil
+	c, err := s.dial(ctx, rec, user, connectRetry)
+	if err != nil {
+		step.Fail()
+		return nil, err
+	}
+	if reused {
+		step.Done("%s, already connected", rec.SSHAddr())
+	} else {
+		step.Done("%s", rec.SSHAddr())
+	}
+	bin, err := s.agentBinary()
+	if err != nil {
+		return nil, err
+	}
+	step = s.o.Report.Step("check agent")
+	info, _ := s.o.Providers.Lookup(rec.ProviderType)
+	n, err := remote.Open(ctx, c, remote.Options{
+		Binary:    bin,
+		LocalUser: s.o.LocalUser,
+		Verbose:   s.o.Verbose,
+		NoInstall: o.NoInstall,
+		// A node on this machine is reached faster than it decompresses.
+		NoCompress: info.Local,
+		Progress:   func(p string) { step.Update("%s", p) },
+	})
+	if err != nil {
+		step.Fail()
+		return nil, err
+	}
+	v := n.Agent()
+	if n.Uploaded() {
+		step.Done("installed %s (sha256 %s)", v.Version, v.Fingerprint[:12])
+	} else {
+		step.Done("%s, up to date", v.Version)
+	}
+	return n, nil
+}
+
+// ConnectDeploy connects to node name as the deploy user, as every app
+// command does, and brings its agent up to date.
+func (s *Session) ConnectDeploy(ctx context.Context, name string) (*remote.Node, state.NodeRecord, error) {
+	rec, err := s.Record(name)
+	if err != nil {
+		return nil, rec, err
+	}
+	n, err := s.connect(ctx, rec, ConnectOptions{User: protocol.DeployUser})
+	if err != nil && rec.SetupAt == nil && !usage.Is(err) {
+		err = fmt.Errorf("%w (deploys log in as %s, which setup-node creates: has %s been set up? run toppcloud setup-node %s)", err, protocol.DeployUser, name, name)
+	}
+	return n, rec, err
+}
+
+// Login says how toppcloud logs in to a recorded node as user (the
+// recorded user when ""): the user, the address, and the named key.
+type Login struct {
+	User string   `json:"user"`
+	Addr string   `json:"addr"`
+	Key  LoginKey `json:"key"`
+	// Used is the key that logged in on this session's connection, if
+	// there is one ("~/keys/deploy (SHA256:...)").
+	Used string `json:"used,omitempty"`
+}
+
+// LoginOf returns how toppcloud logs in to rec as user.
+func (s *Session) LoginOf(ctx context.Context, rec state.NodeRecord, user string) (Login, error) {
+	if user == "" {
+		user = rec.User()
+	}
+	k, err := s.LoginKey(ctx, rec.Section)
+	if err != nil {
+		return Login{}, err
+	}
+	l := Login{User: user, Addr: rec.SSHAddr(), Key: k}
+	if c := s.conns[connKey{rec.Name, user}]; c != nil {
+		l.Used = c.LoginKey()
+	}
+	return l, nil
+}
