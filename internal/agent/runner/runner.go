@@ -39,6 +39,7 @@ import (
 	"time"
 
 	"github.com/toppcloud/toppcloud/internal/appconfig"
+	"github.com/toppcloud/toppcloud/internal/appruntime"
 	"github.com/toppcloud/toppcloud/internal/assets"
 )
 
@@ -166,10 +167,10 @@ const (
 	FPMPingPath = "/.toppcloud-ping"
 	// InternalHeader carries the instance's token on the agent's own
 	// requests (update_fetch). The router must delete client copies too.
-	InternalHeader = "X-Toppcloud-Internal"
+	InternalHeader = appruntime.InternalHeader
 	// MatchPathHeader is set by the router to the mount path ("/blog");
 	// the bootstrap moves it into SCRIPT_NAME.
-	MatchPathHeader = "X-Toppcloud-Match-Path"
+	MatchPathHeader = appruntime.MatchPathHeader
 )
 
 // UnitName is the systemd service of an instance.
