@@ -130,6 +130,7 @@ it is created on first use.`,
 	root.AddGroup(
 		&cobra.Group{ID: "nodes", Title: "Nodes:"},
 		&cobra.Group{ID: "apps", Title: "Applications:"},
+		&cobra.Group{ID: "devel", Title: "Developing an application:"},
 		&cobra.Group{ID: "other", Title: "Other:"},
 	)
 	for _, c := range a.commands() {
@@ -161,6 +162,7 @@ func (a *App) commands() []*cobra.Command {
 		a.disableCmd(false),
 		a.disableCmd(true),
 		a.logsCmd(),
+		a.serveCmd(),
 		a.initConfigCmd(),
 		a.versionCmd(),
 	}
