@@ -1,8 +1,10 @@
 package devserver
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/cgi"
@@ -10,6 +12,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -71,10 +74,10 @@ func (s *Server) startPHP(inst *instance) (backend, error) {
 		return nil, fmt.Errorf("php: %w", err)
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	cmd := exec.Command(php, "-S", addr, "-d", "auto_prepend_file="+b.prepend, assets.Path(s.assets, phpRouter))
+	cmd := exec.Command(php, "-S", addr, assets.Path(s.assets, phpRouter))
 	cmd.Dir = s.appDir
 	cmd.Env = append(b.env, "PHP_CLI_SERVER_WORKERS=4")
-	p, err := startProc("php -S", cmd, s.o.Log)
+	p, err := startProc("php -S", cmd, &phpLogFilter{w: s.o.Log})
 	if err != nil {
 		return nil, err
 	}
@@ -188,5 +191,32 @@ func (b *phpBackend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			Stderr: b.s.o.Log,
 		}
 		h.ServeHTTP(w, r)
+	}
+}
+
+// phpLogFilter drops the built-in server's own chatter (a line per
+// connection and per worker started), keeping what PHP scripts print
+// and their errors.
+type phpLogFilter struct {
+	w    io.Writer
+	part []byte
+}
+
+var phpChatterRE = regexp.MustCompile(`^\[\d+\] \[[^]]+\] (127\.0\.0\.1:\d+ (Accepted|Closing|Closed without sending a request.*)|PHP \S+ Development Server \(.*\) started)$`)
+
+func (f *phpLogFilter) Write(b []byte) (int, error) {
+	f.part = append(f.part, b...)
+	for {
+		i := bytes.IndexByte(f.part, '\n')
+		if i < 0 {
+			return len(b), nil
+		}
+		line := f.part[:i+1]
+		f.part = f.part[i+1:]
+		if !phpChatterRE.Match(bytes.TrimRight(line, "\r\n")) {
+			if _, err := f.w.Write(line); err != nil {
+				return len(b), err
+			}
+		}
 	}
 }

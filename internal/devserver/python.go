@@ -137,4 +137,3 @@ func loadTraceback(out string) string {
 	}
 	return out
 }
-

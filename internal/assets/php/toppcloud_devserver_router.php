@@ -5,8 +5,11 @@
  * runs, as a node's router does, and says so in X-Toppcloud-Devserver-*
  * headers (it deletes any a client sends). This script gives the chosen
  * script the CGI variables php-fpm gives it on a node, and runs it.
- * prepend.php has run before it (auto_prepend_file).
+ * The built-in server does not apply auto_prepend_file to its router, so
+ * the node's prelude is included here, before anything else.
  */
+
+require_once __DIR__ . '/prepend.php';
 
 $toppcloud_script = isset($_SERVER['HTTP_X_TOPPCLOUD_DEVSERVER_SCRIPT_FILENAME'])
     ? $_SERVER['HTTP_X_TOPPCLOUD_DEVSERVER_SCRIPT_FILENAME'] : '';
