@@ -162,7 +162,9 @@ func (a *App) commands() []*cobra.Command {
 		a.disableCmd(false),
 		a.disableCmd(true),
 		a.logsCmd(),
+		a.initCmd(),
 		a.serveCmd(),
+		a.createConfigCmd(),
 		a.initConfigCmd(),
 		a.versionCmd(),
 	}

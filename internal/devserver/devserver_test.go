@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/toppcloud/toppcloud/internal/skeleton"
 )
 
 // syncBuffer is the terminal, written by the server's goroutines.
@@ -565,4 +567,32 @@ func TestPython_NotInstalled(t *testing.T) {
 		o.LookPath = func(string) (string, error) { return "", errors.New("not found") }
 	})
 	s.expect("/", http.StatusInternalServerError, "python3 is not installed")
+}
+
+// Every skeleton toppcloud init writes runs under serve as it is.
+func TestSkeletons(t *testing.T) {
+	for _, kind := range skeleton.Kinds {
+		t.Run(string(kind), func(t *testing.T) {
+			switch kind {
+			case skeleton.Python, skeleton.Command:
+				needPython(t)
+			case skeleton.PHP:
+				if _, err := exec.LookPath("php-cgi"); err != nil {
+					if _, err := exec.LookPath("php"); err != nil {
+						t.Skip("no PHP")
+					}
+				}
+			}
+			dir := filepath.Join(t.TempDir(), "hello")
+			if _, err := skeleton.Write(skeleton.Options{Dir: dir, Kind: kind}); err != nil {
+				t.Fatal(err)
+			}
+			s := serve(t, dir, nil)
+			want := "Hello from hello (instance localhost)"
+			if kind == skeleton.Static {
+				want = "<h1>hello</h1>"
+			}
+			s.expect("/", http.StatusOK, want)
+		})
+	}
 }
