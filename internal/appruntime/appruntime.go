@@ -2,8 +2,8 @@
 // application process, shared by the node's instance runner
 // (internal/agent/runner) and the local development server
 // (internal/devserver): the names of the variables an application and
-// toppcloud's bootstrap (internal/assets/python, internal/assets/php) read, the headers the
-// bootstrap trusts, the bootstrap's own variables for each kind of app,
+// toppcloud's bootstrap (internal/assets/python, internal/assets/php)
+// read, the headers the bootstrap trusts, the bootstrap's own variables for each kind of app,
 // and how an update_fetch script is recognised as Python.
 //
 // It does no I/O but IsPythonScript's peek at a file, so a node and a
@@ -35,8 +35,8 @@ const (
 	EnvTemp              = "TEMP"
 )
 
-// The bootstrap's own variables (assets/python/toppcloud_wsgi.py and
-// assets/php/prepend.php read them).
+// The bootstrap's own variables (internal/assets/python/toppcloud_wsgi.py
+// and internal/assets/php/prepend.php read them).
 const (
 	EnvInstanceDir   = "TOPPCLOUD_INSTANCE_DIR"
 	EnvRunnerKind    = "TOPPCLOUD_RUNNER_KIND"

@@ -29,8 +29,8 @@ import (
 	"strings"
 	"text/template"
 
+	"github.com/toppcloud/toppcloud/internal/atomicfile"
 	"github.com/toppcloud/toppcloud/internal/ini"
-	"github.com/toppcloud/toppcloud/internal/state/atomicfile"
 )
 
 // InfoFile is the template directory's description of its variables.

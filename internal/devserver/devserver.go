@@ -39,9 +39,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/toppcloud/toppcloud/internal/assets"
 	"github.com/toppcloud/toppcloud/internal/appconfig"
 	"github.com/toppcloud/toppcloud/internal/appruntime"
+	"github.com/toppcloud/toppcloud/internal/assets"
 	"github.com/toppcloud/toppcloud/internal/service/devel"
 	"github.com/toppcloud/toppcloud/internal/version"
 )

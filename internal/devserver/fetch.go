@@ -10,9 +10,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/toppcloud/toppcloud/internal/assets"
 	"github.com/toppcloud/toppcloud/internal/appconfig"
 	"github.com/toppcloud/toppcloud/internal/appruntime"
+	"github.com/toppcloud/toppcloud/internal/assets"
 )
 
 // updateFetch runs app.ini's update_fetch entries against the loaded

@@ -17,7 +17,7 @@ import (
 	"text/template"
 
 	"github.com/toppcloud/toppcloud/internal/appconfig"
-	"github.com/toppcloud/toppcloud/internal/state/atomicfile"
+	"github.com/toppcloud/toppcloud/internal/atomicfile"
 )
 
 // Kind is what the skeleton's runner is.
