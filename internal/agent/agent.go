@@ -136,6 +136,7 @@ func (a *Agent) ops() []Op {
 		a.disableOp(false),
 		a.disableOp(true),
 		a.logsOp(),
+		a.diffOp(),
 		a.restoreOp(),
 	}
 	for _, extra := range a.Ops {
