@@ -83,6 +83,10 @@ func Run(ctx context.Context, args []string, env Env) int {
 			fmt.Fprintln(env.Stderr, "toppcloud: interrupted")
 			return ExitFailed
 		}
+		var silent *silentError
+		if errors.As(err, &silent) {
+			return silent.code
+		}
 		fmt.Fprintln(env.Stderr, "toppcloud: "+strings.TrimSpace(err.Error()))
 		// cobra reports an unknown command as a plain error; it is a usage
 		// mistake all the same.
@@ -165,6 +169,7 @@ func (a *App) commands() []*cobra.Command {
 		a.initCmd(),
 		a.serveCmd(),
 		a.createConfigCmd(),
+		a.diffCmd(),
 		a.initConfigCmd(),
 		a.versionCmd(),
 	}
