@@ -145,6 +145,7 @@ func New(o Options) (*Server, error) {
 		}
 	}
 	s := &Server{o: o, appDir: dir}
+	s.o.Python = resolvePython(o.Python, dir)
 	if s.secret, err = developmentSecret(o.DataDir); err != nil {
 		return nil, err
 	}
@@ -479,6 +480,28 @@ func developmentSecret(dataDir string) (string, error) {
 		return "", fmt.Errorf("development secret: %w", err)
 	}
 	return p, nil
+}
+
+// resolvePython returns the interpreter python names, run from dir:
+// sys.executable. Every reload starts Python, and version managers'
+// shims (pyenv's python3 is a shell script running pyenv) can cost more
+// than the reload itself; asking once keeps their choice for this app
+// directory. On any failure python is returned as it is, and starting it
+// reports the problem.
+func resolvePython(python, dir string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, python, "-c", "import sys; print(sys.executable)")
+	cmd.Dir = dir
+	out, err := cmd.Output()
+	exe := strings.TrimSpace(string(out))
+	if err != nil || !filepath.IsAbs(exe) {
+		return python
+	}
+	if st, err := os.Stat(exe); err != nil || st.IsDir() {
+		return python
+	}
+	return exe
 }
 
 // lookPath finds a program, "" when it is not installed.
