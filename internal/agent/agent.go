@@ -168,6 +168,7 @@ func (a *Agent) ops() []Op {
 		Handle(protocol.OpDisable, "serve the disabled page at every location of an app, keeping it deployed", a.disable),
 		Handle(protocol.OpEnable, "undo disable", a.enable),
 		Handle(protocol.OpLogs, "show (or follow) an app's errors.log and its instances' journal", a.logs),
+		Handle(protocol.OpDiff, "compare an application directory's manifest with a deployed instance (read only)", a.diff),
 		Handle(protocol.OpRestore, "point every route at its live instance again, start live instances that are down, reload the front server if needed", a.restore),
 	}
 	for _, extra := range a.Ops {

@@ -102,6 +102,10 @@ func Run(ctx context.Context, args []string, env Env) int {
 			fmt.Fprintln(env.Stderr, "toppcloud: interrupted")
 			return ExitFailed
 		}
+		var silent *silentError
+		if errors.As(err, &silent) {
+			return silent.code
+		}
 		fmt.Fprintln(env.Stderr, "toppcloud: "+strings.TrimSpace(err.Error()))
 		// cobra reports an unknown command as a plain error; it is a usage
 		// mistake all the same.
@@ -155,6 +159,7 @@ $TOPPCLOUD_SSH_KEY, else ssh_key in the node's [provider:NAME] section (or
 	root.AddGroup(
 		&cobra.Group{ID: "nodes", Title: "Nodes:"},
 		&cobra.Group{ID: "apps", Title: "Applications:"},
+		&cobra.Group{ID: "devel", Title: "Developing an application:"},
 		&cobra.Group{ID: "other", Title: "Other:"},
 	)
 	for _, c := range a.commands() {
@@ -186,6 +191,10 @@ func (a *App) commands() []*cobra.Command {
 		a.disableCmd(false),
 		a.disableCmd(true),
 		a.logsCmd(),
+		a.initCmd(),
+		a.serveCmd(),
+		a.createConfigCmd(),
+		a.diffCmd(),
 		a.initConfigCmd(),
 		a.versionCmd(),
 	}

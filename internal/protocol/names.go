@@ -39,6 +39,11 @@ const (
 	OpEnable         = "enable"
 	OpLogs           = "logs"
 	OpRestore        = "restore"
+	// OpDiff compares an application directory with a deployed instance
+	// (DiffArgs; the client's manifest follows the request line): the
+	// contents of the instance's files that differ come as StreamDiffFile
+	// log lines, then a DiffResult. It changes nothing.
+	OpDiff = "diff"
 )
 
 // Exit statuses of the toppcloud binary: client commands and `toppcloud
@@ -108,4 +113,7 @@ const (
 	// StreamJournal and StreamErrorsLog are the two sources of `logs`.
 	StreamJournal   = "journal"
 	StreamErrorsLog = "errors.log"
+	// StreamDiffFile carries one file of OpDiff: its Text is a DiffFile
+	// as JSON.
+	StreamDiffFile = "diff-file"
 )

@@ -24,6 +24,11 @@ const Protocol = 1
 // that prefix to know they run in production.
 func SilverVersion() string { return "silverlining/" + Version + " toppcloud" }
 
+// DevelVersion is SILVER_VERSION under `toppcloud serve`: it starts with
+// "devel/", as the original's development server's did, so that
+// silversupport.env.is_production() is false.
+func DevelVersion() string { return "devel/" + Version + " toppcloud" }
+
 type selfSum struct {
 	sum    string
 	hashed bool

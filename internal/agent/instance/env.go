@@ -1,42 +1,37 @@
 package instance
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"path"
-	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/toppcloud/toppcloud/internal/agent/layout"
 	"github.com/toppcloud/toppcloud/internal/appconfig"
+	"github.com/toppcloud/toppcloud/internal/appruntime"
 	"github.com/toppcloud/toppcloud/internal/version"
 )
 
-// The variables every application sees (the original's names).
+// The variables every application sees, and the bootstrap's own
+// (appruntime, which the local development server shares, defines them).
 const (
-	EnvVersion           = "SILVER_VERSION"
-	EnvInstanceName      = "SILVER_INSTANCE_NAME"
-	EnvAppName           = "SILVER_APP_NAME"
-	EnvCanonicalHostname = "SILVER_CANONICAL_HOSTNAME"
-	EnvLogs              = "SILVER_LOGS"
-	EnvAppConfig         = "SILVER_APP_CONFIG"
-	EnvTemp              = "TEMP"
-)
+	EnvVersion           = appruntime.EnvVersion
+	EnvInstanceName      = appruntime.EnvInstanceName
+	EnvAppName           = appruntime.EnvAppName
+	EnvCanonicalHostname = appruntime.EnvCanonicalHostname
+	EnvLogs              = appruntime.EnvLogs
+	EnvAppConfig         = appruntime.EnvAppConfig
+	EnvTemp              = appruntime.EnvTemp
 
-// The bootstrap's own variables (internal/assets/python/toppcloud_wsgi.py and
-// internal/assets/php/prepend.php read them).
-const (
-	EnvInstanceDir   = "TOPPCLOUD_INSTANCE_DIR"
-	EnvRunnerKind    = "TOPPCLOUD_RUNNER_KIND"
-	EnvRunner        = "TOPPCLOUD_RUNNER"
-	EnvRunnerName    = "TOPPCLOUD_RUNNER_NAME"
-	EnvPHPRoot       = "TOPPCLOUD_PHP_ROOT"
-	EnvSecretFile    = "TOPPCLOUD_SECRET_FILE"
-	EnvInternalToken = "TOPPCLOUD_INTERNAL_TOKEN"
+	EnvInstanceDir   = appruntime.EnvInstanceDir
+	EnvRunnerKind    = appruntime.EnvRunnerKind
+	EnvRunner        = appruntime.EnvRunner
+	EnvRunnerName    = appruntime.EnvRunnerName
+	EnvPHPRoot       = appruntime.EnvPHPRoot
+	EnvSecretFile    = appruntime.EnvSecretFile
+	EnvInternalToken = appruntime.EnvInternalToken
 )
 
 // EnvInput is what an application's environment is made of.
@@ -96,7 +91,7 @@ func Environment(l layout.Layout, in EnvInput) (map[string]string, error) {
 		env[EnvAppConfig] = path.Join(l.InstanceDir(in.Instance), in.ConfigDefault)
 	}
 	for k, v := range in.Services {
-		if !configKeyRE.MatchString(k) {
+		if !appruntime.IsConfigKey(k) {
 			return nil, fmt.Errorf("environment: service variable %q: names are CONFIG_ and upper-case letters, digits, _", k)
 		}
 		env[k] = v
@@ -107,22 +102,7 @@ func Environment(l layout.Layout, in EnvInput) (map[string]string, error) {
 	return env, nil
 }
 
-var (
-	configKeyRE = regexp.MustCompile(`^CONFIG_[A-Z0-9_]+$`)
-	envKeyRE    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-)
-
-func checkEnv(env map[string]string) error {
-	for k, v := range env {
-		if !envKeyRE.MatchString(k) {
-			return fmt.Errorf("variable name %q", k)
-		}
-		if strings.ContainsAny(v, "\x00\n\r") {
-			return fmt.Errorf("variable %s: values cannot contain NUL or line breaks", k)
-		}
-	}
-	return nil
-}
+func checkEnv(env map[string]string) error { return appruntime.CheckEnv(env) }
 
 // CanonicalHostname picks the shortest host of the locations (a leading
 // "." of a wildcard removed, ports dropped, "*" ignored; ties go to the
@@ -161,13 +141,7 @@ func locationHost(loc string) string {
 }
 
 // NewToken returns a fresh random token for Instance.Token.
-func NewToken() (string, error) {
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		return "", fmt.Errorf("new internal token: %w", err)
-	}
-	return hex.EncodeToString(b), nil
-}
+func NewToken() (string, error) { return appruntime.NewToken() }
 
 // ProcessEnv is the instance process's whole environment: the
 // application's (Env) plus what the bootstrap needs, PORT and HOST for
@@ -178,25 +152,10 @@ func (i *Instance) ProcessEnv() map[string]string {
 		env[k] = v
 	}
 	env["LANG"] = "C.UTF-8"
-	env[EnvInstanceDir] = i.Dir()
-	env[EnvSecretFile] = i.Layout.Secret
-	if i.Token != "" {
-		env[EnvInternalToken] = i.Token
-	}
-	switch i.Kind {
-	case appconfig.KindPython, appconfig.KindPaste:
-		env[EnvRunnerKind] = i.Kind.String()
-		env[EnvRunner] = i.Runner
-		if i.RunnerName != "" {
-			env[EnvRunnerName] = i.RunnerName
-		}
-	case appconfig.KindPHP:
-		env[EnvRunner] = i.Runner
-		env[EnvPHPRoot] = i.PHPRoot
-	case appconfig.KindCommand:
-		env["PORT"] = strconv.Itoa(i.Port)
-		env["HOST"] = "127.0.0.1"
-	}
+	maps.Copy(env, appruntime.Process{
+		Kind: i.Kind, Dir: i.Dir(), Runner: i.Runner, RunnerName: i.RunnerName, PHPRoot: i.PHPRoot,
+		SecretFile: i.Layout.Secret, Token: i.Token, Port: i.Port,
+	}.Env())
 	return env
 }
 
@@ -238,7 +197,7 @@ func ParseEnvFile(data []byte) (map[string]string, error) {
 			continue
 		}
 		k, v, ok := strings.Cut(line, "=")
-		if !ok || !envKeyRE.MatchString(k) {
+		if !ok || !appruntime.IsEnvName(k) {
 			return nil, fmt.Errorf("environment file line %d: not KEY=VALUE", n+1)
 		}
 		if len(v) < 2 || v[0] != '"' || v[len(v)-1] != '"' {

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/toppcloud/toppcloud/internal/appconfig"
+	"github.com/toppcloud/toppcloud/internal/appruntime"
 	"github.com/toppcloud/toppcloud/internal/assets"
 )
 
@@ -212,7 +213,7 @@ func (i *Instance) ScriptCommand(ctx context.Context, c appconfig.Command) (*exe
 	}
 	script := filepath.Join(i.Dir(), filepath.FromSlash(c.Path))
 	var argv []string
-	if isPython(script) {
+	if appruntime.IsPythonScript(script) {
 		argv = append([]string{i.Layout.Python, assets.Path(i.Layout.Assets, assets.ScriptRunner), c.Path}, c.Args...)
 	} else {
 		argv = append([]string{script}, c.Args...)
@@ -259,19 +260,6 @@ func (i *Instance) appCommand(ctx context.Context, argv []string, what string) (
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 5 * time.Second
 	return cmd, nil
-}
-
-func isPython(script string) bool {
-	if strings.HasSuffix(script, ".py") {
-		return true
-	}
-	f, err := os.Open(script)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	line, _ := bufio.NewReader(io.LimitReader(f, 256)).ReadString('\n')
-	return strings.HasPrefix(line, "#!") && strings.Contains(line, "python")
 }
 
 // credential looks up the user's uid, gid and groups.

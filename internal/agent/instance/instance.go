@@ -40,6 +40,7 @@ import (
 
 	"github.com/toppcloud/toppcloud/internal/agent/layout"
 	"github.com/toppcloud/toppcloud/internal/appconfig"
+	"github.com/toppcloud/toppcloud/internal/appruntime"
 )
 
 // TemplatePath is the template unit's file.
@@ -86,10 +87,10 @@ const (
 	FPMPingPath = "/.toppcloud-ping"
 	// InternalHeader carries the instance's token on the agent's own
 	// requests (update_fetch). The router must delete client copies too.
-	InternalHeader = "X-Toppcloud-Internal"
+	InternalHeader = appruntime.InternalHeader
 	// MatchPathHeader is set by the router to the mount path ("/blog");
 	// the bootstrap moves it into SCRIPT_NAME.
-	MatchPathHeader = "X-Toppcloud-Match-Path"
+	MatchPathHeader = appruntime.MatchPathHeader
 )
 
 // UnitName is the systemd service of an instance.

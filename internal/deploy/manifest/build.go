@@ -106,7 +106,7 @@ func Build(ctx context.Context, dir string, opts Options) (*wire.Manifest, Stats
 	} else if !fi.IsDir() {
 		return nil, st, fmt.Errorf("manifest of %s: not a directory", dir)
 	}
-	ig, err := loadIgnore(abs)
+	ig, err := LoadIgnore(abs)
 	if err != nil {
 		return nil, st, err
 	}
@@ -172,7 +172,9 @@ func Build(ctx context.Context, dir string, opts Options) (*wire.Manifest, Stats
 	return m, st, nil
 }
 
-func loadIgnore(root string) (*Ignore, error) {
+// LoadIgnore returns the ignore rules of the application directory root:
+// DefaultIgnores, then root's IgnoreFile if there is one.
+func LoadIgnore(root string) (*Ignore, error) {
 	name := filepath.Join(root, IgnoreFile)
 	f, err := os.Open(name)
 	if errors.Is(err, fs.ErrNotExist) {
