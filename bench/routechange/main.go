@@ -22,10 +22,7 @@ package main
 
 import (
 	"bytes"
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -39,8 +36,7 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/crypto/ssh"
-
+	"github.com/toppcloud/toppcloud/bench/benchuser"
 	"github.com/toppcloud/toppcloud/internal/provider/local"
 )
 
@@ -63,7 +59,8 @@ type bench struct {
 	verbose bool
 	cache   string
 
-	work, home string
+	work       string
+	user       *benchuser.User
 	node, addr string
 }
 
@@ -117,9 +114,6 @@ func (b *bench) run(cycles int, keep bool) (err error) {
 	if !keep {
 		defer os.RemoveAll(b.work)
 	}
-	if err := b.prepareHome(); err != nil {
-		return err
-	}
 	if b.bin == "" {
 		fmt.Println("building toppcloud ...")
 		b.bin = filepath.Join(b.work, "toppcloud")
@@ -127,19 +121,23 @@ func (b *bench) run(cycles int, keep bool) (err error) {
 			return fmt.Errorf("go build ./cmd/toppcloud (run from the repository's root): %v\n%s", err, out)
 		}
 	}
-	version, _ := b.tc("version")
+	if b.user, err = benchuser.New(b.work, b.cache, b.bin); err != nil {
+		return err
+	}
+	b.user.Verbose = b.verbose
+	version, _ := b.user.Run("version")
 	fmt.Printf("toppcloud: %s", version)
 
 	b.node = fmt.Sprintf("bench-routes-%d", os.Getpid())
 	fmt.Printf("creating and setting up local node %s ...\n", b.node)
-	if _, err := b.tc("create-node", b.node, "--setup-node"); err != nil {
+	if _, err := b.user.Run("create-node", b.node, "--setup-node"); err != nil {
 		return err
 	}
 	if keep {
-		defer fmt.Printf("node %s kept: HOME=%s %s destroy-node %s\n", b.node, b.home, b.bin, b.node)
+		defer fmt.Printf("node %s kept: HOME=%s %s destroy-node %s\n", b.node, b.user.Home, b.bin, b.node)
 	} else {
 		defer func() {
-			if _, derr := b.tc("destroy-node", "-y", b.node); derr != nil && err == nil {
+			if _, derr := b.user.Run("destroy-node", "-y", b.node); derr != nil && err == nil {
 				err = derr
 			}
 		}()
@@ -165,10 +163,10 @@ func (b *bench) run(cycles int, keep bool) (err error) {
 		apps[app] = dir
 	}
 	fmt.Println("deploying steady.test and mover.test ...")
-	if _, err := b.tc("update", apps["steady"], "steady.test", "--node", b.node); err != nil {
+	if _, err := b.user.Run("update", apps["steady"], "steady.test", "--node", b.node); err != nil {
 		return err
 	}
-	if _, err := b.tc("update", apps["mover"], "mover.test", "--node", b.node); err != nil {
+	if _, err := b.user.Run("update", apps["mover"], "mover.test", "--node", b.node); err != nil {
 		return err
 	}
 
@@ -186,7 +184,7 @@ func (b *bench) run(cycles int, keep bool) (err error) {
 			{"disable", "--by-name", "mover", "--node", b.node},
 			{"enable", "--by-name", "mover", "--node", b.node},
 		} {
-			if _, err := b.tc(args...); err != nil {
+			if _, err := b.user.Run(args...); err != nil {
 				stop()
 				return err
 			}
@@ -285,7 +283,7 @@ func (b *bench) load(c *counts) (stop func()) {
 }
 
 func (b *bench) nodeAddr() (string, error) {
-	out, err := b.tc("list-nodes", "--json")
+	out, err := b.user.Run("list-nodes", "--json")
 	if err != nil {
 		return "", err
 	}
@@ -302,52 +300,4 @@ func (b *bench) nodeAddr() (string, error) {
 		}
 	}
 	return "", fmt.Errorf("no address for %s in list-nodes:\n%s", b.node, out)
-}
-
-// prepareHome makes a HOME with an SSH key and a config for the local
-// provider under the work directory.
-func (b *bench) prepareHome() error {
-	b.home = filepath.Join(b.work, "home")
-	if err := os.MkdirAll(filepath.Join(b.home, ".ssh"), 0o700); err != nil {
-		return err
-	}
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		return err
-	}
-	block, err := ssh.MarshalPrivateKey(priv, "bench")
-	if err != nil {
-		return err
-	}
-	key := filepath.Join(b.home, ".ssh", "id_ed25519")
-	if err := os.WriteFile(key, pem.EncodeToMemory(block), 0o600); err != nil {
-		return err
-	}
-	sp, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		return err
-	}
-	line := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sp)))
-	if err := os.WriteFile(key+".pub", []byte(line+" bench\n"), 0o644); err != nil {
-		return err
-	}
-	conf := fmt.Sprintf("[provider:default]\nprovider = local\nroot = %s\ncache_dir = %s\nroot_authorized_keys = %s\n",
-		filepath.Join(b.work, "nodes"), b.cache, line)
-	return os.WriteFile(filepath.Join(b.home, ".toppcloud.conf"), []byte(conf), 0o600)
-}
-
-// tc runs the toppcloud binary as the bench's user.
-func (b *bench) tc(args ...string) ([]byte, error) {
-	cmd := exec.Command(b.bin, args...)
-	cmd.Env = append(os.Environ(), "HOME="+b.home)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	if b.verbose {
-		os.Stderr.Write(stderr.Bytes())
-	}
-	if err != nil {
-		return nil, fmt.Errorf("toppcloud %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
-	}
-	return stdout.Bytes(), nil
 }

@@ -4,13 +4,11 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -59,51 +57,19 @@ func TestCaddy_ACME(t *testing.T) {
 	pebble.ServFail("broken.test")
 
 	// Load on the plain app while certificates are obtained, renewed and
-	// refused.
+	// refused: POSTs, on new and on kept-alive connections.
 	web := "127.0.0.1:" + strconv.Itoa(ports[0])
-	stop := make(chan struct{})
-	var mu sync.Mutex
-	var ok, failed int
-	var failures []string
-	var wg sync.WaitGroup
-	for i := range 2 {
-		wg.Go(func() {
-			client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: i == 0}}
-			defer client.CloseIdleConnections()
-			for {
-				select {
-				case <-stop:
-					return
-				case <-time.After(5 * time.Millisecond):
-				}
-				req, _ := http.NewRequest(http.MethodPost, "http://"+web+"/x", strings.NewReader("a=b"))
-				req.Host = "plain.test"
-				resp, err := client.Do(req)
-				mu.Lock()
-				switch {
-				case err != nil:
-					failed++
-					failures = append(failures, err.Error())
-				case resp.StatusCode != 200:
-					failed++
-					failures = append(failures, resp.Status)
-				default:
-					ok++
-				}
-				mu.Unlock()
-				if resp != nil {
-					_, _ = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-				}
-			}
-		})
+	loads := []*load{
+		startLoad(web, "plain.test", "/x", http.MethodPost, false, 1, 5*time.Millisecond),
+		startLoad(web, "plain.test", "/x", http.MethodPost, true, 1, 5*time.Millisecond),
 	}
 	defer func() {
-		close(stop)
-		wg.Wait()
-		t.Logf("plain app during issuance: %d requests ok, %d failed", ok, failed)
-		if failed > 0 {
-			t.Errorf("%d requests to the plain app failed during issuance, e.g. %q", failed, failures[:min(5, len(failures))])
+		for _, l := range loads {
+			ok, failed, failures := l.stop()
+			t.Logf("plain app during issuance: %d requests ok, %d failed", ok, failed)
+			if failed > 0 {
+				t.Errorf("%d requests to the plain app failed during issuance, e.g. %q", failed, failures[:min(5, len(failures))])
+			}
 		}
 	}()
 

@@ -877,38 +877,57 @@ func TestCaddy_RouteChangesUnderLoad(t *testing.T) {
 // loadDuringChanges runs 4 clients against addr while change(0..11) runs,
 // with traffic on each state in between.
 func loadDuringChanges(t *testing.T, addr, method string, keepAlive bool, change func(i int)) (ok, failed int, failures []string) {
-	stop := make(chan struct{})
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Go(func() {
+	l := startLoad(addr, "site.test", "/blog/x", method, keepAlive, 4, 0)
+	for i := range 12 {
+		change(i)
+		// Let some traffic run on each config before the next change.
+		l.waitFor(50)
+	}
+	return l.stop()
+}
+
+// load is clients sending requests without pause (or with a pause
+// between requests), counting the ones that fail: a transport error or
+// any status but 200.
+type load struct {
+	done     chan struct{}
+	wg       sync.WaitGroup
+	mu       sync.Mutex
+	ok, fail int
+	failures []string
+}
+
+func startLoad(addr, host, target, method string, keepAlive bool, clients int, pause time.Duration) *load {
+	l := &load{done: make(chan struct{})}
+	for range clients {
+		l.wg.Go(func() {
 			client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: !keepAlive}}
 			defer client.CloseIdleConnections()
 			for {
 				select {
-				case <-stop:
+				case <-l.done:
 					return
-				default:
+				case <-time.After(pause):
 				}
 				var body io.Reader
 				if method == http.MethodPost {
 					body = strings.NewReader("form=data")
 				}
-				req, _ := http.NewRequest(method, "http://"+addr+"/blog/x", body)
-				req.Host = "site.test"
+				req, _ := http.NewRequest(method, "http://"+addr+target, body)
+				req.Host = host
 				resp, err := client.Do(req)
-				mu.Lock()
+				l.mu.Lock()
 				switch {
 				case err != nil:
-					failed++
-					failures = append(failures, err.Error())
+					l.fail++
+					l.failures = append(l.failures, err.Error())
 				case resp.StatusCode != 200:
-					failed++
-					failures = append(failures, resp.Status)
+					l.fail++
+					l.failures = append(l.failures, resp.Status)
 				default:
-					ok++
+					l.ok++
 				}
-				mu.Unlock()
+				l.mu.Unlock()
 				if resp != nil {
 					_, _ = io.Copy(io.Discard, resp.Body)
 					resp.Body.Close()
@@ -916,24 +935,28 @@ func loadDuringChanges(t *testing.T, addr, method string, keepAlive bool, change
 			}
 		})
 	}
-	for i := range 12 {
-		change(i)
-		// Let some traffic run on each config before the next change.
-		mu.Lock()
-		target := ok + failed + 50
-		mu.Unlock()
-		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-			mu.Lock()
-			done := ok+failed >= target
-			mu.Unlock()
-			if done || time.Now().After(deadline) {
-				break
-			}
+	return l
+}
+
+// waitFor waits until n more requests were answered (30 seconds at most).
+func (l *load) waitFor(n int) {
+	l.mu.Lock()
+	target := l.ok + l.fail + n
+	l.mu.Unlock()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		l.mu.Lock()
+		done := l.ok+l.fail >= target
+		l.mu.Unlock()
+		if done {
+			return
 		}
 	}
-	close(stop)
-	wg.Wait()
-	return ok, failed, failures
+}
+
+func (l *load) stop() (ok, failed int, failures []string) {
+	close(l.done)
+	l.wg.Wait()
+	return l.ok, l.fail, l.failures
 }
 
 // TestCaddy_ValidateGolden runs `caddy validate` on every golden config:
