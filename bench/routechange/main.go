@@ -84,17 +84,19 @@ type counts struct {
 	ok     map[string]int
 	failed map[string]int
 	errs   map[string]map[string]int // mode -> error -> times
+	times  []time.Duration           // of the successful requests
 }
 
 func newCounts() *counts {
 	return &counts{ok: map[string]int{}, failed: map[string]int{}, errs: map[string]map[string]int{}}
 }
 
-func (c *counts) add(m string, err string) {
+func (c *counts) add(m string, took time.Duration, err string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err == "" {
 		c.ok[m]++
+		c.times = append(c.times, took)
 		return
 	}
 	c.failed[m]++
@@ -226,8 +228,19 @@ func (b *bench) run(cycles int, keep bool) (err error) {
 			}
 		}
 	}
+	fmt.Printf("latency of successful requests without changes (all modes): p50 %s, p99 %s\n",
+		percentile(quiet.times, 50), percentile(quiet.times, 99))
 	fmt.Printf("failed during route changes: %d\n", total)
 	return nil
+}
+
+func percentile(ds []time.Duration, p int) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[(len(s)-1)*p/100].Round(10 * time.Microsecond)
 }
 
 // load starts 2 clients per mode against steady.test and returns the
@@ -259,18 +272,20 @@ func (b *bench) load(c *counts) (stop func()) {
 					if m.post {
 						req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 					}
+					start := time.Now()
 					resp, err := client.Do(req)
-					switch {
-					case err != nil:
-						c.add(m.name, err.Error())
-					case resp.StatusCode != http.StatusOK:
-						c.add(m.name, resp.Status)
-					default:
-						c.add(m.name, "")
-					}
 					if resp != nil {
 						_, _ = io.Copy(io.Discard, resp.Body)
 						resp.Body.Close()
+					}
+					took := time.Since(start)
+					switch {
+					case err != nil:
+						c.add(m.name, took, err.Error())
+					case resp.StatusCode != http.StatusOK:
+						c.add(m.name, took, resp.Status)
+					default:
+						c.add(m.name, took, "")
 					}
 					// About 50 requests a second per client: a busy site,
 					// not a saturated node.
