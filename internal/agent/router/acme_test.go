@@ -40,7 +40,7 @@ func TestCaddy_ACME(t *testing.T) {
 	backends := map[string]Backend{}
 	route := func(loc, name string) {
 		mustSet(t, tb, loc, name, name+".1")
-		b := DefaultLayout().Backend(KindPython, name, name+".1")
+		b := nodeBackends().Backend(KindPython, name, name+".1")
 		b.Upstream = unixUpstream(t, filepath.Join(dir, name+".sock"), report(name+".1"))
 		b.StaticDir, b.WritableRoot = "", ""
 		backends[tb.RoutesFor(name)[0].Location.Key()] = b

@@ -401,9 +401,6 @@ func newWorld(t *testing.T) *world {
 	}
 	add("ported.test:"+strconv.Itoa(w.altPort), "ported", "ported.1", KindPython, report("ported.1"))
 	add("https://secure.test", "secure", "secure.1", KindPython, report("secure.1"))
-	// A deploy made old.2 live; old.1 answers at prev.old.test.
-	add("old.test", "old", "old.1", KindPython, report("old.1"))
-	add("old.test", "old", "old.2", KindPython, report("old.2"))
 
 	add("site.test/slow", "slow", "slow.1", KindPython, http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		w.slowStarted <- struct{}{}
@@ -454,7 +451,6 @@ func TestCaddy_Integration(t *testing.T) {
 			{"off.test", "/"}, {"off.test", "/anything"},
 			{"ported.test:" + strconv.Itoa(w.httpPort), "/"},
 			{"ported.test:" + strconv.Itoa(w.altPort), "/a"},
-			{"old.test", "/"}, {"prev.old.test", "/x"}, {"PREV.old.test", "/"}, {"prev.site.test", "/"},
 		}
 		for _, tc := range cases {
 			got := web.get(tc.host, tc.target)

@@ -65,7 +65,7 @@ func Match(t *Table, req Request) Decision {
 	reqHost, reqPort, hostOK := splitHostHeader(req.Host)
 
 	var cands []Route
-	for _, r := range t.Served() {
+	for _, r := range t.Routes {
 		if r.Active() && (r.Location.Port == 0 || strconv.Itoa(r.Location.Port) == reqPort) {
 			cands = append(cands, r)
 		}

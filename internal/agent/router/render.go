@@ -305,13 +305,12 @@ func Render(t *Table, backends map[string]Backend, opt Options) (*Rendered, erro
 	// port; the main two are fixed, others follow their routes' scheme.
 	tlsPort := map[int]bool{httpPort: false, httpsPort: true}
 	var routes []Route
-	served := t.Served()
-	for _, rt := range served {
+	for _, rt := range t.Routes {
 		if rt.Active() && rt.Location.Port != 0 && rt.Location.Port != httpPort && rt.Location.Port != httpsPort && rt.Location.HTTPS() {
 			tlsPort[rt.Location.Port] = true
 		}
 	}
-	for _, rt := range served {
+	for _, rt := range t.Routes {
 		if !rt.Active() {
 			continue
 		}
@@ -694,12 +693,7 @@ func (r *renderer) mountRoute(rt Route, tls bool) caddyRoute {
 	case r.t.IsDisabled(rt.App):
 		inner = append(inner, caddyRoute{Handle: []handler{unavailable("app " + rt.App + " is disabled")}})
 	case err != nil:
-		// A prev. route without a backend: the agent does not serve
-		// that previous instance (its files are gone); not worth a
-		// warning on every change.
-		if !(rt.IsPrev() && errors.Is(err, errNoBackend)) {
-			r.warn(rt, err)
-		}
+		r.warn(rt, err)
 		inner = append(inner, caddyRoute{Handle: []handler{unavailable("route " + rt.Location.String() + " has no usable backend")}})
 	default:
 		inner = append(inner, r.appRoutes(rt, b, prefix, tls)...)
@@ -791,13 +785,8 @@ func (r *renderer) appRoutes(rt Route, b Backend, prefix string, tls bool) []cad
 		} else {
 			// The host is known: no placeholder, no guard, and the
 			// directory name is the normalized host whatever case the
-			// client used. A prev. route serves the same site, so its
-			// host's files.
-			host := l.Host
-			if rt.IsPrev() {
-				host = strings.TrimPrefix(host, PrevPrefix)
-			}
-			out = append(out, fileRoute(filepath.Join(b.WritableRoot, host), prefix, nil))
+			// client used.
+			out = append(out, fileRoute(filepath.Join(b.WritableRoot, l.Host), prefix, nil))
 		}
 		out = append(out, fileRoute(b.WritableRoot, prefix, nil))
 	}

@@ -38,43 +38,10 @@ type Route struct {
 	// Prev is the instance that was live before, kept for rollback; "" if
 	// none.
 	Prev string
-
-	// prevOf is set on the routes Served makes for prev. hosts.
-	prevOf string
 }
 
 // Active reports whether the route serves requests.
 func (r Route) Active() bool { return r.Live != "" }
-
-// PrevPrefix makes the host a route's previous instance answers at:
-// prev.example.com/blog serves what example.com/blog served before the
-// last deploy, so that a rollback can be checked before it is made (as in
-// the original).
-const PrevPrefix = "prev."
-
-// IsPrev reports whether the route is the prev. route of another one
-// (made by Served, never stored).
-func (r Route) IsPrev() bool { return r.prevOf != "" }
-
-// Served returns the routes the router serves: the table's, and for each
-// active route with a previous instance and an exact host, a route at
-// prev.HOST (same port, path and scheme) whose live instance is that
-// previous one, unless the table has a route there itself.
-func (t *Table) Served() []Route {
-	out := slices.Clone(t.Routes)
-	for _, r := range t.Routes {
-		if !r.Active() || r.Prev == "" || r.Location.Wildcard() || r.Location.CatchAll() {
-			continue
-		}
-		l := r.Location
-		l.Host = PrevPrefix + l.Host
-		if _, taken := t.index(l); taken {
-			continue
-		}
-		out = append(out, Route{Location: l, App: r.App, Live: r.Prev, prevOf: r.Live})
-	}
-	return out
-}
 
 // Table is the route table. Routes are kept sorted by location key;
 // Disabled is a sorted set of app names.

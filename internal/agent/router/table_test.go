@@ -3,7 +3,6 @@ package router
 import (
 	"errors"
 	"reflect"
-	"slices"
 	"testing"
 
 	"github.com/toppcloud/toppcloud/internal/location"
@@ -341,40 +340,5 @@ func TestParsePattern_Errors(t *testing.T) {
 		if _, err := ParsePattern(s); err == nil {
 			t.Errorf("ParsePattern(%q) succeeded", s)
 		}
-	}
-}
-
-func TestTable_ServedPrev(t *testing.T) {
-	tb := &Table{}
-	for _, s := range []struct{ loc, app, inst string }{
-		{"a.test/blog", "a", "a.1"}, {"a.test/blog", "a", "a.2"}, // prev a.1
-		{"https://s.test:8443", "s", "s.1"}, {"https://s.test:8443", "s", "s.2"},
-		{".w.test", "w", "w.1"}, {".w.test", "w", "w.2"}, // wildcard: none
-		{"*", "c", "c.1"}, {"*", "c", "c.2"}, // catch-all: none
-		{"n.test", "n", "n.1"}, // no prev
-		{"t.test", "t", "t.1"}, {"t.test", "t", "t.2"},
-		{"prev.t.test", "mine", "mine.1"}, // a real route wins
-	} {
-		mustSet(t, tb, s.loc, s.app, s.inst)
-	}
-	var got []string
-	for _, r := range tb.Served() {
-		if r.IsPrev() {
-			got = append(got, r.Location.String()+" "+r.App+" "+r.Live)
-		}
-	}
-	slices.Sort(got)
-	want := []string{"https://prev.s.test:8443 s s.1", "prev.a.test/blog/ a a.1"}
-	if !slices.Equal(got, want) {
-		t.Fatalf("prev routes = %q, want %q", got, want)
-	}
-	if d := Match(tb, Request{Host: "prev.a.test", Target: "/blog/x"}); d.Status != 200 || d.Route.Live != "a.1" || d.MatchPath != "/blog" {
-		t.Errorf("prev.a.test/blog/x: %+v", d)
-	}
-	if d := Match(tb, Request{Host: "prev.t.test", Target: "/"}); d.Route.Live != "mine.1" {
-		t.Errorf("prev.t.test: %+v", d)
-	}
-	if len(tb.Routes) != 7 {
-		t.Errorf("Served changed the table: %d routes", len(tb.Routes))
 	}
 }
