@@ -460,8 +460,8 @@ func marshalConfig(cfg caddyConfig) ([]byte, error) {
 }
 
 // askRoutes answer the front server's "may NAME get a certificate?"
-// (GET AskPath?domain=NAME): 200 for the hosts of https routes (and their
-// prev. names), for `.example.com` the domain and every name below it;
+// (GET AskPath?domain=NAME): 200 for the hosts of https routes, for
+// `.example.com` the domain and every name below it;
 // 404 for anything else, so that no client can make the node request
 // certificates for names it does not serve.
 func askRoutes(routes []Route) []caddyRoute {
