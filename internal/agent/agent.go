@@ -134,9 +134,10 @@ func (c *Call) commandLine(line string) {
 	}
 }
 
-// admin connects to Caddy's admin API.
-func (a *Agent) admin() *router.Admin {
-	socket := a.Host.Path(a.Layout.AdminSocket)
+// admin connects to the admin API of one of the node's Caddy processes
+// (the front server's or the router's socket, a node path).
+func (a *Agent) admin(nodeSocket string) *router.Admin {
+	socket := a.Host.Path(nodeSocket)
 	if a.Admin != nil {
 		return a.Admin(socket)
 	}
