@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/toppcloud/toppcloud/internal/agent/host"
 	"github.com/toppcloud/toppcloud/internal/agent/instance"
@@ -49,6 +50,9 @@ type Agent struct {
 	// Setup are setup-node's waits and checks; the zero value is the
 	// real ones.
 	Setup setup.Hooks
+	// CertificateWait bounds a deploy's wait for an https location's
+	// certificate (DefaultCertificateWait when 0).
+	CertificateWait time.Duration
 	// geteuid is os.Geteuid unless a test says otherwise.
 	geteuid func() int
 }
@@ -159,6 +163,7 @@ func (a *Agent) ops() []Op {
 		installAgent,
 		Handle(protocol.OpInfo, "print the agent version and what setup-node recorded", a.info),
 		Handle(protocol.OpSetup, "set the node up (setup-node): packages, users, layout, firewall, Caddy", a.setupNode),
+		Handle(protocol.OpNodeCA, "print the root certificate of the node's internal CA", a.nodeCA),
 		Handle(protocol.OpDeployManifest, "keep an upload's manifest and say which contents the node lacks", a.deployManifest),
 		Handle(protocol.OpDeployBlobs, "store the contents streamed after the request", a.deployBlobs),
 		Handle(protocol.OpDeploy, "make an instance from an uploaded manifest, start it and switch the location to it", a.deploy),

@@ -510,6 +510,8 @@ interrupted.`,
 					fmt.Fprintln(a.out.Stdout, "errors.log: "+l.Text)
 				case protocol.StreamJournal:
 					fmt.Fprintln(a.out.Stdout, l.Text)
+				case protocol.StreamFrontServer:
+					fmt.Fprintln(a.out.Stdout, "front server: "+l.Text)
 				case protocol.StreamWarning:
 					a.out.Warnf("%s", l.Text)
 				}

@@ -130,4 +130,7 @@ const (
 	// StreamDiffFile carries one file of OpDiff: its Text is a DiffFile
 	// as JSON.
 	StreamDiffFile = "diff-file"
+	// StreamFrontServer is, for an https location, the front server's log
+	// lines about its host's certificate.
+	StreamFrontServer = "front-server"
 )
