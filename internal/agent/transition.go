@@ -164,7 +164,7 @@ func (t *transition) switchRoute(ctx context.Context, st *protocol.Step) (string
 	}
 	how := "symlink switched, no reload"
 	if t.reloaded {
-		how = "front server's config reloaded"
+		how = "router's config reloaded"
 	}
 	if note != "" {
 		how += "; " + note

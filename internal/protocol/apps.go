@@ -72,8 +72,10 @@ type DeployResult struct {
 	Release int `json:"release"`
 	// Location is the normalized location.
 	Location string `json:"location"`
-	// Reloaded says the front server's config changed (a new location or
-	// kind); false means the switch was a symlink replacement only.
+	// Reloaded says the routing config changed (a new location or kind:
+	// the router reloaded, which fails no request; the front server only
+	// for a new port); false means the switch was a symlink replacement
+	// only.
 	Reloaded bool `json:"reloaded"`
 	// Unchanged: nothing differed from the live instance and nothing was
 	// done (SkipUnchanged).
