@@ -158,9 +158,9 @@ func (s *Server) Roots() *x509.CertPool {
 func (s *Server) Log() string { return s.logs.String() }
 
 // ValidatedHTTP01 reports whether the validation authority fetched an
-// HTTP-01 challenge for host.
+// HTTP-01 challenge for host (it logs the URL, with its port).
 func (s *Server) ValidatedHTTP01(host string) bool {
-	return strings.Contains(s.Log(), "Attempting to validate w/ HTTP: http://"+host+"/.well-known/acme-challenge/")
+	return strings.Contains(s.Log(), "Attempting to validate w/ HTTP: http://"+host+":")
 }
 
 // serverCert makes a throwaway root and a certificate for ip signed by it:

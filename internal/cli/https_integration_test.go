@@ -110,7 +110,7 @@ func testHTTPS(t *testing.T, e *localEnv, node, addr, app string, w web, sh func
 	// it validates HTTP-01 on the node's port 80 and finds nothing on
 	// the TLS-ALPN-01 port, so HTTP-01 through the node's own front
 	// server is the only way a certificate can be had. Certificates live
-	// 40 seconds, so Caddy renews within the test.
+	// a minute, so Caddy renews within the test.
 	closed := func() int {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -119,7 +119,7 @@ func testHTTPS(t *testing.T, e *localEnv, node, addr, app string, w web, sh func
 		defer l.Close()
 		return l.Addr().(*net.TCPAddr).Port
 	}()
-	pebble := acmetest.Start(t, acmetest.Options{IP: localAddrTo(t, addr), HTTPPort: 80, TLSPort: closed, Validity: 40 * time.Second})
+	pebble := acmetest.Start(t, acmetest.Options{IP: localAddrTo(t, addr), HTTPPort: 80, TLSPort: closed, Validity: time.Minute})
 	pebble.SetA("acme.test", addr)
 	pebble.ServFail("broken.test")
 	root := filepath.Join(e.home, "pebble-ca.pem")
@@ -180,7 +180,8 @@ func testHTTPS(t *testing.T, e *localEnv, node, addr, app string, w web, sh func
 			}
 			time.Sleep(time.Second)
 		}
-		t.Fatal("acme.test's certificate was not renewed before it expired")
+		t.Fatalf("acme.test's certificate was not renewed before it expired; the front server's lines about it:\n%s",
+			sh(t, "journalctl -u caddy.service -o cat --no-pager | grep acme.test | tail -40"))
 	})
 
 	t.Run("a failed issuance is reported with the CA's reason and http keeps serving", func(t *testing.T) {

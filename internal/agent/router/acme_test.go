@@ -17,9 +17,10 @@ import (
 
 // TestCaddy_ACME gets real certificates from a real ACME CA (Pebble, in
 // this process) through the front server's on-demand TLS: the first
-// handshake for an https location's name obtains one, a short lifetime
-// makes Caddy renew it, a name whose DNS is broken gets none while plain
-// HTTP keeps serving, and Caddy's log says why. Requests to another app
+// handshake for an https location's name obtains one (TLS-ALPN-01 here;
+// the node tests do HTTP-01), it comes back from storage after a restart,
+// a short lifetime makes Caddy renew it, a name whose DNS is broken gets
+// none while plain HTTP keeps serving, and Caddy's log says why. Requests to another app
 // run throughout and must all succeed.
 func TestCaddy_ACME(t *testing.T) {
 	requireCaddy(t)
@@ -57,13 +58,17 @@ func TestCaddy_ACME(t *testing.T) {
 	pebble.ServFail("broken.test")
 
 	// Load on the plain app while certificates are obtained, renewed and
-	// refused: POSTs, on new and on kept-alive connections.
+	// refused: POSTs, on new and on kept-alive connections (stopped while
+	// the front server is restarted on purpose).
 	web := "127.0.0.1:" + strconv.Itoa(ports[0])
-	loads := []*load{
-		startLoad(web, "plain.test", "/x", http.MethodPost, false, 1, 5*time.Millisecond),
-		startLoad(web, "plain.test", "/x", http.MethodPost, true, 1, 5*time.Millisecond),
+	var loads []*load
+	startLoads := func() {
+		loads = []*load{
+			startLoad(web, "plain.test", "/x", http.MethodPost, false, 1, 5*time.Millisecond),
+			startLoad(web, "plain.test", "/x", http.MethodPost, true, 1, 5*time.Millisecond),
+		}
 	}
-	defer func() {
+	stopLoads := func() {
 		for _, l := range loads {
 			ok, failed, failures := l.stop()
 			t.Logf("plain app during issuance: %d requests ok, %d failed", ok, failed)
@@ -71,7 +76,10 @@ func TestCaddy_ACME(t *testing.T) {
 				t.Errorf("%d requests to the plain app failed during issuance, e.g. %q", failed, failures[:min(5, len(failures))])
 			}
 		}
-	}()
+		loads = nil
+	}
+	startLoads()
+	defer func() { stopLoads() }()
 
 	handshake := func(name string, timeout time.Duration) (*x509.Certificate, error) {
 		d := &tls.Dialer{Config: &tls.Config{ServerName: name, RootCAs: pebble.Roots()}}
@@ -103,6 +111,18 @@ func TestCaddy_ACME(t *testing.T) {
 			if m, _ := filepath.Glob(filepath.Join(opt.StorageDir, glob)); len(m) == 0 {
 				t.Errorf("nothing in storage matches %s", glob)
 			}
+		}
+	})
+	// A restart: the certificate comes back from storage, and is still
+	// renewed at the handshakes that find it old.
+	stopLoads()
+	c.front.kill()
+	c.front = startCaddy(t, dir, "front-again", r.Front)
+	startLoads()
+	t.Run("kept across a restart of the front server", func(t *testing.T) {
+		cert, err := handshake("secure.test", time.Minute)
+		if err != nil || cert.SerialNumber.Cmp(first.SerialNumber) != 0 {
+			t.Fatalf("after a restart: %v, serial %v (was %v)", err, cert, first.SerialNumber)
 		}
 	})
 	t.Run("renewed before it expires", func(t *testing.T) {

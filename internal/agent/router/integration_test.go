@@ -109,6 +109,8 @@ type caddyProc struct {
 	admin *Admin
 	log   string
 	path  string // the config file it started from
+	// kill ends the process (and waits for it).
+	kill func()
 }
 
 // caddyPair is a node's two Caddy processes: the front server and the
@@ -155,9 +157,12 @@ func startCaddy(t *testing.T, dir, name string, config []byte) *caddyProc {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait(); logf.Close() }()
-	t.Cleanup(func() {
+	kill := sync.OnceFunc(func() {
 		_ = cmd.Process.Kill()
 		<-exited
+	})
+	t.Cleanup(func() {
+		kill()
 		if t.Failed() {
 			if b, err := os.ReadFile(logPath); err == nil {
 				t.Logf("%s's log (last 4 KB):\n%s", name, tail(b, 4096))
@@ -171,7 +176,7 @@ func startCaddy(t *testing.T, dir, name string, config []byte) *caddyProc {
 	if err := json.Unmarshal(config, &cfg); err != nil {
 		t.Fatal(err)
 	}
-	p := &caddyProc{admin: NewAdmin(strings.TrimPrefix(cfg.Admin.Listen, "unix/")), log: logPath, path: cfgPath}
+	p := &caddyProc{admin: NewAdmin(strings.TrimPrefix(cfg.Admin.Listen, "unix/")), log: logPath, path: cfgPath, kill: kill}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)

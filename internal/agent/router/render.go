@@ -379,11 +379,12 @@ func (r *renderer) front(httpPort, httpsPort int, plainListen, tlsListen []strin
 			// for plain-http routes. ACME HTTP-01 challenges are
 			// answered by every server regardless.
 			AutomaticHTTPS: autoHTTPS{Disable: true},
-			Routes: []caddyRoute{{Handle: []handler{reverseProxyHandler{
+			// Small bodies are buffered here too: see proxyRoutes.
+			Routes: proxyRoutes(nil, reverseProxyHandler{
 				Handler:   "reverse_proxy",
 				Transport: singleUseTransport(),
 				Upstreams: []upstream{{Dial: "unix/" + opt.RouterSocket(l.name)}},
-			}}}},
+			}),
 			// The router down or restarting: the unavailable page.
 			Errors: &serverErrors{Routes: errorRoutes()},
 		}
