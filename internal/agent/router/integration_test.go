@@ -980,8 +980,10 @@ func TestCaddy_ValidateGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			// Keep provisioning (the internal CA) inside the temp dir.
+			// Keep provisioning (the internal CA) inside the temp dir, and
+			// trust a root file that exists here (the system's bundle).
 			data = []byte(strings.ReplaceAll(string(data), "/var/lib/toppcloud/caddy", filepath.Join(dir, "storage")))
+			data = []byte(strings.ReplaceAll(string(data), "/etc/toppcloud/acme-ca-root.pem", "/etc/ssl/certs/ca-certificates.crt"))
 			cfg := filepath.Join(dir, "caddy.json")
 			if err := os.WriteFile(cfg, data, 0o644); err != nil {
 				t.Fatal(err)
