@@ -397,6 +397,13 @@ func TestSetup_BadArgs(t *testing.T) {
 		{"bad key", protocol.SetupArgs{AuthorizedKeys: []string{"ssh-ed25519 not-base64!"}}},
 		{"two lines", protocol.SetupArgs{AuthorizedKeys: []string{agenttest.AuthorizedKey(t, "a") + "\n" + agenttest.AuthorizedKey(t, "b")}}},
 		{"port", protocol.SetupArgs{AuthorizedKeys: []string{agenttest.AuthorizedKey(t, "a")}, SSHPort: 70000}},
+		{"TLS issuer", protocol.SetupArgs{AuthorizedKeys: []string{agenttest.AuthorizedKey(t, "a")}, TLS: &protocol.TLSSettings{Issuer: "letsencrypt"}}},
+		{"TLS plain-http CA", protocol.SetupArgs{AuthorizedKeys: []string{agenttest.AuthorizedKey(t, "a")},
+			TLS: &protocol.TLSSettings{Issuer: protocol.IssuerACME, ACMECA: "http://ca.test/dir"}}},
+		{"TLS root not PEM", protocol.SetupArgs{AuthorizedKeys: []string{agenttest.AuthorizedKey(t, "a")},
+			TLS: &protocol.TLSSettings{Issuer: protocol.IssuerACME, ACMECARoot: "hello"}}},
+		{"TLS email", protocol.SetupArgs{AuthorizedKeys: []string{agenttest.AuthorizedKey(t, "a")},
+			TLS: &protocol.TLSSettings{Issuer: protocol.IssuerACME, ACMEEmail: "a b@c"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
