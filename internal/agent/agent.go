@@ -175,7 +175,7 @@ func (a *Agent) ops() []Op {
 		Handle(protocol.OpEnable, "undo disable", a.enable),
 		Handle(protocol.OpLogs, "show (or follow) an app's errors.log and its instances' journal", a.logs),
 		Handle(protocol.OpDiff, "compare an application directory's manifest with a deployed instance (read only)", a.diff),
-		Handle(protocol.OpRestore, "point every route at its live instance again, start live instances that are down, reload the front server if needed", a.restore),
+		Handle(protocol.OpRestore, "point every route at its live instance again, start live instances that are down, load the routing configs if needed", a.restore),
 	}
 	for _, extra := range a.Ops {
 		ops = slices.DeleteFunc(ops, func(o Op) bool { return o.Name == extra.Name })
