@@ -59,6 +59,7 @@ bench: deps build
 	$(GO) run ./bench/setupnode
 	$(GO) run ./bench/transfer
 	$(GO) run ./bench/deploy
+	$(GO) run ./bench/routechange
 
 clean:
 	rm -rf bin

@@ -47,10 +47,7 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -64,9 +61,8 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/crypto/ssh"
-
 	"github.com/toppcloud/toppcloud/bench/appgen"
+	"github.com/toppcloud/toppcloud/bench/benchuser"
 	"github.com/toppcloud/toppcloud/internal/provider/local"
 )
 
@@ -101,11 +97,10 @@ type bench struct {
 	verbose bool
 	cache   string
 
-	work, home, bin, key string
-	node, addr           string
-	table                string
-	// stderr is the last toppcloud command's (its step lines).
-	stderr string
+	work       string
+	user       *benchuser.User
+	node, addr string
+	table      string
 }
 
 // sample is one measured command.
@@ -130,31 +125,32 @@ func (b *bench) run(runs int, keep bool) (err error) {
 	if !keep {
 		defer os.RemoveAll(b.work)
 	}
-	if err := b.prepareHome(); err != nil {
-		return err
-	}
 	fmt.Println("building toppcloud ...")
-	b.bin = filepath.Join(b.work, "toppcloud")
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", b.bin, "./cmd/toppcloud").CombinedOutput(); err != nil {
+	bin := filepath.Join(b.work, "toppcloud")
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/toppcloud").CombinedOutput(); err != nil {
 		return fmt.Errorf("go build ./cmd/toppcloud (run from the repository's root): %v\n%s", err, out)
 	}
+	if b.user, err = benchuser.New(b.work, b.cache, bin); err != nil {
+		return err
+	}
+	b.user.Verbose = b.verbose
 
 	b.node = fmt.Sprintf("bench-deploy-%d", os.Getpid())
 	fmt.Printf("creating and setting up local node %s ...\n", b.node)
 	start := time.Now()
-	if _, err := b.tc("create-node", b.node, "--setup-node"); err != nil {
+	if _, err := b.user.Run("create-node", b.node, "--setup-node"); err != nil {
 		return err
 	}
 	if !keep {
 		defer func() {
-			if _, derr := b.tc("destroy-node", "-y", b.node); derr != nil && err == nil {
+			if _, derr := b.user.Run("destroy-node", "-y", b.node); derr != nil && err == nil {
 				err = derr
 			}
 		}()
 	} else {
-		defer fmt.Printf("node %s kept: HOME=%s %s destroy-node %s\n", b.node, b.home, b.bin, b.node)
+		defer fmt.Printf("node %s kept: HOME=%s %s destroy-node %s\n", b.node, b.user.Home, b.user.Bin, b.node)
 	}
-	out, err := b.tc("list-nodes", "--json")
+	out, err := b.user.Run("list-nodes", "--json")
 	if err != nil {
 		return err
 	}
@@ -209,7 +205,7 @@ func (b *bench) run(runs int, keep bool) (err error) {
 		}
 		update := func(args ...string) func() error {
 			return func() error {
-				_, err := b.tc(append([]string{"update", dir, loc, "--node", b.node}, args...)...)
+				_, err := b.user.Run(append([]string{"update", dir, loc, "--node", b.node}, args...)...)
 				return err
 			}
 		}
@@ -222,7 +218,7 @@ func (b *bench) run(runs int, keep bool) (err error) {
 				if err := update()(); err != nil {
 					return err
 				}
-				uploadStep = stepTime(b.stderr, "upload")
+				uploadStep = stepTime(b.user.Stderr, "upload")
 				return nil
 			}},
 			{"  of which the upload step", func() error { return nil }},
@@ -340,37 +336,6 @@ func (b *bench) measure(fn func() error) (sample, error) {
 	return sample{wall: wall, bytes: after - before}, err
 }
 
-func (b *bench) prepareHome() error {
-	b.home = filepath.Join(b.work, "home")
-	if err := os.MkdirAll(filepath.Join(b.home, ".ssh"), 0o700); err != nil {
-		return err
-	}
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		return err
-	}
-	block, err := ssh.MarshalPrivateKey(priv, "bench")
-	if err != nil {
-		return err
-	}
-	b.key = filepath.Join(b.home, ".ssh", "id_ed25519")
-	if err := os.WriteFile(b.key, pem.EncodeToMemory(block), 0o600); err != nil {
-		return err
-	}
-	sp, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		return err
-	}
-	line := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sp)))
-	if err := os.WriteFile(b.key+".pub", []byte(line+" bench\n"), 0o644); err != nil {
-		return err
-	}
-	conf := fmt.Sprintf("[provider:default]\nprovider = local\nroot = %s\ncache_dir = %s\nroot_authorized_keys = %s\n",
-		filepath.Join(b.work, "nodes"), b.cache, line)
-	return os.WriteFile(filepath.Join(b.home, ".toppcloud.conf"), []byte(conf), 0o600)
-}
-
-// tc runs the toppcloud binary as the bench's user.
 // stepTime reads how long a step took from toppcloud's step lines
 // ("[  1.0s] upload: done (...) in 0.8s"); zero if it is not there.
 func stepTime(out, step string) time.Duration {
@@ -382,26 +347,10 @@ func stepTime(out, step string) time.Duration {
 	return time.Duration(f * float64(time.Second))
 }
 
-func (b *bench) tc(args ...string) ([]byte, error) {
-	cmd := exec.Command(b.bin, args...)
-	cmd.Env = append(os.Environ(), "HOME="+b.home)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	b.stderr = stderr.String()
-	if b.verbose {
-		os.Stderr.Write(stderr.Bytes())
-	}
-	if err != nil {
-		return nil, fmt.Errorf("toppcloud %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
-	}
-	return stdout.Bytes(), nil
-}
-
 // sshArgs log in as root with the bench's key, trusting only the host key
 // toppcloud pinned.
 func (b *bench) sshArgs() []string {
-	return []string{"-i", b.key, "-o", "UserKnownHostsFile=" + filepath.Join(b.home, ".toppcloud", "known_hosts"),
+	return []string{"-i", b.user.Key, "-o", "UserKnownHostsFile=" + filepath.Join(b.user.Home, ".toppcloud", "known_hosts"),
 		"-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "LogLevel=ERROR"}
 }
 

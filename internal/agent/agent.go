@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/toppcloud/toppcloud/internal/agent/host"
 	"github.com/toppcloud/toppcloud/internal/agent/instance"
@@ -49,6 +50,9 @@ type Agent struct {
 	// Setup are setup-node's waits and checks; the zero value is the
 	// real ones.
 	Setup setup.Hooks
+	// CertificateWait bounds a deploy's wait for an https location's
+	// certificate (DefaultCertificateWait when 0).
+	CertificateWait time.Duration
 	// geteuid is os.Geteuid unless a test says otherwise.
 	geteuid func() int
 }
@@ -134,9 +138,10 @@ func (c *Call) commandLine(line string) {
 	}
 }
 
-// admin connects to Caddy's admin API.
-func (a *Agent) admin() *router.Admin {
-	socket := a.Host.Path(a.Layout.AdminSocket)
+// admin connects to the admin API of one of the node's Caddy processes
+// (the front server's or the router's socket, a node path).
+func (a *Agent) admin(nodeSocket string) *router.Admin {
+	socket := a.Host.Path(nodeSocket)
 	if a.Admin != nil {
 		return a.Admin(socket)
 	}
@@ -158,6 +163,7 @@ func (a *Agent) ops() []Op {
 		installAgent,
 		Handle(protocol.OpInfo, "print the agent version and what setup-node recorded", a.info),
 		Handle(protocol.OpSetup, "set the node up (setup-node): packages, users, layout, firewall, Caddy", a.setupNode),
+		Handle(protocol.OpNodeCA, "print the root certificate of the node's internal CA", a.nodeCA),
 		Handle(protocol.OpDeployManifest, "keep an upload's manifest and say which contents the node lacks", a.deployManifest),
 		Handle(protocol.OpDeployBlobs, "store the contents streamed after the request", a.deployBlobs),
 		Handle(protocol.OpDeploy, "make an instance from an uploaded manifest, start it and switch the location to it", a.deploy),
@@ -169,7 +175,7 @@ func (a *Agent) ops() []Op {
 		Handle(protocol.OpEnable, "undo disable", a.enable),
 		Handle(protocol.OpLogs, "show (or follow) an app's errors.log and its instances' journal", a.logs),
 		Handle(protocol.OpDiff, "compare an application directory's manifest with a deployed instance (read only)", a.diff),
-		Handle(protocol.OpRestore, "point every route at its live instance again, start live instances that are down, reload the front server if needed", a.restore),
+		Handle(protocol.OpRestore, "point every route at its live instance again, start live instances that are down, load the routing configs if needed", a.restore),
 	}
 	for _, extra := range a.Ops {
 		ops = slices.DeleteFunc(ops, func(o Op) bool { return o.Name == extra.Name })

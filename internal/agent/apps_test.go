@@ -153,14 +153,14 @@ func (n *testNode) slots(t *testing.T) map[string]string {
 func TestDeploy_StaticSite(t *testing.T) {
 	n := setUpNode(t)
 	l := n.Layout
-	loads := n.State().Loads
+	loads, frontLoads := n.State().RouterLoads, n.State().Loads
 
 	v1 := n.deploy(t, deployArgs("site", "site.test", upload(t, n, "site", staticApp(t, "site", "one"))))
 	if v1.Instance == "" || v1.Prev != "" || v1.Release != 1 || !v1.Reloaded {
 		t.Fatalf("first deploy: %+v", v1)
 	}
-	if n.State().Loads != loads+1 {
-		t.Errorf("first deploy: %d config loads, want 1", n.State().Loads-loads)
+	if n.State().RouterLoads != loads+1 || n.State().Loads != frontLoads {
+		t.Errorf("first deploy: %d router config loads (want 1), %d front server loads (want none)", n.State().RouterLoads-loads, n.State().Loads-frontLoads)
 	}
 	loc, _ := location.Parse("site.test")
 	slot := SlotName(loc, "static")
@@ -173,17 +173,17 @@ func TestDeploy_StaticSite(t *testing.T) {
 	if target, _ := os.Readlink(n.Host.Path(path.Join(l.LinksDir(v1.Instance), instance.LinkWWW))); target != "/var/www/"+v1.Instance {
 		t.Errorf("www link -> %q", target)
 	}
-	cfg := n.State().CaddyConfig
+	cfg := n.State().RouterConfig
 	if !strings.Contains(cfg, path.Join(l.Slots, slot, "www", "static")) || strings.Contains(cfg, v1.Instance) {
 		t.Errorf("the config must serve through the slot and name no instance:\n%s", cfg)
 	}
 
-	loads = n.State().Loads
+	loads = n.State().RouterLoads
 	v2 := n.deploy(t, deployArgs("site", "site.test", upload(t, n, "site", staticApp(t, "site", "two"))))
 	if v2.Instance == v1.Instance || v2.Prev != v1.Instance || v2.Release != 2 || v2.Reloaded {
 		t.Fatalf("redeploy: %+v", v2)
 	}
-	if n.State().Loads != loads {
+	if n.State().RouterLoads != loads {
 		t.Error("a redeploy reloaded Caddy")
 	}
 	if got := n.slots(t); got[slot] != l.LinksDir(v2.Instance) {
@@ -235,18 +235,18 @@ func TestDeploy_StaticSite(t *testing.T) {
 		t.Errorf("query nomatch*: %+v", q.Apps)
 	}
 
-	loads = n.State().Loads
+	loads = n.State().RouterLoads
 	var dr protocol.DisableResult
 	ok(t, agenttest.Run(t, n.agent, protocol.OpDisable, agenttest.Request(protocol.OpDisable), protocol.DisableArgs{Location: "site.test"}, nil), &dr)
-	if !dr.Changed || dr.App != "site" || n.State().Loads != loads+1 || !strings.Contains(n.State().CaddyConfig, "app site is disabled") {
-		t.Errorf("disable by location: %+v, %d loads", dr, n.State().Loads-loads)
+	if !dr.Changed || dr.App != "site" || n.State().RouterLoads != loads+1 || !strings.Contains(n.State().RouterConfig, "app site is disabled") {
+		t.Errorf("disable by location: %+v, %d loads", dr, n.State().RouterLoads-loads)
 	}
 	ok(t, agenttest.Run(t, n.agent, protocol.OpDisable, agenttest.Request(protocol.OpDisable), protocol.DisableArgs{App: "site"}, nil), &dr)
 	if dr.Changed {
 		t.Error("disabling twice changed something")
 	}
 	ok(t, agenttest.Run(t, n.agent, protocol.OpEnable, agenttest.Request(protocol.OpEnable), protocol.DisableArgs{App: "site"}, nil), &dr)
-	if !dr.Changed || strings.Contains(n.State().CaddyConfig, "is disabled") {
+	if !dr.Changed || strings.Contains(n.State().RouterConfig, "is disabled") {
 		t.Errorf("enable: %+v", dr)
 	}
 

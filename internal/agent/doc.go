@@ -42,12 +42,16 @@
 //	              check on its own address and on the router's socket
 //	update_fetch  app.ini's update_fetch against the new instance, its
 //	              output streamed to the client
-//	switch        the route's slot symlink replaced (slots.go); Caddy is
-//	              reloaded only when its config changes (a new location,
-//	              kind or php_root)
+//	switch        the route's slot symlink replaced (slots.go); the router
+//	              (the Caddy behind the front server) is reloaded only
+//	              when its config changes (a new location, kind or
+//	              php_root), the front server only for a new port
 //	drain         the old instance finishes what it accepted (counted on
 //	              its socket, bounded), is stopped and kept as prev
 //	release       a line in /var/lib/toppcloud/apps/APP/releases.jsonl
+//	certificate   for an https location, the front server asked for the
+//	              host's certificate; a refusal is a warning with the
+//	              CA's reason
 //
 // A failure before the switch removes the new instance and leaves the
 // live one serving; the error carries the application's output. The agent

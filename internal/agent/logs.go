@@ -77,6 +77,11 @@ func (a *Agent) logs(ctx context.Context, c *Call, args *protocol.LogsArgs) (*pr
 				send(protocol.StreamJournal, l)
 			}
 		}
+		if host := certificateHost(rt.Location); host != "" {
+			for _, l := range lastLines(frontLinesAbout(a.frontLog(ctx), host), n) {
+				send(protocol.StreamFrontServer, l)
+			}
+		}
 		return res, nil
 	}
 
@@ -109,6 +114,18 @@ func (a *Agent) logs(ctx context.Context, c *Call, args *protocol.LogsArgs) (*pr
 	})
 	wg.Wait()
 	return res, nil
+}
+
+// frontLinesAbout returns the front server's log lines about host's
+// certificate (Caddy names it as identifier or server_name).
+func frontLinesAbout(log []byte, host string) string {
+	var out []string
+	for _, l := range strings.Split(string(log), "\n") {
+		if strings.Contains(l, `"identifier":"`+host+`"`) || strings.Contains(l, `"server_name":"`+host+`"`) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // followFile sends the lines appended to file after offset until ctx

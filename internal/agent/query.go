@@ -65,6 +65,13 @@ func (a *Agent) query(ctx context.Context, c *Call, args *protocol.QueryArgs) (*
 		apps[rt.App] = true
 	}
 	res := &protocol.QueryResult{Apps: []protocol.AppInfo{}, Routes: []protocol.RouteInfo{}, Disabled: []string{}}
+	var frontLog []byte
+	for _, rt := range t.Routes {
+		if certificateHost(rt.Location) != "" {
+			frontLog = a.frontLog(ctx)
+			break
+		}
+	}
 	var all []string
 	for _, app := range slices.Sorted(maps.Keys(apps)) {
 		if selected(app, t.RoutesFor(app)) {
@@ -82,7 +89,11 @@ func (a *Agent) query(ctx context.Context, c *Call, args *protocol.QueryArgs) (*
 			res.Disabled = append(res.Disabled, app)
 		}
 		for _, rt := range routes {
-			res.Routes = append(res.Routes, routeInfo(rt, info.Disabled))
+			ri := routeInfo(rt, info.Disabled)
+			if host := certificateHost(rt.Location); host != "" {
+				ri.Certificate = a.certificateInfo(host, frontLog)
+			}
+			res.Routes = append(res.Routes, ri)
 		}
 		for _, in := range disk[app] {
 			ii := protocol.InstanceInfo{Name: in, State: states[in]}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/toppcloud/toppcloud/internal/agent/instance"
 	"github.com/toppcloud/toppcloud/internal/agent/router"
+	"github.com/toppcloud/toppcloud/internal/agent/setup"
 	"github.com/toppcloud/toppcloud/internal/location"
 	"github.com/toppcloud/toppcloud/internal/protocol"
 )
@@ -92,9 +93,57 @@ func (a *Agent) resolve(c *Call, t *router.Table) *routeState {
 	return st
 }
 
-// applier loads configs into the node's Caddy.
+// applier loads configs into the node's two Caddy processes.
 func (a *Agent) applier() *router.Applier {
-	return &router.Applier{Admin: a.admin(), ConfigPath: a.Host.Path(a.Layout.CaddyConfig)}
+	return &router.Applier{
+		Front:  router.ConfigTarget{Admin: a.admin(a.Layout.AdminSocket), Path: a.Host.Path(a.Layout.CaddyConfig)},
+		Router: router.ConfigTarget{Admin: a.admin(a.Layout.RouterAdminSocket), Path: a.Host.Path(a.Layout.RouterConfig)},
+	}
+}
+
+// routerOptions are the node's settings of the rendered configs: its
+// sockets and storage, and how it gets certificates (setup-node's).
+func (a *Agent) routerOptions() (router.Options, error) {
+	l := a.Layout
+	opt := router.Options{AdminSocket: l.AdminSocket, RouterAdminSocket: l.RouterAdminSocket, RouterDir: l.RouterDir, StorageDir: l.CaddyStorage}
+	tls, err := setup.ReadTLSSettings(a.Host, l)
+	if err != nil {
+		return opt, err
+	}
+	opt.Issuer, opt.ACMEEmail, opt.ACMECA = tls.Issuer, tls.ACMEEmail, tls.ACMECA
+	if tls.ACMECARoot != "" {
+		opt.ACMECARoot = l.ACMECARoot
+	}
+	return opt, nil
+}
+
+// routing renders the node's routing as the route table on disk says,
+// with every live instance's backend: what setup-node loads into the two
+// Caddy processes it starts. Problems with single routes are warnings.
+func (a *Agent) routing(c *Call) (*router.Rendered, error) {
+	t, err := a.loadTable(c)
+	if err != nil {
+		return nil, err
+	}
+	r, _, err := a.render(c, t)
+	return r, err
+}
+
+// render renders t with its routes' backends.
+func (a *Agent) render(c *Call, t *router.Table) (*router.Rendered, *routeState, error) {
+	st := a.resolve(c, t)
+	opt, err := a.routerOptions()
+	if err != nil {
+		return nil, st, err
+	}
+	r, err := router.Render(t, st.backends, opt)
+	if err != nil {
+		return nil, st, err
+	}
+	for _, w := range r.Warnings {
+		c.Warnf("%v", w)
+	}
+	return r, st, nil
 }
 
 // commitRoutes makes t the node's routing, in the order that keeps every
@@ -104,26 +153,22 @@ func (a *Agent) applier() *router.Applier {
 // uses any more. The caller holds the routes lock. If Caddy refuses the
 // config, the slots are pointed back as old says and nothing is saved.
 func (a *Agent) commitRoutes(ctx context.Context, c *Call, old, t *router.Table) (reloaded bool, err error) {
-	st := a.resolve(c, t)
+	r, st, err := a.render(c, t)
+	if err != nil {
+		return false, err
+	}
 	for slot, inst := range st.slots {
 		if err := a.pointSlot(slot, inst); err != nil {
 			a.pointSlots(c, old)
 			return false, err
 		}
 	}
-	r, err := router.Render(t, st.backends, router.Options{AdminSocket: a.Layout.AdminSocket})
+	did, err := a.applier().Apply(ctx, r)
 	if err != nil {
 		a.pointSlots(c, old)
-		return false, err
+		return false, fmt.Errorf("load the routing config: %w", err)
 	}
-	for _, w := range r.Warnings {
-		c.Warnf("%v", w)
-	}
-	reloaded, err = a.applier().Apply(ctx, r.JSON)
-	if err != nil {
-		a.pointSlots(c, old)
-		return false, fmt.Errorf("load the front server's config: %w", err)
-	}
+	reloaded = did.Front || did.Router
 	if err := router.SaveTable(a.Host.Path(a.Layout.Routes), t); err != nil {
 		return reloaded, err
 	}

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 
+	"github.com/toppcloud/toppcloud/internal/agent/router"
 	"github.com/toppcloud/toppcloud/internal/agent/setup"
 	"github.com/toppcloud/toppcloud/internal/protocol"
 )
@@ -18,6 +19,7 @@ func (a *Agent) setupNode(ctx context.Context, c *Call, args *protocol.SetupArgs
 		return nil, err
 	}
 	defer release()
-	n := setup.Node{Host: a.Host, Layout: a.Layout, Fingerprint: a.Fingerprint, Admin: a.Admin, Hooks: a.Setup}
+	n := setup.Node{Host: a.Host, Layout: a.Layout, Fingerprint: a.Fingerprint, Admin: a.Admin, Hooks: a.Setup,
+		Routing: func() (*router.Rendered, error) { return a.routing(c) }}
 	return setup.Run(ctx, n, c.Out, c.Req, *args)
 }

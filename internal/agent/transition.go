@@ -25,6 +25,9 @@ const (
 	StepSwitch      = "switch"
 	StepDrain       = "drain"
 	StepRelease     = "release"
+	// StepCertificate makes the front server obtain an https location's
+	// certificate now rather than at the first visit.
+	StepCertificate = "certificate"
 )
 
 // A transition makes another instance live at a location. update and
@@ -86,7 +89,8 @@ func (t *transition) run(ctx context.Context, steps ...step) error {
 			t.rollback()
 		}
 	}()
-	steps = append(steps, step{StepSwitch, t.switchRoute}, step{StepDrain, t.drain}, step{StepRelease, t.record})
+	steps = append(steps, step{StepSwitch, t.switchRoute}, step{StepDrain, t.drain}, step{StepRelease, t.record},
+		step{StepCertificate, t.certificate})
 	for _, s := range steps {
 		st := t.c.Out.Start(s.name)
 		detail, err := s.run(ctx, st)
@@ -160,7 +164,7 @@ func (t *transition) switchRoute(ctx context.Context, st *protocol.Step) (string
 	}
 	how := "symlink switched, no reload"
 	if t.reloaded {
-		how = "front server's config reloaded"
+		how = "router's config reloaded"
 	}
 	if note != "" {
 		how += "; " + note
@@ -207,6 +211,18 @@ func (t *transition) cleanOldDirs() {
 	if err := t.a.instances().RemoveOldDirs(t.app); err != nil {
 		t.c.Warnf("remove old TEMP and config directories of %s: %v", t.app, err)
 	}
+}
+
+// certificate has the front server obtain the certificate of an https
+// location's host (it does on demand, at a name's first TLS connection),
+// so the deploy can tell whether https works. The switch is done: a
+// certificate that cannot be had is a warning with the CA's reason.
+func (t *transition) certificate(ctx context.Context, st *protocol.Step) (string, error) {
+	host := certificateHost(t.loc)
+	if host == "" {
+		return "", skipped("no https location with a host of its own")
+	}
+	return t.a.obtainCertificate(ctx, t.c, st, host), nil
 }
 
 // record appends the release. The switch is done: a missing record must

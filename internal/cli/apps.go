@@ -352,7 +352,26 @@ func (a *App) printQuery(res protocol.QueryResult) {
 			fmt.Fprintf(w, "  release %d: %s %s at %s, %s by %s\n", r.Number, r.Action, orDash(r.Instance),
 				strings.Join(r.Locations, " "), r.Time.Local().Format("2006-01-02 15:04:05"), orDash(r.LocalUser))
 		}
+		for _, r := range res.Routes {
+			if r.App == app.Name && r.Certificate != nil {
+				fmt.Fprintf(w, "  certificate for %s: %s\n", r.Certificate.Host, certificateState(r.Certificate))
+			}
+		}
 	}
+}
+
+// certificateState says what the node has for a certificate.
+func certificateState(c *protocol.CertificateInfo) string {
+	var parts []string
+	if !c.NotAfter.IsZero() {
+		parts = append(parts, fmt.Sprintf("from %s, valid until %s", orDash(c.Issuer), c.NotAfter.Local().Format("2006-01-02 15:04:05")))
+	} else {
+		parts = append(parts, "none yet")
+	}
+	if c.Error != "" {
+		parts = append(parts, fmt.Sprintf("last try failed at %s: %s", c.ErrorAt.Local().Format("2006-01-02 15:04:05"), c.Error))
+	}
+	return strings.Join(parts, "; ")
 }
 
 func (a *App) cleanNodeCmd() *cobra.Command {
@@ -510,6 +529,8 @@ interrupted.`,
 					fmt.Fprintln(a.out.Stdout, "errors.log: "+l.Text)
 				case protocol.StreamJournal:
 					fmt.Fprintln(a.out.Stdout, l.Text)
+				case protocol.StreamFrontServer:
+					fmt.Fprintln(a.out.Stdout, "front server: "+l.Text)
 				case protocol.StreamWarning:
 					a.out.Warnf("%s", l.Text)
 				}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"io"
 	"os/signal"
 	"slices"
 	"strings"
@@ -42,6 +43,37 @@ func (a *App) nodeAgentCmd() *cobra.Command {
 			}
 		},
 	}
+}
+
+func (a *App) nodeCACmd() *cobra.Command {
+	var user string
+	cmd := &cobra.Command{
+		Use:   "node-ca HOSTNAME",
+		Short: "Print the root certificate of a node's own CA",
+		Long: `Print, as PEM, the root certificate of the CA a node signs its https
+certificates with when it does not use an ACME CA (local nodes by default,
+or acme_ca = internal):
+
+    toppcloud node-ca NODE > ca.pem
+    curl --cacert ca.pem https://HOST/`,
+		GroupID: "nodes",
+		Args:    exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			n, rec, err := a.nodes().Connect(ctx, args[0], nodes.ConnectOptions{User: user})
+			if err != nil {
+				return err
+			}
+			var res protocol.NodeCAResult
+			if err := n.Call(ctx, protocol.OpNodeCA, nil, &res, a.streamSteps()); err != nil {
+				return withTail(fmt.Errorf("node-ca %s: %w", rec.Name, err))
+			}
+			_, err = io.WriteString(a.out.Stdout, res.RootPEM)
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&user, "user", "", "log in as `USER` (with passwordless sudo) instead of the recorded user")
+	return cmd
 }
 
 func (a *App) nodeInfoCmd() *cobra.Command {

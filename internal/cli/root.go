@@ -182,6 +182,7 @@ func (a *App) commands() []*cobra.Command {
 		a.stopNodeCmd(),
 		a.setupNodeCmd(),
 		a.nodeInfoCmd(),
+		a.nodeCACmd(),
 		a.nodeAgentCmd(),
 		a.updateCmd(),
 		a.activateCmd(),

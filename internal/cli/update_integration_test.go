@@ -383,6 +383,9 @@ func TestIntegration_Update(t *testing.T) {
 		}
 	})
 
+	testRouteChangesUnderLoad(t, e, node, w)
+	httpsStillServed := testHTTPS(t, e, node, w.addr, ex("python"), w, sh)
+
 	t.Run("a second update of the app waits or gives up", func(t *testing.T) {
 		slow := copyApp(t, "python", map[string]string{
 			"app.ini":     "[production]\napp_name = hello\nrunner = app.py\nupdate_fetch = script:bin/slow.sh\n",
@@ -482,6 +485,7 @@ func TestIntegration_Update(t *testing.T) {
 		w.expect("cmd.test", "/", 200, "Hello from a command app")
 		w.expect("site.test", "/cmd/", 200, "Hello from a command app")
 		w.expect("site.test", "/static/", 200, "A static site")
+		httpsStillServed(t)
 		// And updates go on as before.
 		e.ok("update", ex("python"), "rb.test", "--node", node)
 		w.expect("rb.test", "/", 200, "Hello from toppcloud")

@@ -1,14 +1,23 @@
 package config
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"io/fs"
+	"math/big"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/toppcloud/toppcloud/internal/ini"
+	"github.com/toppcloud/toppcloud/internal/protocol"
 	"github.com/toppcloud/toppcloud/internal/provider"
 )
 
@@ -372,4 +381,70 @@ func TestLoad_NoWarningForDevelPassword(t *testing.T) {
 	if err != nil || len(f.Warnings) != 0 {
 		t.Errorf("Load = %v, %q", err, f.Warnings)
 	}
+}
+
+func TestProvider_TLS(t *testing.T) {
+	dir := t.TempDir()
+	certPEM := testCertPEM(t)
+	writeFile(t, filepath.Join(dir, "ca.pem"), certPEM, 0o644)
+	writeFile(t, filepath.Join(dir, "key.pem"), "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", 0o600)
+	writeFile(t, filepath.Join(dir, "junk.pem"), "not pem\n", 0o644)
+	for _, tc := range []struct {
+		name, section string
+		want          protocol.TLSSettings
+		err           string
+	}{
+		{"cloud default", "provider = fakecloud\n", protocol.TLSSettings{Issuer: protocol.IssuerACME}, ""},
+		{"local default", "provider = fakelocal\n", protocol.TLSSettings{Issuer: protocol.IssuerInternal}, ""},
+		{"local with a CA", "provider = fakelocal\nacme_ca = https://ca.test/dir\nacme_ca_root = ca.pem\nacme_email = ops@example.com\n",
+			protocol.TLSSettings{Issuer: protocol.IssuerACME, ACMECA: "https://ca.test/dir", ACMEEmail: "ops@example.com", ACMECARoot: certPEM}, ""},
+		{"cloud internal", "provider = fakecloud\nacme_ca = internal\n", protocol.TLSSettings{Issuer: protocol.IssuerInternal}, ""},
+		{"plain http CA", "provider = fakecloud\nacme_ca = http://ca.test/dir\n", protocol.TLSSettings{}, "acme_ca: \"http://ca.test/dir\": use an ACME directory URL"},
+		{"bad email", "provider = fakecloud\nacme_email = ops\n", protocol.TLSSettings{}, "acme_email: \"ops\" is not an email address"},
+		{"root without ACME", "provider = fakelocal\nacme_ca_root = ca.pem\n", protocol.TLSSettings{}, "acme_ca_root: is for an ACME CA"},
+		{"missing root", "provider = fakecloud\nacme_ca_root = nope.pem\n", protocol.TLSSettings{}, "cannot read the CA's root certificate"},
+		{"key as root", "provider = fakecloud\nacme_ca_root = key.pem\n", protocol.TLSSettings{}, "holds a PRIVATE KEY"},
+		{"not PEM", "provider = fakecloud\nacme_ca_root = junk.pem\n", protocol.TLSSettings{}, "no PEM certificate"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, "c.conf")
+			writeFile(t, path, "[provider:x]\n"+tc.section, 0o600)
+			f, err := Load(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := f.Provider("x", testProviders)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err = %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := p.TLS()
+			if err != nil || got != tc.want {
+				t.Fatalf("TLS() = %+v, %v; want %+v", got, err, tc.want)
+			}
+			if unknown := p.UnknownKeys(fakeCloud); len(unknown) != 0 {
+				t.Errorf("acme keys reported unknown: %v", unknown)
+			}
+		})
+	}
+}
+
+// testCertPEM returns a new self-signed certificate.
+func testCertPEM(t *testing.T) string {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
+		NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
 }

@@ -1,6 +1,9 @@
 package config
 
 import (
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,6 +12,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/toppcloud/toppcloud/internal/ini"
+	"github.com/toppcloud/toppcloud/internal/protocol"
 	"github.com/toppcloud/toppcloud/internal/provider"
 )
 
@@ -20,6 +24,7 @@ const DefaultSetEtcHosts = false
 var commonKeys = map[string]bool{
 	"provider": true, "secret_file": true, "root_authorized_keys": true, "set_etc_hosts": true,
 	"ssh_key":    true,
+	"acme_email": true, "acme_ca": true, "acme_ca_root": true,
 	"image_name": true, "image_id": true, "size_id": true,
 	// toppcloud-era keys, still accepted.
 	"default_node": true, "remote_username": true,
@@ -41,6 +46,8 @@ type ProviderSection struct {
 	section *ini.Section
 	keys    []string
 	file    string // the config file's path
+	// local: the provider's nodes are on this machine (provider.Info).
+	local bool
 }
 
 // Provider returns the [provider:NAME] section, checked: it has a provider
@@ -68,17 +75,21 @@ func (f *File) Provider(name string, providers *provider.Registry) (*ProviderSec
 	case strings.Contains(typ, ":"):
 		return nil, s.Errorf("provider", "%q: module:Class drivers of the original are not supported (known types: %s)", p.Values["provider"], known)
 	}
-	if _, ok := providers.Lookup(typ); !ok {
+	info, ok := providers.Lookup(typ)
+	if !ok {
 		return nil, s.Errorf("provider", "unknown provider type %q (known types: %s)", p.Values["provider"], known)
 	}
-	p.Type = typ
-	if err := p.resolveSecret(filepath.Dir(f.Path)); err != nil {
+	p.Type, p.local = typ, info.Local
+	if err := p.resolveSecret(filepath.Dir(p.file)); err != nil {
 		return nil, err
 	}
 	if err := p.checkAuthorizedKeys(); err != nil {
 		return nil, err
 	}
 	if _, err := p.SetEtcHosts(); err != nil {
+		return nil, err
+	}
+	if _, err := p.TLS(); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -251,4 +262,77 @@ func (p *ProviderSection) SSHKey() (path, where string, err error) {
 		in = "[DEFAULT]"
 	}
 	return path, fmt.Sprintf("ssh_key of %s at %s:%d", in, p.file, k.Line), nil
+}
+
+// AcmeCAInternal as acme_ca makes nodes sign their certificates with
+// their own CA (Caddy's internal issuer) instead of asking an ACME CA.
+const AcmeCAInternal = "internal"
+
+// TLS is how a section's nodes get certificates for https locations:
+// acme_email, acme_ca (an ACME directory URL, or AcmeCAInternal; empty:
+// Let's Encrypt, or the internal CA for local nodes, which no public CA
+// can reach) and acme_ca_root (a PEM file of roots to trust for the ACME
+// server, for private CAs; ~ and paths relative to the config file are
+// expanded, and the file is read here).
+func (p *ProviderSection) TLS() (protocol.TLSSettings, error) {
+	var s protocol.TLSSettings
+	s.ACMEEmail = strings.TrimSpace(p.Get("acme_email"))
+	if s.ACMEEmail != "" && (!strings.Contains(s.ACMEEmail, "@") || strings.ContainsAny(s.ACMEEmail, " \t<>\"")) {
+		return s, p.Errorf("acme_email", "%q is not an email address", s.ACMEEmail)
+	}
+	ca := strings.TrimSpace(p.Get("acme_ca"))
+	switch {
+	case ca == AcmeCAInternal, ca == "" && p.local:
+		s.Issuer = protocol.IssuerInternal
+	case ca == "":
+		s.Issuer = protocol.IssuerACME
+	case strings.HasPrefix(ca, "https://") && !strings.ContainsAny(ca, " {}"):
+		s.Issuer, s.ACMECA = protocol.IssuerACME, ca
+	default:
+		return s, p.Errorf("acme_ca", "%q: use an ACME directory URL (https://...) or %q", ca, AcmeCAInternal)
+	}
+	if root := strings.TrimSpace(p.Get("acme_ca_root")); root != "" {
+		if s.Issuer != protocol.IssuerACME {
+			return s, p.Errorf("acme_ca_root", "is for an ACME CA; this section's nodes use their internal CA (set acme_ca to the CA's directory URL)")
+		}
+		path, err := expandPath(root, filepath.Dir(p.file))
+		if err != nil {
+			return s, p.Errorf("acme_ca_root", "%v", err)
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			e := p.section.Errorf("acme_ca_root", "cannot read the CA's root certificate")
+			e.Err = err
+			return s, e
+		}
+		if err := checkPEMCertificates(data); err != nil {
+			return s, p.Errorf("acme_ca_root", "%s: %v", path, err)
+		}
+		s.ACMECARoot = string(data)
+	}
+	return s, nil
+}
+
+// checkPEMCertificates requires data to hold PEM certificates and nothing
+// else that PEM decodes (no keys).
+func checkPEMCertificates(data []byte) error {
+	n := 0
+	for rest := data; ; {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			break
+		}
+		if b.Type != "CERTIFICATE" {
+			return fmt.Errorf("holds a %s; want only CERTIFICATE blocks", b.Type)
+		}
+		if _, err := x509.ParseCertificate(b.Bytes); err != nil {
+			return fmt.Errorf("certificate %d: %v", n+1, err)
+		}
+		n++
+	}
+	if n == 0 {
+		return errors.New("no PEM certificate in it")
+	}
+	return nil
 }

@@ -37,11 +37,15 @@ func (s *Session) Setup(ctx context.Context, name string, o SetupOptions) error 
 	if err != nil {
 		return err
 	}
+	tls, err := s.tlsSettings(ctx, rec)
+	if err != nil {
+		return err
+	}
 	n, err := s.connect(ctx, rec, ConnectOptions{User: o.User})
 	if err != nil {
 		return err
 	}
-	args := protocol.SetupArgs{Name: rec.Name, AuthorizedKeys: keys, SSHPort: rec.SSHPort}
+	args := protocol.SetupArgs{Name: rec.Name, AuthorizedKeys: keys, SSHPort: rec.SSHPort, TLS: tls}
 	var res protocol.SetupResult
 	if err := n.Call(ctx, protocol.OpSetup, args, &res, o.Events); err != nil {
 		return fmt.Errorf("setup-node %s: %w", name, err)
@@ -59,6 +63,21 @@ func (s *Session) Setup(ctx context.Context, name string, o SetupOptions) error 
 		s.o.Report.Printf("node %s is set up (changed: %s)", name, strings.Join(changed, ", "))
 	}
 	return nil
+}
+
+// tlsSettings are how the node gets certificates: its section's acme_*
+// settings (read, with acme_ca_root's file, before anything is sent). A
+// node whose section is gone keeps what it has (nil).
+func (s *Session) tlsSettings(ctx context.Context, rec state.NodeRecord) (*protocol.TLSSettings, error) {
+	sec, err := s.section(ctx, rec.Section, false)
+	if err != nil || sec == nil {
+		return nil, err
+	}
+	t, err := sec.TLS()
+	if err != nil {
+		return nil, usage.Wrap(err)
+	}
+	return &t, nil
 }
 
 // recordSetup notes a finished setup in the node's record, read again

@@ -72,8 +72,10 @@ type DeployResult struct {
 	Release int `json:"release"`
 	// Location is the normalized location.
 	Location string `json:"location"`
-	// Reloaded says the front server's config changed (a new location or
-	// kind); false means the switch was a symlink replacement only.
+	// Reloaded says the routing config changed (a new location or kind:
+	// the router reloaded, which fails no request; the front server only
+	// for a new port); false means the switch was a symlink replacement
+	// only.
 	Reloaded bool `json:"reloaded"`
 	// Unchanged: nothing differed from the live instance and nothing was
 	// done (SkipUnchanged).
@@ -125,6 +127,25 @@ type RouteInfo struct {
 	Live     string `json:"live,omitempty"`
 	Prev     string `json:"prev,omitempty"`
 	Disabled bool   `json:"disabled,omitempty"`
+	// Certificate is the state of an https location's certificate (nil
+	// for http locations and wildcards, whose names get one each).
+	Certificate *CertificateInfo `json:"certificate,omitempty"`
+}
+
+// CertificateInfo is what the node's front server has done about the
+// certificate of an https location's host.
+type CertificateInfo struct {
+	Host string `json:"host"`
+	// NotAfter is when the certificate it holds expires; zero when it
+	// holds none.
+	NotAfter time.Time `json:"not_after,omitzero"`
+	// Issuer is the issuing CA's name.
+	Issuer string `json:"issuer,omitempty"`
+	// Error is the reason its last try to obtain or renew one failed (the
+	// CA's answer, from the front server's log), and ErrorAt when; empty
+	// when the last try succeeded or none is in the log.
+	Error   string    `json:"error,omitempty"`
+	ErrorAt time.Time `json:"error_at,omitzero"`
 }
 
 // QueryArgs are OpQuery's arguments.

@@ -21,6 +21,9 @@ const (
 	OpInfo = "info"
 	// OpSetup runs setup-node's steps (SetupArgs, SetupResult).
 	OpSetup = "setup"
+	// OpNodeCA returns the root certificate of the node's internal CA
+	// (NodeCAResult).
+	OpNodeCA = "node-ca"
 
 	// Operations on applications (toppcloud update and the commands
 	// around it). An update is three requests: OpDeployManifest (the
@@ -53,6 +56,17 @@ const (
 	ExitOK     = 0
 	ExitFailed = 1 // the operation failed
 	ExitUsage  = 2 // bad usage or configuration; an operation the agent lacks
+)
+
+// TLS issuers (TLSSettings.Issuer).
+const (
+	// IssuerACME gets certificates from an ACME CA (Let's Encrypt by
+	// default); the node must be reachable under the name on port 80 or
+	// 443.
+	IssuerACME = "acme"
+	// IssuerInternal signs certificates with the node's own CA, which
+	// clients trust only if told to (toppcloud node-ca).
+	IssuerInternal = "internal"
 )
 
 // Node facts client and agent agree on.
@@ -116,4 +130,7 @@ const (
 	// StreamDiffFile carries one file of OpDiff: its Text is a DiffFile
 	// as JSON.
 	StreamDiffFile = "diff-file"
+	// StreamFrontServer is, for an https location, the front server's log
+	// lines about its host's certificate.
+	StreamFrontServer = "front-server"
 )

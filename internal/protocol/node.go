@@ -31,6 +31,33 @@ type SetupArgs struct {
 	// SSHPort is the port the client reached sshd on; the firewall keeps
 	// it open besides 22.
 	SSHPort int `json:"ssh_port,omitempty"`
+	// TLS is how the node gets certificates for https locations (the
+	// provider section's acme_* settings). nil keeps what the node has.
+	TLS *TLSSettings `json:"tls,omitempty"`
+}
+
+// TLSSettings are how a node's front server gets certificates. They are
+// node-wide and travel with setup-node, not with each deploy: every https
+// location of the node shares one CA account and one storage, and a deploy
+// must not switch them as a side effect.
+type TLSSettings struct {
+	// Issuer is IssuerACME or IssuerInternal.
+	Issuer string `json:"issuer"`
+	// ACMEEmail is given to the ACME CA (expiry notices); "" for none.
+	ACMEEmail string `json:"acme_email,omitempty"`
+	// ACMECA is the ACME directory URL; "" is Let's Encrypt.
+	ACMECA string `json:"acme_ca,omitempty"`
+	// ACMECARoot is PEM certificates to trust for the ACME server itself
+	// (a private CA); "" trusts the node's system roots.
+	ACMECARoot string `json:"acme_ca_root,omitempty"`
+}
+
+// NodeCAResult is OpNodeCA's result.
+type NodeCAResult struct {
+	// RootPEM is the internal CA's root certificate. Caddy makes the CA
+	// when it first needs it: an error with CodeNotFound means no https
+	// location has used the internal CA yet.
+	RootPEM string `json:"root_pem"`
 }
 
 // SetupResult is OpSetup's result.

@@ -64,9 +64,18 @@ type Node struct {
 	visudoBad bool
 	nextID    int
 
-	adminSrv *http.Server
-	loaded   []byte // the config Caddy runs
-	loads    int
+	// front and router are the node's two Caddy processes.
+	front, router fakeCaddy
+}
+
+// fakeCaddy is a Caddy process: its admin API on socket, started with
+// the config file config.
+type fakeCaddy struct {
+	unit, config, socket string
+
+	srv    *http.Server
+	loaded []byte // the config it runs
+	loads  int
 }
 
 // NewNode returns a bare node: Debian 12 with procps and ca-certificates,
@@ -94,6 +103,9 @@ func NewNode(t testing.TB) *Node {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	n.Layout.AdminSocket = filepath.Join(dir, "admin.sock")
+	n.Layout.RouterAdminSocket = filepath.Join(dir, "radmin.sock")
+	n.front = fakeCaddy{unit: "caddy.service", config: n.Layout.CaddyConfig, socket: n.Layout.AdminSocket}
+	n.router = fakeCaddy{unit: "toppcloud-router.service", config: n.Layout.RouterConfig, socket: n.Layout.RouterAdminSocket}
 	n.handlers()
 	t.Cleanup(n.stopCaddy)
 	return n
@@ -102,9 +114,14 @@ func NewNode(t testing.TB) *Node {
 // Fingerprint is the agent binary's (FP).
 func (n *Node) Fingerprint() (string, error) { return FP, nil }
 
-// Admin connects to the node's Caddy admin API, whatever socket it is
-// asked for.
-func (n *Node) Admin(string) *router.Admin { return router.NewAdmin(n.Layout.AdminSocket) }
+// Admin connects to the admin API of the node's router or front server,
+// whichever socket (under the node's root) it is asked for.
+func (n *Node) Admin(socket string) *router.Admin {
+	if strings.HasSuffix(socket, n.Layout.RouterAdminSocket) {
+		return router.NewAdmin(n.Layout.RouterAdminSocket)
+	}
+	return router.NewAdmin(n.Layout.AdminSocket)
+}
 
 // SetupHooks are setup-node's waits, short for tests.
 func (n *Node) SetupHooks() setup.Hooks {
@@ -123,10 +140,13 @@ type State struct {
 	// Enabled and Active say which units are.
 	Enabled, Active map[string]bool
 	FirewallLoaded  bool
-	// CaddyConfig is the config Caddy runs; Loads counts the configs
-	// loaded through the admin API.
-	CaddyConfig string
-	Loads       int
+	// CaddyConfig is the config the front server runs; Loads counts the
+	// configs loaded through its admin API. RouterConfig and RouterLoads
+	// are the router's.
+	CaddyConfig  string
+	Loads        int
+	RouterConfig string
+	RouterLoads  int
 }
 
 // State returns the node's state now.
@@ -134,7 +154,8 @@ func (n *Node) State() State {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return State{Installed: maps.Clone(n.installed), Enabled: maps.Clone(n.enabled), Active: maps.Clone(n.active),
-		FirewallLoaded: n.nftLoaded, CaddyConfig: string(n.loaded), Loads: n.loads}
+		FirewallLoaded: n.nftLoaded, CaddyConfig: string(n.front.loaded), Loads: n.front.loads,
+		RouterConfig: string(n.router.loaded), RouterLoads: n.router.loads}
 }
 
 // FailApt makes apt-get install fail with output; "" makes it succeed.
@@ -151,11 +172,12 @@ func (n *Node) RefuseSudoers() {
 	n.visudoBad = true
 }
 
-// LoadCaddyConfig makes Caddy run cfg, as if loaded from elsewhere.
+// LoadCaddyConfig makes the front server run cfg, as if loaded from
+// elsewhere.
 func (n *Node) LoadCaddyConfig(cfg []byte) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	n.loaded = cfg
+	n.front.loaded = cfg
 }
 
 // AppendFile appends line to the node's file p.
@@ -346,8 +368,11 @@ func (n *Node) Systemctl(c host.Command) (string, error) {
 		return "", nil
 	case "restart":
 		n.active[unit] = true
-		if unit == "caddy.service" {
-			n.startCaddyLocked()
+		switch unit {
+		case n.front.unit:
+			n.startCaddyLocked(&n.front)
+		case n.router.unit:
+			n.startCaddyLocked(&n.router)
 		}
 		return "", nil
 	case "list-unit-files":
@@ -366,16 +391,16 @@ func (n *Node) Systemctl(c host.Command) (string, error) {
 	return "", hosttest.Fail(c, 1, "fake systemctl: unknown verb "+verb)
 }
 
-// startCaddyLocked starts the fake admin API, which Caddy brings up with
+// startCaddyLocked starts a fake admin API, which Caddy brings up with
 // the config file it runs.
-func (n *Node) startCaddyLocked() {
-	n.stopCaddyLocked()
-	cfg, err := os.ReadFile(n.Host.Path(n.Layout.CaddyConfig))
+func (n *Node) startCaddyLocked(c *fakeCaddy) {
+	c.stop()
+	cfg, err := os.ReadFile(n.Host.Path(c.config))
 	if err != nil {
-		n.t.Errorf("caddy started without its config file: %v", err)
+		n.t.Errorf("%s started without its config file: %v", c.unit, err)
 	}
-	n.loaded = cfg
-	l, err := net.Listen("unix", n.Layout.AdminSocket)
+	c.loaded = cfg
+	l, err := net.Listen("unix", c.socket)
 	if err != nil {
 		n.t.Fatal(err)
 	}
@@ -383,30 +408,31 @@ func (n *Node) startCaddyLocked() {
 	mux.HandleFunc("GET /config/", func(w http.ResponseWriter, r *http.Request) {
 		n.mu.Lock()
 		defer n.mu.Unlock()
-		w.Write(n.loaded)
+		w.Write(c.loaded)
 	})
 	mux.HandleFunc("POST /load", func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		n.mu.Lock()
 		defer n.mu.Unlock()
-		n.loaded = b
-		n.loads++
+		c.loaded = b
+		c.loads++
 	})
-	n.adminSrv = &http.Server{Handler: mux}
-	go n.adminSrv.Serve(l)
+	c.srv = &http.Server{Handler: mux}
+	go c.srv.Serve(l)
 }
 
-func (n *Node) stopCaddyLocked() {
-	if n.adminSrv != nil {
-		n.adminSrv.Close()
-		n.adminSrv = nil
+func (c *fakeCaddy) stop() {
+	if c.srv != nil {
+		c.srv.Close()
+		c.srv = nil
 	}
 }
 
 func (n *Node) stopCaddy() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	n.stopCaddyLocked()
+	n.front.stop()
+	n.router.stop()
 }
 
 // AuthorizedKey returns a new authorized_keys line with comment.

@@ -55,6 +55,20 @@ type Layout struct {
 	CaddyConfig string
 	// AdminSocket is Caddy's admin API.
 	AdminSocket string
+	// RouterConfig, RouterAdminSocket: the same for the router, the
+	// second Caddy (RouterUnit) behind the front server; it listens on
+	// unix sockets in RouterDir.
+	RouterConfig      string
+	RouterAdminSocket string
+	RouterDir         string
+	// CaddyStorage is the front server's storage: certificates, ACME
+	// account keys, the internal CA (owner caddy, 0700).
+	CaddyStorage string
+	// TLSSettings is how the node gets certificates (setup-node writes
+	// it from protocol.TLSSettings), ACMECARoot the PEM file of the roots
+	// it trusts for a private ACME CA.
+	TLSSettings string
+	ACMECARoot  string
 	Logs        string // /var/log/toppcloud
 	AppLogs     string // per-app log directories
 	SetupLog    string // setup-node history, appended to
@@ -99,41 +113,47 @@ const (
 func Default() Layout {
 	const units = "/etc/systemd/system"
 	return Layout{
-		Agent:        protocol.AgentPath,
-		Etc:          "/etc/toppcloud",
-		NodeInfo:     "/etc/toppcloud/node.json",
-		Firewall:     "/etc/toppcloud/firewall.nft",
-		InstanceEtc:  "/etc/toppcloud/instances",
-		WWW:          "/var/www",
-		Data:         "/var/lib/toppcloud",
-		Blobs:        "/var/lib/toppcloud/blobs",
-		Apps:         "/var/lib/toppcloud/apps",
-		Backups:      "/var/lib/toppcloud/backups",
-		Secret:       "/var/lib/toppcloud/secret",
-		Routes:       "/var/lib/toppcloud/routes.json",
-		Slots:        "/var/lib/toppcloud/slots",
-		Instances:    "/var/lib/toppcloud/instances",
-		CaddyConfig:  "/var/lib/toppcloud/caddy.json",
-		AdminSocket:  "/run/toppcloud/caddy-admin.sock",
-		Logs:         "/var/log/toppcloud",
-		AppLogs:      "/var/log/toppcloud/apps",
-		SetupLog:     "/var/log/toppcloud/setup.log",
-		Run:          "/run/toppcloud",
-		Locks:        "/run/lock/toppcloud",
-		Assets:       assets.InstallDir,
-		Sudoers:      "/etc/sudoers.d/toppcloud",
-		Tmpfiles:     "/etc/tmpfiles.d/toppcloud.conf",
-		Sysctl:       "/etc/sysctl.d/60-toppcloud.conf",
-		FirewallUnit: units + "/" + FirewallUnit,
-		CaddyDropIn:  units + "/caddy.service.d/toppcloud.conf",
-		Logrotate:    "/etc/logrotate.d/toppcloud",
-		Journald:     "/etc/systemd/journald.conf.d/toppcloud.conf",
-		Units:        units,
-		Gunicorn:     "/usr/bin/gunicorn",
-		PHPFPM:       "/usr/sbin/php-fpm8.2",
-		Python:       "/usr/bin/python3",
-		Install:      "/usr/bin/install",
-		SocketProxyd: "/lib/systemd/systemd-socket-proxyd",
+		Agent:             protocol.AgentPath,
+		Etc:               "/etc/toppcloud",
+		NodeInfo:          "/etc/toppcloud/node.json",
+		Firewall:          "/etc/toppcloud/firewall.nft",
+		InstanceEtc:       "/etc/toppcloud/instances",
+		WWW:               "/var/www",
+		Data:              "/var/lib/toppcloud",
+		Blobs:             "/var/lib/toppcloud/blobs",
+		Apps:              "/var/lib/toppcloud/apps",
+		Backups:           "/var/lib/toppcloud/backups",
+		Secret:            "/var/lib/toppcloud/secret",
+		Routes:            "/var/lib/toppcloud/routes.json",
+		Slots:             "/var/lib/toppcloud/slots",
+		Instances:         "/var/lib/toppcloud/instances",
+		CaddyConfig:       "/var/lib/toppcloud/caddy.json",
+		AdminSocket:       "/run/toppcloud/caddy-admin.sock",
+		RouterConfig:      "/var/lib/toppcloud/router.json",
+		RouterAdminSocket: "/run/toppcloud/router-admin.sock",
+		RouterDir:         "/run/toppcloud/router",
+		CaddyStorage:      "/var/lib/toppcloud/caddy",
+		TLSSettings:       "/etc/toppcloud/tls.json",
+		ACMECARoot:        "/etc/toppcloud/acme-ca-root.pem",
+		Logs:              "/var/log/toppcloud",
+		AppLogs:           "/var/log/toppcloud/apps",
+		SetupLog:          "/var/log/toppcloud/setup.log",
+		Run:               "/run/toppcloud",
+		Locks:             "/run/lock/toppcloud",
+		Assets:            assets.InstallDir,
+		Sudoers:           "/etc/sudoers.d/toppcloud",
+		Tmpfiles:          "/etc/tmpfiles.d/toppcloud.conf",
+		Sysctl:            "/etc/sysctl.d/60-toppcloud.conf",
+		FirewallUnit:      units + "/" + FirewallUnit,
+		CaddyDropIn:       units + "/caddy.service.d/toppcloud.conf",
+		Logrotate:         "/etc/logrotate.d/toppcloud",
+		Journald:          "/etc/systemd/journald.conf.d/toppcloud.conf",
+		Units:             units,
+		Gunicorn:          "/usr/bin/gunicorn",
+		PHPFPM:            "/usr/sbin/php-fpm8.2",
+		Python:            "/usr/bin/python3",
+		Install:           "/usr/bin/install",
+		SocketProxyd:      "/lib/systemd/systemd-socket-proxyd",
 	}
 }
 

@@ -153,48 +153,81 @@ func adminMessage(body []byte) string {
 	return "(no message)"
 }
 
-// Applier loads rendered configs into Caddy and keeps Caddy's --config file
-// in step, so a reboot brings the same config back. Reloads are kept rare
-// (each one drops websockets and idle keep-alive connections): a config
-// equal to the last one applied, or to the one Caddy runs, is not posted.
+// Applier loads rendered configs into the front server and the router
+// and keeps each one's --config file in step, so a reboot brings the same
+// configs back. A config equal to the last one applied, or to the one
+// Caddy runs, is not posted: a route change posts the router's only.
 // Not safe for concurrent use; the agent applies under its routes lock.
 type Applier struct {
+	Front  ConfigTarget
+	Router ConfigTarget
+}
+
+// ConfigTarget is one Caddy process: its admin API and the file it starts
+// from (caddy run --config FILE).
+type ConfigTarget struct {
 	Admin *Admin
-	// ConfigPath is the file Caddy runs with (caddy run --config FILE).
-	ConfigPath string
+	Path  string
 
 	last []byte
 }
 
-// Apply makes config the running one. It reports whether Caddy was
-// reloaded. The file is written only after Caddy accepted the config, so a
-// config Caddy refuses never reaches the disk.
-func (a *Applier) Apply(ctx context.Context, config []byte) (reloaded bool, err error) {
-	if a.last != nil && bytes.Equal(a.last, config) {
+// Applied says which of the two processes loaded a new config.
+type Applied struct {
+	Front, Router bool
+}
+
+// Apply makes r the running configs: the router's first, so that a new
+// port's router socket exists before the front server proxies to it. If
+// the front server then refuses its config, the router's previous config
+// is loaded back, so the two never disagree. A config Caddy refuses never
+// reaches the disk.
+func (a *Applier) Apply(ctx context.Context, r *Rendered) (Applied, error) {
+	prevRouter := a.Router.last
+	var did Applied
+	var err error
+	if did.Router, err = a.Router.apply(ctx, r.Router); err != nil {
+		return did, fmt.Errorf("router: %w", err)
+	}
+	if did.Front, err = a.Front.apply(ctx, r.Front); err != nil {
+		if did.Router && prevRouter != nil {
+			if _, rerr := a.Router.apply(ctx, prevRouter); rerr != nil {
+				err = fmt.Errorf("%w (and putting the router's previous config back: %v)", err, rerr)
+			}
+		}
+		return did, fmt.Errorf("front server: %w", err)
+	}
+	return did, nil
+}
+
+// apply makes config the running one and reports whether Caddy loaded it.
+// The file is written only after Caddy accepted the config.
+func (c *ConfigTarget) apply(ctx context.Context, config []byte) (loaded bool, err error) {
+	if c.last != nil && bytes.Equal(c.last, config) {
 		return false, nil
 	}
-	if cur, err := a.Admin.Current(ctx); err == nil && sameJSON(cur, config) {
-		if err := a.writeFile(config); err != nil {
+	if cur, err := c.Admin.Current(ctx); err == nil && sameJSON(cur, config) {
+		if err := c.writeFile(config); err != nil {
 			return false, err
 		}
-		a.last = bytes.Clone(config)
+		c.last = bytes.Clone(config)
 		return false, nil
 	}
-	if err := a.Admin.Load(ctx, config); err != nil {
+	if err := c.Admin.Load(ctx, config); err != nil {
 		return false, err
 	}
-	if err := a.writeFile(config); err != nil {
+	if err := c.writeFile(config); err != nil {
 		return true, err
 	}
-	a.last = bytes.Clone(config)
+	c.last = bytes.Clone(config)
 	return true, nil
 }
 
-func (a *Applier) writeFile(config []byte) error {
-	if old, err := os.ReadFile(a.ConfigPath); err == nil && bytes.Equal(old, config) {
+func (c *ConfigTarget) writeFile(config []byte) error {
+	if old, err := os.ReadFile(c.Path); err == nil && bytes.Equal(old, config) {
 		return nil
 	}
-	if err := atomicfile.Write(a.ConfigPath, config, atomicfile.Options{Perm: 0o644}); err != nil {
+	if err := atomicfile.Write(c.Path, config, atomicfile.Options{Perm: 0o644}); err != nil {
 		return fmt.Errorf("write caddy config: %w", err)
 	}
 	return nil

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -56,6 +57,12 @@ func (f *fakeCaddy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNotFound)
 		_, _ = io.WriteString(w, `{"error":"not found"}`)
 	}
+}
+
+func (f *fakeCaddy) current() []byte {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.config
 }
 
 func compactSorted(b []byte) []byte {
@@ -147,43 +154,65 @@ func TestAdmin_ContextCancelsAHungAPI(t *testing.T) {
 }
 
 func TestApplier_SkipsUnchangedConfigs(t *testing.T) {
-	f, sock := startFakeCaddy(t)
-	path := filepath.Join(t.TempDir(), "caddy.json")
+	front, frontSock := startFakeCaddy(t)
+	router, routerSock := startFakeCaddy(t)
+	dir := t.TempDir()
+	frontPath, routerPath := filepath.Join(dir, "front.json"), filepath.Join(dir, "router.json")
 	ctx := context.Background()
-	admin := `"admin": {"listen": "unix/` + sock + `"}, `
-	cfg1 := []byte("{" + admin + "\"apps\": {\"http\": {\"n\": 1}}}\n")
-	cfg2 := []byte("{" + admin + "\"apps\": {\"http\": {\"n\": 2}}}\n")
-
-	a := &Applier{Admin: NewAdmin(sock), ConfigPath: path}
+	cfg := func(sock string, n int) []byte {
+		return []byte(fmt.Sprintf("{\"admin\": {\"listen\": \"unix/%s\"}, \"apps\": {\"http\": {\"n\": %d}}}\n", sock, n))
+	}
+	newApplier := func() *Applier {
+		return &Applier{
+			Front:  ConfigTarget{Admin: NewAdmin(frontSock), Path: frontPath},
+			Router: ConfigTarget{Admin: NewAdmin(routerSock), Path: routerPath},
+		}
+	}
+	a := newApplier()
 	steps := []struct {
-		applier *Applier
-		cfg     []byte
-		reload  bool
-		loads   int
+		applier            *Applier
+		front, router      int // config numbers
+		want               Applied
+		frontLoads, rLoads int
 	}{
-		{a, cfg1, true, 1},
-		{a, cfg1, false, 1}, // same bytes as last time
-		{a, cfg2, true, 2},
-		// A new agent process: no memory, but Caddy already runs cfg2.
-		{&Applier{Admin: NewAdmin(sock), ConfigPath: path}, cfg2, false, 2},
-		{&Applier{Admin: NewAdmin(sock), ConfigPath: path}, cfg1, true, 3},
+		{a, 1, 1, Applied{Front: true, Router: true}, 1, 1},
+		{a, 1, 1, Applied{}, 1, 1}, // same bytes as last time
+		{a, 1, 2, Applied{Router: true}, 1, 2},
+		// A new agent process: no memory, but Caddy already runs these.
+		{newApplier(), 1, 2, Applied{}, 1, 2},
+		{newApplier(), 2, 1, Applied{Front: true, Router: true}, 2, 3},
 	}
 	for i, s := range steps {
-		reloaded, err := s.applier.Apply(ctx, s.cfg)
-		if err != nil || reloaded != s.reload || f.loads != s.loads {
-			t.Fatalf("step %d: reloaded = %v, err = %v, loads = %d; want %v, nil, %d", i, reloaded, err, f.loads, s.reload, s.loads)
+		r := &Rendered{Front: cfg(frontSock, s.front), Router: cfg(routerSock, s.router)}
+		did, err := s.applier.Apply(ctx, r)
+		if err != nil || did != s.want || front.loads != s.frontLoads || router.loads != s.rLoads {
+			t.Fatalf("step %d: applied %+v, err = %v, loads = %d/%d; want %+v, nil, %d/%d",
+				i, did, err, front.loads, router.loads, s.want, s.frontLoads, s.rLoads)
 		}
-		onDisk, err := os.ReadFile(path)
-		if err != nil || string(onDisk) != string(s.cfg) {
-			t.Fatalf("step %d: file holds %q, %v", i, onDisk, err)
+		for path, want := range map[string][]byte{frontPath: r.Front, routerPath: r.Router} {
+			if onDisk, err := os.ReadFile(path); err != nil || string(onDisk) != string(want) {
+				t.Fatalf("step %d: %s holds %q, %v", i, path, onDisk, err)
+			}
 		}
 	}
 
-	// A refused config leaves the file alone.
-	if _, err := a.Apply(ctx, []byte("{"+admin+`"bad": true}`)); err == nil {
+	// A front config Caddy refuses: the router gets its previous config
+	// back, and neither file changes.
+	a = newApplier()
+	good := &Rendered{Front: cfg(frontSock, 5), Router: cfg(routerSock, 5)}
+	if _, err := a.Apply(ctx, good); err != nil {
+		t.Fatal(err)
+	}
+	bad := &Rendered{Front: []byte(`{"admin": {"listen": "unix/` + frontSock + `"}, "bad": true}`), Router: cfg(routerSock, 6)}
+	if _, err := a.Apply(ctx, bad); err == nil {
 		t.Fatal("refused config applied")
 	}
-	if onDisk, _ := os.ReadFile(path); string(onDisk) != string(cfg1) {
-		t.Fatalf("file changed by a refused config: %q", onDisk)
+	if got := router.current(); string(got) != string(good.Router) {
+		t.Fatalf("router runs %q after the front refused its config; want the previous one back", got)
+	}
+	for path, want := range map[string][]byte{frontPath: good.Front, routerPath: good.Router} {
+		if onDisk, _ := os.ReadFile(path); string(onDisk) != string(want) {
+			t.Fatalf("%s changed by a refused config: %q", path, onDisk)
+		}
 	}
 }

@@ -46,7 +46,7 @@ type caddyServer struct {
 	AutomaticHTTPS        autoHTTPS       `json:"automatic_https"`
 	TLSConnectionPolicies []tlsConnPolicy `json:"tls_connection_policies,omitempty"`
 	Routes                []caddyRoute    `json:"routes"`
-	Errors                serverErrors    `json:"errors"`
+	Errors                *serverErrors   `json:"errors,omitempty"`
 }
 
 // serverErrors are the routes run when a handler returns an error: they
@@ -73,9 +73,10 @@ type matcherSet struct {
 	HeaderRegexp map[string]regexpMatcher `json:"header_regexp,omitempty"`
 	PathRegexp   *regexpMatcher           `json:"path_regexp,omitempty"`
 	Path         []string                 `json:"path,omitempty"`
-	Protocol     string                   `json:"protocol,omitempty"`
-	// Vars keys may be placeholders ("{http.error.status_code}").
-	Vars map[string][]string `json:"vars,omitempty"`
+	// Vars and VarsRegexp keys may be placeholders
+	// ("{http.error.status_code}").
+	Vars       map[string][]string      `json:"vars,omitempty"`
+	VarsRegexp map[string]regexpMatcher `json:"vars_regexp,omitempty"`
 	// Query, when set, is always empty: Caddy 2.6's query matcher with no
 	// keys matches requests without a query string.
 	Query *struct{}    `json:"query,omitempty"`
@@ -165,8 +166,11 @@ type httpTransport struct {
 	KeepAlive *keepAliveConf `json:"keep_alive,omitempty"`
 }
 
+// keepAliveConf: MaxIdleConnsPerHost -1 makes Go's transport keep no
+// idle connection at all while still speaking keep-alive HTTP/1.1 (no
+// "Connection: close"); see singleUseTransport.
 type keepAliveConf struct {
-	Enabled *bool `json:"enabled,omitempty"`
+	MaxIdleConnsPerHost int `json:"max_idle_conns_per_host,omitempty"`
 }
 
 func (*httpTransport) caddyTransport()    {}
@@ -188,26 +192,34 @@ func (fileServerHandler) caddyHandler()   {}
 func (reverseProxyHandler) caddyHandler() {}
 
 type tlsApp struct {
-	Certificates tlsCertificates `json:"certificates"`
-	Automation   *tlsAutomation  `json:"automation,omitempty"`
-}
-
-type tlsCertificates struct {
-	Automate []string `json:"automate"`
+	Automation tlsAutomation `json:"automation"`
 }
 
 type tlsAutomation struct {
 	Policies []automationPolicy `json:"policies"`
+	OnDemand onDemandConf       `json:"on_demand"`
 }
 
+// automationPolicy without subjects applies to every name.
 type automationPolicy struct {
-	Subjects []string `json:"subjects"`
 	Issuers  []issuer `json:"issuers"`
+	OnDemand bool     `json:"on_demand"`
+}
+
+// onDemandConf: before it obtains a certificate for a name a client asks
+// for, Caddy GETs Ask?domain=NAME and goes on only on a 2xx.
+type onDemandConf struct {
+	Ask string `json:"ask"`
 }
 
 type issuer struct {
-	Module string `json:"module"`
-	Email  string `json:"email,omitempty"`
+	Module string `json:"module"` // "acme" or "internal"
+	// CA is the ACME directory URL ("" for Let's Encrypt).
+	CA    string `json:"ca,omitempty"`
+	Email string `json:"email,omitempty"`
+	// TrustedRootsPEMFiles are the roots Caddy trusts for the ACME
+	// server's own certificate (a private CA's).
+	TrustedRootsPEMFiles []string `json:"trusted_roots_pem_files,omitempty"`
 }
 
 type pkiApp struct {

@@ -1,8 +1,9 @@
 // Package router owns a node's route table (/var/lib/toppcloud/routes.json)
-// and turns it into the front server's configuration: which app answers a
-// request (Match), the Caddy JSON config that does the same (Render), and
-// the admin API client that loads it (Admin, Applier). It runs inside the
-// agent, as root.
+// and turns it into the configuration of the node's two Caddy processes:
+// which app answers a request (Match), the Caddy JSON configs that do the
+// same (Render: the front server's, which holds client connections and
+// TLS, and the router's, which holds the routes), and the admin API client
+// that loads them (Admin, Applier). It runs inside the agent, as root.
 //
 // The table maps locations to apps: each route names the app, its live
 // instance and its previous one (for `activate prev`); a set of disabled
@@ -60,14 +61,16 @@
 //     drains them, so `activate LOCATION prev` is the way back. The
 //     pseudo-hosts not-found and disabled are not deployable; both pages
 //     are built in.
-//   - https:// locations: a TLS server on HTTPSAddr (and on any port an
-//     https location names), certificates listed explicitly in the tls app
-//     (a wildcard gets example.com and *.example.com, so names two labels
-//     below it have none), issued by ACME or, for nodes without public DNS,
-//     Caddy's internal CA. Plain requests to an https route redirect.
-//     Caddy's automatic HTTPS is off on every server: it would add
-//     redirects and certificate requests for plain-http routes. https://*
-//     is refused (no certificate covers it).
+//   - https:// locations: the front server's TLS server on HTTPSAddr (and
+//     on any port an https location names) gets certificates on demand:
+//     at the first handshake for a name, after asking the router (on
+//     AskAddr) whether an https route has it, from an ACME CA or, for
+//     nodes without public DNS, Caddy's internal CA. So a new https
+//     location changes no front config, and `.example.com` gets a
+//     certificate per name it serves. Plain requests to an https route
+//     redirect (308). Caddy's automatic HTTPS is off on every server: it
+//     would add redirects and certificate requests for plain-http routes.
+//     https://* is refused (no certificate covers it).
 //
 // # Caddy 2.6.2 behaviour this relies on (checked in its source and by the
 // integration tests)
@@ -75,10 +78,19 @@
 //   - POST /load starts the new servers, then stops the old ones with the
 //     http app's grace_period; it does not wait for them. Requests in
 //     flight finish on the old config. Idle keep-alive connections are
-//     closed; websockets are dropped, so reloads are kept rare (Applier).
+//     closed (a request racing the close fails: why route changes reload
+//     only the router, whose connections from the front server are used
+//     once); websockets through the router are dropped.
+//   - Unix socket listeners are kept open across a load (the new servers
+//     take over the same socket), so no connection to the router is lost.
 //   - TCP listeners use SO_REUSEPORT: the new config opens its own socket.
 //     Connections the kernel queued on the old socket are reset when it
-//     closes, unless net.ipv4.tcp_migrate_req=1 (setup-node's job).
+//     closes, unless net.ipv4.tcp_migrate_req=1 (setup-node's job). Only
+//     the front server's config changes bring this up (a new port).
+//   - On-demand TLS in 2.6.2 keeps a handshake waiting while it obtains
+//     (and, after a failure, retries for up to 3 minutes); it renews an
+//     on-demand certificate at a handshake in its last third of life, not
+//     in the background. The ask request is plain HTTP over TCP.
 //   - HTTP/3 servers are closed abruptly on a load: servers speak h1/h2.
 //   - The admin API on a unix socket wants an empty Host header, and a
 //     /load switches to the new config's admin endpoint even if the config

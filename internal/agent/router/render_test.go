@@ -14,7 +14,7 @@ import (
 	"time"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden testdata/*.caddy.json files")
+var update = flag.Bool("update", false, "rewrite the golden testdata/*.front.json and *.router.json files")
 
 // goldenBackend is how a golden case describes an instance's backend: the
 // conventional layout for its kind, with fields overridden when set ("-"
@@ -39,6 +39,8 @@ type goldenOptions struct {
 	GracePeriod string `json:"grace_period"`
 	Issuer      string `json:"issuer"`
 	ACMEEmail   string `json:"acme_email"`
+	ACMECA      string `json:"acme_ca"`
+	ACMECARoot  string `json:"acme_ca_root"`
 	StorageDir  string `json:"storage_dir"`
 }
 
@@ -103,7 +105,7 @@ func loadGolden(t *testing.T, name string) (*Table, map[string]Backend, Options)
 			t.Fatalf("%s.options.json: %v", name, err)
 		}
 		opt = Options{HTTPAddr: g.HTTPAddr, HTTPSAddr: g.HTTPSAddr, AdminSocket: g.AdminSocket,
-			Issuer: g.Issuer, ACMEEmail: g.ACMEEmail, StorageDir: g.StorageDir}
+			Issuer: g.Issuer, ACMEEmail: g.ACMEEmail, ACMECA: g.ACMECA, ACMECARoot: g.ACMECARoot, StorageDir: g.StorageDir}
 		if g.GracePeriod != "" {
 			if opt.GracePeriod, err = time.ParseDuration(g.GracePeriod); err != nil {
 				t.Fatal(err)
@@ -135,7 +137,8 @@ func warningsText(ws []error) []byte {
 }
 
 // TestRender_Golden renders testdata/<case>.routes.json and compares with
-// <case>.caddy.json (and the warnings with <case>.warnings.txt). Run with
+// <case>.front.json and <case>.router.json (and the warnings with
+// <case>.warnings.txt). Run with
 // -update to rewrite them after a deliberate change, then review the diff.
 func TestRender_Golden(t *testing.T) {
 	for _, name := range goldenCases(t) {
@@ -145,11 +148,12 @@ func TestRender_Golden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !json.Valid(got.JSON) {
+			if !json.Valid(got.Front) || !json.Valid(got.Router) {
 				t.Fatal("output is not valid JSON")
 			}
 			files := map[string][]byte{
-				name + ".caddy.json":   got.JSON,
+				name + ".front.json":   got.Front,
+				name + ".router.json":  got.Router,
 				name + ".warnings.txt": warningsText(got.Warnings),
 			}
 			for file, data := range files {
@@ -196,7 +200,7 @@ func TestRender_Deterministic(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if !bytes.Equal(first.JSON, again.JSON) {
+				if !bytes.Equal(first.Front, again.Front) || !bytes.Equal(first.Router, again.Router) {
 					t.Fatal("two renders of one table differ")
 				}
 			}
@@ -234,10 +238,10 @@ func TestRender_MissingAndBadBackends(t *testing.T) {
 			t.Errorf("warning %v, want it to say %q", w, want[re.Route.App])
 		}
 	}
-	// Each broken route answers 503 with the unavailable page; nothing is
-	// proxied anywhere.
-	if strings.Count(string(got.JSON), `"status_code": 503`) != 5 || strings.Contains(string(got.JSON), "reverse_proxy") {
-		t.Fatalf("broken routes not rendered as unavailable:\n%s", got.JSON)
+	// Each broken route answers 503 with the unavailable page on both
+	// router servers; nothing is proxied anywhere.
+	if strings.Count(string(got.Router), `"status_code": 503`) != 2*5 || strings.Contains(string(got.Router), "reverse_proxy") {
+		t.Fatalf("broken routes not rendered as unavailable:\n%s", got.Router)
 	}
 }
 
@@ -247,7 +251,13 @@ func TestRender_BadOptions(t *testing.T) {
 		{HTTPAddr: ":0"},
 		{HTTPAddr: ":8080", HTTPSAddr: ":8080"},
 		{AdminSocket: "localhost:2019"},
+		{RouterAdminSocket: "run/router.sock"},
+		{RouterDir: "/run/{x}"},
+		{AskAddr: "0.0.0.0:2020"},
+		{AskAddr: "127.0.0.1"},
 		{Issuer: "letsencrypt"},
+		{ACMECA: "http://acme.example/directory"},
+		{ACMECARoot: "ca.pem"},
 	} {
 		if _, err := Render(&Table{}, nil, opt); err == nil {
 			t.Errorf("Render with %+v succeeded", opt)
@@ -290,7 +300,7 @@ func BenchmarkRender(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		size = len(r.JSON)
+		size = len(r.Router)
 	}
 	b.ReportMetric(float64(size), "bytes/config")
 }

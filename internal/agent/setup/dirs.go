@@ -49,6 +49,11 @@ func runDirAttr() host.Attr {
 	return host.Attr{Mode: 0o771 | fs.ModeSticky, Group: layout.CaddyGroup}
 }
 
+// routerDirAttr is what the router's socket directory must be.
+func routerDirAttr() host.Attr {
+	return host.Attr{Mode: 0o750, User: layout.CaddyUser, Group: layout.CaddyGroup}
+}
+
 func (s *setupRun) ensureDirs(ctx context.Context, st *protocol.Step) (bool, string, error) {
 	var made []string
 	for _, d := range layoutDirs(s.l) {
@@ -62,7 +67,8 @@ func (s *setupRun) ensureDirs(ctx context.Context, st *protocol.Step) (bool, str
 	}
 	// /run is a tmpfs: systemd-tmpfiles makes the directory at every boot
 	// from this file; running it now makes it for this boot.
-	conf, err := renderFile("tmpfiles.conf", map[string]string{"Run": s.l.Run, "CaddyGroup": layout.CaddyGroup})
+	conf, err := renderFile("tmpfiles.conf", map[string]string{"Run": s.l.Run, "RouterDir": s.l.RouterDir,
+		"CaddyUser": layout.CaddyUser, "CaddyGroup": layout.CaddyGroup})
 	if err != nil {
 		return false, "", err
 	}
@@ -72,7 +78,9 @@ func (s *setupRun) ensureDirs(ctx context.Context, st *protocol.Step) (bool, str
 	}
 	runOK := false
 	if a, fi, err := s.h.Stat(s.l.Run); err == nil && fi.IsDir() && a.Equal(runDirAttr()) {
-		runOK = true
+		if a, fi, err := s.h.Stat(s.l.RouterDir); err == nil && fi.IsDir() && a.Equal(routerDirAttr()) {
+			runOK = true
+		}
 	}
 	if confChanged || !runOK {
 		if _, err := s.run(ctx, "systemd-tmpfiles", "--create", s.h.Path(s.l.Tmpfiles)); err != nil {

@@ -52,115 +52,6 @@ func (s *setupRun) ensureAppUnits(ctx context.Context, st *protocol.Step) (bool,
 	return true, strings.Join(did, ", "), nil
 }
 
-// ensureCaddy makes Caddy run the agent's config with its admin API on
-// the unix socket only. On a new node the config is rendered from the
-// empty route table (every request gets the not-found page); an existing
-// config is the deploys' and is kept.
-func (s *setupRun) ensureCaddy(ctx context.Context, st *protocol.Step) (bool, string, error) {
-	var did []string
-	dropIn, err := renderFile("caddy-dropin.conf", map[string]string{
-		"Config": s.l.CaddyConfig, "Socket": s.l.AdminSocket, "FirewallUnit": layout.FirewallUnit,
-	})
-	if err != nil {
-		return false, "", err
-	}
-	if err := os.MkdirAll(s.h.Path(path.Dir(s.l.CaddyDropIn)), 0o755); err != nil {
-		return false, "", err
-	}
-	dropInChanged, err := s.h.WriteFile(s.l.CaddyDropIn, dropIn, host.Attr{Mode: 0o644})
-	if err != nil {
-		return false, "", err
-	}
-	if dropInChanged {
-		did = append(did, "systemd drop-in")
-		s.reload = true
-	}
-	if err := s.daemonReload(ctx); err != nil {
-		return true, "", err
-	}
-
-	config, err := s.h.ReadFile(s.l.CaddyConfig)
-	configWritten := false
-	switch {
-	case errors.Is(err, os.ErrNotExist) || (err == nil && len(config) == 0):
-		if config, err = s.renderEmptyConfig(); err != nil {
-			return len(did) > 0, "", err
-		}
-		if _, err := s.h.WriteFile(s.l.CaddyConfig, config, host.Attr{Mode: 0o644}); err != nil {
-			return len(did) > 0, "", err
-		}
-		configWritten = true
-		did = append(did, "config")
-	case err != nil:
-		return false, "", err
-	default:
-		// Caddy (user caddy) must read it.
-		c, err := s.h.WriteFile(s.l.CaddyConfig, config, host.Attr{Mode: 0o644})
-		if err != nil {
-			return false, "", err
-		}
-		if c {
-			did = append(did, "config mode")
-		}
-	}
-
-	enabled, err := s.systemd.Enable(ctx, "caddy.service")
-	if err != nil {
-		return true, "", err
-	}
-	if enabled {
-		did = append(did, "enabled")
-	}
-	admin := s.n.admin(s.h.Path(s.l.AdminSocket))
-	if dropInChanged || configWritten || !s.systemd.Active(ctx, "caddy.service") || !s.adminAnswers(ctx, admin) {
-		st.Progress("restarting caddy")
-		if err := s.systemd.Restart(ctx, "caddy.service"); err != nil {
-			return true, "", s.withCaddyLog(ctx, err)
-		}
-		did = append(did, "restarted")
-		if err := s.waitAdmin(ctx, admin); err != nil {
-			return true, "", s.withCaddyLog(ctx, err)
-		}
-	}
-	// Caddy runs what the file says unless someone loaded something else
-	// through the API; Apply posts the file's config only then.
-	ap := &router.Applier{Admin: admin, ConfigPath: s.h.Path(s.l.CaddyConfig)}
-	reloaded, err := ap.Apply(ctx, config)
-	if err != nil {
-		return true, "", fmt.Errorf("load the Caddy config: %w", err)
-	}
-	if reloaded {
-		did = append(did, "config loaded")
-	}
-	if err := s.hooks.HTTPCheck(ctx); err != nil {
-		return len(did) > 0, "", fmt.Errorf("caddy runs but does not answer on port 80: %w", err)
-	}
-	if len(did) == 0 {
-		return false, "running, admin API on " + s.l.AdminSocket, nil
-	}
-	return true, strings.Join(did, ", "), nil
-}
-
-// renderEmptyConfig renders the route table as it is on disk (empty on a
-// new node) with no live backends: the not-found site.
-func (s *setupRun) renderEmptyConfig() ([]byte, error) {
-	t, problems, err := router.LoadTable(s.h.Path(s.l.Routes))
-	if err != nil {
-		return nil, err
-	}
-	for _, p := range problems {
-		s.warnf("route table: %v", p)
-	}
-	if len(t.Routes) > 0 {
-		s.warnf("%s has %d routes but there is no Caddy config: they answer \"unavailable\" until the next deploy renders them", s.l.Routes, len(t.Routes))
-	}
-	r, err := router.Render(t, nil, router.Options{AdminSocket: s.l.AdminSocket})
-	if err != nil {
-		return nil, err
-	}
-	return r.JSON, nil
-}
-
 func (s *setupRun) adminAnswers(ctx context.Context, admin *router.Admin) bool {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
@@ -168,15 +59,15 @@ func (s *setupRun) adminAnswers(ctx context.Context, admin *router.Admin) bool {
 	return err == nil
 }
 
-// waitAdmin waits until Caddy's admin API answers.
-func (s *setupRun) waitAdmin(ctx context.Context, admin *router.Admin) error {
+// waitAdmin waits until a Caddy's admin API answers on socket.
+func (s *setupRun) waitAdmin(ctx context.Context, admin *router.Admin, socket string) error {
 	deadline := time.Now().Add(s.hooks.CaddyWait)
 	for {
 		if s.adminAnswers(ctx, admin) {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("caddy's admin API did not answer on %s within %s", s.l.AdminSocket, s.hooks.CaddyWait)
+			return fmt.Errorf("caddy's admin API did not answer on %s within %s", socket, s.hooks.CaddyWait)
 		}
 		select {
 		case <-ctx.Done():
@@ -186,13 +77,14 @@ func (s *setupRun) waitAdmin(ctx context.Context, admin *router.Admin) error {
 	}
 }
 
-// withCaddyLog adds Caddy's last journal lines to an error about it.
-func (s *setupRun) withCaddyLog(ctx context.Context, err error) error {
-	tail, jerr := s.systemd.Journal(ctx, "caddy.service", 15, "cat")
+// withCaddyLog adds a Caddy unit's last journal lines to an error about
+// it.
+func (s *setupRun) withCaddyLog(ctx context.Context, unit string, err error) error {
+	tail, jerr := s.systemd.Journal(ctx, unit, 15, "cat")
 	if jerr != nil || len(tail) == 0 {
 		return err
 	}
-	return &protocol.Error{Code: protocol.CodeCommandFailed, Message: err.Error() + " (caddy's log below)", Tail: tail}
+	return &protocol.Error{Code: protocol.CodeCommandFailed, Message: err.Error() + " (" + unit + "'s log below)", Tail: tail}
 }
 
 // checkFrontServer asks Caddy on port 80 for a page; any HTTP answer will

@@ -28,10 +28,15 @@
 //	sysctl        net.ipv4.tcp_migrate_req=1 now and in /etc/sysctl.d
 //	app units     toppcloud-app@.service, the runtime assets; the
 //	              distribution's php-fpm service stopped and disabled
-//	caddy         drop-in: caddy run --config /var/lib/toppcloud/caddy.json;
-//	              a new node's config is the empty route table rendered
-//	              (not-found site, admin API on /run/toppcloud/caddy-admin.sock
-//	              only), restarted when needed, loaded through the admin API
+//	caddy         the TLS settings (/etc/toppcloud/tls.json, the ACME CA's
+//	              root), the certificate storage (/var/lib/toppcloud/caddy,
+//	              caddy's, 0700); the router (toppcloud-router.service:
+//	              caddy run --config /var/lib/toppcloud/router.json) and the
+//	              front server (caddy.service, drop-in: caddy run --config
+//	              /var/lib/toppcloud/caddy.json), admin APIs on unix sockets
+//	              only; their configs rendered from the route table, written
+//	              when missing, loaded through the admin APIs when they
+//	              differ; each restarted when needed, the router first
 //	logs          logrotate for /var/log/toppcloud/apps/*/*.log and the
 //	              setup log; journald persistent, at most 1G
 //	node.json     /etc/toppcloud/node.json when something changed; one line
@@ -148,6 +153,10 @@ type Node struct {
 	// Admin talks to Caddy's admin API at a real socket path.
 	Admin func(socket string) *router.Admin
 	Hooks Hooks
+	// Routing renders the node's two Caddy configs from its route table
+	// (the agent's, which knows the instances behind the routes). The
+	// settings it reads (TLSSettings) are written before it is called.
+	Routing func() (*router.Rendered, error)
 }
 
 func (n Node) admin(socket string) *router.Admin {
@@ -251,6 +260,11 @@ func Validate(args protocol.SetupArgs) error {
 	}
 	if args.SSHPort < 0 || args.SSHPort > 65535 {
 		return bad("ssh port %d out of range", args.SSHPort)
+	}
+	if t := args.TLS; t != nil {
+		if err := validateTLS(*t); err != nil {
+			return bad("%v", err)
+		}
 	}
 	return nil
 }

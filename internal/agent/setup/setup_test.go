@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io/fs"
 	"os"
+	"path"
 	"slices"
 	"strings"
 	"testing"
@@ -137,19 +138,32 @@ func TestSetup_FirstRunThenNothingChanges(t *testing.T) {
 	if !strings.Contains(n.ReadFile(l.Sysctl), "net.ipv4.tcp_migrate_req = 1") {
 		t.Error("sysctl.d file lacks the setting")
 	}
-	if d := n.ReadFile(l.CaddyDropIn); !strings.Contains(d, "ExecStart=/usr/bin/caddy run --config /var/lib/toppcloud/caddy.json\n") {
+	if d := n.ReadFile(l.CaddyDropIn); !strings.Contains(d, "ExecStart=/usr/bin/caddy run --config /var/lib/toppcloud/caddy.json\n") ||
+		!strings.Contains(d, "Wants="+setup.RouterUnit) {
 		t.Errorf("caddy drop-in:\n%s", d)
 	}
-	empty, err := router.Render(&router.Table{}, nil, router.Options{AdminSocket: l.AdminSocket})
+	if u := n.ReadFile(path.Join(l.Units, setup.RouterUnit)); !strings.Contains(u, "ExecStart=/usr/bin/caddy run --config /var/lib/toppcloud/router.json\n") ||
+		!strings.Contains(u, "User=caddy\n") {
+		t.Errorf("router unit:\n%s", u)
+	}
+	empty, err := router.Render(&router.Table{}, nil, router.Options{AdminSocket: l.AdminSocket, RouterAdminSocket: l.RouterAdminSocket,
+		RouterDir: l.RouterDir, StorageDir: l.CaddyStorage})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := n.ReadFile(l.CaddyConfig); got != string(empty.JSON) {
-		t.Errorf("caddy.json is not the empty table rendered:\n%s", got)
+	if got := n.ReadFile(l.CaddyConfig); got != string(empty.Front) {
+		t.Errorf("caddy.json is not the front server's config rendered:\n%s", got)
 	}
-	if node.CaddyConfig != string(empty.JSON) || !node.Active["caddy.service"] {
-		t.Errorf("caddy runs %q (active %v)", node.CaddyConfig, node.Active["caddy.service"])
+	if got := n.ReadFile(l.RouterConfig); got != string(empty.Router) {
+		t.Errorf("router.json is not the empty table rendered:\n%s", got)
 	}
+	if node.CaddyConfig != string(empty.Front) || !node.Active[setup.FrontUnit] || node.RouterConfig != string(empty.Router) ||
+		!node.Active[setup.RouterUnit] || !node.Enabled[setup.RouterUnit] {
+		t.Errorf("caddy runs %q (active %v), the router %q (active %v)", node.CaddyConfig, node.Active[setup.FrontUnit],
+			node.RouterConfig, node.Active[setup.RouterUnit])
+	}
+	wantAttr(t, h, l.CaddyStorage, host.Attr{Mode: 0o700, User: "caddy", Group: "caddy"})
+	wantAttr(t, h, l.RouterDir, host.Attr{Mode: 0o750, User: "caddy", Group: "caddy"})
 	if node.Enabled["php8.2-fpm.service"] || node.Active["php8.2-fpm.service"] {
 		t.Error("the distribution's php-fpm service still runs")
 	}
@@ -298,23 +312,34 @@ func TestSetup_AcceptsUbuntu(t *testing.T) {
 	}
 }
 
-func TestSetup_KeepsOtherKeysAndDeployedConfig(t *testing.T) {
+// TestSetup_KeepsOtherKeysAndRoutes: a second setup-node adds keys
+// without dropping others, loads the routing the route table renders
+// (the configs on disk are from an older agent here), and records new TLS
+// settings, which the front server's config then uses.
+func TestSetup_KeepsOtherKeysAndRoutes(t *testing.T) {
 	n := newFakeNode(t)
 	args := agenttest.SetupArgs(t)
 	if r := runSetup(t, n, args); !r.Res.OK {
 		t.Fatal(r.Res.Error)
 	}
 	h, l := n.Host, n.agent.Layout
-	// Someone added a key by hand, and a deploy rendered routes.
+	// Someone added a key by hand; the node has a route, and configs an
+	// older agent rendered.
 	other := agenttest.AuthorizedKey(t, "bob@desk")
 	n.AppendFile("/home/www-mgr/.ssh/authorized_keys", other+"\n")
-	deployed := `{"admin":{"listen":"unix//run/toppcloud/caddy-admin.sock"},"apps":{"http":{}}}`
-	if _, err := h.WriteFile(l.CaddyConfig, []byte(deployed), host.Attr{Mode: 0o644}); err != nil {
+	table := `{"version": 1, "routes": [{"location": "site.test", "app": "site", "live": "site.2024-01-01_001"}]}`
+	if _, err := h.WriteFile(l.Routes, []byte(table), host.Attr{Mode: 0o644}); err != nil {
 		t.Fatal(err)
 	}
-	n.LoadCaddyConfig([]byte(deployed))
+	old := `{"admin":{"listen":"unix//run/toppcloud/caddy-admin.sock"},"apps":{"http":{}}}`
+	if _, err := h.WriteFile(l.CaddyConfig, []byte(old), host.Attr{Mode: 0o644}); err != nil {
+		t.Fatal(err)
+	}
+	n.LoadCaddyConfig([]byte(old))
 
 	args.AuthorizedKeys = append(args.AuthorizedKeys, agenttest.AuthorizedKey(t, "carol@home"))
+	args.TLS = &protocol.TLSSettings{Issuer: protocol.IssuerACME, ACMECA: "https://ca.test/dir", ACMEEmail: "ops@example.com",
+		ACMECARoot: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"}
 	r := runSetup(t, n, args)
 	if !r.Res.OK {
 		t.Fatal(r.Res.Error)
@@ -323,8 +348,29 @@ func TestSetup_KeepsOtherKeysAndDeployedConfig(t *testing.T) {
 	if len(keys) != 3 || keys[0] != args.AuthorizedKeys[0] || keys[1] != other || keys[2] != args.AuthorizedKeys[1] {
 		t.Errorf("authorized_keys:\n%s", strings.Join(keys, "\n"))
 	}
-	if got := n.ReadFile(l.CaddyConfig); got != deployed {
-		t.Errorf("setup-node replaced the deployed caddy config:\n%s", got)
+	node := n.State()
+	if !strings.Contains(node.RouterConfig, `site\\.test`) || node.RouterConfig != n.ReadFile(l.RouterConfig) {
+		t.Errorf("the router does not run the route table:\n%s", node.RouterConfig)
+	}
+	for _, want := range []string{`"ca": "https://ca.test/dir"`, `"email": "ops@example.com"`, l.ACMECARoot, l.CaddyStorage} {
+		if !strings.Contains(node.CaddyConfig, want) || node.CaddyConfig != n.ReadFile(l.CaddyConfig) {
+			t.Errorf("the front server's config lacks %s:\n%s", want, node.CaddyConfig)
+		}
+	}
+	if got := n.ReadFile(l.ACMECARoot); got != args.TLS.ACMECARoot {
+		t.Errorf("%s = %q", l.ACMECARoot, got)
+	}
+	if tls, err := setup.ReadTLSSettings(h, l); err != nil || tls != *args.TLS {
+		t.Errorf("ReadTLSSettings = %+v, %v", tls, err)
+	}
+	// Once more, with no TLS settings (an older client): nothing changes.
+	loads := node.Loads + node.RouterLoads
+	args.TLS = nil
+	if r := runSetup(t, n, args); !r.Res.OK || n.State().Loads+n.State().RouterLoads != loads {
+		t.Fatalf("third setup-node: %+v, %d loads", r.Res, n.State().Loads+n.State().RouterLoads-loads)
+	}
+	if tls, _ := setup.ReadTLSSettings(h, l); tls.ACMECA != "https://ca.test/dir" {
+		t.Errorf("settings after a setup-node without TLS settings: %+v", tls)
 	}
 }
 
@@ -351,6 +397,13 @@ func TestSetup_BadArgs(t *testing.T) {
 		{"bad key", protocol.SetupArgs{AuthorizedKeys: []string{"ssh-ed25519 not-base64!"}}},
 		{"two lines", protocol.SetupArgs{AuthorizedKeys: []string{agenttest.AuthorizedKey(t, "a") + "\n" + agenttest.AuthorizedKey(t, "b")}}},
 		{"port", protocol.SetupArgs{AuthorizedKeys: []string{agenttest.AuthorizedKey(t, "a")}, SSHPort: 70000}},
+		{"TLS issuer", protocol.SetupArgs{AuthorizedKeys: []string{agenttest.AuthorizedKey(t, "a")}, TLS: &protocol.TLSSettings{Issuer: "letsencrypt"}}},
+		{"TLS plain-http CA", protocol.SetupArgs{AuthorizedKeys: []string{agenttest.AuthorizedKey(t, "a")},
+			TLS: &protocol.TLSSettings{Issuer: protocol.IssuerACME, ACMECA: "http://ca.test/dir"}}},
+		{"TLS root not PEM", protocol.SetupArgs{AuthorizedKeys: []string{agenttest.AuthorizedKey(t, "a")},
+			TLS: &protocol.TLSSettings{Issuer: protocol.IssuerACME, ACMECARoot: "hello"}}},
+		{"TLS email", protocol.SetupArgs{AuthorizedKeys: []string{agenttest.AuthorizedKey(t, "a")},
+			TLS: &protocol.TLSSettings{Issuer: protocol.IssuerACME, ACMEEmail: "a b@c"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
