@@ -136,6 +136,9 @@ type Instance struct {
 	// php-fpm's max children for php.
 	Workers int
 	Threads int
+	// WorkerJobs are the app.ini workers (worker.NAME) this instance
+	// runs beside its web process (see jobunits.go).
+	WorkerJobs []Worker
 
 	Layout layout.Layout
 }

@@ -161,6 +161,9 @@ type Spec struct {
 	// NewTemp gives the app an empty TEMP for this instance (an update);
 	// otherwise the app keeps the one it has (made if missing).
 	NewTemp bool
+	// Workers are the app.ini workers the instance runs (none when
+	// another instance of the app runs them, or another node).
+	Workers []Worker
 }
 
 // Prepare readies what the instance runs with, without starting it: the
@@ -197,7 +200,7 @@ func (n *Node) Prepare(ctx context.Context, rec *Record, spec Spec) (*Instance, 
 	inst := &Instance{
 		App: rec.App, Name: rec.Instance, Kind: rec.Kind,
 		Runner: rec.Runner, RunnerName: rec.RunnerName, PHPRoot: rec.PHPRoot,
-		Env: env, Layout: l,
+		Env: env, Layout: l, WorkerJobs: spec.Workers,
 	}
 	if inst.HasProcess() {
 		if inst.Token, err = NewToken(); err != nil {
@@ -281,8 +284,8 @@ func portFree(port int) bool {
 }
 
 // Start writes the instance's files, starts its units and waits until it
-// answers, on its own address and then on the socket the router will use;
-// progress hears what it waits for. A failure is a *protocol.Error
+// answers, on its own address and then on the socket the router will use,
+// then starts its workers; progress hears what it waits for. A failure is a *protocol.Error
 // carrying the process's output; the caller stops the instance.
 func (n *Node) Start(ctx context.Context, inst *Instance, progress func(string), healthTimeout time.Duration) error {
 	if !inst.HasProcess() {
@@ -329,7 +332,10 @@ func (n *Node) Start(ctx context.Context, inst *Instance, progress func(string),
 	if err := check.Wait(ctx); err != nil {
 		return fmt.Errorf("instance %s answers, but not on the socket the front server uses: %w", inst.Name, err)
 	}
-	return nil
+	if len(inst.WorkerJobs) > 0 {
+		progress(fmt.Sprintf("starting %d workers (each runs once the instance live before has stopped its own)", len(inst.WorkerJobs)))
+	}
+	return startWorkers(ctx, sd, inst.Name, inst.WorkerJobs)
 }
 
 // socketProbe checks the instance through SocketUpstream.
@@ -372,12 +378,15 @@ func (n *Node) Running(ctx context.Context, name string) (bool, error) {
 	}
 }
 
-// Stop stops an instance's units (quickly when drained, see stopUnits)
-// and removes its unit files and socket directory; its directory and
-// record stay (prev, or clean-node's to remove). Stopping what is not
-// running is not an error.
+// Stop stops an instance's units, its workers' too (quickly when
+// drained, see stopUnits), and removes its unit files and socket
+// directory; its directory and record stay (prev, or clean-node's to
+// remove). Stopping what is not running is not an error.
 func (n *Node) Stop(ctx context.Context, name string, kind appconfig.Kind, drained bool) error {
 	var errs []error
+	if _, err := n.StopWorkers(ctx, name); err != nil {
+		errs = append(errs, err)
+	}
 	if err := stopUnits(ctx, n.systemd(), name, kind, drained); err != nil {
 		errs = append(errs, err)
 	}
