@@ -144,7 +144,7 @@ func (a *Agent) deploy(ctx context.Context, c *Call, args *protocol.DeployArgs) 
 	if err != nil {
 		return nil, badRequest("%v", err)
 	}
-	d := &deployRun{args: *args, transition: transition{a: a, c: c, action: ActionUpdate, app: args.App, loc: loc, digest: args.Digest.String()}}
+	d := &deployRun{args: *args, transition: transition{a: a, c: c, action: ActionUpdate, app: args.App, loc: loc, digest: args.Digest.String(), placement: args.Jobs}}
 	d.change = func(tb *router.Table) (router.Route, error) { return tb.Set(loc, args.App, d.target) }
 	d.beforeSwitch = d.waitSync
 	if d.store, err = a.store(); err != nil {
@@ -379,7 +379,12 @@ func (d *deployRun) prepareServices(ctx context.Context, st *protocol.Step) (str
 
 func (d *deployRun) start(ctx context.Context, st *protocol.Step) (string, error) {
 	nodes := d.a.instances()
-	inst, err := nodes.Prepare(ctx, d.rec, instance.Spec{Locations: []string{d.loc.String()}, Config: d.cfg, Services: d.services, NewTemp: true})
+	placement, err := d.a.jobPlacement(d.args.App, d.args.Jobs)
+	if err != nil {
+		return "", err
+	}
+	inst, err := nodes.Prepare(ctx, d.rec, instance.Spec{Locations: []string{d.loc.String()}, Config: d.cfg, Services: d.services, NewTemp: true,
+		Workers: workersFor(d.cfg, placement)})
 	if err != nil {
 		return "", err
 	}
@@ -394,7 +399,11 @@ func (d *deployRun) start(ctx context.Context, st *protocol.Step) (string, error
 	if err := nodes.Start(ctx, inst, st.Progress, time.Duration(d.args.HealthTimeout)); err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("%s answers (%.1fs)", instance.UnitName(inst.Name), time.Since(start).Seconds()), nil
+	detail := fmt.Sprintf("%s answers (%.1fs)", instance.UnitName(inst.Name), time.Since(start).Seconds())
+	if n := len(inst.WorkerJobs); n > 0 {
+		detail += ", " + plural(n, "worker", "workers") + " started"
+	}
+	return detail, nil
 }
 
 // checkConfig runs app.ini's config.checker on the configuration the new
