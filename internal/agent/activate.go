@@ -157,7 +157,11 @@ func (a *Agent) startExisting(ctx context.Context, c *Call, st *protocol.Step, r
 	if err != nil {
 		return false, err
 	}
-	if err := nodes.Start(ctx, inst, st.Progress, healthTimeout); err != nil {
+	err = nodes.Start(ctx, inst, st.Progress, healthTimeout)
+	if err == nil {
+		err = nodes.StartWorkers(ctx, inst)
+	}
+	if err != nil {
 		_ = nodes.Stop(context.WithoutCancel(ctx), rec.Instance, rec.Kind, false)
 		return false, err
 	}

@@ -169,6 +169,7 @@ func (a *Agent) deploy(ctx context.Context, c *Call, args *protocol.DeployArgs) 
 		step{StepServices, d.prepareServices},
 		step{StepStart, d.start},
 		step{StepUpdateFetch, d.updateFetch},
+		step{StepWorkers, d.startWorkers},
 	)
 	if err != nil {
 		return nil, err
@@ -399,11 +400,22 @@ func (d *deployRun) start(ctx context.Context, st *protocol.Step) (string, error
 	if err := nodes.Start(ctx, inst, st.Progress, time.Duration(d.args.HealthTimeout)); err != nil {
 		return "", err
 	}
-	detail := fmt.Sprintf("%s answers (%.1fs)", instance.UnitName(inst.Name), time.Since(start).Seconds())
-	if n := len(inst.WorkerJobs); n > 0 {
-		detail += ", " + plural(n, "worker", "workers") + " started"
+	return fmt.Sprintf("%s answers (%.1fs)", instance.UnitName(inst.Name), time.Since(start).Seconds()), nil
+}
+
+// startWorkers starts the new instance's workers, before the switch and
+// after update_fetch (a migration runs before any worker does). Each
+// waits until the live instance's copy, stopped after the switch, has
+// exited.
+func (d *deployRun) startWorkers(ctx context.Context, st *protocol.Step) (string, error) {
+	n := len(d.inst.WorkerJobs)
+	if n == 0 {
+		return "", skipped("none in app.ini")
 	}
-	return detail, nil
+	if err := d.a.instances().StartWorkers(ctx, d.inst); err != nil {
+		return "", err
+	}
+	return plural(n, "worker", "workers") + " started (each runs once the copy it replaces has stopped)", nil
 }
 
 // checkConfig runs app.ini's config.checker on the configuration the new

@@ -299,7 +299,11 @@ func (a *Agent) jobInfo(ctx context.Context, c *Call, app string, t *router.Tabl
 	for _, ws := range workers {
 		wi := protocol.WorkerInfo{Name: ws.Name, Replica: ws.Replica, Instance: ws.Instance, Unit: ws.Unit(),
 			State: workerState(ws.Active, ws.Sub), Restarts: ws.Restarts, PID: ws.PID, Since: ws.Since}
-		if ws.Result != "" && (ws.Result != "success" || ws.Restarts > 0) {
+		// systemd forgets how a process ended when it starts the next:
+		// only a worker not running now has its last exit to show (the
+		// journal, logs --job, keeps every one).
+		switch wi.State {
+		case protocol.WorkerRestarting, protocol.WorkerFailed, protocol.WorkerStopped:
 			wi.LastExit = runResult(ws.Result, ws.Status)
 		}
 		info.Workers = append(info.Workers, wi)

@@ -23,6 +23,7 @@ const (
 	StepServices    = "services"
 	StepStart       = "start"
 	StepUpdateFetch = "update_fetch"
+	StepWorkers     = "workers"
 	StepSwitch      = "switch"
 	StepJobs        = "jobs"
 	StepDrain       = "drain"

@@ -230,7 +230,8 @@ type WorkerInfo struct {
 	Restarts int       `json:"restarts"`
 	PID      int       `json:"pid,omitempty"`
 	Since    time.Time `json:"since,omitzero"`
-	// LastExit says how its last process ended, "" when none did.
+	// LastExit says how its last process ended, for a worker that is not
+	// running ("exit status 1", "killed by signal 9", ...).
 	LastExit string `json:"last_exit,omitempty"`
 }
 

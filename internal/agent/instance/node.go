@@ -283,9 +283,10 @@ func portFree(port int) bool {
 	return true
 }
 
-// Start writes the instance's files, starts its units and waits until it
-// answers, on its own address and then on the socket the router will use,
-// then starts its workers; progress hears what it waits for. A failure is a *protocol.Error
+// Start writes the instance's files (its workers' too), starts its units
+// and waits until it answers, on its own address and then on the socket
+// the router will use; progress hears what it waits for. The workers are
+// StartWorkers' to start. A failure is a *protocol.Error
 // carrying the process's output; the caller stops the instance.
 func (n *Node) Start(ctx context.Context, inst *Instance, progress func(string), healthTimeout time.Duration) error {
 	if !inst.HasProcess() {
@@ -332,10 +333,15 @@ func (n *Node) Start(ctx context.Context, inst *Instance, progress func(string),
 	if err := check.Wait(ctx); err != nil {
 		return fmt.Errorf("instance %s answers, but not on the socket the front server uses: %w", inst.Name, err)
 	}
-	if len(inst.WorkerJobs) > 0 {
-		progress(fmt.Sprintf("starting %d workers (each runs once the instance live before has stopped its own)", len(inst.WorkerJobs)))
-	}
-	return startWorkers(ctx, sd, inst.Name, inst.WorkerJobs)
+	return nil
+}
+
+// StartWorkers starts the instance's workers, which Start wrote and
+// enabled: an update calls it once update_fetch has run, so that no
+// worker's code runs before the app's update hooks have. Each then waits
+// for its turn: the instance live before stops its own after the switch.
+func (n *Node) StartWorkers(ctx context.Context, inst *Instance) error {
+	return startWorkers(ctx, n.systemd(), inst.Name, inst.WorkerJobs)
 }
 
 // socketProbe checks the instance through SocketUpstream.
