@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/toppcloud/toppcloud/internal/protocol"
+	"github.com/toppcloud/toppcloud/internal/sshx"
 )
 
 // jobsApp is a Python app with two once-a-minute crons (an internal
@@ -64,13 +66,24 @@ type jobsScenario struct {
 	e    *localEnv
 	node string
 	w    web
-	sh   func(t *testing.T, script string) string
+	// root is a root login on the node (a new one after a reboot).
+	root *sshx.Client
 	dir  string
 	// first is the instance the first deploy made, second the redeploy's.
 	first, second string
 }
 
 const jobsHost = "jobs.test"
+
+// sh runs script as root on the node.
+func (j *jobsScenario) sh(t *testing.T, script string) string {
+	t.Helper()
+	out, err := j.root.Output(context.Background(), []string{"sh", "-c", script}, nil)
+	if err != nil {
+		t.Fatalf("%s: %v %s", script, err, out)
+	}
+	return string(out)
+}
 
 // app returns the jobs app's entry in query.
 func (j *jobsScenario) app(t *testing.T) protocol.AppInfo {
@@ -286,6 +299,8 @@ func (j *jobsScenario) disable(t *testing.T) {
 // afterReboot: the worker and timers came back by themselves; deactivate
 // stops them.
 func (j *jobsScenario) afterReboot(t *testing.T) {
+	// The login from before the reboot is gone.
+	j.root = j.e.dial(j.e.record(j.node), "root")
 	var a protocol.AppInfo
 	waitFor(t, 90*time.Second, func() bool {
 		a = j.app(t)

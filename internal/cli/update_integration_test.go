@@ -196,7 +196,7 @@ func TestIntegration_Update(t *testing.T) {
 
 	// The jobs app's steps are spread out: its crons run while other
 	// subtests do.
-	jobs := &jobsScenario{e: e, node: node, w: w, sh: sh}
+	jobs := &jobsScenario{e: e, node: node, w: w, root: root}
 	t.Run("jobs: crons and a worker start with the app", jobs.deploy)
 
 	t.Run("SILVER variables and update_fetch against the new instance", func(t *testing.T) {

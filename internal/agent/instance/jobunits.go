@@ -290,6 +290,10 @@ func (i *Instance) CronDropIns(c appconfig.Cron, host string) (service, timer []
 	var sb strings.Builder
 	w := func(s string) { sb.WriteString(s); sb.WriteByte('\n') }
 	w(fmt.Sprintf("# toppcloud cron job %s of %s, run as instance %s; written by the agent, do not edit.", c.Name, i.App, i.Name))
+	w("[Unit]")
+	w("# At boot, a run missed while the node was down waits for the instance.")
+	w("After=" + UnitName(i.Name))
+	w("")
 	w("[Service]")
 	i.appUser(w)
 	if c.Script == nil {

@@ -76,6 +76,25 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 type usageError struct{ error }
 
+// startWait is how long an internal request waits for an instance that
+// does not listen yet.
+const startWait = 30 * time.Second
+
+// notListening reports whether err says nothing listens where the
+// instance should.
+func notListening(err error) bool {
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
+}
+
 // fetch makes a cron entry's internal request, as the app user, from
 // the instance's environment: its token proves the request is the
 // agent's (environ['silverlining.internal'] for Python,
@@ -111,7 +130,19 @@ func fetch(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	fmt.Fprintf(stdout, "GET %s (Host %s) from %s\n", urlPath, *hostName, name)
 	start := time.Now()
-	err := inst.Fetch(ctx, instance.CronUserAgent, *hostName, urlPath, func(line string) { fmt.Fprintln(stdout, line) })
+	var err error
+	for {
+		err = inst.Fetch(ctx, instance.CronUserAgent, *hostName, urlPath, func(line string) { fmt.Fprintln(stdout, line) })
+		// Not answering yet: the request was never sent, so it is safe to
+		// send it again. It happens at boot, when a run missed while the
+		// node was down comes due as the instance starts.
+		if !notListening(err) || time.Since(start) > startWait {
+			break
+		}
+		if err := sleep(ctx, time.Second); err != nil {
+			return err
+		}
+	}
 	var fe *instance.FetchError
 	switch {
 	case errors.As(err, &fe) && fe.Status != 0:

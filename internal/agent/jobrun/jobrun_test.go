@@ -217,3 +217,33 @@ func TestMain_Usage(t *testing.T) {
 		}
 	}
 }
+
+// TestFetch_WaitsForTheInstance: at boot a missed run comes due while the
+// instance starts; the request waits until it listens.
+func TestFetch_WaitsForTheInstance(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("late but here\n")) })}
+	go func() {
+		time.Sleep(1500 * time.Millisecond)
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		srv.Serve(l)
+	}()
+	defer srv.Close()
+	env := map[string]string{"PORT": strings.TrimPrefix(addr, "127.0.0.1:"), "TOPPCLOUD_INTERNAL_TOKEN": "t"}
+	var out bytes.Buffer
+	if err := fetch(context.Background(), []string{"--kind", "command", "blog.1", "/x"}, func(k string) string { return env[k] }, &out, &out); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "late but here") {
+		t.Errorf("output:\n%s", out.String())
+	}
+}
