@@ -65,9 +65,9 @@
 // activate runs lock, start (the instance on disk, unless it runs
 // already, and its workers), switch, jobs, drain, release and certificate
 // the same way: those from the switch on, and the rollback before the
-// switch, are one transition (transition.go) for both. The instances themselves (names, records, units, start, drain,
-// stop) are package instance's; the node's apt and systemd, package
-// system's.
+// switch, are one transition (transition.go) for both. The instances
+// themselves (names, records, units, start, drain, stop) are package
+// instance's; the node's apt and systemd, package system's.
 //
 // # setup-node
 //
