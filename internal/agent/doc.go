@@ -42,10 +42,14 @@
 //	              check on its own address and on the router's socket
 //	update_fetch  app.ini's update_fetch against the new instance, its
 //	              output streamed to the client
+//	workers       app.ini's workers of the new instance started; each waits
+//	              until the old instance's copy has stopped (jobs.go)
 //	switch        the route's slot symlink replaced (slots.go); the router
 //	              (the Caddy behind the front server) is reloaded only
 //	              when its config changes (a new location, kind or
 //	              php_root), the front server only for a new port
+//	jobs          the old instance's workers stopped, the app's crons run
+//	              as the new instance from now on (jobs.go)
 //	drain         the old instance finishes what it accepted (counted on
 //	              its socket, bounded), is stopped and kept as prev
 //	release       a line in /var/lib/toppcloud/apps/APP/releases.jsonl
@@ -59,11 +63,11 @@
 // half: it completes or rolls back on its own.
 //
 // activate runs lock, start (the instance on disk, unless it runs
-// already), switch, drain and release the same way: the last three, and
-// the rollback before the switch, are one transition (transition.go) for
-// both. The instances themselves (names, records, units, start, drain,
-// stop) are package instance's; the node's apt and systemd, package
-// system's.
+// already, and its workers), switch, jobs, drain, release and certificate
+// the same way: those from the switch on, and the rollback before the
+// switch, are one transition (transition.go) for both. The instances
+// themselves (names, records, units, start, drain, stop) are package
+// instance's; the node's apt and systemd, package system's.
 //
 // # setup-node
 //

@@ -124,6 +124,7 @@ func (a *Agent) query(ctx context.Context, c *Call, args *protocol.QueryArgs) (*
 			rs = rs[len(rs)-nRel:]
 		}
 		info.Releases = rs
+		a.jobInfo(ctx, c, app, t, &info)
 		res.Apps = append(res.Apps, info)
 	}
 	return res, nil

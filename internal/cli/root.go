@@ -184,6 +184,7 @@ func (a *App) commands() []*cobra.Command {
 		a.nodeInfoCmd(),
 		a.nodeCACmd(),
 		a.nodeAgentCmd(),
+		a.nodeJobCmd(),
 		a.updateCmd(),
 		a.activateCmd(),
 		a.deactivateCmd(),
