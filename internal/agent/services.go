@@ -16,8 +16,12 @@ func (a *Agent) prepareServices(ctx context.Context, c *Call, app string, cfg *a
 	for _, s := range cfg.Services {
 		reqs = append(reqs, service.Request{Name: s.Name, Value: s.Value})
 	}
-	return service.Prepare(ctx, service.App{Name: app, DataDir: a.Layout.AppDir(app), User: instance.UserName(app)}, reqs, clear, service.Hooks{
-		Warn: func(m string) { c.Warnf("%s", m) },
+	node := service.Node{Host: a.Host, Warn: func(m string) { c.Warnf("%s", m) }}
+	bound, err := service.Resolve(node, service.App{Name: app, DataDir: a.Layout.AppDir(app), User: instance.UserName(app), Platform: cfg.Platform}, reqs)
+	if err != nil {
+		return nil, err
+	}
+	return service.Prepare(ctx, bound, clear, service.Hooks{
 		InstallPackages: func(ctx context.Context, pkgs []string) error {
 			_, _, err := a.apt(c).Install(ctx, pkgs, nil)
 			return err

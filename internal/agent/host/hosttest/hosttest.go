@@ -185,6 +185,12 @@ func (r *Runner) Run(ctx context.Context, c host.Command) ([]byte, error) {
 		_, _ = io.Copy(io.Discard, c.Stdin)
 	}
 	out, err := h(c)
+	if c.Stdout != nil {
+		if _, werr := io.WriteString(c.Stdout, out); werr != nil && err == nil {
+			err = werr
+		}
+		out = ""
+	}
 	if c.Line != nil {
 		for _, l := range strings.Split(strings.TrimRight(out, "\n"), "\n") {
 			if l != "" {
