@@ -328,6 +328,11 @@ func (t Tree) unpack(ctx context.Context, app service.App, archive, staging stri
 			}
 		}
 		mode := fs.FileMode(hdr.Mode) & maxMode
+		if hdr.Typeflag == tar.TypeDir {
+			// As the top directory: a setgid writable root keeps new
+			// files readable by Caddy in every subdirectory.
+			mode |= t.Mode & fs.ModeSetgid
+		}
 		switch hdr.Typeflag {
 		case tar.TypeDir:
 			if err := root.Mkdir(name, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {

@@ -1,0 +1,212 @@
+// Package writableroot is service.writable_root: a per-app directory
+// (/var/lib/toppcloud/apps/APP/writable-root, CONFIG_WRITABLE_ROOT) the
+// app writes and Caddy serves, after static/ and before the app, with
+// HOST/ subdirectories for per-host files.
+//
+// Caddy reads writable roots only through ServedRoot, a read-only bind
+// mount of the apps directory with nosymfollow (and nodev, nosuid,
+// noexec): a symlink the app plants there is never followed, so it cannot
+// make Caddy serve its TLS keys or another app's files. Hard links to
+// files the app does not own are refused by the kernel
+// (fs.protected_hardlinks, on by default). The directory is setgid to
+// Caddy's group, so what the app writes (UMask 0027) Caddy can read and
+// no other app can.
+package writableroot
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"strings"
+
+	"github.com/toppcloud/toppcloud/internal/agent/host"
+	"github.com/toppcloud/toppcloud/internal/service"
+	"github.com/toppcloud/toppcloud/internal/service/files"
+)
+
+// Name is the service's name in app.ini.
+const Name = "writable_root"
+
+// Archive is the backup file, named as the original named it.
+const Archive = "files.tar"
+
+// Group is the group that may read writable roots: Caddy's.
+const Group = "caddy"
+
+// Defaults of the node layout: the apps directory, and where Caddy
+// sees it without symlinks.
+const (
+	AppsDir    = "/var/lib/toppcloud/apps"
+	ServedRoot = "/var/lib/toppcloud/served"
+	// MountUnit is the systemd unit of the ServedRoot mount (its name is
+	// the escaped path, as systemd requires).
+	MountUnit = "var-lib-toppcloud-served.mount"
+	unitDir   = "/etc/systemd/system"
+)
+
+func init() {
+	service.Register(service.Info{Name: Name, New: func(n service.Node) service.Service { return New(n) }})
+}
+
+// Dir is the app's writable root.
+func Dir(app service.App) string { return path.Join(app.DataDir, "writable-root") }
+
+// ServedDir is app's writable root as Caddy must read it.
+func ServedDir(app string) string { return path.Join(ServedRoot, app, "writable-root") }
+
+// WritableRoot is the service on one node.
+type WritableRoot struct {
+	h    *host.Host
+	tree files.Tree
+}
+
+// New returns the writable_root service of node n.
+func New(n service.Node) *WritableRoot {
+	return &WritableRoot{h: n.Host, tree: files.Tree{Host: n.Host, Dir: Dir, Mode: 0o750 | fs.ModeSetgid, Group: Group, Archive: Archive, Warn: n.Warnf}}
+}
+
+// Name returns "writable_root".
+func (*WritableRoot) Name() string { return Name }
+
+// Packages returns none.
+func (*WritableRoot) Packages(service.App) []string { return nil }
+
+// MountUnitText is the mount unit for ServedRoot.
+func MountUnitText() []byte {
+	return []byte(`# toppcloud: the apps' writable roots as Caddy reads them; written by the agent, do not edit.
+# nosymfollow: a symlink an app plants in its writable root is never followed.
+[Unit]
+Description=toppcloud writable roots for Caddy (read-only, no symlinks)
+Before=caddy.service
+RequiresMountsFor=` + AppsDir + `
+
+[Mount]
+What=` + AppsDir + `
+Where=` + ServedRoot + `
+Type=none
+Options=bind,ro,nosymfollow,nodev,nosuid,noexec
+
+[Install]
+WantedBy=local-fs.target
+`)
+}
+
+// Install makes ServedRoot: the mount unit, enabled and mounted.
+func (w *WritableRoot) Install(ctx context.Context) error {
+	if _, ok, err := w.h.LookupGroup(Group); err != nil {
+		return err
+	} else if !ok {
+		return fmt.Errorf("no group %s: run setup-node first (it installs Caddy)", Group)
+	}
+	for _, d := range []string{AppsDir, ServedRoot} {
+		if _, err := w.h.EnsureDir(d, host.Attr{Mode: dirMode(d)}); err != nil {
+			return err
+		}
+	}
+	changed, err := w.h.WriteFile(path.Join(unitDir, MountUnit), MountUnitText(), host.Attr{Mode: 0o644})
+	if err != nil {
+		return err
+	}
+	run := func(argv ...string) error {
+		_, err := w.h.Runner.Run(ctx, host.Command{Argv: argv})
+		return err
+	}
+	mounted, err := w.mounted()
+	if err != nil {
+		return err
+	}
+	if changed {
+		if err := run("systemctl", "daemon-reload"); err != nil {
+			return err
+		}
+	}
+	if err := run("systemctl", "enable", "--quiet", MountUnit); err != nil {
+		return err
+	}
+	switch {
+	case !mounted:
+		err = run("systemctl", "start", MountUnit)
+	case changed:
+		err = run("systemctl", "restart", MountUnit)
+	}
+	if err != nil {
+		return fmt.Errorf("mount %s (needs Linux 5.10+ for nosymfollow): %w", ServedRoot, err)
+	}
+	return nil
+}
+
+func dirMode(d string) os.FileMode {
+	if d == AppsDir {
+		return 0o711
+	}
+	return 0o755
+}
+
+// mounted reports whether ServedRoot is a mount point with nosymfollow.
+func (w *WritableRoot) mounted() (bool, error) {
+	data, err := w.h.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return false, err
+	}
+	return servedMounted(string(data)), nil
+}
+
+// servedMounted finds ServedRoot in mountinfo text with its options.
+func servedMounted(mountinfo string) bool {
+	for _, line := range strings.Split(mountinfo, "\n") {
+		f := strings.Fields(line)
+		// id parent major:minor root mountpoint options ...
+		if len(f) > 5 && f[4] == ServedRoot {
+			opts := "," + f[5] + ","
+			return strings.Contains(opts, ",ro,") && strings.Contains(opts, ",nosymfollow,")
+		}
+	}
+	return false
+}
+
+func vars(app service.App) map[string]string {
+	return map[string]string{"CONFIG_WRITABLE_ROOT": Dir(app)}
+}
+
+// Setup makes the directory (2750, the app's user, Caddy's group).
+func (w *WritableRoot) Setup(_ context.Context, app service.App) (map[string]string, error) {
+	if err := w.tree.Setup(app); err != nil {
+		return nil, err
+	}
+	return vars(app), nil
+}
+
+// Clear empties the directory.
+func (w *WritableRoot) Clear(ctx context.Context, app service.App) (map[string]string, error) {
+	if err := w.tree.Empty(app); err != nil {
+		return nil, err
+	}
+	return w.Setup(ctx, app)
+}
+
+// Backup writes files.tar.
+func (w *WritableRoot) Backup(ctx context.Context, app service.App, dir string) error {
+	return w.tree.Backup(ctx, app, dir)
+}
+
+// CheckBackup checks files.tar's entries.
+func (w *WritableRoot) CheckBackup(ctx context.Context, app service.App, dir string) error {
+	return w.tree.CheckBackup(ctx, app, dir)
+}
+
+// Restore replaces the directory's contents with files.tar's.
+func (w *WritableRoot) Restore(ctx context.Context, app service.App, dir string) error {
+	return w.tree.Restore(ctx, app, dir)
+}
+
+// Usage counts the files and their bytes.
+func (w *WritableRoot) Usage(ctx context.Context, app service.App) (service.Usage, error) {
+	return w.tree.Usage(ctx, app)
+}
+
+var (
+	_ service.Service       = (*WritableRoot)(nil)
+	_ service.BackupChecker = (*WritableRoot)(nil)
+)
