@@ -177,6 +177,15 @@ func hexOf(s string) string { return fmt.Sprintf("%x", s) }
 
 func runPG(t *testing.T, h *host.Host, node service.Node, postgis bool, backups string) {
 	s := postgresql.New(node, postgis)
+	// postgresql's run left its data in the same databases.
+	if err := s.Install(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range nodeApps {
+		if _, err := s.Clear(context.Background(), a); err != nil {
+			t.Fatal(err)
+		}
+	}
 	psql := func(env map[string]string, db, sql string) (string, error) {
 		return run(h, []string{"PGPASSWORD=" + env["CONFIG_PG_PASSWORD"]}, sql, "runuser", "-u", "app-"+env["CONFIG_PG_USER"], "--",
 			"psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
@@ -320,6 +329,9 @@ func runRedis(t *testing.T, h *host.Host, node service.Node, backups string) {
 			defer c2.Close()
 			var out []string
 			for _, round := range written[app.Name] {
+				if n, _ := c0.Exists(ctx, p+round, p+round+":h", p+round+":l", p+round+":ttl").Result(); n == 0 {
+					continue
+				}
 				v, _ := c0.Get(ctx, p+round).Result()
 				hm, _ := c0.HGetAll(ctx, p+round+":h").Result()
 				l, _ := c0.LRange(ctx, p+round+":l", 0, -1).Result()

@@ -306,8 +306,21 @@ func (m *MySQL) CheckBackup(_ context.Context, _ service.App, dir string) error 
 		return err
 	}
 	defer f.Close()
-	first, err := bufio.NewReader(f).ReadString('\n')
-	if err != nil || !strings.HasPrefix(first, "-- MariaDB dump") && !strings.HasPrefix(first, "-- MySQL dump") {
+	// MariaDB 10.11.8 and later begin with a sandbox-mode comment line,
+	// then the header.
+	br := bufio.NewReader(f)
+	header := false
+	for range 3 {
+		line, err := br.ReadString('\n')
+		if strings.HasPrefix(line, "-- MariaDB dump") || strings.HasPrefix(line, "-- MySQL dump") {
+			header = true
+			break
+		}
+		if err != nil {
+			break
+		}
+	}
+	if !header {
 		return fmt.Errorf("%s does not start as a mysqldump file", DumpName)
 	}
 	fi, err := f.Stat()

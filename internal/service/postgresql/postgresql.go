@@ -159,8 +159,8 @@ func versionCmp(a, b string) int {
 // password.
 const hbaConf = `# pg_hba.conf written by toppcloud: do not edit (it is rewritten).
 # Each app's role logs in only to the database of the same name (sameuser),
-# with its scram-sha-256 password; only the postgres system user is trusted
-# (peer) as itself.
+# with its scram-sha-256 password; only the postgres system user logs in
+# without one (peer), as itself.
 # TYPE  DATABASE  USER      ADDRESS        METHOD
 local   all       postgres                 peer
 local   sameuser  all                      scram-sha-256

@@ -17,7 +17,6 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
-	"os"
 	"path"
 	"strings"
 
@@ -100,8 +99,17 @@ func (w *WritableRoot) Install(ctx context.Context) error {
 	} else if !ok {
 		return fmt.Errorf("no group %s: run setup-node first (it installs Caddy)", Group)
 	}
-	for _, d := range []string{AppsDir, ServedRoot} {
-		if _, err := w.h.EnsureDir(d, host.Attr{Mode: dirMode(d)}); err != nil {
+	if _, err := w.h.EnsureDir(AppsDir, host.Attr{Mode: 0o711}); err != nil {
+		return err
+	}
+	mounted, err := w.mounted()
+	if err != nil {
+		return err
+	}
+	if !mounted {
+		// Once mounted, the mount point shows the (read-only) apps
+		// directory: only an unmounted one is ours to correct.
+		if _, err := w.h.EnsureDir(ServedRoot, host.Attr{Mode: 0o755}); err != nil {
 			return err
 		}
 	}
@@ -111,10 +119,6 @@ func (w *WritableRoot) Install(ctx context.Context) error {
 	}
 	run := func(argv ...string) error {
 		_, err := w.h.Runner.Run(ctx, host.Command{Argv: argv})
-		return err
-	}
-	mounted, err := w.mounted()
-	if err != nil {
 		return err
 	}
 	if changed {
@@ -135,13 +139,6 @@ func (w *WritableRoot) Install(ctx context.Context) error {
 		return fmt.Errorf("mount %s (needs Linux 5.10+ for nosymfollow): %w", ServedRoot, err)
 	}
 	return nil
-}
-
-func dirMode(d string) os.FileMode {
-	if d == AppsDir {
-		return 0o711
-	}
-	return 0o755
 }
 
 // mounted reports whether ServedRoot is a mount point with nosymfollow.
