@@ -18,6 +18,7 @@
 package remote
 
 import (
+	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -322,6 +323,9 @@ type CallOptions struct {
 	Log   func(protocol.Log)
 	// Stream is sent after the request (install-agent's binary).
 	Stream io.Reader
+	// Output receives what the agent writes after a successful result
+	// (OpBackupFetch's tar stream); nil discards it.
+	Output io.Writer
 }
 
 // OpError is an operation the agent ran and reported failed.
@@ -358,9 +362,16 @@ func (n *Node) Call(ctx context.Context, op string, args any, result any, o Call
 			}
 		}
 	})
-	res, readErr := protocol.Read(sess.Stdout, protocol.Handler{Event: o.Event, Log: o.Log})
+	br := bufio.NewReaderSize(sess.Stdout, 256<<10)
+	res, readErr := protocol.Read(br, protocol.Handler{Event: o.Event, Log: o.Log})
+	var outErr error
+	if readErr == nil && res.OK && o.Output != nil {
+		if _, err := io.Copy(o.Output, br); err != nil {
+			outErr = err
+		}
+	}
 	// Drain whatever follows the result so the agent can exit.
-	_, _ = io.Copy(io.Discard, sess.Stdout)
+	_, _ = io.Copy(io.Discard, br)
 	waitErr := sess.Wait()
 	wg.Wait()
 	if readErr != nil {
@@ -381,6 +392,14 @@ func (n *Node) Call(ctx context.Context, op string, args any, result any, o Call
 	}
 	if writeErr != nil && o.Stream != nil {
 		return fmt.Errorf("%s on %s: send input: %w", op, n.where(), writeErr)
+	}
+	if outErr != nil {
+		return fmt.Errorf("%s on %s: receive output: %w", op, n.where(), outErr)
+	}
+	if waitErr != nil && o.Output != nil {
+		// The stream after the result ended with the agent failing: what
+		// arrived may be cut short.
+		return fmt.Errorf("%s on %s: the agent failed while sending: %w", op, n.where(), waitErr)
 	}
 	if result != nil && len(res.Data) > 0 {
 		if err := json.Unmarshal(res.Data, result); err != nil {

@@ -193,8 +193,7 @@ func SumFile(p string) (int64, string, error) {
 }
 
 // ReadManifest reads and checks the manifest of the backup at dir (a
-// node path): its format, and that every path in it is a plain relative
-// path inside the service's own directory.
+// node path): see ParseManifest.
 func ReadManifest(h *host.Host, dir string) (*Manifest, error) {
 	data, err := h.ReadFile(path.Join(dir, ManifestName))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -203,6 +202,13 @@ func ReadManifest(h *host.Host, dir string) (*Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
+	return ParseManifest(data)
+}
+
+// ParseManifest reads a backup's manifest and checks its format, and
+// that every path in it is a plain relative path inside its service's
+// own directory.
+func ParseManifest(data []byte) (*Manifest, error) {
 	var m Manifest
 	if err := json.Unmarshal(data, &m); err != nil {
 		return nil, badBackup("%s is damaged (%v): the backup is truncated or not a toppcloud backup", ManifestName, err)
@@ -220,12 +226,24 @@ func ReadManifest(h *host.Host, dir string) (*Manifest, error) {
 		}
 		seen[s.Name] = true
 		for _, f := range s.Files {
-			if path.Clean(f.Path) != f.Path || !strings.HasPrefix(f.Path, s.Name+"/") || strings.Contains(f.Path, "..") {
+			if path.Clean(f.Path) != f.Path || !strings.HasPrefix(f.Path, s.Name+"/") || strings.Contains(f.Path, "..") || f.Size < 0 {
 				return nil, badBackup("bad file path %q for service %s in %s", f.Path, s.Name, ManifestName)
 			}
 		}
 	}
 	return &m, nil
+}
+
+// File returns the manifest's entry for path p.
+func (m *Manifest) File(p string) (FileEntry, bool) {
+	for _, s := range m.Services {
+		for _, f := range s.Files {
+			if f.Path == p {
+				return f, true
+			}
+		}
+	}
+	return FileEntry{}, false
 }
 
 // VerifyBackup checks the backup at dir before anything is restored from
