@@ -22,6 +22,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -417,4 +418,36 @@ func shortSum(s string) string {
 		return "none"
 	}
 	return s
+}
+
+// terminalConn is a Conn that can connect a command to the local terminal
+// (*sshx.Client).
+type terminalConn interface {
+	RunTerminal(ctx context.Context, argv []string, o sshx.TerminalOptions) (int, error)
+}
+
+// EncodeArgRequest is a request as OpRun takes it: base64 of its JSON,
+// one command-line argument, so that standard input stays free for a
+// terminal.
+func EncodeArgRequest(req protocol.Request, args any) (string, error) {
+	var b bytes.Buffer
+	if err := protocol.EncodeRequest(&b, req, args); err != nil {
+		return "", err
+	}
+	return base64.StdEncoding.EncodeToString(bytes.TrimSpace(b.Bytes())), nil
+}
+
+// Exec runs op as a program rather than a message stream (OpRun): its
+// request is an argument, its standard streams are o's, and it returns the
+// program's exit status.
+func (n *Node) Exec(ctx context.Context, op string, args any, o sshx.TerminalOptions) (int, error) {
+	tc, ok := n.conn.(terminalConn)
+	if !ok {
+		return -1, fmt.Errorf("%s on %s: this connection cannot run programs directly", op, n.where())
+	}
+	arg, err := EncodeArgRequest(protocol.Request{Protocol: version.Protocol, Op: op, LocalUser: n.opts.LocalUser, Verbose: n.opts.Verbose}, args)
+	if err != nil {
+		return -1, err
+	}
+	return tc.RunTerminal(ctx, append(n.argv(op), arg), o)
 }
