@@ -23,6 +23,10 @@ type Command struct {
 	// gigabytes goes straight to its file, not through memory. Line then
 	// sees only standard error.
 	Stdout io.Writer
+	// Stderr, if set, receives the program's standard error instead of
+	// Line and the error's tail (a program whose output is the user's:
+	// run).
+	Stderr io.Writer
 	// Line, if set, receives each line the program writes to stdout or
 	// stderr, as it comes (for progress and log lines).
 	Line func(line string)
@@ -118,6 +122,9 @@ func (Exec) Run(ctx context.Context, c Command) ([]byte, error) {
 		cmd.Stdout = io.MultiWriter(&stdout, tail.writer())
 	}
 	cmd.Stderr = tail.writer()
+	if c.Stderr != nil {
+		cmd.Stderr = c.Stderr
+	}
 	err := cmd.Run()
 	tail.flush()
 	if c.Stdout != nil {
