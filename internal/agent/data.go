@@ -522,6 +522,10 @@ func (a *Agent) scriptArgv(inst *instance.Instance, script string, args []string
 		if err != nil {
 			return nil, err
 		}
+		if cmd.Args[0] == filepath.Join(inst.Dir(), filepath.FromSlash(rel)) && fi.Mode().Perm()&0o111 == 0 {
+			// Not Python, run directly: systemd would only log why not.
+			return nil, fmt.Errorf("%s of %s is not executable (chmod +x it) and not a Python script", rel, inst.Name)
+		}
 		return cmd.Args, nil
 	}
 	return nil, fmt.Errorf("no script %s in %s (looked for bin/%s and %s)", script, inst.Name, script, script)

@@ -131,7 +131,7 @@ def application(environ, start_response):
 `
 
 func vaultDir(t *testing.T, name string) string {
-	return appDir(t, map[string]string{
+	dir := appDir(t, map[string]string{
 		"app.ini": "[production]\napp_name = " + name + "\nrunner = app.py\nupdate_fetch = /setup\n" +
 			"service.postgresql =\nservice.mysql =\nservice.redis =\nservice.files =\nservice.writable_root =\n",
 		"app.py":       vaultApp,
@@ -139,6 +139,12 @@ func vaultDir(t *testing.T, name string) string {
 		"bin/ask":      "#!/bin/sh\nif [ -t 0 ]; then echo tty=yes; else echo tty=no; fi\nprintf 'name? '\nread name\necho \"hello $name\"\n",
 		"static/s.txt": "static file\n",
 	})
+	for _, p := range []string{"bin/show", "bin/ask"} {
+		if err := os.Chmod(filepath.Join(dir, p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
 }
 
 // TestIntegration_Services deploys apps with every service to one local
@@ -348,8 +354,11 @@ func TestIntegration_Services(t *testing.T) {
 		if code != 7 || !strings.Contains(out, "files=/var/lib/toppcloud/apps/vault/files user=app-vault") || !strings.Contains(out, "uploaded content") {
 			t.Errorf("run: exit %d\n%s", code, out)
 		}
-		if code, out := run("run", "--node", node, host, "nosuchscript"); code == ExitOK || !strings.Contains(out, "nosuchscript") {
+		if code, out := run("run", "--node", node, host, "nosuchscript"); code == ExitOK || !strings.Contains(out, "no script nosuchscript") {
 			t.Errorf("a missing script: exit %d\n%s", code, out)
+		}
+		if code, out := run("run", "--node", node, host, "app.py"); code != ExitOK {
+			t.Errorf("a Python script without its x bit: exit %d\n%s", code, out)
 		}
 		// -i: a real terminal, through script(1).
 		if _, err := exec.LookPath("script"); err != nil {
@@ -391,7 +400,7 @@ func TestIntegration_Services(t *testing.T) {
 	t.Run("a service package that fails to install leaves the old instance serving", func(t *testing.T) {
 		ok(t, "update", filepath.Join(examplesDir(t), "php"), "php.test", "--node", node)
 		w.expect("php.test", "/", 200, "Hello from PHP")
-		sh(t, "printf 'Package: php-redis\\nPin: release *\\nPin-Priority: -1\\n' > /etc/apt/preferences.d/no-php-redis")
+		sh(t, "printf 'Package: php-redis\\nPin: version *\\nPin-Priority: -1\\n' > /etc/apt/preferences.d/no-php-redis")
 		defer sh(t, "rm -f /etc/apt/preferences.d/no-php-redis")
 		withRedis := copyApp(t, "php", map[string]string{"app.ini": "[production]\napp_name = hello-php\nplatform = php\nrunner = index.php\nservice.redis =\n"})
 		code, out := run("update", withRedis, "php.test", "--node", node)

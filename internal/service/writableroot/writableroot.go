@@ -14,6 +14,8 @@
 package writableroot
 
 import (
+	"golang.org/x/sys/unix"
+
 	"context"
 	"fmt"
 	"io/fs"
@@ -57,13 +59,14 @@ func ServedDir(app string) string { return path.Join(ServedRoot, app, "writable-
 
 // WritableRoot is the service on one node.
 type WritableRoot struct {
-	h    *host.Host
-	tree files.Tree
+	h       *host.Host
+	tree    files.Tree
+	mounter Mounter
 }
 
 // New returns the writable_root service of node n.
 func New(n service.Node) *WritableRoot {
-	return &WritableRoot{h: n.Host, tree: files.Tree{Host: n.Host, Dir: Dir, Mode: 0o750 | fs.ModeSetgid, Group: Group, Archive: Archive, Warn: n.Warnf}}
+	return &WritableRoot{h: n.Host, mounter: kernelMounter{}, tree: files.Tree{Host: n.Host, Dir: Dir, Mode: 0o750 | fs.ModeSetgid, Group: Group, Archive: Archive, Warn: n.Warnf}}
 }
 
 // Name returns "writable_root".
@@ -92,7 +95,15 @@ WantedBy=local-fs.target
 `)
 }
 
-// Install makes ServedRoot: the mount unit, enabled and mounted.
+// Install makes ServedRoot: the mount, and its unit enabled for boots.
+//
+// Why the agent mounts it itself rather than starting the unit: a unit
+// (libmount) binds the directory and then remounts it read-only and
+// nosymfollow, and only the bind propagates into the mount namespaces of
+// services already running; Caddy (ProtectSystem) would see a plain
+// read-write bind that follows symlinks. A mount made whole before it is
+// attached (open_tree, mount_setattr, move_mount) propagates with its
+// flags. At boot the unit mounts it before Caddy starts, which is fine.
 func (w *WritableRoot) Install(ctx context.Context) error {
 	if _, ok, err := w.h.LookupGroup(Group); err != nil {
 		return err
@@ -102,11 +113,11 @@ func (w *WritableRoot) Install(ctx context.Context) error {
 	if _, err := w.h.EnsureDir(AppsDir, host.Attr{Mode: 0o711}); err != nil {
 		return err
 	}
-	mounted, err := w.mounted()
+	mounted, present, err := w.mounted()
 	if err != nil {
 		return err
 	}
-	if !mounted {
+	if !present {
 		// Once mounted, the mount point shows the (read-only) apps
 		// directory: only an unmounted one is ours to correct.
 		if _, err := w.h.EnsureDir(ServedRoot, host.Attr{Mode: 0o755}); err != nil {
@@ -129,38 +140,87 @@ func (w *WritableRoot) Install(ctx context.Context) error {
 	if err := run("systemctl", "enable", "--quiet", MountUnit); err != nil {
 		return err
 	}
-	switch {
-	case !mounted:
-		err = run("systemctl", "start", MountUnit)
-	case changed:
-		err = run("systemctl", "restart", MountUnit)
+	if mounted {
+		return nil
 	}
-	if err != nil {
-		return fmt.Errorf("mount %s (needs Linux 5.10+ for nosymfollow): %w", ServedRoot, err)
+	if present {
+		// Mounted, but not as it must be (made by hand, or by an older
+		// agent): replace it.
+		if err := w.mounter.Unmount(w.h.Path(ServedRoot)); err != nil {
+			return fmt.Errorf("unmount %s: %w", ServedRoot, err)
+		}
+	}
+	if _, real := w.mounter.(kernelMounter); real && w.h.Root != "/" && w.h.Root != "" {
+		return fmt.Errorf("mount %s: refusing to mount for real under the test root %s", ServedRoot, w.h.Root)
+	}
+	if err := w.mounter.BindNoSymlinks(w.h.Path(AppsDir), w.h.Path(ServedRoot)); err != nil {
+		return fmt.Errorf("mount %s (needs Linux 5.12+ for nosymfollow and the new mount API): %w", ServedRoot, err)
+	}
+	if mounted, _, err = w.mounted(); err != nil {
+		return err
+	} else if !mounted {
+		return fmt.Errorf("%s is not mounted read-only and nosymfollow after mounting it", ServedRoot)
 	}
 	return nil
 }
 
-// mounted reports whether ServedRoot is a mount point with nosymfollow.
-func (w *WritableRoot) mounted() (bool, error) {
-	data, err := w.h.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return false, err
-	}
-	return servedMounted(string(data)), nil
+// Mounter makes and removes the ServedRoot mount.
+type Mounter interface {
+	// BindNoSymlinks mounts src at dst, read-only, nosymfollow, nodev,
+	// nosuid, noexec, all at once.
+	BindNoSymlinks(src, dst string) error
+	Unmount(dst string) error
 }
 
-// servedMounted finds ServedRoot in mountinfo text with its options.
-func servedMounted(mountinfo string) bool {
+// kernelMounter uses the kernel's mount API.
+type kernelMounter struct{}
+
+func (kernelMounter) BindNoSymlinks(src, dst string) error {
+	fd, err := unix.OpenTree(unix.AT_FDCWD, src, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("open_tree %s: %w", src, err)
+	}
+	defer unix.Close(fd)
+	attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSYMFOLLOW | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NOEXEC}
+	if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH, attr); err != nil {
+		return fmt.Errorf("mount_setattr: %w", err)
+	}
+	if err := unix.MoveMount(fd, "", unix.AT_FDCWD, dst, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+		return fmt.Errorf("move_mount to %s: %w", dst, err)
+	}
+	return nil
+}
+
+func (kernelMounter) Unmount(dst string) error { return unix.Unmount(dst, unix.MNT_DETACH) }
+
+// mounted reports whether ServedRoot is mounted as it must be (ok), or
+// at all (present).
+func (w *WritableRoot) mounted() (ok, present bool, err error) {
+	data, err := w.h.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return false, false, err
+	}
+	ok, present = servedMounted(string(data))
+	return ok, present, nil
+}
+
+// servedMounted finds ServedRoot in mountinfo text: present, and with
+// the options it must have (ok).
+func servedMounted(mountinfo string) (ok, present bool) {
 	for _, line := range strings.Split(mountinfo, "\n") {
 		f := strings.Fields(line)
 		// id parent major:minor root mountpoint options ...
 		if len(f) > 5 && f[4] == ServedRoot {
 			opts := "," + f[5] + ","
-			return strings.Contains(opts, ",ro,") && strings.Contains(opts, ",nosymfollow,")
+			ok = true
+			for _, o := range []string{"ro", "nosymfollow", "nodev", "nosuid", "noexec"} {
+				ok = ok && strings.Contains(opts, ","+o+",")
+			}
+			// The last mount at a path is the one seen.
+			present = true
 		}
 	}
-	return false
+	return ok, present
 }
 
 func vars(app service.App) map[string]string {
