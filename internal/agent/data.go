@@ -15,6 +15,7 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -469,7 +470,15 @@ func (a *Agent) runScript(ctx context.Context, arg string, stdin io.Reader, stdo
 		return fail("the unit of %s: %v", inst.Name, err)
 	}
 	user := instance.UserName(l.rt.App)
-	sr := []string{"systemd-run", "--quiet", "--wait", "--collect", "--service-type=exec",
+	b := make([]byte, 6)
+	if _, err := rand.Read(b); err != nil {
+		return fail("%v", err)
+	}
+	// A name of our own, and no --collect: systemd-run --wait says only
+	// that the script failed; the unit, kept until reset-failed, says
+	// with which status.
+	unit := "toppcloud-run-" + l.rt.App + "-" + hex.EncodeToString(b) + ".service"
+	sr := []string{"systemd-run", "--quiet", "--wait", "--service-type=exec", "--unit=" + unit,
 		"--uid=" + user, "--gid=" + user, "--working-directory=" + inst.Dir(),
 		"-p", "EnvironmentFile=" + instance.EnvFilePath(l0, inst.Name),
 		// The instance's internal token stays with the instance.
@@ -489,13 +498,42 @@ func (a *Agent) runScript(ctx context.Context, arg string, stdin io.Reader, stdo
 	sr = append(sr, argv...)
 	// The script's streams are this process's.
 	_, err = a.Host.Runner.Run(ctx, host.Command{Argv: sr, Stdin: stdin, Stdout: stdout, Stderr: stderr})
-	if err != nil {
-		if status := host.ExitStatus(err); status >= 0 {
-			return status
-		}
+	if err == nil {
+		return 0
+	}
+	ctx = context.WithoutCancel(ctx)
+	out, serr := a.Host.Runner.Run(ctx, host.Command{Argv: []string{"systemctl", "show", "--property=ExecMainCode,ExecMainStatus", unit}})
+	_, _ = a.Host.Runner.Run(ctx, host.Command{Argv: []string{"systemctl", "reset-failed", unit}})
+	if serr != nil {
 		return fail("%v", err)
 	}
-	return 0
+	return scriptStatus(string(out), host.ExitStatus(err))
+}
+
+// scriptStatus is a run's exit status from the unit's ExecMainCode and
+// ExecMainStatus (systemctl show): the script's own status, or 128+N when
+// signal N ended it, as a shell says; fallback when they tell nothing.
+func scriptStatus(show string, fallback int) int {
+	var code, status int
+	for _, line := range strings.Split(show, "\n") {
+		k, v, _ := strings.Cut(strings.TrimSpace(line), "=")
+		switch k {
+		case "ExecMainCode":
+			code, _ = strconv.Atoi(v)
+		case "ExecMainStatus":
+			status, _ = strconv.Atoi(v)
+		}
+	}
+	switch code {
+	case 1: // CLD_EXITED
+		return status
+	case 2, 3: // CLD_KILLED, CLD_DUMPED
+		return 128 + status
+	}
+	if fallback < 0 {
+		return protocol.ExitFailed
+	}
+	return fallback
 }
 
 // scriptArgv finds the script as the original did (an absolute path, or

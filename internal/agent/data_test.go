@@ -5,15 +5,17 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/toppcloud/toppcloud/internal/agent/runner"
+	"github.com/toppcloud/toppcloud/internal/agent/instance"
+	"github.com/toppcloud/toppcloud/internal/agent/layout"
+	"github.com/toppcloud/toppcloud/internal/protocol"
 )
 
 func TestSandboxProperties(t *testing.T) {
-	l := DefaultLayout().Runner()
+	l := layout.Default()
 	dropIn := []byte("# comment\n[Service]\nType=notify\nUser=app-blog\nGroup=app-blog\nEnvironmentFile=/etc/x\nWorkingDirectory=/var/www/blog.1\n" +
 		"ExecStartPre=+/usr/bin/install -d x\nReadWritePaths=-/run/toppcloud/blog.1\nExecStart=/usr/bin/gunicorn\nKillSignal=SIGTERM\n" +
 		"BindReadOnlyPaths=/var/www/blog.1 /var/lib/toppcloud/secret\nBindPaths=-/var/lib/toppcloud/apps/blog/files\n")
-	props := sandboxProperties(runner.TemplateUnit(l), dropIn)
+	props := sandboxProperties(instance.TemplateUnit(l), dropIn)
 	for _, want := range []string{"ProtectSystem=strict", "NoNewPrivileges=yes", "CapabilityBoundingSet=", "PrivateTmp=yes",
 		"BindPaths=-/var/lib/toppcloud/apps/blog/files", "BindReadOnlyPaths=/var/www/blog.1 /var/lib/toppcloud/secret"} {
 		if !slices.Contains(props, want) {
@@ -30,6 +32,23 @@ func TestSandboxProperties(t *testing.T) {
 		}
 		if strings.HasPrefix(p, "Description") || strings.HasPrefix(p, "WantedBy") || strings.HasPrefix(p, "StartLimit") {
 			t.Errorf("a [Unit] or [Install] line was passed on: %s", p)
+		}
+	}
+}
+
+func TestScriptStatus(t *testing.T) {
+	for _, tc := range []struct {
+		show     string
+		fallback int
+		want     int
+	}{
+		{"ExecMainCode=1\nExecMainStatus=7\n", 1, 7},
+		{"ExecMainCode=2\nExecMainStatus=15\n", 1, 143},
+		{"ExecMainCode=0\nExecMainStatus=0\n", 1, 1},
+		{"", -1, protocol.ExitFailed},
+	} {
+		if got := scriptStatus(tc.show, tc.fallback); got != tc.want {
+			t.Errorf("%q: %d, want %d", tc.show, got, tc.want)
 		}
 	}
 }

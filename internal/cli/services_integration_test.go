@@ -400,7 +400,7 @@ func TestIntegration_Services(t *testing.T) {
 	t.Run("a service package that fails to install leaves the old instance serving", func(t *testing.T) {
 		ok(t, "update", filepath.Join(examplesDir(t), "php"), "php.test", "--node", node)
 		w.expect("php.test", "/", 200, "Hello from PHP")
-		sh(t, "printf 'Package: php-redis\\nPin: version *\\nPin-Priority: -1\\n' > /etc/apt/preferences.d/no-php-redis")
+		sh(t, "printf 'Package: php-redis php8.2-redis\\nPin: version *\\nPin-Priority: -1\\n' > /etc/apt/preferences.d/no-php-redis")
 		defer sh(t, "rm -f /etc/apt/preferences.d/no-php-redis")
 		withRedis := copyApp(t, "php", map[string]string{"app.ini": "[production]\napp_name = hello-php\nplatform = php\nrunner = index.php\nservice.redis =\n"})
 		code, out := run("update", withRedis, "php.test", "--node", node)
