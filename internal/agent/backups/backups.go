@@ -16,6 +16,8 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"strings"
+	"time"
 
 	"github.com/toppcloud/toppcloud/internal/agent/host"
 	"github.com/toppcloud/toppcloud/internal/backuparchive"
@@ -158,8 +160,9 @@ func (s Store) Receive(r io.Reader) (string, *service.Manifest, error) {
 	return p, m, nil
 }
 
-// RemoveUploads removes what interrupted uploads left (clean-node).
-func (s Store) RemoveUploads() (int, error) {
+// RemoveUploads removes what interrupted uploads left that is older than
+// age (clean-node; a restore receiving now is younger).
+func (s Store) RemoveUploads(age time.Duration) (int, error) {
 	entries, err := os.ReadDir(s.Host.Path(s.Dir))
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, nil
@@ -170,10 +173,15 @@ func (s Store) RemoveUploads() (int, error) {
 	n := 0
 	var errs []error
 	for _, e := range entries {
-		if len(e.Name()) > 8 && e.Name()[:8] == ".upload-" {
-			errs = append(errs, os.RemoveAll(s.Host.Path(s.Path(e.Name()))))
-			n++
+		if !strings.HasPrefix(e.Name(), ".upload-") {
+			continue
 		}
+		fi, err := e.Info()
+		if err != nil || s.Host.Time().Sub(fi.ModTime()) < age {
+			continue
+		}
+		errs = append(errs, os.RemoveAll(s.Host.Path(s.Path(e.Name()))))
+		n++
 	}
 	return n, errors.Join(errs...)
 }

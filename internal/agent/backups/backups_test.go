@@ -64,7 +64,11 @@ func TestStore(t *testing.T) {
 	if _, _, err := s.Receive(bytes.NewReader(stream.Bytes()[:stream.Len()/2])); !errors.Is(err, service.ErrBadBackup) {
 		t.Errorf("truncated upload: %v", err)
 	}
-	if n, err := s.RemoveUploads(); err != nil || n != 1 {
+	if n, err := s.RemoveUploads(time.Hour); err != nil || n != 0 {
+		t.Errorf("young uploads removed: %d %v", n, err)
+	}
+	h.Now = func() time.Time { return time.Now().Add(2 * time.Hour) }
+	if n, err := s.RemoveUploads(time.Hour); err != nil || n != 1 {
 		t.Errorf("remove uploads: %d %v", n, err)
 	}
 
