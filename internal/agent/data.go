@@ -150,7 +150,7 @@ func (a *Agent) backup(ctx context.Context, c *Call, args *protocol.BackupArgs) 
 			st.Failed(err)
 			return nil, err
 		}
-		st.Done(true, fmt.Sprintf("%s: %s", strings.Join(serviceNames(l.bound), ", "), humanSize(res.Bytes)))
+		st.Done(true, fmt.Sprintf("%s into %s", strings.Join(serviceNames(l.bound), ", "), res.Name))
 		return &res, nil
 	}
 }
@@ -198,7 +198,7 @@ func (a *Agent) servicesRestore(ctx context.Context, c *Call, args *protocol.Ser
 				return nil, badBackupError(err)
 			}
 			defer os.RemoveAll(a.Host.Path(p))
-			st.Done(false, fmt.Sprintf("backup of %s, %s, every file checked", m.App, humanSize(m.Size())))
+			st.Done(false, fmt.Sprintf("backup of %s made %s, every file checked", m.App, m.Created.Format(time.RFC3339)))
 			dir = p
 		}
 		release, err := a.lockApp(ctx, c, l.rt.App, "restore", time.Duration(args.LockWait))
@@ -270,19 +270,6 @@ func (a *Agent) clearData(ctx context.Context, c *Call, args *protocol.ClearArgs
 		st.Done(false, "ran against "+l.rec.Instance)
 		return res, nil
 	}
-}
-
-// humanSize formats a byte count.
-func humanSize(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
 }
 
 // runUploadPrefix names the directories run-upload makes in the app's

@@ -110,21 +110,10 @@ func (m *MySQL) Install(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("start MariaDB: %w", err)
 	}
-	deadline := time.Now().Add(m.wait)
-	for {
+	return service.WaitReady(ctx, "MariaDB", m.wait, func(ctx context.Context) error {
 		_, err := m.sql(ctx, "", "SELECT 1")
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("MariaDB does not answer after %s: %w", m.wait, err)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
+		return err
+	})
 }
 
 // client is the command line client as the server's root, which logs in
@@ -274,20 +263,10 @@ Restore it by hand with: mysql DBNAME < mysql.dump
 
 // Backup dumps the database into dir/mysql.dump.
 func (m *MySQL) Backup(ctx context.Context, app service.App, dir string) error {
-	f, err := os.OpenFile(m.h.Path(path.Join(dir, DumpName)), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = m.h.Runner.Run(ctx, host.Command{Argv: []string{
+	err := service.DumpTo(ctx, m.h, path.Join(dir, DumpName), host.Command{Argv: []string{
 		"mariadb-dump", "--single-transaction", "--routines", "--triggers", "--events",
 		"--hex-blob", "--default-character-set=utf8mb4", "--skip-dump-date", app.Name,
-	}, Stdout: f})
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
+	}})
 	if err != nil {
 		return fmt.Errorf("mysqldump %s: %w", app.Name, err)
 	}

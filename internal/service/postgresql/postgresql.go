@@ -247,21 +247,10 @@ func (p *PostgreSQL) newestServer() (string, error) {
 
 // waitReady waits until the server answers a query.
 func (p *PostgreSQL) waitReady(ctx context.Context) error {
-	deadline := time.Now().Add(p.wait)
-	for {
+	return service.WaitReady(ctx, "PostgreSQL", p.wait, func(ctx context.Context) error {
 		_, err := p.psql(ctx, "postgres", "SELECT 1")
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("PostgreSQL does not answer after %s: %w", p.wait, err)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
+		return err
+	})
 }
 
 // asPostgres runs argv as the postgres system user, which logs in to the
@@ -450,17 +439,9 @@ Restore it by hand with: pg_restore --dbname=DBNAME --single-transaction %s
 
 // Backup dumps the database with pg_dump -Fc into dir.
 func (p *PostgreSQL) Backup(ctx context.Context, app service.App, dir string) error {
-	f, err := os.OpenFile(p.h.Path(path.Join(dir, p.dumpName())), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = p.run(ctx, host.Command{Argv: asPostgres("pg_dump", "--format=custom", "--compress="+dumpCompression, "--dbname="+app.Name), Stdout: f})
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
+	err := service.DumpTo(ctx, p.h, path.Join(dir, p.dumpName()), host.Command{
+		Argv: asPostgres("pg_dump", "--format=custom", "--compress="+dumpCompression, "--dbname="+app.Name),
+	})
 	if err != nil {
 		return fmt.Errorf("pg_dump %s: %w", app.Name, err)
 	}

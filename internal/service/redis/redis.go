@@ -260,21 +260,7 @@ func (r *Redis) Install(ctx context.Context) error {
 			return fmt.Errorf("start Redis: %w", err)
 		}
 	}
-	deadline := time.Now().Add(r.wait)
-	for {
-		err := r.ping(ctx)
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("Redis does not answer after %s: %w", r.wait, err)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
+	return service.WaitReady(ctx, "Redis", r.wait, r.ping)
 }
 
 func (r *Redis) ping(ctx context.Context) error {
