@@ -61,6 +61,7 @@ bench: deps build
 	$(GO) run ./bench/transfer
 	$(GO) run ./bench/deploy
 	$(GO) run ./bench/routechange
+	$(GO) run ./bench/services
 
 clean:
 	rm -rf bin
