@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/toppcloud/toppcloud/internal/agent/host"
@@ -118,23 +119,28 @@ func Backup(ctx context.Context, h *host.Host, app string, bound []Bound, dir, v
 
 func backup(ctx context.Context, h *host.Host, app string, bound []Bound, dir, version string, progress func(string)) (*Manifest, error) {
 	m := &Manifest{Format: BackupFormat, Version: BackupVersion, App: app, Created: h.Time().UTC().Truncate(time.Second), Toppcloud: version}
-	for _, b := range bound {
+	m.Services = make([]ServiceFiles, len(bound))
+	err := forEach(ctx, bound, func(ctx context.Context, i int, b Bound) error {
 		name := b.Service.Name()
 		if progress != nil {
 			progress(name)
 		}
 		sub := path.Join(dir, name)
 		if _, err := h.EnsureDir(sub, host.Attr{Mode: 0o700}); err != nil {
-			return nil, err
+			return err
 		}
 		if err := b.Service.Backup(ctx, b.App, sub); err != nil {
-			return nil, fmt.Errorf("back up %s: %w", name, err)
+			return fmt.Errorf("back up %s: %w", name, err)
 		}
 		files, err := hashTree(h.Path(dir), name)
 		if err != nil {
-			return nil, fmt.Errorf("back up %s: %w", name, err)
+			return fmt.Errorf("back up %s: %w", name, err)
 		}
-		m.Services = append(m.Services, ServiceFiles{Name: name, Files: files})
+		m.Services[i] = ServiceFiles{Name: name, Files: files}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	if _, err := h.WriteFile(path.Join(dir, "README.txt"), fmt.Appendf(nil, readme, app, m.Created.Format(time.RFC3339)), host.Attr{Mode: 0o600}); err != nil {
 		return nil, err
@@ -320,14 +326,50 @@ func Restore(ctx context.Context, h *host.Host, app string, bound []Bound, dir s
 			}
 		}
 	}
-	for _, b := range bound {
+	err = forEach(ctx, bound, func(ctx context.Context, _ int, b Bound) error {
 		name := b.Service.Name()
 		if progress != nil {
 			progress(name)
 		}
 		if err := b.Service.Restore(ctx, b.App, path.Join(dir, name)); err != nil {
-			return nil, fmt.Errorf("restore %s: %w", name, err)
+			return fmt.Errorf("restore %s: %w", name, err)
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return m, nil
+}
+
+// forEach runs fn for every bound service at once, and returns when all
+// are done. They are separate servers and directories, so a backup or
+// restore of a database and of files takes as long as the longer of the
+// two, not their sum (pg_dump and pg_restore are bound by one core; tar
+// by the disk). The first failure cancels the others' context.
+func forEach(ctx context.Context, bound []Bound, fn func(ctx context.Context, i int, b Bound) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make([]error, len(bound))
+	var wg sync.WaitGroup
+	for i, b := range bound {
+		wg.Go(func() {
+			if err := fn(ctx, i, b); err != nil {
+				errs[i] = err
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	// A service stopped because another failed says only that.
+	var first []error
+	for _, err := range errs {
+		if err != nil && !errors.Is(err, context.Canceled) {
+			first = append(first, err)
+		}
+	}
+	if len(first) > 0 {
+		return errors.Join(first...)
+	}
+	return errors.Join(errs...)
 }

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/toppcloud/toppcloud/internal/agent/host"
 	"github.com/toppcloud/toppcloud/internal/agent/host/hosttest"
 )
 
@@ -161,5 +163,63 @@ func TestAppCredentials(t *testing.T) {
 	}
 	if c3, _ := AppCredentials(h, App{Name: "x", DataDir: "/var/lib/toppcloud/apps/x"}, "postgresql", "x"); c3.Password == c1.Password {
 		t.Error("two apps got the same password")
+	}
+}
+
+// fileService backs up one file of its own and fails when told to.
+type fileService struct {
+	recorder
+	h    *host.Host
+	fail error
+	mu   *sync.Mutex // services run at once
+}
+
+func (f fileService) Backup(ctx context.Context, a App, dir string) error {
+	if f.fail != nil {
+		return f.fail
+	}
+	_, err := f.h.WriteFile(dir+"/"+f.name+".dump", []byte("data of "+f.name), host.Attr{Mode: 0o600})
+	return err
+}
+
+func (f fileService) Restore(ctx context.Context, a App, dir string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	*f.calls = append(*f.calls, "restore "+f.name)
+	return f.fail
+}
+
+func TestBackupRestore_EveryService(t *testing.T) {
+	h := hosttest.New(t, nil)
+	var calls []string
+	var mu sync.Mutex
+	mk := func(name string, fail error) Bound {
+		return Bound{Service: fileService{recorder: recorder{name: name, calls: &calls}, h: h, fail: fail, mu: &mu}, App: App{Name: "blog"}}
+	}
+	bound := []Bound{mk("files", nil), mk("postgresql", nil), mk("redis", nil)}
+	m, err := Backup(context.Background(), h, "blog", bound, "/b/one", "test", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := m.ServiceNames(); !reflect.DeepEqual(got, []string{"files", "postgresql", "redis"}) || m.Size() != int64(len("data of files")+len("data of postgresql")+len("data of redis")) {
+		t.Errorf("manifest %v, %d bytes", got, m.Size())
+	}
+	if _, err := Restore(context.Background(), h, "blog", bound, "/b/one", nil); err != nil || len(calls) != 3 {
+		t.Errorf("restore: %v %q", err, calls)
+	}
+	// One service failing: its error, and no half backup left.
+	bad := []Bound{mk("files", nil), mk("postgresql", errors.New("pg_dump: connection refused"))}
+	if _, err := Backup(context.Background(), h, "blog", bad, "/b/two", "test", nil); err == nil || !strings.Contains(err.Error(), "back up postgresql: pg_dump: connection refused") {
+		t.Errorf("failed backup: %v", err)
+	}
+	if ok, _ := h.Exists("/b/two"); ok {
+		t.Error("a failed backup left its directory")
+	}
+	// Another app's backup, and a backup of other services, are refused.
+	if _, err := Restore(context.Background(), h, "wiki", bound, "/b/one", nil); !errors.Is(err, ErrBadBackup) {
+		t.Errorf("another app: %v", err)
+	}
+	if _, err := Restore(context.Background(), h, "blog", bound[:2], "/b/one", nil); !errors.Is(err, ErrBadBackup) || !strings.Contains(err.Error(), "the app now uses [files postgresql]") {
+		t.Errorf("other services: %v", err)
 	}
 }

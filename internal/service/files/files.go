@@ -44,7 +44,7 @@ func (*Files) Packages(service.App) []string { return nil }
 func (*Files) Install(context.Context) error { return nil }
 
 func vars(app service.App) map[string]string {
-	return map[string]string{"CONFIG_FILES": Dir(app)}
+	return map[string]string{service.VarFiles: Dir(app)}
 }
 
 // Setup makes the directory (0750, the app's user and group).

@@ -183,12 +183,12 @@ func (m *MySQL) vars(app service.App, c service.Credentials) map[string]string {
 	}
 	u := url.URL{Scheme: "mysql", User: url.UserPassword(c.User, c.Password), Host: h + ":" + strconv.Itoa(s.Port), Path: "/" + app.Name}
 	return map[string]string{
-		"CONFIG_MYSQL_DBNAME":     app.Name,
-		"CONFIG_MYSQL_USER":       c.User,
-		"CONFIG_MYSQL_PASSWORD":   c.Password,
-		"CONFIG_MYSQL_HOST":       s.Host,
-		"CONFIG_MYSQL_PORT":       strconv.Itoa(s.Port),
-		"CONFIG_MYSQL_SQLALCHEMY": u.String(),
+		service.MySQLPrefix + service.VarDBName:     app.Name,
+		service.MySQLPrefix + service.VarUser:       c.User,
+		service.MySQLPrefix + service.VarPassword:   c.Password,
+		service.MySQLPrefix + service.VarHost:       s.Host,
+		service.MySQLPrefix + service.VarPort:       strconv.Itoa(s.Port),
+		service.MySQLPrefix + service.VarSQLAlchemy: u.String(),
 	}
 }
 

@@ -304,12 +304,12 @@ func (p *PostgreSQL) vars(app service.App, c service.Credentials) map[string]str
 	s := p.settings
 	u := url.URL{Scheme: "postgresql", User: url.UserPassword(c.User, c.Password), Host: hostPort(s.Host, s.Port), Path: "/" + app.Name}
 	return map[string]string{
-		"CONFIG_PG_DBNAME":     app.Name,
-		"CONFIG_PG_USER":       c.User,
-		"CONFIG_PG_PASSWORD":   c.Password,
-		"CONFIG_PG_HOST":       s.Host,
-		"CONFIG_PG_PORT":       strconv.Itoa(s.Port),
-		"CONFIG_PG_SQLALCHEMY": u.String(),
+		service.PGPrefix + service.VarDBName:     app.Name,
+		service.PGPrefix + service.VarUser:       c.User,
+		service.PGPrefix + service.VarPassword:   c.Password,
+		service.PGPrefix + service.VarHost:       s.Host,
+		service.PGPrefix + service.VarPort:       strconv.Itoa(s.Port),
+		service.PGPrefix + service.VarSQLAlchemy: u.String(),
 	}
 }
 

@@ -280,12 +280,12 @@ func (r *Redis) vars(app service.App, c service.Credentials) map[string]string {
 	}
 	u := url.URL{Scheme: "redis", User: url.UserPassword(c.User, c.Password), Host: h + ":" + strconv.Itoa(s.Port), Path: "/0"}
 	return map[string]string{
-		"CONFIG_REDIS_URL":      u.String(),
-		"CONFIG_REDIS_HOST":     s.Host,
-		"CONFIG_REDIS_PORT":     strconv.Itoa(s.Port),
-		"CONFIG_REDIS_USER":     c.User,
-		"CONFIG_REDIS_PASSWORD": c.Password,
-		"CONFIG_REDIS_PREFIX":   Prefix(app.Name),
+		service.RedisPrefix + service.VarURL:      u.String(),
+		service.RedisPrefix + service.VarHost:     s.Host,
+		service.RedisPrefix + service.VarPort:     strconv.Itoa(s.Port),
+		service.RedisPrefix + service.VarUser:     c.User,
+		service.RedisPrefix + service.VarPassword: c.Password,
+		service.RedisPrefix + service.VarPrefix:   Prefix(app.Name),
 	}
 }
 

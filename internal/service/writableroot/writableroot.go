@@ -224,7 +224,7 @@ func servedMounted(mountinfo string) (ok, present bool) {
 }
 
 func vars(app service.App) map[string]string {
-	return map[string]string{"CONFIG_WRITABLE_ROOT": Dir(app)}
+	return map[string]string{service.VarWritableRoot: Dir(app)}
 }
 
 // Setup makes the directory (2750, the app's user, Caddy's group).
