@@ -23,6 +23,22 @@
 //	logs             errors.log and the journal, -f follows
 //	restore          re-point slots, start live instances, reload if needed
 //
+// and the operations on an app's services' data (protocol/services.go):
+//
+//	backup            every service of the app into a backup kept on the
+//	                  node (backups: backup-APP-DATE, or remote:NAME)
+//	backup-fetch      a kept backup: its description, then a tar stream
+//	backup-delete     remove a kept backup
+//	services-restore  replace the app's data with a kept backup or one
+//	                  streamed after the request (checked first)
+//	clear             empty every service, then update_fetch again
+//	run-upload        files for a run, into the app's TEMP
+//	run               not a message stream: `toppcloud node run REQUEST`
+//	                  runs a script of the live instance in a transient
+//	                  unit with the instance's user, environment and
+//	                  sandbox, on this process's standard streams (a
+//	                  terminal with run -i); its status is the script's
+//
 // All node work goes through a *host.Host (files under a root, commands
 // through a Runner), so operations are unit-tested against a temporary
 // root and a fake runner (host/hosttest).

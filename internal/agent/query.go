@@ -125,6 +125,12 @@ func (a *Agent) query(ctx context.Context, c *Call, args *protocol.QueryArgs) (*
 		}
 		info.Releases = rs
 		a.jobInfo(ctx, c, app, t, &info)
+		for _, rt := range routes {
+			if rt.Live != "" {
+				info.Services = a.appUsage(ctx, c, app, rt.Live)
+				break
+			}
+		}
 		res.Apps = append(res.Apps, info)
 	}
 	return res, nil

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -102,8 +103,8 @@ func (a *App) update(ctx context.Context, o updateOptions) error {
 	}
 	files, bytes := p.Manifest.FileBytes()
 	step.Done("%s (%s) to %s on %s, %d files, %s", p.App, p.Config.Runner.Kind, p.Location, p.Node, files, humanBytes(bytes))
-	if o.Clear && !a.yes {
-		a.out.Warnf("--clear: the services' data of %s (databases, files) is deleted before the new instance starts", p.App)
+	if o.Clear && !a.confirm(fmt.Sprintf("--clear: delete all data of %s (its databases, files) before the new instance starts?", p.App)) {
+		return errors.New("update --clear: not confirmed; nothing changed")
 	}
 
 	n, rec, closeConn, err := a.connectDeploy(ctx, p.Node)
@@ -348,6 +349,17 @@ func (a *App) printQuery(res protocol.QueryResult) {
 			}
 			detail := strings.TrimSpace(in.Kind + ", " + in.State)
 			fmt.Fprintf(w, "  %s  %s  [%s]\n", in.Name, strings.Join(where, ", "), strings.Trim(detail, ", "))
+		}
+		if len(app.Services) > 0 {
+			var parts []string
+			for _, s := range app.Services {
+				if s.Error != "" {
+					parts = append(parts, fmt.Sprintf("%s (size unknown: %s)", s.Name, s.Error))
+					continue
+				}
+				parts = append(parts, fmt.Sprintf("%s %s (%d %s)", s.Name, humanBytes(s.Bytes), s.Items, s.Unit))
+			}
+			fmt.Fprintf(w, "  services: %s\n", strings.Join(parts, ", "))
 		}
 		for _, r := range app.Releases {
 			fmt.Fprintf(w, "  release %d: %s %s at %s, %s by %s\n", r.Number, r.Action, orDash(r.Instance),

@@ -88,6 +88,17 @@ func TestAppCommands_BadInputTouchesNoNode(t *testing.T) {
 		{[]string{"logs", "web1", "--job", "No Such"}, "job name"},
 		{[]string{"logs", "web1", "-n", "-5"}, "negative"},
 		{[]string{"logs", "*"}, "--node"},
+		{[]string{"backup", "web1", "remote:../x"}, "backup name"},
+		{[]string{"backup", "web1", "b.zip"}, ".tar.gz"},
+		{[]string{"backup", "web1", "ssh://host/x"}, "unknown kind"},
+		{[]string{"backup", "web1", "/nonexistent/dir/b"}, "no directory"},
+		{[]string{"backup", "web1"}, "usage"},
+		{[]string{"restore", "/nonexistent", "web1"}, "restore"},
+		{[]string{"restore", "b.zip", "web1"}, ".tar.gz"},
+		{[]string{"clear", "web1/../x"}, "location"},
+		{[]string{"run", "web1"}, "LOCATION and SCRIPT"},
+		{[]string{"run", "-x", "web1", "s"}, "unknown option"},
+		{[]string{"run", "ghost.example", "s"}, "--node"},
 	} {
 		code, _, stderr := n.run(tc.args...)
 		if code != ExitUsage || !strings.Contains(stderr, tc.want) {

@@ -197,6 +197,10 @@ func (a *App) commands() []*cobra.Command {
 		a.serveCmd(),
 		a.createConfigCmd(),
 		a.diffCmd(),
+		a.backupCmd(),
+		a.restoreCmd(),
+		a.clearCmd(),
+		a.runCmd(),
 		a.initConfigCmd(),
 		a.versionCmd(),
 	}

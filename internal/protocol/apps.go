@@ -192,6 +192,9 @@ type AppInfo struct {
 	// Crons and Workers are its jobs on the node.
 	Crons   []CronInfo   `json:"crons,omitempty"`
 	Workers []WorkerInfo `json:"workers,omitempty"`
+	// Services are the live instance's services and the size of the
+	// app's data in each (never their credentials).
+	Services []ServiceUsage `json:"services,omitempty"`
 }
 
 // CronInfo is one of an app's cron entries on a node.
