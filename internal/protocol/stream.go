@@ -182,13 +182,33 @@ func EncodeRequest(w io.Writer, req Request, args any) error {
 	return err
 }
 
+// MaxRequestLine bounds a request line: requests are small JSON objects
+// (the biggest, setup-node's, carries a few authorized keys).
+const MaxRequestLine = 1 << 20
+
+// readLine reads up to and including the next newline, failing once the
+// line passes max bytes instead of buffering whatever arrives.
+func readLine(br *bufio.Reader, max int) ([]byte, error) {
+	var line []byte
+	for {
+		chunk, err := br.ReadSlice('\n')
+		line = append(line, chunk...)
+		if len(line) > max {
+			return nil, fmt.Errorf("request line longer than %d bytes", max)
+		}
+		if !errors.Is(err, bufio.ErrBufferFull) {
+			return line, err
+		}
+	}
+}
+
 // DecodeRequest reads the first line of r as a Request for op and
 // unmarshals its args into v (strictly: unknown fields are an error, so a
 // newer client's request is not half understood). The returned reader
 // continues after the request line, for operations that stream data.
 func DecodeRequest(r io.Reader, op string, v any) (Request, *bufio.Reader, error) {
 	br := bufio.NewReaderSize(r, 64*1024)
-	line, err := br.ReadBytes('\n')
+	line, err := readLine(br, MaxRequestLine)
 	if err != nil && !(errors.Is(err, io.EOF) && len(line) > 0) {
 		return Request{}, br, fmt.Errorf("read request: %w", err)
 	}
