@@ -1,7 +1,11 @@
 package instance
 
 import (
+	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -14,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/toppcloud/toppcloud/internal/agent/blobstore"
 	"github.com/toppcloud/toppcloud/internal/agent/host"
 	"github.com/toppcloud/toppcloud/internal/agent/layout"
 	"github.com/toppcloud/toppcloud/internal/agent/system"
@@ -125,7 +130,8 @@ func (n *Node) InstallRuntime(ctx context.Context) (changed []string, err error)
 }
 
 // EnsureAppUser creates the app's user and its directories: the data
-// directory (passable, root's) and the log directory (the app's own).
+// directory (passable, root's) and the log directory (the app's own); and
+// the app's secret (AppSecret).
 func (n *Node) EnsureAppUser(ctx context.Context, app string) error {
 	l := n.Layout
 	user := UserName(app)
@@ -147,7 +153,81 @@ func (n *Node) EnsureAppUser(ctx context.Context, app string) error {
 			return err
 		}
 	}
-	return nil
+	return n.ensureAppSecret(app)
+}
+
+// ensureAppSecret writes the app's secret, readable by root and the app's
+// user only. The node secret it comes from stays root's.
+func (n *Node) ensureAppSecret(app string) error {
+	node, err := n.Host.ReadFile(n.Layout.Secret)
+	if err != nil {
+		return fmt.Errorf("the node secret: %w (run setup-node)", err)
+	}
+	user := UserName(app)
+	_, err = n.Host.WriteFile(n.Layout.AppSecret(app), []byte(AppSecret(node, app)), host.Attr{Mode: 0o440, Group: user})
+	return err
+}
+
+// AppSecret is the secret an app gets (silversupport.secret.get_secret(),
+// PHP's SILVER_SECRET): HMAC-SHA256 of the app's name keyed with the node
+// secret, base64url. An app that knows its own learns nothing of the node
+// secret or of another app's, so it cannot forge what another app signs.
+func AppSecret(nodeSecret []byte, app string) string {
+	m := hmac.New(sha256.New, bytes.TrimSpace(nodeSecret))
+	m.Write([]byte(app))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// Access is who may read an app's trees on the node besides root: the
+// app's group, and for instance code (private false) Caddy's group too,
+// which serves the static files. A private tree (the --config upload,
+// which holds the app's secrets) is the app's alone, every file a copy
+// (blobstore.Access).
+func (n *Node) Access(app string, private bool) (blobstore.Access, error) {
+	g, ok, err := n.Host.LookupGroup(UserName(app))
+	if err != nil {
+		return blobstore.Access{}, err
+	}
+	if !ok {
+		return blobstore.Access{}, fmt.Errorf("no group %s: the app's user is made first", UserName(app))
+	}
+	a := blobstore.Access{Group: g.GID, Readers: -1, Private: private, Chown: n.Host.ChownPath}
+	if !private {
+		c, ok, err := n.Host.LookupGroup(layout.CaddyGroup)
+		if err != nil {
+			return blobstore.Access{}, err
+		}
+		if !ok {
+			return blobstore.Access{}, fmt.Errorf("no group %s (is Caddy installed? run setup-node)", layout.CaddyGroup)
+		}
+		a.Readers = c.GID
+	}
+	return a, nil
+}
+
+// secureDir gives an instance directory assembled before instance code
+// was private (it was every local user's to read) the access a new one
+// gets (Access): activate and reboots start old instances too.
+func (n *Node) secureDir(inst *Instance) error {
+	a, err := n.Access(inst.App, false)
+	if err != nil {
+		return err
+	}
+	real := n.Host.Path(inst.Dir())
+	fi, err := os.Lstat(real)
+	if err != nil {
+		return err
+	}
+	if _, gid, err := n.Host.OwnerOf(real); err == nil && gid == a.Group && fi.Mode().Perm()&0o007 == 0 && host.GroupReadGranted(real, a.Readers) {
+		return nil
+	}
+	if err := n.Host.ChownPath(real, 0, a.Group); err != nil {
+		return fmt.Errorf("instance %s: %w", inst.Name, err)
+	}
+	if err := os.Chmod(real, 0o750); err != nil {
+		return fmt.Errorf("instance %s: %w", inst.Name, err)
+	}
+	return host.GrantGroupRead(real, a.Readers)
 }
 
 // Spec is what an instance is started with besides its record.
@@ -285,6 +365,9 @@ func portFree(port int) bool {
 // progress hears what it waits for. A failure is a *protocol.Error
 // carrying the process's output; the caller stops the instance.
 func (n *Node) Start(ctx context.Context, inst *Instance, progress func(string), healthTimeout time.Duration) error {
+	if err := n.secureDir(inst); err != nil {
+		return err
+	}
 	if !inst.HasProcess() {
 		return nil
 	}

@@ -112,8 +112,8 @@ func TestPython_Gunicorn(t *testing.T) {
 
 	t.Run("silversupport shim", func(t *testing.T) {
 		v := get("/", nil)
-		if v["secret"] != testSecret {
-			t.Errorf("get_secret() = %v, want the node secret", v["secret"])
+		if v["secret"] != testAppSecret {
+			t.Errorf("get_secret() = %v, want the app's secret", v["secret"])
 		}
 		if v["production"] != true {
 			t.Errorf("is_production() = %v, want true", v["production"])
@@ -352,7 +352,7 @@ func TestPython_Paste(t *testing.T) {
 			}
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			want := tc.want + "|secret=" + testSecret + "|instance=" + inst.Name
+			want := tc.want + "|secret=" + testAppSecret + "|instance=" + inst.Name
 			if string(body) != want {
 				t.Errorf("body %q, want %q", body, want)
 			}

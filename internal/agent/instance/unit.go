@@ -136,7 +136,7 @@ func (i *Instance) DropIn() ([]byte, error) {
 		l.TempDir(i.App),
 		l.AppLogDir(i.App),
 	}
-	ro := []string{i.Dir(), l.Secret, "-" + l.ConfigDir(i.App)}
+	ro := []string{i.Dir(), l.AppSecret(i.App), "-" + l.ConfigDir(i.App)}
 	if i.Kind == appconfig.KindPHP {
 		ro = append(ro, i.Dir()+":"+SandboxInstanceDir)
 	}

@@ -13,9 +13,9 @@
 //	/var/lib/toppcloud/blobs      0700
 //	/var/lib/toppcloud/slots      0755   one symlink per route
 //	/var/lib/toppcloud/instances  0755   per instance: record, www and sock links
-//	/var/lib/toppcloud/apps       0711   per-app data (owned by app users)
+//	/var/lib/toppcloud/apps       0711   per-app data (see AppDir)
 //	/var/lib/toppcloud/backups    0700
-//	/var/lib/toppcloud/secret     0640 root:toppcloud-apps
+//	/var/lib/toppcloud/secret     0600   the node secret, root only
 //	/var/log/toppcloud            0755   setup.log (0640 root:adm)
 //	/var/log/toppcloud/apps       0755   per-app logs
 //	/run/toppcloud                1771 root:caddy (tmpfiles.d)
@@ -97,7 +97,7 @@ type Layout struct {
 
 // Accounts and units the layout belongs to.
 const (
-	// AppsGroup holds every app user; it may read the node secret.
+	// AppsGroup holds every app user.
 	AppsGroup = "toppcloud-apps"
 	// CaddyUser and CaddyGroup are the Debian package's; the group may
 	// reach instance sockets.
@@ -159,6 +159,11 @@ func Default() Layout {
 
 // AppDir is the app's data directory, /var/lib/toppcloud/apps/APP.
 func (l Layout) AppDir(app string) string { return path.Join(l.Apps, app) }
+
+// AppSecret is the app's own secret (AppDir/secret, root:app-APP 0440):
+// derived from the node secret and the app's name, so no app can know
+// another's.
+func (l Layout) AppSecret(app string) string { return path.Join(l.AppDir(app), "secret") }
 
 // AppLogDir is the app's log directory, $SILVER_LOGS.
 func (l Layout) AppLogDir(app string) string { return path.Join(l.AppLogs, app) }

@@ -102,10 +102,12 @@ func cryptoRandom(b []byte) error {
 	return err
 }
 
-// ensureSecret makes the node secret once and never changes it (apps sign
-// things with it); its content is never logged or sent anywhere.
+// ensureSecret makes the node secret once and never changes it (apps'
+// secrets come from it, and apps sign things with theirs); its content is
+// never logged or sent anywhere. It is root's alone: each app reads only
+// the secret derived for it (instance.AppSecret).
 func (s *setupRun) ensureSecret(ctx context.Context, st *protocol.Step) (bool, string, error) {
-	attr := host.Attr{Mode: 0o640, Group: layout.AppsGroup}
+	attr := host.Attr{Mode: 0o600}
 	old, err := s.h.ReadFile(s.l.Secret)
 	switch {
 	case err == nil && len(strings.TrimSpace(string(old))) >= 32:

@@ -100,7 +100,7 @@ func TestSetup_FirstRunThenNothingChanges(t *testing.T) {
 		wantAttr(t, h, p, attr)
 	}
 	wantAttr(t, h, l.Run, host.Attr{Mode: 0o771 | fs.ModeSticky, Group: "caddy"})
-	wantAttr(t, h, l.Secret, host.Attr{Mode: 0o640, Group: layout.AppsGroup})
+	wantAttr(t, h, l.Secret, host.Attr{Mode: 0o600})
 	if s := n.ReadFile(l.Secret); len(s) < 40 || strings.ContainsAny(s, "\n =") {
 		t.Errorf("secret has %d characters", len(s))
 	}
@@ -497,6 +497,6 @@ func TestSetup_FixesDriftedModes(t *testing.T) {
 	if !slices.Equal(res.Changed, []string{setup.StepDirs, setup.StepSecret, setup.StepNodeInfo}) {
 		t.Errorf("changed = %v", res.Changed)
 	}
-	wantAttr(t, n.Host, l.Secret, host.Attr{Mode: 0o640, Group: layout.AppsGroup})
+	wantAttr(t, n.Host, l.Secret, host.Attr{Mode: 0o600})
 	wantAttr(t, n.Host, l.Blobs, host.Attr{Mode: 0o700})
 }
