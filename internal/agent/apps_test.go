@@ -665,4 +665,15 @@ func TestDeploy_AppFilesPrivate(t *testing.T) {
 	if got, want := n.ReadFile(l.AppSecret("site")), instance.AppSecret([]byte(n.ReadFile(l.Secret)), "site"); got != want || strings.Contains(got, n.ReadFile(l.Secret)) {
 		t.Errorf("app secret %q, want %q", got, want)
 	}
+	// logrotate works in the app's log directory as the app, by size,
+	// hourly; the node-wide rule no longer covers apps' logs as root.
+	if rule := n.ReadFile(l.AppLogrotate("site")); !strings.Contains(rule, l.AppLogDir("site")+"/*.log {\n\tsu app-site app-site\n\tsize 50M\n") {
+		t.Errorf("logrotate rule of site:\n%s", rule)
+	}
+	if rule := n.ReadFile(l.Logrotate); strings.Contains(rule, l.AppLogs) {
+		t.Errorf("the node's logrotate rule covers apps' logs as root:\n%s", rule)
+	}
+	if timer := n.ReadFile(l.LogrotateTimer); !strings.Contains(timer, "OnCalendar=hourly") {
+		t.Errorf("logrotate timer drop-in:\n%s", timer)
+	}
 }

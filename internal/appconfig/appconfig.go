@@ -85,6 +85,9 @@ type Config struct {
 	ConfigTemplate string
 	// ConfigChecker is the Python callable that checks a config directory.
 	ConfigChecker Checker
+	// Limits are the app's resource limits (limit.* keys); zero fields
+	// take the node's defaults.
+	Limits Limits
 	// Warnings are problems that do not stop a deploy: deprecated and
 	// unknown keys, an upper-case app_name. Validate may add more.
 	Warnings []Warning
@@ -264,6 +267,8 @@ func (p *parse) run() {
 			servicePHP = true
 		case strings.HasPrefix(k.Name, "service."):
 			p.service(k)
+		case strings.HasPrefix(k.Name, "limit."):
+			p.limit(k)
 		default:
 			p.warn(k, "unknown key, ignored")
 		}

@@ -136,6 +136,9 @@ type Instance struct {
 	// php-fpm's max children for php.
 	Workers int
 	Threads int
+	// Limits are the app's resource limits (ResolveLimits: app.ini's,
+	// else the node's defaults).
+	Limits appconfig.Limits
 
 	Layout layout.Layout
 }

@@ -153,7 +153,38 @@ func (n *Node) EnsureAppUser(ctx context.Context, app string) error {
 			return err
 		}
 	}
+	if _, err := n.Host.WriteFile(l.AppLogrotate(app), LogrotateRule(l, app), host.Attr{Mode: 0o644}); err != nil {
+		return err
+	}
 	return n.ensureAppSecret(app)
+}
+
+// Log rotation of an app's own log files (errors.log and whatever it
+// writes to $SILVER_LOGS). logrotate runs hourly (setup-node's timer
+// drop-in), so a log is rotated within the hour it passes LogRotateSize.
+const (
+	LogRotateSize = "50M"
+	LogRotations  = 8
+)
+
+// LogrotateRule is the logrotate rule of the app's log directory: as the
+// app's user (su), since the directory is the app's and logrotate would
+// otherwise work in it as root; by size, and no more than LogRotations
+// old logs kept. copytruncate: apps keep their files open.
+func LogrotateRule(l layout.Layout, app string) []byte {
+	user := UserName(app)
+	return []byte(fmt.Sprintf(`# toppcloud: the logs of app %[1]s; written by the agent, do not edit.
+%[2]s/*.log {
+	su %[3]s %[3]s
+	size %[4]s
+	rotate %[5]d
+	missingok
+	notifempty
+	compress
+	delaycompress
+	copytruncate
+}
+`, app, l.AppLogDir(app), user, LogRotateSize, LogRotations))
 }
 
 // ensureAppSecret writes the app's secret, readable by root and the app's
@@ -274,10 +305,11 @@ func (n *Node) Prepare(ctx context.Context, rec *Record, spec Spec) (*Instance, 
 	if err != nil {
 		return nil, err
 	}
+	meminfo, _ := n.Host.ReadFile("/proc/meminfo")
 	inst := &Instance{
 		App: rec.App, Name: rec.Instance, Kind: rec.Kind,
 		Runner: rec.Runner, RunnerName: rec.RunnerName, PHPRoot: rec.PHPRoot,
-		Env: env, Layout: l,
+		Env: env, Layout: l, Limits: ResolveLimits(spec.Config.Limits, MemTotal(meminfo)),
 	}
 	if inst.HasProcess() {
 		if inst.Token, err = NewToken(); err != nil {
@@ -295,6 +327,17 @@ func (n *Node) Prepare(ctx context.Context, rec *Record, spec Spec) (*Instance, 
 	}
 	if err := inst.Validate(); err != nil {
 		return nil, err
+	}
+	if inst.HasProcess() {
+		// Commands of the app that run before the instance starts
+		// (config.checker) read it too (RunCommand).
+		env, err := EnvFile(inst.ProcessEnv())
+		if err != nil {
+			return nil, err
+		}
+		if err := WriteFiles(n.Host.Root, []File{{Path: EnvFilePath(l, inst.Name), Mode: 0o600, Data: env}}); err != nil {
+			return nil, err
+		}
 	}
 	return inst, n.SaveRecord(rec)
 }

@@ -71,11 +71,72 @@ func TemplateUnit(l layout.Layout) []byte {
 	}
 	w("# Other apps' instances, data and logs, the node's state and backups are")
 	w("# hidden; the drop-in binds back this instance's own parts.")
-	w(fmt.Sprintf("TemporaryFileSystem=%s:ro %s:ro %s:ro", l.WWW, l.Data, l.Logs))
+	w(hidden(l))
 	w("")
 	w("[Install]")
 	w("WantedBy=multi-user.target")
 	return []byte(b.String())
+}
+
+// hidden is what the template's TemporaryFileSystem= hides: other apps'
+// instances, data and logs, the node's state and backups. Each unit binds
+// back its own instance's parts (view).
+func hidden(l layout.Layout) string {
+	return fmt.Sprintf("TemporaryFileSystem=%s:ro %s:ro %s:ro", l.WWW, l.Data, l.Logs)
+}
+
+// view is what of the node's files the instance's processes see besides
+// the system: its directory, its app's secret, config, TEMP, logs and
+// service data.
+func (i *Instance) view() []string {
+	l := i.Layout
+	app := l.AppDir(i.App)
+	// files/ and writable-root/ exist only for apps with those services
+	// ("-": skipped when missing); tmp/ and the log directory always do.
+	rw := []string{
+		"-" + filepath.Join(app, "files"),
+		"-" + filepath.Join(app, "writable-root"),
+		l.TempDir(i.App),
+		l.AppLogDir(i.App),
+	}
+	ro := []string{i.Dir(), l.AppSecret(i.App), "-" + l.ConfigDir(i.App)}
+	if i.Kind == appconfig.KindPHP {
+		ro = append(ro, i.Dir()+":"+SandboxInstanceDir)
+	}
+	return []string{
+		"BindReadOnlyPaths=" + strings.Join(ro, " "),
+		"BindPaths=" + strings.Join(rw, " "),
+		"ReadWritePaths=" + strings.Join(rw, " "),
+	}
+}
+
+// limits are the instance's resource limits (Limits, with the node's
+// defaults filled in by Node.Prepare).
+func (i *Instance) limits() []string {
+	lim := ResolveLimits(i.Limits, 0)
+	return []string{
+		fmt.Sprintf("MemoryMax=%d", lim.MemoryMax),
+		// Swap would let a leaking app slow the whole node down instead
+		// of being stopped at its limit.
+		"MemorySwapMax=0",
+		fmt.Sprintf("TasksMax=%d", lim.TasksMax),
+		fmt.Sprintf("CPUWeight=%d", lim.CPUWeight),
+		fmt.Sprintf("LimitFSIZE=%d", lim.FileSizeMax),
+	}
+}
+
+// Properties are every setting a unit that runs the instance's code
+// needs besides its command: the sandbox, the file system view and the
+// resource limits, as systemd unit lines. The instance's own service gets
+// them from the template and its drop-in; any other unit that runs the
+// app's code (update_fetch scripts and config.checker in transient units,
+// scheduled jobs, workers) must use these, so that nothing the app runs
+// has more than its web processes.
+func (i *Instance) Properties() []string {
+	out := append([]string{"User=" + i.user(), "Group=" + i.user(), "UMask=0027"}, sandbox...)
+	out = append(out, hidden(i.Layout))
+	out = append(out, i.view()...)
+	return append(out, i.limits()...)
 }
 
 // DropIn renders the instance's drop-in for the template unit.
@@ -126,23 +187,12 @@ func (i *Instance) DropIn() ([]byte, error) {
 		w("KillSignal=SIGTERM")
 	}
 	w(fmt.Sprintf("TimeoutStopSec=%d", int((DefaultGracefulTimeout + DefaultStopSlack).Seconds())))
-
-	app := l.AppDir(i.App)
-	// files/ and writable-root/ exist only for apps with those services
-	// ("-": skipped when missing); tmp/ and the log directory always do.
-	rw := []string{
-		"-" + filepath.Join(app, "files"),
-		"-" + filepath.Join(app, "writable-root"),
-		l.TempDir(i.App),
-		l.AppLogDir(i.App),
+	for _, p := range i.view() {
+		w(p)
 	}
-	ro := []string{i.Dir(), l.AppSecret(i.App), "-" + l.ConfigDir(i.App)}
-	if i.Kind == appconfig.KindPHP {
-		ro = append(ro, i.Dir()+":"+SandboxInstanceDir)
+	for _, p := range i.limits() {
+		w(p)
 	}
-	w("BindReadOnlyPaths=" + strings.Join(ro, " "))
-	w("BindPaths=" + strings.Join(rw, " "))
-	w("ReadWritePaths=" + strings.Join(rw, " "))
 	return []byte(b.String()), nil
 }
 

@@ -83,8 +83,12 @@ type Layout struct {
 	FirewallUnit string
 	CaddyDropIn  string
 	Logrotate    string
-	Journald     string
-	Units        string // systemd unit directory
+	// LogrotateDir holds each app's logrotate rules (AppLogrotate);
+	// LogrotateTimer is our drop-in making logrotate run hourly.
+	LogrotateDir   string
+	LogrotateTimer string
+	Journald       string
+	Units          string // systemd unit directory
 
 	// Programs instances run, from Debian's packages.
 	Gunicorn string
@@ -93,6 +97,10 @@ type Layout struct {
 	Install  string
 	// SocketProxyd forwards a command instance's socket to its port.
 	SocketProxyd string
+	// SystemdRun and Systemctl run and stop the transient units the
+	// app's other commands run in (update_fetch scripts, config.checker).
+	SystemdRun string
+	Systemctl  string
 }
 
 // Accounts and units the layout belongs to.
@@ -147,6 +155,8 @@ func Default() Layout {
 		FirewallUnit:      units + "/" + FirewallUnit,
 		CaddyDropIn:       units + "/caddy.service.d/toppcloud.conf",
 		Logrotate:         "/etc/logrotate.d/toppcloud",
+		LogrotateDir:      "/etc/logrotate.d",
+		LogrotateTimer:    units + "/logrotate.timer.d/toppcloud.conf",
 		Journald:          "/etc/systemd/journald.conf.d/toppcloud.conf",
 		Units:             units,
 		Gunicorn:          "/usr/bin/gunicorn",
@@ -154,6 +164,8 @@ func Default() Layout {
 		Python:            "/usr/bin/python3",
 		Install:           "/usr/bin/install",
 		SocketProxyd:      "/lib/systemd/systemd-socket-proxyd",
+		SystemdRun:        "/usr/bin/systemd-run",
+		Systemctl:         "/usr/bin/systemctl",
 	}
 }
 
@@ -164,6 +176,11 @@ func (l Layout) AppDir(app string) string { return path.Join(l.Apps, app) }
 // derived from the node secret and the app's name, so no app can know
 // another's.
 func (l Layout) AppSecret(app string) string { return path.Join(l.AppDir(app), "secret") }
+
+// AppLogrotate is the logrotate rule of the app's logs.
+func (l Layout) AppLogrotate(app string) string {
+	return path.Join(l.LogrotateDir, "toppcloud-app-"+app)
+}
 
 // AppLogDir is the app's log directory, $SILVER_LOGS.
 func (l Layout) AppLogDir(app string) string { return path.Join(l.AppLogs, app) }
