@@ -185,6 +185,7 @@ func (a *App) commands() []*cobra.Command {
 		a.nodeInfoCmd(),
 		a.nodeCACmd(),
 		a.nodeAgentCmd(),
+		a.appSocketCmd(),
 		a.updateCmd(),
 		a.activateCmd(),
 		a.deactivateCmd(),

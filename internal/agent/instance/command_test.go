@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/toppcloud/toppcloud/internal/agent/appsocket"
 	"github.com/toppcloud/toppcloud/internal/appconfig"
 )
 
@@ -22,6 +24,24 @@ func commandInstance(t *testing.T, runner string) *Instance {
 	}
 	inst.Port = port
 	return inst
+}
+
+// startProxy runs what the proxy units run (appsocket.Proxy) on the
+// instance's socket, for an app run by the test's own user.
+func startProxy(t *testing.T, inst *Instance) {
+	t.Helper()
+	ln, err := net.Listen("unix", inst.Layout.Socket(inst.Name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		p := &appsocket.Proxy{Port: inst.Port, UID: os.Getuid(), Log: t.Logf}
+		_ = p.Serve(ctx, ln)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
 }
 
 func TestCommand_HealthyAndFetch(t *testing.T) {

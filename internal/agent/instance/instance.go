@@ -244,18 +244,10 @@ func (i *Instance) SocketUpstream() string {
 }
 
 // Upstream is what the agent's own requests dial (health checks,
-// update_fetch): "unix//run/toppcloud/I/app.sock", "127.0.0.1:PORT" for
-// a command app (its process itself, not the proxy), or "" for a static
-// app.
-func (i *Instance) Upstream() string {
-	switch i.Kind {
-	case appconfig.KindStatic:
-		return ""
-	case appconfig.KindCommand:
-		return fmt.Sprintf("127.0.0.1:%d", i.Port)
-	}
-	return "unix/" + i.Layout.Socket(i.Name)
-}
+// update_fetch): the socket the router uses (SocketUpstream), through the
+// proxy for a command app, which checks that what listens on the port is
+// the app (see proxy.go); "" for a static app.
+func (i *Instance) Upstream() string { return i.SocketUpstream() }
 
 // HasProcess reports whether the instance runs anything (static apps
 // don't).

@@ -104,6 +104,9 @@ func (n *Node) Journal(ctx context.Context, name string, lines int) []string {
 // starts even if setup-node was not run again.
 func (n *Node) InstallRuntime(ctx context.Context) (changed []string, err error) {
 	l := n.Layout
+	if _, err := EnsureProxyUser(ctx, n.Host); err != nil {
+		return nil, err
+	}
 	units := TemplateUnits(l)
 	for _, name := range slices.Sorted(maps.Keys(units)) {
 		unitChanged, err := n.Host.WriteFile(path.Join(l.Units, name), units[name], host.Attr{Mode: 0o644})

@@ -29,6 +29,9 @@ func startInstance(t *testing.T, inst *Instance) *proc {
 	if inst.Kind == appconfig.KindPHP {
 		writeFPMConfig(t, inst)
 	}
+	if inst.Kind == appconfig.KindCommand {
+		startProxy(t, inst)
+	}
 	p := startProcess(t, inst.Command(), inst.ProcessEnv(), inst.Dir())
 	h := inst.Health(p.exited, p.tail)
 	h.Timeout = 30 * time.Second

@@ -165,12 +165,17 @@ func (i *Instance) DropIn() ([]byte, error) {
 	w("EnvironmentFile=" + EnvFilePath(l, i.Name))
 	w("WorkingDirectory=" + i.Dir())
 	if i.Kind != appconfig.KindCommand {
-		// Root makes Run/INSTANCE owned by the app user and Caddy's group,
-		// 0750: Caddy and the app reach the socket, other apps cannot.
+		// Root makes Run/INSTANCE the app user's, group Caddy's, 0750:
+		// Caddy and the app reach the socket, other apps cannot; made
+		// without following a symlink anyone planted there
+		// (appsocket.Prepare). Once the app listens, the directory
+		// becomes root's (appsocket.Lock): the app can no longer swap
+		// the socket Caddy dials for a link to another socket.
 		// (RuntimeDirectory= would be simpler, but systemd chowns it back to
 		// the unit's user and group before every command it starts.)
 		dir := l.SocketDir(i.Name)
-		w(fmt.Sprintf("ExecStartPre=+%s -d -o %s -g %s -m 0750 %s", l.Install, user, layout.CaddyGroup, dir))
+		w(fmt.Sprintf("ExecStartPre=+%s app-socket prepare %s %s %s %s", l.Agent, l.Run, i.Name, user, layout.CaddyGroup))
+		w(fmt.Sprintf("ExecStartPost=+%s app-socket lock %s %s %s %s", l.Agent, l.Run, i.Name, user, layout.CaddyGroup))
 		// "-": the directory does not exist yet when ExecStartPre's own
 		// namespace is set up; ExecStart's finds it. It is a mount point
 		// inside the sandbox, so no ExecStopPost can remove it:

@@ -143,6 +143,11 @@ func TestUnits_SystemdVerify(t *testing.T) {
 		t.Skip("systemd-analyze is not installed")
 	}
 	l := layout.Default()
+	// The programs the units name must exist for verify: the agent
+	// (app-socket) is this test's binary.
+	if l.Agent, err = os.Executable(); err != nil {
+		t.Fatal(err)
+	}
 	// A command app's executable must exist for verify.
 	www := t.TempDir()
 	l.WWW = www

@@ -94,9 +94,6 @@ type Layout struct {
 	Gunicorn string
 	PHPFPM   string
 	Python   string
-	Install  string
-	// SocketProxyd forwards a command instance's socket to its port.
-	SocketProxyd string
 	// SystemdRun and Systemctl run and stop the transient units the
 	// app's other commands run in (update_fetch scripts, config.checker).
 	SystemdRun string
@@ -162,8 +159,6 @@ func Default() Layout {
 		Gunicorn:          "/usr/bin/gunicorn",
 		PHPFPM:            "/usr/sbin/php-fpm8.2",
 		Python:            "/usr/bin/python3",
-		Install:           "/usr/bin/install",
-		SocketProxyd:      "/lib/systemd/systemd-socket-proxyd",
 		SystemdRun:        "/usr/bin/systemd-run",
 		Systemctl:         "/usr/bin/systemctl",
 	}
