@@ -197,6 +197,11 @@ func (n *Node) ensureAppSecret(app string) error {
 	if err != nil {
 		return fmt.Errorf("the node secret: %w (run setup-node)", err)
 	}
+	// Nodes set up before apps had secrets of their own let every app
+	// read the node's: no more.
+	if _, err := n.Host.WriteFile(n.Layout.Secret, node, host.Attr{Mode: 0o600}); err != nil {
+		return err
+	}
 	user := UserName(app)
 	_, err = n.Host.WriteFile(n.Layout.AppSecret(app), []byte(AppSecret(node, app)), host.Attr{Mode: 0o440, Group: user})
 	return err
