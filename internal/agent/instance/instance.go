@@ -73,10 +73,18 @@ const (
 	// DefaultWorkers and DefaultThreads size gunicorn: threads keep a
 	// slow client from holding a whole worker; two processes let one
 	// crash or restart without a gap. Many apps share a small node.
+	// Threads cost little memory; 16 in all outlast a handful of slow
+	// requests (the front server buffers small bodies before they reach
+	// the app, and times out slow ones).
 	DefaultWorkers = 2
-	DefaultThreads = 4
-	// DefaultFPMChildren bounds a PHP instance's workers (pm = ondemand).
-	DefaultFPMChildren = 5
+	DefaultThreads = 8
+	// DefaultFPMChildren bounds a PHP instance's workers (pm = ondemand:
+	// they exist only while requests need them).
+	DefaultFPMChildren = 16
+	// FPMRequestTimeout ends a PHP request that runs (or waits for its
+	// body) longer, so slow clients cannot hold every worker for ever
+	// (php-fpm's request_terminate_timeout).
+	FPMRequestTimeout = 120 * time.Second
 	// DefaultGracefulTimeout is how long a stopping instance may take to
 	// finish requests in flight (gunicorn --graceful-timeout, php-fpm
 	// process_control_timeout); systemd kills it DefaultStopSlack later.

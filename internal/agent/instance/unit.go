@@ -265,6 +265,7 @@ func (i *Instance) FPMConfig() ([]byte, error) {
 	w(fmt.Sprintf("pm.max_children = %d", i.workers()))
 	w("pm.process_idle_timeout = 60s")
 	w("pm.max_requests = 1000")
+	w(fmt.Sprintf("request_terminate_timeout = %ds", int(FPMRequestTimeout.Seconds())))
 	w("ping.path = " + FPMPingPath)
 	w("chdir = " + i.Dir())
 	w("catch_workers_output = yes")
