@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/toppcloud/toppcloud/internal/agent/appsocket"
 	"github.com/toppcloud/toppcloud/internal/agent/blobstore"
 	"github.com/toppcloud/toppcloud/internal/agent/host"
 	"github.com/toppcloud/toppcloud/internal/agent/layout"
@@ -512,6 +513,9 @@ func (n *Node) Running(ctx context.Context, name string) (bool, error) {
 // running is not an error.
 func (n *Node) Stop(ctx context.Context, name string, kind appconfig.Kind, drained bool) error {
 	var errs []error
+	if kind != appconfig.KindCommand && kind != appconfig.KindStatic {
+		n.unlockSocketDir(name)
+	}
 	if err := stopUnits(ctx, n.systemd(), name, kind, drained); err != nil {
 		errs = append(errs, err)
 	}
@@ -521,6 +525,26 @@ func (n *Node) Stop(ctx context.Context, name string, kind appconfig.Kind, drain
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// unlockSocketDir gives a stopping instance its socket directory back
+// (the unit's ExecStop does too, but a quick stop signals the process
+// first): gunicorn removes its socket as it stops, and without it fails
+// before its workers finish. Best effort: the instance is out of the
+// routes, and the worst case is an error in its log.
+func (n *Node) unlockSocketDir(name string) {
+	app, _ := SplitName(name)
+	u, ok, err := n.Host.LookupUser(UserName(app))
+	if err != nil || !ok {
+		return
+	}
+	g, ok, err := n.Host.LookupGroup(layout.CaddyGroup)
+	if err != nil || !ok {
+		return
+	}
+	if ok, _ := n.Host.Exists(n.Layout.SocketDir(name)); ok {
+		_ = appsocket.Prepare(n.Host.Path(n.Layout.Run), name, u.UID, g.GID)
+	}
 }
 
 // DrainAndStop waits until the router's connections to the instance are

@@ -176,6 +176,11 @@ func (i *Instance) DropIn() ([]byte, error) {
 		dir := l.SocketDir(i.Name)
 		w(fmt.Sprintf("ExecStartPre=+%s app-socket prepare %s %s %s %s", l.Agent, l.Run, i.Name, user, layout.CaddyGroup))
 		w(fmt.Sprintf("ExecStartPost=+%s app-socket lock %s %s %s %s", l.Agent, l.Run, i.Name, user, layout.CaddyGroup))
+		// Unlocked again before the stop signal: gunicorn removes its
+		// socket when it stops, and fails before it lets its workers
+		// finish their requests when it cannot. (The instance is out of
+		// the routes by then.)
+		w(fmt.Sprintf("ExecStop=+%s app-socket prepare %s %s %s %s", l.Agent, l.Run, i.Name, user, layout.CaddyGroup))
 		// "-": the directory does not exist yet when ExecStartPre's own
 		// namespace is set up; ExecStart's finds it. It is a mount point
 		// inside the sandbox, so no ExecStopPost can remove it:
