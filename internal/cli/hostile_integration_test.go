@@ -126,6 +126,11 @@ func TestIntegration_Hostile(t *testing.T) {
 	vcmdLive, _ := liveAt(e.query(node), "vcmd.test")
 
 	t.Run("1 a symlink planted for an instance's socket directory is not followed", func(t *testing.T) {
+		// Caddy's user (or group) cannot plant anything there any more.
+		fails(t, "runuser -u caddy -- ln -s /etc /run/toppcloud/planted")
+		if got := sh(t, "stat -c '%U:%G %a' /run/toppcloud"); got != "root:root 755" {
+			t.Errorf("/run/toppcloud is %s", got)
+		}
 		before := sh(t, "stat -c '%U:%G %a' /etc/toppcloud")
 		// The name the next update of victim gets.
 		m := regexp.MustCompile(`_(\d{3})$`).FindStringSubmatch(victimLive)

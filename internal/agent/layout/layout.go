@@ -18,7 +18,9 @@
 //	/var/lib/toppcloud/secret     0600   the node secret, root only
 //	/var/log/toppcloud            0755   setup.log (0640 root:adm)
 //	/var/log/toppcloud/apps       0755   per-app logs
-//	/run/toppcloud                1771 root:caddy (tmpfiles.d)
+//	/run/toppcloud                0755   instances' socket directories (tmpfiles.d)
+//	/run/toppcloud/caddy          0750 caddy:caddy  the Caddy processes' admin sockets
+//	/run/toppcloud/router         0750 caddy:caddy  the router's sockets
 //	/run/lock/toppcloud           0700   agent locks
 package layout
 
@@ -53,8 +55,12 @@ type Layout struct {
 	// CaddyConfig is the file Caddy runs with (caddy run --config); the
 	// agent keeps it equal to the loaded config (router.Applier).
 	CaddyConfig string
-	// AdminSocket is Caddy's admin API.
+	// AdminSocket is Caddy's admin API, in CaddyRun.
 	AdminSocket string
+	// CaddyRun is the Caddy processes' own runtime directory (their
+	// admin sockets): Run itself is root's, so that nobody but root makes
+	// anything where instances' socket directories are made.
+	CaddyRun string
 	// RouterConfig, RouterAdminSocket: the same for the router, the
 	// second Caddy (RouterUnit) behind the front server; it listens on
 	// unix sockets in RouterDir.
@@ -133,9 +139,10 @@ func Default() Layout {
 		Slots:             "/var/lib/toppcloud/slots",
 		Instances:         "/var/lib/toppcloud/instances",
 		CaddyConfig:       "/var/lib/toppcloud/caddy.json",
-		AdminSocket:       "/run/toppcloud/caddy-admin.sock",
+		AdminSocket:       "/run/toppcloud/caddy/admin.sock",
+		CaddyRun:          "/run/toppcloud/caddy",
 		RouterConfig:      "/var/lib/toppcloud/router.json",
-		RouterAdminSocket: "/run/toppcloud/router-admin.sock",
+		RouterAdminSocket: "/run/toppcloud/caddy/router-admin.sock",
 		RouterDir:         "/run/toppcloud/router",
 		CaddyStorage:      "/var/lib/toppcloud/caddy",
 		TLSSettings:       "/etc/toppcloud/tls.json",
