@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -215,6 +216,57 @@ func TestIntegration_Hostile(t *testing.T) {
 		sh(t, "systemctl restart toppcloud-app@"+evilLive+".service && systemctl start toppcloud-app@"+vcmdLive+".service")
 		waitFor(t, 30*time.Second, func() bool { c, _ := tryGet(w.addr, "vcmd.test", "/"); return c == 200 })
 		w.expect("vcmd.test", "/", 200, "Hello from a command app")
+	})
+
+	t.Run("5 slow request bodies do not stall an app", func(t *testing.T) {
+		e.ok("update", copyApp(t, "php", map[string]string{"app.ini": "[production]\napp_name = vphp\nplatform = php\nrunner = index.php\n"}), "vphp.test", "--node", node)
+		w.expect("vphp.test", "/", 200, "Hello from PHP")
+		// 40 POSTs whose chunked bodies trickle, a byte every few
+		// seconds, to each app.
+		const slow = 40
+		var conns []net.Conn
+		defer func() {
+			for _, c := range conns {
+				c.Close()
+			}
+		}()
+		for i := range slow {
+			host := []string{"victim.test", "vphp.test"}[i%2]
+			c, err := net.DialTimeout("tcp", net.JoinHostPort(w.addr, "80"), 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			conns = append(conns, c)
+			fmt.Fprintf(c, "POST / HTTP/1.1\r\nHost: %s\r\nTransfer-Encoding: chunked\r\nContent-Type: application/x-www-form-urlencoded\r\n\r\n1\r\na\r\n", host)
+		}
+		stop := make(chan struct{})
+		trickled := make(chan struct{})
+		go func() {
+			defer close(trickled)
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(2 * time.Second):
+				}
+				for _, c := range conns {
+					c.Write([]byte("1\r\nb\r\n"))
+				}
+			}
+		}()
+		defer func() { close(stop); <-trickled }()
+		time.Sleep(3 * time.Second)
+		// Both apps answer everyone else meanwhile.
+		for i := range 10 {
+			for _, host := range []string{"victim.test", "vphp.test"} {
+				start := time.Now()
+				code, err := tryGet(w.addr, host, "/")
+				t.Logf("GET %s #%d with %d slow POSTs open: %d in %s (%v)", host, i, slow, code, time.Since(start).Round(time.Millisecond), err)
+				if err != nil || code != 200 {
+					t.Errorf("GET %s while %d slow POSTs are open: %d %v", host, slow, code, err)
+				}
+			}
+		}
 	})
 
 	t.Run("6 logs reads the app's errors.log safely", func(t *testing.T) {
