@@ -11,8 +11,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/toppcloud/toppcloud/internal/provider/local/localtest"
 )
 
 // evilApp is a python app that attacks the node and other apps from its
@@ -86,23 +84,11 @@ echo "attacks done"
 // may change what another app serves or read another app's secrets.
 func TestIntegration_Hostile(t *testing.T) {
 	e := newLocalEnv(t)
-	node := localtest.UniqueName("hostile")
-	t.Cleanup(func() {
-		if code, out := e.run("destroy-node", "-y", node); code != ExitOK {
-			t.Errorf("destroy-node: %s", out)
-		}
-	})
-	e.ok("create-node", node, "--setup-node")
-	rec := e.record(node)
-	w := web{t: t, addr: rec.Address()}
-	root := e.dial(rec, "root")
+	node, w, root := e.setUpNode(t, "hostile")
+	rootSh := rootShell(root)
 	sh := func(t *testing.T, script string) string {
 		t.Helper()
-		out, err := root.Output(context.Background(), []string{"sh", "-c", script}, nil)
-		if err != nil {
-			t.Fatalf("%s: %v %s", script, err, out)
-		}
-		return strings.TrimSpace(string(out))
+		return strings.TrimSpace(rootSh(t, script))
 	}
 	// fails runs a command that must fail, and returns its output.
 	fails := func(t *testing.T, script string) string {

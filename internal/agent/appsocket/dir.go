@@ -34,12 +34,9 @@ const (
 // is not a directory (a symlink planted to make root chown something
 // else) is an error, and nothing is changed.
 func Prepare(dir, name string, uid, gid int) error {
-	if err := checkName(name); err != nil {
-		return err
-	}
-	parent, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	parent, err := openParent(dir, name)
 	if err != nil {
-		return fmt.Errorf("socket directory %s: %w", dir, err)
+		return err
 	}
 	defer unix.Close(parent)
 	if err := unix.Mkdirat(parent, name, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
@@ -66,12 +63,9 @@ func Prepare(dir, name string, uid, gid int) error {
 // not a symlink or another user's socket left there while the directory
 // was the app's. Locking first makes the check final.
 func Lock(dir, name, socket string, uid, gid int) error {
-	if err := checkName(name); err != nil {
-		return err
-	}
-	parent, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	parent, err := openParent(dir, name)
 	if err != nil {
-		return fmt.Errorf("socket directory %s: %w", dir, err)
+		return err
 	}
 	defer unix.Close(parent)
 	fd, err := openDir(parent, dir, name)
@@ -94,6 +88,19 @@ func Lock(dir, name, socket string, uid, gid int) error {
 			filepath.Join(dir, name, socket), st.Mode, st.Uid)
 	}
 	return nil
+}
+
+// openParent checks name and opens the run directory dir, itself not
+// through a symlink.
+func openParent(dir, name string) (int, error) {
+	if err := checkName(name); err != nil {
+		return -1, err
+	}
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("socket directory %s: %w", dir, err)
+	}
+	return fd, nil
 }
 
 // openDir opens parent/name as a directory without following a symlink,
