@@ -9,10 +9,12 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/toppcloud/toppcloud/internal/agent/agenttest"
+	"github.com/toppcloud/toppcloud/internal/agent/host"
 	"github.com/toppcloud/toppcloud/internal/agent/instance"
 	"github.com/toppcloud/toppcloud/internal/agent/router"
 	"github.com/toppcloud/toppcloud/internal/deploy"
@@ -614,4 +616,64 @@ func wwwEntries(t *testing.T, dir string) []string {
 		}
 	}
 	return out
+}
+
+// TestDeploy_AppFilesPrivate: what a deploy leaves on the node is not
+// every local user's to read. The --config upload (the app's secrets) is
+// root's and the app's only, files copied rather than linked to shared
+// blobs; the instance directory is root's, the app's and Caddy's; the
+// app's secret is its own, derived from the node's, which stays root's.
+func TestDeploy_AppFilesPrivate(t *testing.T) {
+	n := setUpNode(t)
+	l := n.Layout
+	d := upload(t, n, "site", staticApp(t, "site", "x"))
+	c := upload(t, n, "site", writeApp(t, map[string]string{"secrets.ini": "[db]\npassword = hunter2\n", "sub/key.pem": "KEY\n"}))
+	args := deployArgs("site", "site.test", d)
+	args.ConfigDigest = &c
+	r := n.deploy(t, args)
+
+	attr := func(p string) host.Attr {
+		t.Helper()
+		a, _, err := n.Host.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	config := l.ConfigDir("site")
+	for p, want := range map[string]host.Attr{
+		config:                                        {Mode: 0o750, Group: "app-site"},
+		path.Join(config, "secrets.ini"):              {Mode: 0o640, Group: "app-site"},
+		path.Join(config, "sub"):                      {Mode: 0o750, Group: "app-site"},
+		path.Join(config, "sub", "key.pem"):           {Mode: 0o640, Group: "app-site"},
+		path.Join(l.AppDir("site"), configDigestFile): {Mode: 0o600},
+		l.InstanceDir(r.Instance):                     {Mode: 0o750, Group: "app-site"},
+		l.AppSecret("site"):                           {Mode: 0o440, Group: "app-site"},
+		l.Secret:                                      {Mode: 0o600},
+	} {
+		if got := attr(p); !got.Equal(want) {
+			t.Errorf("%s is %s, want %s", p, got, want)
+		}
+	}
+	caddy, _, _ := n.Host.LookupGroup("caddy")
+	if !host.GroupReadGranted(n.Host.Path(l.InstanceDir(r.Instance)), caddy.GID) {
+		t.Error("Caddy's group may not read the instance directory")
+	}
+	if fi, err := os.Stat(n.Host.Path(path.Join(config, "secrets.ini"))); err != nil || fi.Sys().(*syscall.Stat_t).Nlink != 1 {
+		t.Errorf("secrets.ini shares its inode: %v", err)
+	}
+	if got, want := n.ReadFile(l.AppSecret("site")), instance.AppSecret([]byte(n.ReadFile(l.Secret)), "site"); got != want || strings.Contains(got, n.ReadFile(l.Secret)) {
+		t.Errorf("app secret %q, want %q", got, want)
+	}
+	// logrotate works in the app's log directory as the app, by size,
+	// hourly; the node-wide rule no longer covers apps' logs as root.
+	if rule := n.ReadFile(l.AppLogrotate("site")); !strings.Contains(rule, l.AppLogDir("site")+"/*.log {\n\tsu app-site app-site\n\tsize 50M\n") {
+		t.Errorf("logrotate rule of site:\n%s", rule)
+	}
+	if rule := n.ReadFile(l.Logrotate); strings.Contains(rule, l.AppLogs) {
+		t.Errorf("the node's logrotate rule covers apps' logs as root:\n%s", rule)
+	}
+	if timer := n.ReadFile(l.LogrotateTimer); !strings.Contains(timer, "OnCalendar=hourly") {
+		t.Errorf("logrotate timer drop-in:\n%s", timer)
+	}
 }

@@ -14,7 +14,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -103,11 +102,11 @@ func (a *Agent) liveApp(c *Call, locArg string) (*liveApp, error) {
 // liveInstance is the running live instance, with the environment (and
 // internal token) it was started with.
 func (a *Agent) liveInstance(l *liveApp) (*instance.Instance, error) {
-	inst := &instance.Instance{
-		App: l.rec.App, Name: l.rec.Instance, Kind: l.rec.Kind,
-		Runner: l.rec.Runner, RunnerName: l.rec.RunnerName, PHPRoot: l.rec.PHPRoot,
-		Port: l.rec.Port, Layout: a.Layout,
+	_, cfg, err := a.ownerConfig(l.rec.Instance)
+	if err != nil {
+		return nil, err
 	}
+	inst := a.instances().FromRecord(l.rec, cfg)
 	if !inst.HasProcess() {
 		return inst, nil
 	}
@@ -360,39 +359,6 @@ func (a *Agent) unpackForApp(r io.Reader, dir, user string) error {
 	}
 }
 
-// runExcluded are unit settings a run's transient unit does not take
-// from the instance's: how the instance's own process starts and stops,
-// and its logging (a run's output goes to the caller).
-var runExcluded = []string{"Type", "Restart", "RestartSec", "ExecStart", "ExecStartPre", "ExecReload",
-	"KillSignal", "KillMode", "TimeoutStopSec", "StandardOutput", "StandardError", "User", "Group",
-	"WorkingDirectory", "EnvironmentFile"}
-
-// sandboxProperties are the instance's unit settings (the template's and
-// its drop-in's [Service] lines) that a run gets too: the same user,
-// sandbox and bound directories.
-func sandboxProperties(template, dropIn []byte) []string {
-	var out []string
-	for _, text := range [][]byte{template, dropIn} {
-		section := ""
-		for _, line := range strings.Split(string(text), "\n") {
-			line = strings.TrimSpace(line)
-			if line == "" || line[0] == '#' || line[0] == ';' {
-				continue
-			}
-			if strings.HasPrefix(line, "[") {
-				section = line
-				continue
-			}
-			k, _, ok := strings.Cut(line, "=")
-			if !ok || section != "[Service]" || slices.Contains(runExcluded, k) {
-				continue
-			}
-			out = append(out, line)
-		}
-	}
-	return out
-}
-
 // runStatusNoScript is run's exit status for a script that is not there,
 // as the original's run-command.py's sys.exit(1000) came out.
 const runStatusNoScript = 232
@@ -452,10 +418,6 @@ func (a *Agent) runScript(ctx context.Context, arg string, stdin io.Reader, stdo
 		fmt.Fprintf(stderr, "toppcloud run: %v\n", err)
 		return runStatusNoScript
 	}
-	dropIn, err := a.Host.ReadFile(instance.DropInPath(l0, inst.Name))
-	if err != nil {
-		return fail("the unit of %s: %v", inst.Name, err)
-	}
 	user := instance.UserName(l.rt.App)
 	b := make([]byte, 6)
 	if _, err := rand.Read(b); err != nil {
@@ -478,7 +440,9 @@ func (a *Agent) runScript(ctx context.Context, arg string, stdin io.Reader, stdo
 	} else {
 		sr = append(sr, "--pipe")
 	}
-	for _, p := range sandboxProperties(instance.TemplateUnit(l0), dropIn) {
+	// The same user, sandbox, view of the node and limits as the
+	// instance's own processes.
+	for _, p := range inst.Properties() {
 		sr = append(sr, "-p", p)
 	}
 	sr = append(sr, "--")

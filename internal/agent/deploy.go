@@ -233,8 +233,17 @@ func (d *deployRun) makeInstance(ctx context.Context, st *protocol.Step) (string
 		}
 		d.c.Logf("removed the new instance %s; the live version is unchanged", name)
 	})
+	// The app's user first: its group owns the instance directory, which
+	// only it and Caddy may read.
+	if err := nodes.EnsureAppUser(ctx, app); err != nil {
+		return "", err
+	}
+	access, err := nodes.Access(app, false)
+	if err != nil {
+		return "", err
+	}
 	dir := a.Host.Path(a.Layout.InstanceDir(name))
-	stats, err := d.store.Assemble(ctx, m, dir)
+	stats, err := d.store.AssembleFor(ctx, m, dir, access)
 	if err != nil {
 		if errors.Is(err, blobstore.ErrBlobMissing) {
 			return "", badRequest("%v: the upload did not finish; run update again", err)
@@ -299,7 +308,13 @@ func (d *deployRun) installConfig(ctx context.Context, st *protocol.Step) (strin
 	stamp := strconv.FormatInt(a.Host.Time().UnixNano(), 10)
 	dir := l.ConfigDir(app)
 	fresh, old := dir+".new-"+stamp, dir+".old-"+stamp
-	if _, err := d.store.Assemble(ctx, m, a.Host.Path(fresh)); err != nil {
+	// The app's secrets: readable by root and the app only, each file a
+	// copy of its own.
+	access, err := nodes.Access(app, true)
+	if err != nil {
+		return "", err
+	}
+	if _, err := d.store.AssembleFor(ctx, m, a.Host.Path(fresh), access); err != nil {
 		return "", err
 	}
 	// The running instances get this directory when they restart (after
@@ -325,7 +340,9 @@ func (d *deployRun) installConfig(ctx context.Context, st *protocol.Step) (strin
 	}
 	oldDigest := a.currentConfigDigest(app)
 	digestPath := path.Join(l.AppDir(app), configDigestFile)
-	if _, err := a.Host.WriteFile(digestPath, []byte(digest.String()+"\n"), host.Attr{Mode: 0o644}); err != nil {
+	// The digest hashes the files' contents: root's only, or a weak
+	// password in them could be guessed offline.
+	if _, err := a.Host.WriteFile(digestPath, []byte(digest.String()+"\n"), host.Attr{Mode: 0o600}); err != nil {
 		return "", err
 	}
 	// Running instances keep the directory they were started with (it is
@@ -334,7 +351,7 @@ func (d *deployRun) installConfig(ctx context.Context, st *protocol.Step) (strin
 		_ = os.RemoveAll(a.Host.Path(dir))
 		if hadOld {
 			_ = a.Host.Rename(old, dir)
-			_, _ = a.Host.WriteFile(digestPath, []byte(oldDigest+"\n"), host.Attr{Mode: 0o644})
+			_, _ = a.Host.WriteFile(digestPath, []byte(oldDigest+"\n"), host.Attr{Mode: 0o600})
 		} else {
 			_, _ = a.Host.Remove(digestPath)
 		}

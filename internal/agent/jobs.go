@@ -170,7 +170,7 @@ func (a *Agent) syncJobs(ctx context.Context, app string, t *router.Table, prefe
 			return strings.Join(done, "; "), errors.Join(append(errs, fmt.Errorf("jobs of %s: %w", app, err))...)
 		}
 		if rec.Kind != appconfig.KindStatic {
-			inst, cfg = nodes.FromRecord(rec), c
+			inst, cfg = nodes.FromRecord(rec, c), c
 		}
 	}
 	p, err := a.jobPlacement(app, placement)

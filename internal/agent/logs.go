@@ -4,13 +4,17 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/toppcloud/toppcloud/internal/agent/instance"
 	"github.com/toppcloud/toppcloud/internal/agent/system"
@@ -69,8 +73,13 @@ func (a *Agent) logs(ctx context.Context, c *Call, args *protocol.LogsArgs) (*pr
 
 	logFile := a.Host.Path(path.Join(a.Layout.AppLogDir(rt.App), ErrorsLog))
 	var data []byte
+	var end int64
 	if args.Job == "" {
-		data, _ = os.ReadFile(logFile)
+		var err error
+		data, end, err = readLogTail(logFile, maxLogTail)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			send(protocol.StreamWarning, fmt.Sprintf("%s not shown: %v", ErrorsLog, err))
+		}
 	}
 	for _, l := range lastLines(strings.TrimRight(string(data), "\n"), n) {
 		if l != "" {
@@ -121,7 +130,7 @@ func (a *Agent) logs(ctx context.Context, c *Call, args *protocol.LogsArgs) (*pr
 	})
 	if args.Job == "" {
 		wg.Go(func() {
-			followFile(ctx, logFile, int64(len(data)), func(l string) { send(protocol.StreamErrorsLog, l) })
+			followFile(ctx, logFile, end, func(l string) { send(protocol.StreamErrorsLog, l) })
 		})
 	}
 	wg.Wait()
@@ -170,8 +179,77 @@ func (a *Agent) jobUnits(c *Call, app, job string) ([]string, error) {
 	return nil, notFound("%s has no job %s (its jobs: %s)", app, job, strings.Join(names, ", "))
 }
 
+// Bounds on reading an app's errors.log. The file and its directory
+// are the app's: it may be a symlink to /dev/zero or a root-only file, a
+// FIFO, a sparse terabyte, or a line that never ends, and the agent reads
+// it as root.
+const (
+	// maxLogTail is how much of the end of the file logs reads.
+	maxLogTail = 1 << 20
+	// maxLogLine cuts a line without a newline into pieces of this size.
+	maxLogLine = 64 << 10
+	// maxLogRead is the most one poll of a follow reads.
+	maxLogRead = 1 << 20
+)
+
+// openLog opens an app-owned log file for reading as root: not through a
+// symlink, without blocking on a FIFO, and only if it is a regular file.
+func openLog(file string) (*os.File, int64, error) {
+	fd, err := unix.Open(file, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
+	if err != nil {
+		if err == unix.ELOOP {
+			return nil, 0, fmt.Errorf("%s is a symlink", path.Base(file))
+		}
+		return nil, 0, &fs.PathError{Op: "open", Path: file, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), file)
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	if !st.Mode().IsRegular() {
+		f.Close()
+		return nil, 0, fmt.Errorf("%s is not a regular file (%s)", path.Base(file), st.Mode().Type())
+	}
+	return f, st.Size(), nil
+}
+
+// readLogTail returns at most max bytes from the end of file, starting at
+// a line, and the offset it read up to.
+func readLogTail(file string, max int64) ([]byte, int64, error) {
+	f, size, err := openLog(file)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer f.Close()
+	start := max64(0, size-max)
+	b := make([]byte, size-start)
+	n, err := f.ReadAt(b, start)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, 0, err
+	}
+	b = b[:n]
+	if start > 0 {
+		// The first line is cut: drop it.
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			b = b[i+1:]
+		}
+	}
+	return b, start + int64(n), nil
+}
+
+func max64(a, b int64) int64 {
+	if a > b {
+		return a
+	}
+	return b
+}
+
 // followFile sends the lines appended to file after offset until ctx
-// ends; a rotated (shorter) file is read from its start.
+// ends; a rotated (shorter) file is read from its start. Every poll reads
+// at most maxLogRead bytes, and a line longer than maxLogLine is sent in
+// pieces.
 func followFile(ctx context.Context, file string, offset int64, line func(string)) {
 	var partial []byte
 	for {
@@ -180,31 +258,35 @@ func followFile(ctx context.Context, file string, offset int64, line func(string
 			return
 		case <-time.After(logPoll):
 		}
-		f, err := os.Open(file)
+		f, size, err := openLog(file)
 		if err != nil {
 			continue
 		}
-		if st, err := f.Stat(); err == nil && st.Size() < offset {
+		if size < offset {
 			offset, partial = 0, nil
 		}
-		if _, err := f.Seek(offset, io.SeekStart); err != nil {
-			f.Close()
-			continue
-		}
-		b, err := io.ReadAll(io.LimitReader(f, 1<<20))
+		b := make([]byte, min(size-offset, maxLogRead))
+		n, err := f.ReadAt(b, offset)
 		f.Close()
 		if err != nil && !errors.Is(err, io.EOF) {
 			continue
 		}
-		offset += int64(len(b))
-		partial = append(partial, b...)
+		offset += int64(n)
+		partial = append(partial, b[:n]...)
 		for {
 			i := bytes.IndexByte(partial, '\n')
-			if i < 0 {
+			if i < 0 && len(partial) < maxLogLine {
 				break
+			}
+			if i < 0 || i > maxLogLine {
+				line(string(partial[:maxLogLine]))
+				partial = partial[maxLogLine:]
+				continue
 			}
 			line(string(partial[:i]))
 			partial = partial[i+1:]
 		}
+		// What is left is shorter than a line: keep it, not the buffer.
+		partial = append([]byte(nil), partial...)
 	}
 }

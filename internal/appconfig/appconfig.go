@@ -89,6 +89,9 @@ type Config struct {
 	// jobs.go), in file order.
 	Crons   []Cron
 	Workers []Worker
+	// Limits are the app's resource limits (limit.* keys); zero fields
+	// take the node's defaults.
+	Limits Limits
 	// Warnings are problems that do not stop a deploy: deprecated and
 	// unknown keys, an upper-case app_name. Validate may add more.
 	Warnings []Warning
@@ -271,6 +274,8 @@ func (p *parse) run() {
 			p.service(k)
 		case strings.HasPrefix(k.Name, "cron.") || strings.HasPrefix(k.Name, "worker."):
 			jobs.add(k)
+		case strings.HasPrefix(k.Name, "limit."):
+			p.limit(k)
 		default:
 			p.warn(k, "unknown key, ignored")
 		}

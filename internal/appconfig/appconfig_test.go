@@ -244,6 +244,11 @@ func TestParse_Errors(t *testing.T) {
 		{"config.default outside", base + "config.default = /etc\n", []string{`app.ini:3: config.default: directory "/etc" must be relative to the application directory`}},
 		{"bad location", base + "default_location = a b\n", []string{`app.ini:3: default_location: "a b": a location is HOST or HOST/PATH, without spaces`}},
 		{"install script outside", base + "after_install_script = ../x\n", []string{`app.ini:3: after_install_script: path "../x" points outside the application directory`}},
+		{"memory limit", base + "limit.memory = lots\n", []string{`app.ini:3: limit.memory: "lots" is not a size (write it as 512M or 2G)`}},
+		{"memory limit too small", base + "limit.memory = 1M\n", []string{`app.ini:3: limit.memory: 1M is less than the least an app gets, 32M (write it as 512M or 2G)`}},
+		{"tasks limit", base + "\nlimit.tasks = 3\n", []string{`app.ini:4: limit.tasks: "3" is not a number of processes and threads from 16 to 1048576`}},
+		{"cpu weight", base + "limit.cpu_weight = 0\n", []string{`app.ini:3: limit.cpu_weight: "0" is not a CPU weight from 1 to 10000 (100 is a system service's)`}},
+		{"file size limit", base + "limit.file_size = -5G\n", []string{`app.ini:3: limit.file_size: "-5G" is not a size (write it as 100M or 4G)`}},
 		{"several at once", "[production]\napp_name = A.B\nrunner = /x.py\n", []string{
 			`app.ini:2: app_name: app name "a.b" contains ".", which separates the app name from the date in instance names`,
 			`app.ini:3: runner: path "/x.py" must be relative to the application directory`}},
@@ -356,5 +361,25 @@ func writeFile(t *testing.T, dir, rel, content string, mode os.FileMode) {
 	}
 	if err := os.WriteFile(p, []byte(content), mode); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestParse_Limits(t *testing.T) {
+	c := mustParse(t, base+"limit.memory = 512M\nlimit.tasks = 64\nlimit.cpu_weight = 20\nlimit.file_size = 2GiB\nlimit.disk = 1G\n")
+	want := Limits{MemoryMax: 512 << 20, TasksMax: 64, CPUWeight: 20, FileSizeMax: 2 << 30}
+	if c.Limits != want {
+		t.Errorf("limits = %+v, want %+v", c.Limits, want)
+	}
+	if len(c.Warnings) != 1 || c.Warnings[0].Key != "limit.disk" {
+		t.Errorf("warnings = %v", c.Warnings)
+	}
+	if c := mustParse(t, base); c.Limits != (Limits{}) {
+		t.Errorf("no limit.* keys: %+v", c.Limits)
+	}
+	for in, want := range map[string]int64{"1024": 1024, "64k": 64 << 10, "1.5G": 0, "3T": 3 << 40, "7MB": 7 << 20, "": 0, "G": 0} {
+		got, err := ParseBytes(in)
+		if got != want || (err == nil) != (want != 0) {
+			t.Errorf("ParseBytes(%q) = %d, %v; want %d", in, got, err, want)
+		}
 	}
 }

@@ -595,13 +595,13 @@ worker.NAME. -f keeps following until interrupted.`,
 			o.Log = func(l protocol.Log) {
 				switch l.Stream {
 				case protocol.StreamErrorsLog:
-					fmt.Fprintln(a.out.Stdout, "errors.log: "+l.Text)
+					fmt.Fprintln(a.out.Stdout, "errors.log: "+Printable(l.Text))
 				case protocol.StreamJournal:
-					fmt.Fprintln(a.out.Stdout, l.Text)
+					fmt.Fprintln(a.out.Stdout, Printable(l.Text))
 				case protocol.StreamFrontServer:
-					fmt.Fprintln(a.out.Stdout, "front server: "+l.Text)
+					fmt.Fprintln(a.out.Stdout, "front server: "+Printable(l.Text))
 				case protocol.StreamWarning:
-					a.out.Warnf("%s", l.Text)
+					a.out.Warnf("%s", Printable(l.Text))
 				}
 			}
 			var res protocol.LogsResult

@@ -232,3 +232,69 @@ func TestQuery_PrintsAppsAndJSON(t *testing.T) {
 		t.Errorf("--json: exit %d\n%s", code, stdout)
 	}
 }
+
+// TestAppText_ControlCharactersNeverReachTheTerminal: what an app (or a
+// node) writes is printed with its control characters made visible, in
+// update_fetch output, step details, warnings, error tails and messages,
+// and logs' errors.log and journal lines.
+func TestAppText_ControlCharactersNeverReachTheTerminal(t *testing.T) {
+	n := newAgentNode(t)
+	if code, _, stderr := n.run("create-node", "web1"); code != ExitOK {
+		t.Fatalf("create: %s", stderr)
+	}
+	const hostile = "x\x1b]52;c;cm0gLXJmIH4=\x07\x1b[2J\r\x9b31m\xc2\x9b0m\xff"
+	var b strings.Builder
+	w := protocol.NewWriter(&b)
+	w.Event(protocol.Event{Step: "start", Status: protocol.StepStart})
+	w.Event(protocol.Event{Step: "start", Status: protocol.StepProgress, Detail: "progress " + hostile})
+	w.Log(protocol.StreamApp, "fetch "+hostile)
+	w.Log(protocol.StreamWarning, "warn "+hostile)
+	w.Event(protocol.Event{Step: "start", Status: protocol.StepFailed})
+	w.Fail(&protocol.Error{Code: protocol.CodeFetchFailed, Message: "message " + hostile, Tail: []string{"tail " + hostile}})
+	deployStreams(t, n, b.String())
+	_, stdout, stderr := n.run("update", goodApp(t), "web1")
+
+	b.Reset()
+	w = protocol.NewWriter(&b)
+	w.Log(protocol.StreamErrorsLog, "errors "+hostile)
+	w.Log(protocol.StreamJournal, "journal "+hostile)
+	w.OK(protocol.LogsResult{App: "blog"})
+	n.mu.Lock()
+	n.streams[protocol.OpLogs] = b.String()
+	n.mu.Unlock()
+	code, lstdout, lstderr := n.run("logs", "web1")
+	if code != ExitOK {
+		t.Fatalf("logs: exit %d\n%s", code, lstderr)
+	}
+	all := stdout + stderr + lstdout + lstderr
+	for _, want := range []string{"fetch x", "warn x", "message x", "tail x", "errors x", "journal x"} {
+		if !strings.Contains(all, want+"^[]52;c;cm0gLXJmIH4=^G^[[2J^M") {
+			t.Errorf("output lacks %q with its escapes shown:\n%s", want, all)
+		}
+	}
+	for i, r := range all {
+		if r != '\n' && r != '\t' && (r < 0x20 || r >= 0x7f && r <= 0x9f) {
+			t.Fatalf("control character %U at %d reached the terminal:\n%q", r, i, all)
+		}
+	}
+	if strings.ContainsRune(all, 0xfffd) == false {
+		t.Errorf("a byte that is not UTF-8 was not replaced:\n%q", all)
+	}
+}
+
+func TestPrintable(t *testing.T) {
+	for in, want := range map[string]string{
+		"plain\ttext é": "plain\ttext é",
+		"a\x1b[31mb":    "a^[[31mb",
+		"\r\n\x00\x7f":  "^M^J^@^?",
+		"\u009b1m":      "M-^[1m",
+		"bad\xffutf8":   "bad\uFFFDutf8",
+	} {
+		if got := Printable(in); got != want {
+			t.Errorf("Printable(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if got := PrintableLines("one\x1b\r\ntwo"); got != "one^[\ntwo" {
+		t.Errorf("PrintableLines = %q", got)
+	}
+}

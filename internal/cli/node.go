@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/toppcloud/toppcloud/internal/agent"
+	"github.com/toppcloud/toppcloud/internal/agent/appsocket"
 	"github.com/toppcloud/toppcloud/internal/nodes"
 	"github.com/toppcloud/toppcloud/internal/protocol"
 )
@@ -78,6 +79,23 @@ or acme_ca = internal):
 	}
 	cmd.Flags().StringVar(&user, "user", "", "log in as `USER` (with passwordless sudo) instead of the recorded user")
 	return cmd
+}
+
+// appSocketCmd is `toppcloud app-socket ...`, which instances' units run
+// on a node (appsocket.Command). Hidden: people never type it.
+func (a *App) appSocketCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:                "app-socket prepare|lock|proxy ...",
+		Short:              "Make, lock or proxy an instance's socket (run by the instance's units)",
+		Hidden:             true,
+		DisableFlagParsing: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if code := appsocket.Command(cmd.Context(), args, cmd.ErrOrStderr()); code != 0 {
+				return &silentError{code: code}
+			}
+			return nil
+		},
+	}
 }
 
 func (a *App) nodeInfoCmd() *cobra.Command {

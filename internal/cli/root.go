@@ -106,7 +106,8 @@ func Run(ctx context.Context, args []string, env Env) int {
 		if errors.As(err, &silent) {
 			return silent.code
 		}
-		fmt.Fprintln(env.Stderr, "toppcloud: "+strings.TrimSpace(err.Error()))
+		// The message may carry a node's words (an agent error).
+		fmt.Fprintln(env.Stderr, "toppcloud: "+PrintableLines(strings.TrimSpace(err.Error())))
 		// cobra reports an unknown command as a plain error; it is a usage
 		// mistake all the same.
 		if strings.HasPrefix(err.Error(), "unknown command") {
@@ -185,6 +186,7 @@ func (a *App) commands() []*cobra.Command {
 		a.nodeCACmd(),
 		a.nodeAgentCmd(),
 		a.nodeJobCmd(),
+		a.appSocketCmd(),
 		a.updateCmd(),
 		a.activateCmd(),
 		a.deactivateCmd(),

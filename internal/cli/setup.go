@@ -55,21 +55,21 @@ func (a *App) streamSteps() remote.CallOptions {
 			s := steps[e.Step]
 			switch e.Status {
 			case protocol.StepStart:
-				steps[e.Step] = a.out.Step("%s", e.Step)
+				steps[e.Step] = a.out.Step("%s", Printable(e.Step))
 			case protocol.StepProgress:
 				if s != nil {
-					s.Update("%s", e.Detail)
+					s.Update("%s", Printable(e.Detail))
 				}
 			case protocol.StepDone:
 				if s != nil {
-					s.Done("%s", e.Detail)
+					s.Done("%s", Printable(e.Detail))
 				}
 			case protocol.StepSkipped:
 				if s != nil {
 					if e.Detail == "" {
 						s.Done("no change")
 					} else {
-						s.Done("%s; no change", e.Detail)
+						s.Done("%s; no change", Printable(e.Detail))
 					}
 				}
 			case protocol.StepFailed:
@@ -81,15 +81,15 @@ func (a *App) streamSteps() remote.CallOptions {
 		Log: func(l protocol.Log) {
 			switch l.Stream {
 			case protocol.StreamWarning:
-				a.out.Warnf("%s", l.Text)
+				a.out.Warnf("%s", Printable(l.Text))
 				return
 			case protocol.StreamApp:
 				// The application's own output (update_fetch): always
 				// shown, as the original streamed it.
-				a.out.Printf("  | %s", l.Text)
+				a.out.Printf("  | %s", Printable(l.Text))
 				return
 			}
-			a.out.Debugf("  %s", l.Text)
+			a.out.Debugf("  %s", Printable(l.Text))
 		},
 	}
 }
@@ -106,7 +106,7 @@ func withTail(err error) error {
 	b.WriteString("\noutput (last lines):")
 	for _, l := range pe.Tail {
 		b.WriteString("\n  | ")
-		b.WriteString(l)
+		b.WriteString(Printable(l))
 	}
 	return &tailError{msg: b.String(), err: err}
 }

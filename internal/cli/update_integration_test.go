@@ -21,6 +21,7 @@ import (
 	"github.com/toppcloud/toppcloud/internal/protocol"
 	"github.com/toppcloud/toppcloud/internal/provider/local/localtest"
 	"github.com/toppcloud/toppcloud/internal/remote"
+	"github.com/toppcloud/toppcloud/internal/sshx"
 )
 
 // examplesDir is the repository's examples/.
@@ -133,6 +134,35 @@ func liveAt(q protocol.QueryResult, loc string) (live, prev string) {
 	return "", ""
 }
 
+// setUpNode creates and sets up a local node named PREFIX-XXXXXX,
+// destroyed when the test ends, and returns its name, its front server
+// and a root login.
+func (e *localEnv) setUpNode(t *testing.T, prefix string) (string, web, *sshx.Client) {
+	t.Helper()
+	node := localtest.UniqueName(prefix)
+	t.Cleanup(func() {
+		if code, out := e.run("destroy-node", "-y", node); code != ExitOK {
+			t.Errorf("destroy-node: %s", out)
+		}
+	})
+	e.ok("create-node", node, "--setup-node")
+	rec := e.record(node)
+	return node, web{t: t, addr: rec.Address()}, e.dial(rec, "root")
+}
+
+// rootShell runs shell scripts on a node, failing the test when one
+// fails.
+func rootShell(root *sshx.Client) func(t *testing.T, script string) string {
+	return func(t *testing.T, script string) string {
+		t.Helper()
+		out, err := root.Output(context.Background(), []string{"sh", "-c", script}, nil)
+		if err != nil {
+			t.Fatalf("%s: %v %s", script, err, out)
+		}
+		return string(out)
+	}
+}
+
 var instanceLineRE = regexp.MustCompile(`(\S+\.\d{4}-\d\d-\d\d_\d{3}) is live at`)
 
 // TestIntegration_Update deploys the examples to one local node and
@@ -141,24 +171,8 @@ var instanceLineRE = regexp.MustCompile(`(\S+\.\d{4}-\d\d-\d\d_\d{3}) is live at
 // order; the reboot comes last.
 func TestIntegration_Update(t *testing.T) {
 	e := newLocalEnv(t)
-	node := localtest.UniqueName("upd")
-	t.Cleanup(func() {
-		if code, out := e.run("destroy-node", "-y", node); code != ExitOK {
-			t.Errorf("destroy-node: %s", out)
-		}
-	})
-	e.ok("create-node", node, "--setup-node")
-	rec := e.record(node)
-	w := web{t: t, addr: rec.Address()}
-	root := e.dial(rec, "root")
-	sh := func(t *testing.T, script string) string {
-		t.Helper()
-		out, err := root.Output(context.Background(), []string{"sh", "-c", script}, nil)
-		if err != nil {
-			t.Fatalf("%s: %v %s", script, err, out)
-		}
-		return string(out)
-	}
+	node, w, root := e.setUpNode(t, "upd")
+	sh := rootShell(root)
 	ex := func(name string) string { return filepath.Join(examplesDir(t), name) }
 
 	t.Run("examples at a host and at a path", func(t *testing.T) {

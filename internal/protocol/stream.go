@@ -130,7 +130,7 @@ func Read(r io.Reader, h Handler) (*Result, error) {
 		br = bufio.NewReaderSize(r, 64*1024)
 	}
 	for {
-		line, err := readLine(br)
+		line, err := readLine(br, MaxLine)
 		if len(line) == 0 && err != nil {
 			if errors.Is(err, io.EOF) {
 				return nil, io.ErrUnexpectedEOF
@@ -164,23 +164,6 @@ func Read(r io.Reader, h Handler) (*Result, error) {
 	}
 }
 
-// readLine reads one line of at most MaxLine bytes (a last line without
-// a newline too).
-func readLine(br *bufio.Reader) ([]byte, error) {
-	var line []byte
-	for {
-		frag, err := br.ReadSlice('\n')
-		line = append(line, frag...)
-		if len(line) > MaxLine {
-			return nil, fmt.Errorf("a line longer than %d bytes", MaxLine)
-		}
-		if errors.Is(err, bufio.ErrBufferFull) {
-			continue
-		}
-		return line, err
-	}
-}
-
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
@@ -205,13 +188,34 @@ func EncodeRequest(w io.Writer, req Request, args any) error {
 	return err
 }
 
+// MaxRequestLine bounds a request line: requests are small JSON objects
+// (the biggest, setup-node's, carries a few authorized keys).
+const MaxRequestLine = 1 << 20
+
+// readLine reads up to and including the next newline (or a last line
+// without one), failing once the line passes max bytes instead of
+// buffering whatever arrives.
+func readLine(br *bufio.Reader, max int) ([]byte, error) {
+	var line []byte
+	for {
+		chunk, err := br.ReadSlice('\n')
+		line = append(line, chunk...)
+		if len(line) > max {
+			return nil, fmt.Errorf("a line longer than %d bytes", max)
+		}
+		if !errors.Is(err, bufio.ErrBufferFull) {
+			return line, err
+		}
+	}
+}
+
 // DecodeRequest reads the first line of r as a Request for op and
 // unmarshals its args into v (strictly: unknown fields are an error, so a
 // newer client's request is not half understood). The returned reader
 // continues after the request line, for operations that stream data.
 func DecodeRequest(r io.Reader, op string, v any) (Request, *bufio.Reader, error) {
 	br := bufio.NewReaderSize(r, 64*1024)
-	line, err := br.ReadBytes('\n')
+	line, err := readLine(br, MaxRequestLine)
 	if err != nil && !(errors.Is(err, io.EOF) && len(line) > 0) {
 		return Request{}, br, fmt.Errorf("read request: %w", err)
 	}

@@ -154,3 +154,21 @@ func TestRead_LeavesWhatFollowsTheResult(t *testing.T) {
 		t.Errorf("after the result: %q", rest)
 	}
 }
+
+// TestDecodeRequest_LineBounded: a request line without an end is not
+// read for ever into memory.
+func TestDecodeRequest_LineBounded(t *testing.T) {
+	_, _, err := DecodeRequest(io.MultiReader(strings.NewReader(`{"op":"x","args":"`), zeroReader{}), "x", nil)
+	if err == nil || !strings.Contains(err.Error(), "longer than") {
+		t.Fatalf("endless request line: %v", err)
+	}
+}
+
+type zeroReader struct{}
+
+func (zeroReader) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = 'a'
+	}
+	return len(p), nil
+}

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/toppcloud/toppcloud/internal/agent/host"
 	"github.com/toppcloud/toppcloud/internal/atomicfile"
 	"github.com/toppcloud/toppcloud/internal/protocol/wire"
 )
@@ -64,6 +65,53 @@ var ErrBlobMissing = errors.New("content missing from the blob store")
 // crash (before switching a route to it). A crash before that may leave it
 // incomplete under its name.
 func (s *Store) Assemble(ctx context.Context, m *wire.Manifest, instanceDir string) (st AssembleStats, err error) {
+	return s.AssembleFor(ctx, m, instanceDir, Access{Group: -1, Readers: -1})
+}
+
+// Access says who besides root may read an assembled tree.
+type Access struct {
+	// Group, when not -1, owns the top directory, mode 0750: the tree is
+	// then that group's (an app's) and root's, not every local user's.
+	// Its contents keep their modes; the top directory is the gate.
+	Group int
+	// Readers, when not -1, is a group that may read the tree too,
+	// through an ACL on the top directory (host.GrantGroupRead): Caddy's,
+	// which serves the static files.
+	Readers int
+	// Private makes every directory 0750 and every file 0640 (0750
+	// executable), all owned by root and Group, and copies files instead
+	// of linking them: the store's inode is shared with other trees, so
+	// its mode and owner cannot be one app's. For --config uploads, which
+	// hold an app's secrets.
+	Private bool
+	// Chown sets owners (nil: os.Lchown); tests pass a fake.
+	Chown func(path string, uid, gid int) error
+}
+
+func (a Access) chown(p string, gid int) error {
+	if a.Chown != nil {
+		return a.Chown(p, 0, gid)
+	}
+	return os.Lchown(p, 0, gid)
+}
+
+// AssembleFor is Assemble for a tree only some may read (see Access). The
+// top directory is root's alone (0700) until the tree is whole; then it
+// gets its owner, mode and ACL, and only then its name.
+func (s *Store) AssembleFor(ctx context.Context, m *wire.Manifest, instanceDir string, a Access) (st AssembleStats, err error) {
+	if a.Private && a.Group < 0 {
+		return st, fmt.Errorf("assemble %s: a private tree needs a group", instanceDir)
+	}
+	dMode, fMode := fs.FileMode(dirMode), modeFor
+	if a.Private {
+		dMode, fMode = 0o750, privateMode
+	}
+	group := func(p string) error {
+		if !a.Private {
+			return nil
+		}
+		return a.chown(p, a.Group)
+	}
 	if err := m.Validate(); err != nil {
 		return st, fmt.Errorf("assemble %s: %w", instanceDir, err)
 	}
@@ -90,7 +138,7 @@ func (s *Store) Assemble(ctx context.Context, m *wire.Manifest, instanceDir stri
 	}
 
 	partial := PartialPath(instanceDir)
-	if err := os.Mkdir(partial, dirMode); err != nil && !errors.Is(err, fs.ErrExist) {
+	if err := os.Mkdir(partial, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 		return st, fmt.Errorf("assemble %s: %w", instanceDir, err)
 	}
 	if des, err := os.ReadDir(partial); err != nil || len(des) > 0 {
@@ -101,8 +149,9 @@ func (s *Store) Assemble(ctx context.Context, m *wire.Manifest, instanceDir stri
 			os.RemoveAll(partial)
 		}
 	}()
-	// Mkdir's mode passes through the umask; say it exactly.
-	if err := os.Chmod(partial, dirMode); err != nil {
+	// Nobody but root enters while the tree is made (a name reserved
+	// by instance.NextName may have been made 0755).
+	if err := os.Chmod(partial, 0o700); err != nil {
 		return st, fmt.Errorf("assemble %s: %w", instanceDir, err)
 	}
 	for i, e := range m.Entries {
@@ -114,15 +163,21 @@ func (s *Store) Assemble(ctx context.Context, m *wire.Manifest, instanceDir stri
 		dst := filepath.Join(partial, filepath.FromSlash(e.Path))
 		switch e.Type {
 		case wire.EntryDir:
-			if err := os.Mkdir(dst, dirMode); err != nil {
+			if err := os.Mkdir(dst, dMode); err != nil {
 				return st, fmt.Errorf("assemble %s: %w", instanceDir, err)
 			}
-			if err := os.Chmod(dst, dirMode); err != nil {
+			if err := os.Chmod(dst, dMode); err != nil {
+				return st, fmt.Errorf("assemble %s: %w", instanceDir, err)
+			}
+			if err := group(dst); err != nil {
 				return st, fmt.Errorf("assemble %s: %w", instanceDir, err)
 			}
 			st.Dirs++
 		case wire.EntrySymlink:
 			if err := os.Symlink(e.Target, dst); err != nil {
+				return st, fmt.Errorf("assemble %s: %w", instanceDir, err)
+			}
+			if err := group(dst); err != nil {
 				return st, fmt.Errorf("assemble %s: %w", instanceDir, err)
 			}
 			st.Symlinks++
@@ -131,12 +186,26 @@ func (s *Store) Assemble(ctx context.Context, m *wire.Manifest, instanceDir stri
 			if e.Size == 0 {
 				// Empty files (every __init__.py) would pile thousands
 				// of links on one inode.
-				if err := writeEmpty(dst, modeFor(e.Exec)); err != nil {
+				if err := writeEmpty(dst, fMode(e.Exec)); err != nil {
+					return st, fmt.Errorf("assemble %s: %w", instanceDir, err)
+				}
+				if err := group(dst); err != nil {
 					return st, fmt.Errorf("assemble %s: %w", instanceDir, err)
 				}
 				continue
 			}
 			src := s.blobPath(e.Hash, e.Exec)
+			if a.Private {
+				if err := copyFile(src, dst, fMode(e.Exec)); err != nil {
+					return st, fmt.Errorf("assemble %s: %w", instanceDir, err)
+				}
+				if err := group(dst); err != nil {
+					return st, fmt.Errorf("assemble %s: %w", instanceDir, err)
+				}
+				st.Copied++
+				st.CopyReason = "private (readable by its app only)"
+				continue
+			}
 			err := os.Link(src, dst)
 			if err == nil {
 				st.Linked++
@@ -159,6 +228,9 @@ func (s *Store) Assemble(ctx context.Context, m *wire.Manifest, instanceDir stri
 			}
 			st.Copied++
 		}
+	}
+	if err := setTopAccess(partial, dMode, a); err != nil {
+		return st, fmt.Errorf("assemble %s: %w", instanceDir, err)
 	}
 	if err := renameNoReplace(partial, instanceDir); err != nil {
 		if err != errNoReplaceUnsupported {
@@ -196,6 +268,31 @@ func (s *Store) ensureVariant(e wire.Entry) (copied bool, err error) {
 		}
 	}
 	return true, nil
+}
+
+// privateMode is a private tree's file mode.
+func privateMode(exec bool) fs.FileMode {
+	if exec {
+		return 0o750
+	}
+	return 0o640
+}
+
+// setTopAccess gives the top directory of a tree its owner, mode and ACL.
+func setTopAccess(dir string, mode fs.FileMode, a Access) error {
+	if a.Group < 0 {
+		return os.Chmod(dir, mode)
+	}
+	if err := a.chown(dir, a.Group); err != nil {
+		return err
+	}
+	if err := os.Chmod(dir, 0o750); err != nil {
+		return err
+	}
+	if a.Readers >= 0 {
+		return host.GrantGroupRead(dir, a.Readers)
+	}
+	return nil
 }
 
 func writeEmpty(p string, mode fs.FileMode) error {

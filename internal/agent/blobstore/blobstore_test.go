@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/toppcloud/toppcloud/internal/agent/host"
 	"github.com/toppcloud/toppcloud/internal/protocol/wire"
 )
 
@@ -650,5 +651,97 @@ func TestReceive_ManyBlobs(t *testing.T) {
 	}
 	if n := tmpFiles(t, s); len(n) != 0 {
 		t.Fatalf("temporary files left: %v", n)
+	}
+}
+
+// TestAssembleFor: an app's trees are not every local user's. Instance
+// code is root's, its app group's and Caddy's (an ACL on the top
+// directory, the gate); a private tree (the --config upload) is copies,
+// directories 0750 and files 0640 of the app's group, never a blob's
+// shared inode.
+func TestAssembleFor(t *testing.T) {
+	s := openStore(t)
+	receive(t, s, sample)
+	www := t.TempDir()
+	const appGID, caddyGID = 4242, 4343
+	var mu sync.Mutex
+	owners := map[string]int{}
+	// By final path: the tree is made under its partial name.
+	chown := func(p string, uid, gid int) error {
+		mu.Lock()
+		defer mu.Unlock()
+		dir, name := filepath.Split(p)
+		for d := filepath.Clean(dir); d != "/" && d != "."; d = filepath.Dir(d) {
+			if base := filepath.Base(d); strings.HasPrefix(base, ".") && strings.HasSuffix(base, PartialSuffix) {
+				rel, _ := filepath.Rel(d, p)
+				p = filepath.Join(filepath.Dir(d), strings.TrimSuffix(base[1:], PartialSuffix), rel)
+				break
+			}
+		}
+		if strings.HasPrefix(name, ".") && strings.HasSuffix(name, PartialSuffix) {
+			p = filepath.Join(dir, strings.TrimSuffix(name[1:], PartialSuffix))
+		}
+		owners[p] = gid
+		return nil
+	}
+	code := filepath.Join(www, "demo.2026-01-02_001")
+	if _, err := s.AssembleFor(context.Background(), sample.manifest(), code, Access{Group: appGID, Readers: caddyGID, Chown: chown}); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(code); fi.Mode().Perm() != 0o750 || owners[code] != appGID {
+		t.Errorf("instance directory: mode %v group %d, want 0750 group %d", fi.Mode().Perm(), owners[code], appGID)
+	}
+	if !host.GroupReadGranted(code, caddyGID) {
+		t.Error("Caddy's group may not read the instance directory")
+	}
+	h := wire.Hash(sha256.Sum256([]byte(sample["app.ini"])))
+	if statIno(t, filepath.Join(code, "app.ini")) != statIno(t, s.blobPath(h, false)) {
+		t.Error("instance code is not linked to its blobs")
+	}
+
+	config := filepath.Join(t.TempDir(), "config")
+	st, err := s.AssembleFor(context.Background(), sample.manifest(), config, Access{Group: appGID, Readers: -1, Private: true, Chown: chown})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Linked != 0 {
+		t.Errorf("%d files of a private tree are linked to blobs", st.Linked)
+	}
+	err = filepath.WalkDir(config, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(config, p)
+		want := fs.FileMode(0o640)
+		switch {
+		case fi.IsDir():
+			want = 0o750
+		case fi.Mode()&fs.ModeSymlink != 0:
+			want = fi.Mode().Perm()
+		case strings.HasPrefix(rel, "bin/"):
+			want = 0o750
+		}
+		if fi.Mode().Perm() != want || owners[p] != appGID {
+			t.Errorf("%s: mode %v group %d, want %v group %d", rel, fi.Mode().Perm(), owners[p], want, appGID)
+		}
+		if fi.Mode().IsRegular() && fi.Size() > 0 {
+			if sys := fi.Sys().(*syscall.Stat_t); sys.Nlink != 1 {
+				t.Errorf("%s: %d links; a private file must be a copy", rel, sys.Nlink)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(config, "app.ini")); string(got) != sample["app.ini"] {
+		t.Errorf("app.ini = %q", got)
+	}
+	if _, err := s.AssembleFor(context.Background(), sample.manifest(), filepath.Join(www, "x"), Access{Group: -1, Readers: -1, Private: true}); err == nil {
+		t.Error("a private tree without a group was assembled")
 	}
 }

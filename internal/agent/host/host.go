@@ -67,6 +67,10 @@ func (h *Host) owners() Owners {
 	return RealOwners{}
 }
 
+// OwnerOf returns the owner of a real path (under Root already), through
+// Owners.
+func (h *Host) OwnerOf(real string) (uid, gid int, err error) { return h.owners().Owner(real) }
+
 // ChownPath sets the owner of a real path (under Root already), through
 // Owners.
 func (h *Host) ChownPath(real string, uid, gid int) error { return h.owners().Chown(real, uid, gid) }

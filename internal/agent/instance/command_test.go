@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/toppcloud/toppcloud/internal/agent/appsocket"
 	"github.com/toppcloud/toppcloud/internal/appconfig"
 )
 
@@ -22,6 +24,24 @@ func commandInstance(t *testing.T, runner string) *Instance {
 	}
 	inst.Port = port
 	return inst
+}
+
+// startProxy runs what the proxy units run (appsocket.Proxy) on the
+// instance's socket, for an app run by the test's own user.
+func startProxy(t *testing.T, inst *Instance) {
+	t.Helper()
+	ln, err := net.Listen("unix", inst.Layout.Socket(inst.Name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		p := &appsocket.Proxy{Port: inst.Port, UID: os.Getuid(), Log: t.Logf}
+		_ = p.Serve(ctx, ln)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
 }
 
 func TestCommand_HealthyAndFetch(t *testing.T) {
@@ -71,13 +91,24 @@ func TestFreePort(t *testing.T) {
 	if p < PortMin || p > PortMax {
 		t.Errorf("port %d outside %d-%d", p, PortMin, PortMax)
 	}
-	// A bound port and an excluded one are skipped.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	// A bound port and an excluded one are skipped. The port after the
+	// bound one must be free to begin with: other tests and programs on
+	// the machine take ephemeral ports too, so look for such a pair.
+	var busy int
+	for try := 0; busy == 0; try++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		p := ln.Addr().(*net.TCPAddr).Port
+		if next, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p+1))); err == nil {
+			next.Close()
+			busy = p
+		} else if try == 50 {
+			t.Fatal("no free port next to a bound one")
+		}
 	}
-	defer ln.Close()
-	busy := ln.Addr().(*net.TCPAddr).Port
 	first := func(int) int { return 0 }
 	got, err := freePort(nil, busy, busy+1, first)
 	if err != nil || got != busy+1 {

@@ -18,10 +18,15 @@ import (
 )
 
 // FromRecord is the instance a record describes, as far as running its
-// jobs needs (no environment, no token: those live in its env file).
-func (n *Node) FromRecord(rec *Record) *Instance {
-	return &Instance{App: rec.App, Name: rec.Instance, Kind: rec.Kind, Runner: rec.Runner, RunnerName: rec.RunnerName,
+// jobs needs (no environment, no token: those live in its env file),
+// with the resource limits of its app.ini cfg, so that its jobs get the
+// same limits as its web process.
+func (n *Node) FromRecord(rec *Record, cfg *appconfig.Config) *Instance {
+	inst := &Instance{App: rec.App, Name: rec.Instance, Kind: rec.Kind, Runner: rec.Runner, RunnerName: rec.RunnerName,
 		PHPRoot: rec.PHPRoot, Port: rec.Port, Layout: n.Layout}
+	meminfo, _ := n.Host.ReadFile("/proc/meminfo")
+	inst.Limits = ResolveLimits(cfg.Limits, MemTotal(meminfo))
+	return inst
 }
 
 // CronJobs lists the cron entries of app whose units are on the node.

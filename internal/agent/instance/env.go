@@ -154,7 +154,7 @@ func (i *Instance) ProcessEnv() map[string]string {
 	env["LANG"] = "C.UTF-8"
 	maps.Copy(env, appruntime.Process{
 		Kind: i.Kind, Dir: i.Dir(), Runner: i.Runner, RunnerName: i.RunnerName, PHPRoot: i.PHPRoot,
-		SecretFile: i.Layout.Secret, Token: i.Token, Port: i.Port,
+		SecretFile: i.Layout.AppSecret(i.App), Token: i.Token, Port: i.Port,
 	}.Env())
 	return env
 }

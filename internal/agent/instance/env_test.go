@@ -1,6 +1,7 @@
 package instance
 
 import (
+	"bytes"
 	"maps"
 	"strings"
 	"testing"
@@ -169,5 +170,33 @@ func TestCreateUserArgv(t *testing.T) {
 	}
 	if n := len(UserName(strings.Repeat("a", appconfig.MaxAppNameLen))); n > 32 {
 		t.Errorf("the longest app's user name has %d characters", n)
+	}
+}
+
+// TestAppSecret: each app gets its own secret from the node's, and one
+// app's tells nothing of another's.
+func TestAppSecret(t *testing.T) {
+	node := []byte("c2VjcmV0LW9mLXRoZS1ub2RlLWZvci10ZXN0cw\n")
+	blog, shop := AppSecret(node, "blog"), AppSecret(node, "shop")
+	if blog == shop || blog == AppSecret([]byte("another node"), "blog") {
+		t.Errorf("secrets shared: blog %q shop %q", blog, shop)
+	}
+	if blog != AppSecret(bytes.TrimSpace(node), "blog") || len(blog) != 43 {
+		t.Errorf("blog's secret %q is not stable", blog)
+	}
+	if strings.Contains(blog, strings.TrimSpace(string(node))) {
+		t.Error("the node secret shows in an app's")
+	}
+	l := layout.Default()
+	inst := &Instance{App: "blog", Name: "blog.2024-01-01_001", Kind: appconfig.KindPython, Runner: "app.py", Layout: l, Token: strings.Repeat("a", 64)}
+	if got := inst.ProcessEnv()[EnvSecretFile]; got != "/var/lib/toppcloud/apps/blog/secret" {
+		t.Errorf("%s = %q", EnvSecretFile, got)
+	}
+	dropIn, err := inst.DropIn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(dropIn), l.Secret+" ") || !strings.Contains(string(dropIn), l.AppSecret("blog")) {
+		t.Errorf("the sandbox binds the node secret, or not the app's:\n%s", dropIn)
 	}
 }

@@ -4,9 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
@@ -14,6 +17,7 @@ import (
 	"os/user"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -211,19 +215,14 @@ func (i *Instance) fetchFastCGI(ctx context.Context, userAgent, host string, u *
 	return status, nil
 }
 
-// ScriptCommand builds the command for an update_fetch `script:` entry:
-// a Python script (*.py, or a #! line naming python) runs through the
-// bootstrap's script runner, with the app's libraries on sys.path, as the
-// original's call-script.py did; any other script is executed directly
-// and must be executable. It runs as the app user, in the instance
-// directory, with the instance's environment (without the internal
-// token), unbuffered so its output streams.
+// ScriptCommand builds the command for an update_fetch `script:` entry
+// (scriptArgv), run as RunCommand runs it.
 func (i *Instance) ScriptCommand(ctx context.Context, c appconfig.Command) (*exec.Cmd, error) {
 	argv, err := i.scriptArgv(c)
 	if err != nil {
 		return nil, fmt.Errorf("script: %w", err)
 	}
-	return i.appCommand(ctx, argv, "script "+c.Path)
+	return i.RunCommand(ctx, argv, "script "+c.Path)
 }
 
 // scriptArgv is how a script of the app runs (update_fetch's and crons'
@@ -243,40 +242,86 @@ func (i *Instance) scriptArgv(c appconfig.Command) ([]string, error) {
 // CheckConfigCommand builds the command that runs app.ini's
 // config.checker (module:function) on the configuration directory
 // configDir, as the original's update-check-config.py did: the app's
-// libraries on sys.path, as the app user, in the instance directory,
-// with the instance's environment. A non-zero exit means the
-// configuration was refused; the output says why.
+// libraries on sys.path, run as RunCommand runs it. A non-zero exit means
+// the configuration was refused; the output says why.
 func (i *Instance) CheckConfigCommand(ctx context.Context, checker appconfig.Checker, configDir string) (*exec.Cmd, error) {
+	argv, err := i.CheckConfigArgv(checker, configDir)
+	if err != nil {
+		return nil, err
+	}
+	return i.RunCommand(ctx, argv, "config.checker")
+}
+
+// CheckConfigArgv is config.checker's command (CheckConfigCommand).
+func (i *Instance) CheckConfigArgv(checker appconfig.Checker, configDir string) ([]string, error) {
 	if checker.IsZero() || strings.ContainsAny(checker.String(), " \t\n\x00/") {
 		return nil, fmt.Errorf("config.checker %q: not module:function", checker)
 	}
 	if !filepath.IsAbs(configDir) {
 		return nil, fmt.Errorf("config directory %q is not absolute", configDir)
 	}
-	argv := []string{i.Layout.Python, assets.Path(i.Layout.Assets, assets.ConfigChecker), checker.String(), configDir}
-	return i.appCommand(ctx, argv, "config.checker")
+	return []string{i.Layout.Python, assets.Path(i.Layout.Assets, assets.ConfigChecker), checker.String(), configDir}, nil
 }
 
-// appCommand makes argv run the way the app's own processes do.
-func (i *Instance) appCommand(ctx context.Context, argv []string, what string) (*exec.Cmd, error) {
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Dir = i.Dir()
-	env := i.ProcessEnv()
-	delete(env, EnvInternalToken)
-	env["PYTHONUNBUFFERED"] = "1"
-	env["PATH"] = "/usr/local/bin:/usr/bin:/bin"
-	env["HOME"] = i.Layout.AppDir(i.App)
-	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
+// RunEnv is what a command of the app's sees besides the instance's
+// environment file: its output unbuffered, a PATH, HOME. The internal
+// token is not for it (RunCommand unsets it).
+func (i *Instance) RunEnv() map[string]string {
+	return map[string]string{
+		"PYTHONUNBUFFERED": "1",
+		"PATH":             "/usr/local/bin:/usr/bin:/bin",
+		"HOME":             i.Layout.AppDir(i.App),
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cred, err := credential(i.user())
-	if err != nil {
+}
+
+// RunUnitName names a transient unit running a command of the instance's
+// app; suffix tells runs apart.
+func RunUnitName(instance, suffix string) string {
+	return "toppcloud-run-" + instance + "-" + suffix + ".service"
+}
+
+// RunCommand makes argv run the way the app's own processes do, in a
+// transient systemd service (systemd-run --wait --pipe): as the app's
+// user, in the instance directory, with the instance's environment file
+// (written by Node.Prepare) less its internal token, inside the same
+// sandbox and resource limits as the instance's service (Properties).
+// Every process it starts is in the unit's cgroup, so none outlives it:
+// when the command exits, systemd stops the unit and kills what is left
+// (a daemon a hostile update_fetch script forked off included), and a
+// cancelled context stops the unit the same way. (It used to run straight
+// from the agent, as the app's user but outside every sandbox and cgroup.)
+func (i *Instance) RunCommand(ctx context.Context, argv []string, what string) (*exec.Cmd, error) {
+	if _, err := credential(i.user()); err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	cmd.SysProcAttr.Credential = cred
-	// On cancel, end the whole process group, not just the interpreter.
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	var rnd [6]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return nil, err
+	}
+	unit := RunUnitName(i.Name, hex.EncodeToString(rnd[:]))
+	args := []string{
+		"--quiet", "--wait", "--pipe", "--collect", "--service-type=exec",
+		"--unit=" + unit,
+		"--description=toppcloud " + what + " of " + i.Name,
+		"--working-directory=" + i.Dir(),
+		"--property=EnvironmentFile=" + EnvFilePath(i.Layout, i.Name),
+		"--property=UnsetEnvironment=" + EnvInternalToken,
+	}
+	env := i.RunEnv()
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		args = append(args, "--setenv="+k+"="+env[k])
+	}
+	for _, p := range i.Properties() {
+		args = append(args, "--property="+p)
+	}
+	args = append(append(args, "--"), argv...)
+	cmd := exec.CommandContext(ctx, i.Layout.SystemdRun, args...)
+	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"}
+	// systemd-run going away would leave the unit running: stop it.
+	cmd.Cancel = func() error {
+		_ = exec.Command(i.Layout.Systemctl, "kill", "--signal=SIGKILL", unit).Run()
+		return cmd.Process.Kill()
+	}
 	cmd.WaitDelay = 5 * time.Second
 	return cmd, nil
 }

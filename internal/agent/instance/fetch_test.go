@@ -4,33 +4,44 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
-	"strconv"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/toppcloud/toppcloud/internal/appconfig"
 )
 
+// directCommand runs argv as the test's own user with the environment a
+// transient unit gives it (the environment file less the token, RunEnv),
+// without systemd: the runner's behaviour (sys.path, the script runner,
+// output streaming) is the same, and the host running the tests has no
+// systemd to ask.
+func directCommand(inst *Instance, argv []string) *exec.Cmd {
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Dir = inst.Dir()
+	env := inst.ProcessEnv()
+	delete(env, EnvInternalToken)
+	maps.Copy(env, inst.RunEnv())
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	return cmd
+}
+
 // runScript runs a script: entry as the test's own user.
 func runScript(t *testing.T, inst *Instance, c appconfig.Command) ([]string, error) {
 	t.Helper()
-	me, err := user.Current()
+	argv, err := inst.scriptArgv(c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	mine := *inst
-	mine.User = me.Username
-	cmd, err := mine.ScriptCommand(context.Background(), c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.SysProcAttr.Credential = nil
 	var lines []string
-	err = StreamCommand(cmd, func(s string) { lines = append(lines, s) })
+	err = StreamCommand(directCommand(inst, argv), func(s string) { lines = append(lines, s) })
 	return lines, err
 }
 
@@ -104,27 +115,48 @@ func TestFetch_Scripts(t *testing.T) {
 	}
 }
 
-func TestFetch_ScriptRunsAsAppUser(t *testing.T) {
-	u, err := user.Lookup("nobody")
-	if err != nil {
+// TestRunCommand_TransientUnit: the app's commands run in a transient
+// unit of their own, as the app's user, with the instance's environment
+// file less the token, and every sandbox setting and limit of the
+// instance's service (Properties), which the unit's cgroup outlives no
+// process of.
+func TestRunCommand_TransientUnit(t *testing.T) {
+	if _, err := user.Lookup("nobody"); err != nil {
 		t.Skip("no user nobody")
 	}
 	l := testLayout(t)
 	inst := testInstance(t, l, "wsgi", appconfig.KindPython, "main.py", "")
 	inst.User = "nobody"
-	cmd, err := inst.ScriptCommand(context.Background(), appconfig.Command{Path: "bin/migrate.py"})
+	inst.Limits = appconfig.Limits{MemoryMax: 300 << 20}
+	cmd, err := inst.ScriptCommand(context.Background(), appconfig.Command{Path: "bin/hello.sh", Args: []string{"a b"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c := cmd.SysProcAttr.Credential; c == nil || strconv.Itoa(int(c.Uid)) != u.Uid || strconv.Itoa(int(c.Gid)) != u.Gid {
-		t.Errorf("credential %+v, want uid %s gid %s", cmd.SysProcAttr.Credential, u.Uid, u.Gid)
+	args := cmd.Args
+	if args[0] != l.SystemdRun {
+		t.Fatalf("runs %s, not systemd-run", args[0])
 	}
-	if cmd.Dir != inst.Dir() {
-		t.Errorf("dir %s, want %s", cmd.Dir, inst.Dir())
+	sep := slices.Index(args, "--")
+	if sep < 0 || !slices.Equal(args[sep+1:], []string{filepath.Join(inst.Dir(), "bin/hello.sh"), "a b"}) {
+		t.Errorf("command after --: %q", args[sep+1:])
 	}
-	for _, e := range cmd.Env {
-		if strings.HasPrefix(e, EnvInternalToken+"=") {
-			t.Error("the script gets the internal token")
+	opts := args[1:sep]
+	for _, want := range []string{"--wait", "--pipe", "--collect", "--working-directory=" + inst.Dir(),
+		"--property=EnvironmentFile=" + EnvFilePath(l, inst.Name), "--property=UnsetEnvironment=" + EnvInternalToken,
+		"--property=User=nobody", "--property=NoNewPrivileges=yes", "--property=ProtectSystem=strict",
+		"--property=MemoryMax=314572800", "--property=TasksMax=512", "--property=" + hidden(l)} {
+		if !slices.Contains(opts, want) {
+			t.Errorf("systemd-run lacks %s:\n%q", want, opts)
+		}
+	}
+	for _, p := range inst.Properties() {
+		if !slices.Contains(opts, "--property="+p) {
+			t.Errorf("the unit lacks the instance's %s", p)
+		}
+	}
+	for _, o := range opts {
+		if strings.Contains(o, inst.Token) {
+			t.Errorf("the internal token is on the command line: %s", o)
 		}
 	}
 	inst.User = "no-such-user-here"
@@ -146,13 +178,12 @@ func TestCheckConfigCommand(t *testing.T) {
 	}
 	inst.User = me.Username
 	run := func(dir string) ([]string, error) {
-		cmd, err := inst.CheckConfigCommand(context.Background(), appconfig.Checker{Module: "checkconf", Function: "check"}, dir)
+		argv, err := inst.CheckConfigArgv(appconfig.Checker{Module: "checkconf", Function: "check"}, dir)
 		if err != nil {
 			t.Fatal(err)
 		}
-		cmd.SysProcAttr.Credential = nil
 		var lines []string
-		err = StreamCommand(cmd, func(s string) { lines = append(lines, s) })
+		err = StreamCommand(directCommand(inst, argv), func(s string) { lines = append(lines, s) })
 		return lines, err
 	}
 	good := filepath.Join(t.TempDir(), "conf")

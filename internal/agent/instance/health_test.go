@@ -212,7 +212,8 @@ func TestInstance_Upstream(t *testing.T) {
 		{appconfig.KindPython, "unix//run/toppcloud/blog.1/app.sock"},
 		{appconfig.KindPaste, "unix//run/toppcloud/blog.1/app.sock"},
 		{appconfig.KindPHP, "unix//run/toppcloud/blog.1/app.sock"},
-		{appconfig.KindCommand, "127.0.0.1:20001"},
+		// Through its proxy, which checks the port's listener is the app's.
+		{appconfig.KindCommand, "unix//run/toppcloud/blog.1/app.sock"},
 		{appconfig.KindStatic, ""},
 	} {
 		i := &Instance{App: "blog", Name: "blog.1", Kind: tc.kind, Port: 20001, Layout: l}

@@ -24,6 +24,9 @@ import (
 
 const testSecret = "node-secret-for-tests"
 
+// testAppSecret is the secret of the test instances' app, "demo".
+var testAppSecret = AppSecret([]byte(testSecret), "demo")
+
 // testLayout makes a node layout in a short temporary directory (unix
 // socket paths must stay under 108 bytes), with the assets installed and
 // a node secret.
@@ -75,6 +78,9 @@ func testInstance(t *testing.T, l layout.Layout, src string, kind appconfig.Kind
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if err := os.WriteFile(l.AppSecret(app), []byte(testAppSecret), 0o644); err != nil {
+		t.Fatal(err)
 	}
 	env, err := Environment(l, EnvInput{
 		App: app, Instance: inst.Name, Locations: []string{"www.example.com/blog", "example.com"},

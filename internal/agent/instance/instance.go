@@ -78,10 +78,18 @@ const (
 	// DefaultWorkers and DefaultThreads size gunicorn: threads keep a
 	// slow client from holding a whole worker; two processes let one
 	// crash or restart without a gap. Many apps share a small node.
+	// Threads cost little memory; 16 in all outlast a handful of slow
+	// requests (the front server buffers small bodies before they reach
+	// the app, and times out slow ones).
 	DefaultWorkers = 2
-	DefaultThreads = 4
-	// DefaultFPMChildren bounds a PHP instance's workers (pm = ondemand).
-	DefaultFPMChildren = 5
+	DefaultThreads = 8
+	// DefaultFPMChildren bounds a PHP instance's workers (pm = ondemand:
+	// they exist only while requests need them).
+	DefaultFPMChildren = 16
+	// FPMRequestTimeout ends a PHP request that runs (or waits for its
+	// body) longer, so slow clients cannot hold every worker for ever
+	// (php-fpm's request_terminate_timeout).
+	FPMRequestTimeout = 120 * time.Second
 	// DefaultGracefulTimeout is how long a stopping instance may take to
 	// finish requests in flight (gunicorn --graceful-timeout, php-fpm
 	// process_control_timeout); systemd kills it DefaultStopSlack later.
@@ -144,6 +152,9 @@ type Instance struct {
 	// WorkerJobs are the app.ini workers (worker.NAME) this instance
 	// runs beside its web process (see jobunits.go).
 	WorkerJobs []Worker
+	// Limits are the app's resource limits (ResolveLimits: app.ini's,
+	// else the node's defaults).
+	Limits appconfig.Limits
 
 	Layout layout.Layout
 }
@@ -249,18 +260,10 @@ func (i *Instance) SocketUpstream() string {
 }
 
 // Upstream is what the agent's own requests dial (health checks,
-// update_fetch): "unix//run/toppcloud/I/app.sock", "127.0.0.1:PORT" for
-// a command app (its process itself, not the proxy), or "" for a static
-// app.
-func (i *Instance) Upstream() string {
-	switch i.Kind {
-	case appconfig.KindStatic:
-		return ""
-	case appconfig.KindCommand:
-		return fmt.Sprintf("127.0.0.1:%d", i.Port)
-	}
-	return "unix/" + i.Layout.Socket(i.Name)
-}
+// update_fetch): the socket the router uses (SocketUpstream), through the
+// proxy for a command app, which checks that what listens on the port is
+// the app (see proxy.go); "" for a static app.
+func (i *Instance) Upstream() string { return i.SocketUpstream() }
 
 // HasProcess reports whether the instance runs anything (static apps
 // don't).

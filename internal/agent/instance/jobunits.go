@@ -300,7 +300,14 @@ func (i *Instance) CronDropIns(c appconfig.Cron, host string) (service, timer []
 		w("# An internal request, as update_fetch's: the instance's token proves it.")
 	}
 	jobEnv(w, c.Name, c.Script == nil)
-	w("ExecStart=" + ExecLine(argv))
+	if c.Script == nil {
+		// "+": the agent's request runs as root and outside the sandbox,
+		// as update_fetch's does (jobrun's fetch says why); it runs none
+		// of the app's code.
+		w("ExecStart=+" + ExecLine(argv))
+	} else {
+		w("ExecStart=" + ExecLine(argv))
+	}
 	w(fmt.Sprintf("TimeoutStartSec=%d", int(c.Timeout.Seconds())))
 	i.appPaths(w)
 

@@ -1,7 +1,11 @@
 package instance
 
 import (
+	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -14,6 +18,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/toppcloud/toppcloud/internal/agent/appsocket"
+	"github.com/toppcloud/toppcloud/internal/agent/blobstore"
 	"github.com/toppcloud/toppcloud/internal/agent/host"
 	"github.com/toppcloud/toppcloud/internal/agent/layout"
 	"github.com/toppcloud/toppcloud/internal/agent/system"
@@ -99,6 +105,9 @@ func (n *Node) Journal(ctx context.Context, name string, lines int) []string {
 // starts even if setup-node was not run again.
 func (n *Node) InstallRuntime(ctx context.Context) (changed []string, err error) {
 	l := n.Layout
+	if _, err := EnsureProxyUser(ctx, n.Host); err != nil {
+		return nil, err
+	}
 	units := TemplateUnits(l)
 	for _, name := range slices.Sorted(maps.Keys(units)) {
 		unitChanged, err := n.Host.WriteFile(path.Join(l.Units, name), units[name], host.Attr{Mode: 0o644})
@@ -125,7 +134,8 @@ func (n *Node) InstallRuntime(ctx context.Context) (changed []string, err error)
 }
 
 // EnsureAppUser creates the app's user and its directories: the data
-// directory (passable, root's) and the log directory (the app's own).
+// directory (passable, root's) and the log directory (the app's own); and
+// the app's secret (AppSecret).
 func (n *Node) EnsureAppUser(ctx context.Context, app string) error {
 	l := n.Layout
 	user := UserName(app)
@@ -147,7 +157,117 @@ func (n *Node) EnsureAppUser(ctx context.Context, app string) error {
 			return err
 		}
 	}
-	return nil
+	if _, err := n.Host.WriteFile(l.AppLogrotate(app), LogrotateRule(l, app), host.Attr{Mode: 0o644}); err != nil {
+		return err
+	}
+	return n.ensureAppSecret(app)
+}
+
+// Log rotation of an app's own log files (errors.log and whatever it
+// writes to $SILVER_LOGS). logrotate runs hourly (setup-node's timer
+// drop-in), so a log is rotated within the hour it passes LogRotateSize.
+const (
+	LogRotateSize = "50M"
+	LogRotations  = 8
+)
+
+// LogrotateRule is the logrotate rule of the app's log directory: as the
+// app's user (su), since the directory is the app's and logrotate would
+// otherwise work in it as root; by size, and no more than LogRotations
+// old logs kept. copytruncate: apps keep their files open.
+func LogrotateRule(l layout.Layout, app string) []byte {
+	user := UserName(app)
+	return []byte(fmt.Sprintf(`# toppcloud: the logs of app %[1]s; written by the agent, do not edit.
+%[2]s/*.log {
+	su %[3]s %[3]s
+	size %[4]s
+	rotate %[5]d
+	missingok
+	notifempty
+	compress
+	delaycompress
+	copytruncate
+}
+`, app, l.AppLogDir(app), user, LogRotateSize, LogRotations))
+}
+
+// ensureAppSecret writes the app's secret, readable by root and the app's
+// user only. The node secret it comes from stays root's.
+func (n *Node) ensureAppSecret(app string) error {
+	node, err := n.Host.ReadFile(n.Layout.Secret)
+	if err != nil {
+		return fmt.Errorf("the node secret: %w (run setup-node)", err)
+	}
+	// Nodes set up before apps had secrets of their own let every app
+	// read the node's: no more.
+	if _, err := n.Host.WriteFile(n.Layout.Secret, node, host.Attr{Mode: 0o600}); err != nil {
+		return err
+	}
+	user := UserName(app)
+	_, err = n.Host.WriteFile(n.Layout.AppSecret(app), []byte(AppSecret(node, app)), host.Attr{Mode: 0o440, Group: user})
+	return err
+}
+
+// AppSecret is the secret an app gets (silversupport.secret.get_secret(),
+// PHP's SILVER_SECRET): HMAC-SHA256 of the app's name keyed with the node
+// secret, base64url. An app that knows its own learns nothing of the node
+// secret or of another app's, so it cannot forge what another app signs.
+func AppSecret(nodeSecret []byte, app string) string {
+	m := hmac.New(sha256.New, bytes.TrimSpace(nodeSecret))
+	m.Write([]byte(app))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// Access is who may read an app's trees on the node besides root: the
+// app's group, and for instance code (private false) Caddy's group too,
+// which serves the static files. A private tree (the --config upload,
+// which holds the app's secrets) is the app's alone, every file a copy
+// (blobstore.Access).
+func (n *Node) Access(app string, private bool) (blobstore.Access, error) {
+	g, ok, err := n.Host.LookupGroup(UserName(app))
+	if err != nil {
+		return blobstore.Access{}, err
+	}
+	if !ok {
+		return blobstore.Access{}, fmt.Errorf("no group %s: the app's user is made first", UserName(app))
+	}
+	a := blobstore.Access{Group: g.GID, Readers: -1, Private: private, Chown: n.Host.ChownPath}
+	if !private {
+		c, ok, err := n.Host.LookupGroup(layout.CaddyGroup)
+		if err != nil {
+			return blobstore.Access{}, err
+		}
+		if !ok {
+			return blobstore.Access{}, fmt.Errorf("no group %s (is Caddy installed? run setup-node)", layout.CaddyGroup)
+		}
+		a.Readers = c.GID
+	}
+	return a, nil
+}
+
+// secureDir gives an instance directory assembled before instance code
+// was private (it was every local user's to read) the access a new one
+// gets (Access): activate and reboots start old instances too.
+func (n *Node) secureDir(inst *Instance) error {
+	a, err := n.Access(inst.App, false)
+	if err != nil {
+		return err
+	}
+	real := n.Host.Path(inst.Dir())
+	fi, err := os.Lstat(real)
+	if err != nil {
+		return err
+	}
+	if _, gid, err := n.Host.OwnerOf(real); err == nil && gid == a.Group && fi.Mode().Perm()&0o007 == 0 && host.GroupReadGranted(real, a.Readers) {
+		return nil
+	}
+	if err := n.Host.ChownPath(real, 0, a.Group); err != nil {
+		return fmt.Errorf("instance %s: %w", inst.Name, err)
+	}
+	if err := os.Chmod(real, 0o750); err != nil {
+		return fmt.Errorf("instance %s: %w", inst.Name, err)
+	}
+	return host.GrantGroupRead(real, a.Readers)
 }
 
 // Spec is what an instance is started with besides its record.
@@ -197,10 +317,12 @@ func (n *Node) Prepare(ctx context.Context, rec *Record, spec Spec) (*Instance, 
 	if err != nil {
 		return nil, err
 	}
+	meminfo, _ := n.Host.ReadFile("/proc/meminfo")
 	inst := &Instance{
 		App: rec.App, Name: rec.Instance, Kind: rec.Kind,
 		Runner: rec.Runner, RunnerName: rec.RunnerName, PHPRoot: rec.PHPRoot,
 		Env: env, Layout: l, WorkerJobs: spec.Workers,
+		Limits: ResolveLimits(spec.Config.Limits, MemTotal(meminfo)),
 	}
 	if inst.HasProcess() {
 		if inst.Token, err = NewToken(); err != nil {
@@ -218,6 +340,17 @@ func (n *Node) Prepare(ctx context.Context, rec *Record, spec Spec) (*Instance, 
 	}
 	if err := inst.Validate(); err != nil {
 		return nil, err
+	}
+	if inst.HasProcess() {
+		// Commands of the app that run before the instance starts
+		// (config.checker) read it too (RunCommand).
+		env, err := EnvFile(inst.ProcessEnv())
+		if err != nil {
+			return nil, err
+		}
+		if err := WriteFiles(n.Host.Root, []File{{Path: EnvFilePath(l, inst.Name), Mode: 0o600, Data: env}}); err != nil {
+			return nil, err
+		}
 	}
 	return inst, n.SaveRecord(rec)
 }
@@ -289,6 +422,9 @@ func portFree(port int) bool {
 // StartWorkers' to start. A failure is a *protocol.Error
 // carrying the process's output; the caller stops the instance.
 func (n *Node) Start(ctx context.Context, inst *Instance, progress func(string), healthTimeout time.Duration) error {
+	if err := n.secureDir(inst); err != nil {
+		return err
+	}
 	if !inst.HasProcess() {
 		return nil
 	}
@@ -393,6 +529,9 @@ func (n *Node) Stop(ctx context.Context, name string, kind appconfig.Kind, drain
 	if _, err := n.StopWorkers(ctx, name); err != nil {
 		errs = append(errs, err)
 	}
+	if kind != appconfig.KindCommand && kind != appconfig.KindStatic {
+		n.unlockSocketDir(name)
+	}
 	if err := stopUnits(ctx, n.systemd(), name, kind, drained); err != nil {
 		errs = append(errs, err)
 	}
@@ -402,6 +541,26 @@ func (n *Node) Stop(ctx context.Context, name string, kind appconfig.Kind, drain
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// unlockSocketDir gives a stopping instance its socket directory back
+// (the unit's ExecStop does too, but a quick stop signals the process
+// first): gunicorn removes its socket as it stops, and without it fails
+// before its workers finish. Best effort: the instance is out of the
+// routes, and the worst case is an error in its log.
+func (n *Node) unlockSocketDir(name string) {
+	app, _ := SplitName(name)
+	u, ok, err := n.Host.LookupUser(UserName(app))
+	if err != nil || !ok {
+		return
+	}
+	g, ok, err := n.Host.LookupGroup(layout.CaddyGroup)
+	if err != nil || !ok {
+		return
+	}
+	if ok, _ := n.Host.Exists(n.Layout.SocketDir(name)); ok {
+		_ = appsocket.Prepare(n.Host.Path(n.Layout.Run), name, u.UID, g.GID)
+	}
 }
 
 // DrainAndStop waits until the router's connections to the instance are

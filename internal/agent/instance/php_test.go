@@ -120,7 +120,7 @@ func TestPHP_ServesFrontController(t *testing.T) {
 			t.Fatalf("%v: %s", err, body)
 		}
 		want := map[string]any{
-			"secret": testSecret, "instance": inst.Name, "server_instance": inst.Name,
+			"secret": testAppSecret, "instance": inst.Name, "server_instance": inst.Name,
 			"config": `service value with $dollar and "quotes"`, "update": false,
 			"header": "hidden", "base": inst.Dir(),
 		}
@@ -217,7 +217,7 @@ func TestPHP_MasterAsAppUser(t *testing.T) {
 		"REQUEST_METHOD": "GET", "SCRIPT_FILENAME": filepath.Join(inst.Dir(), "index.php"),
 		"SCRIPT_NAME": "/index.php", "REQUEST_URI": "/", "SERVER_PROTOCOL": "HTTP/1.1",
 	})
-	if status != 200 || !strings.Contains(body, testSecret) {
+	if status != 200 || !strings.Contains(body, testAppSecret) {
 		t.Errorf("status %d: %s", status, body)
 	}
 	if out := p.out.String(); !strings.Contains(out, "ready to handle connections") {

@@ -29,6 +29,9 @@ func startInstance(t *testing.T, inst *Instance) *proc {
 	if inst.Kind == appconfig.KindPHP {
 		writeFPMConfig(t, inst)
 	}
+	if inst.Kind == appconfig.KindCommand {
+		startProxy(t, inst)
+	}
 	p := startProcess(t, inst.Command(), inst.ProcessEnv(), inst.Dir())
 	h := inst.Health(p.exited, p.tail)
 	h.Timeout = 30 * time.Second
@@ -112,8 +115,8 @@ func TestPython_Gunicorn(t *testing.T) {
 
 	t.Run("silversupport shim", func(t *testing.T) {
 		v := get("/", nil)
-		if v["secret"] != testSecret {
-			t.Errorf("get_secret() = %v, want the node secret", v["secret"])
+		if v["secret"] != testAppSecret {
+			t.Errorf("get_secret() = %v, want the app's secret", v["secret"])
 		}
 		if v["production"] != true {
 			t.Errorf("is_production() = %v, want true", v["production"])
@@ -352,7 +355,7 @@ func TestPython_Paste(t *testing.T) {
 			}
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			want := tc.want + "|secret=" + testSecret + "|instance=" + inst.Name
+			want := tc.want + "|secret=" + testAppSecret + "|instance=" + inst.Name
 			if string(body) != want {
 				t.Errorf("body %q, want %q", body, want)
 			}

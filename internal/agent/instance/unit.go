@@ -83,7 +83,68 @@ func appSandbox(w func(string), l layout.Layout) {
 	}
 	w("# Other apps' instances, data and logs, the node's state and backups are")
 	w("# hidden; the drop-in binds back this instance's own parts.")
-	w(fmt.Sprintf("TemporaryFileSystem=%s:ro %s:ro %s:ro", l.WWW, l.Data, l.Logs))
+	w(hidden(l))
+}
+
+// hidden is what the template's TemporaryFileSystem= hides: other apps'
+// instances, data and logs, the node's state and backups. Each unit binds
+// back its own instance's parts (view).
+func hidden(l layout.Layout) string {
+	return fmt.Sprintf("TemporaryFileSystem=%s:ro %s:ro %s:ro", l.WWW, l.Data, l.Logs)
+}
+
+// view is what of the node's files the instance's processes see besides
+// the system: its directory, its app's secret, config, TEMP, logs and
+// service data.
+func (i *Instance) view() []string {
+	l := i.Layout
+	app := l.AppDir(i.App)
+	// files/ and writable-root/ exist only for apps with those services
+	// ("-": skipped when missing); tmp/ and the log directory always do.
+	rw := []string{
+		"-" + filepath.Join(app, "files"),
+		"-" + filepath.Join(app, "writable-root"),
+		l.TempDir(i.App),
+		l.AppLogDir(i.App),
+	}
+	ro := []string{i.Dir(), l.AppSecret(i.App), "-" + l.ConfigDir(i.App)}
+	if i.Kind == appconfig.KindPHP {
+		ro = append(ro, i.Dir()+":"+SandboxInstanceDir)
+	}
+	return []string{
+		"BindReadOnlyPaths=" + strings.Join(ro, " "),
+		"BindPaths=" + strings.Join(rw, " "),
+		"ReadWritePaths=" + strings.Join(rw, " "),
+	}
+}
+
+// limits are the instance's resource limits (Limits, with the node's
+// defaults filled in by Node.Prepare).
+func (i *Instance) limits() []string {
+	lim := ResolveLimits(i.Limits, 0)
+	return []string{
+		fmt.Sprintf("MemoryMax=%d", lim.MemoryMax),
+		// Swap would let a leaking app slow the whole node down instead
+		// of being stopped at its limit.
+		"MemorySwapMax=0",
+		fmt.Sprintf("TasksMax=%d", lim.TasksMax),
+		fmt.Sprintf("CPUWeight=%d", lim.CPUWeight),
+		fmt.Sprintf("LimitFSIZE=%d", lim.FileSizeMax),
+	}
+}
+
+// Properties are every setting a unit that runs the instance's code
+// needs besides its command: the sandbox, the file system view and the
+// resource limits, as systemd unit lines. The instance's own service gets
+// them from the template and its drop-in; any other unit that runs the
+// app's code (update_fetch scripts and config.checker in transient units,
+// scheduled jobs, workers) must use these, so that nothing the app runs
+// has more than its web processes.
+func (i *Instance) Properties() []string {
+	out := append([]string{"User=" + i.user(), "Group=" + i.user(), "UMask=0027"}, sandbox...)
+	out = append(out, hidden(i.Layout))
+	out = append(out, i.view()...)
+	return append(out, i.limits()...)
 }
 
 // DropIn renders the instance's drop-in for the template unit.
@@ -109,12 +170,22 @@ func (i *Instance) DropIn() ([]byte, error) {
 	}
 	i.appUser(w)
 	if i.Kind != appconfig.KindCommand {
-		// Root makes Run/INSTANCE owned by the app user and Caddy's group,
-		// 0750: Caddy and the app reach the socket, other apps cannot.
+		// Root makes Run/INSTANCE the app user's, group Caddy's, 0750:
+		// Caddy and the app reach the socket, other apps cannot; made
+		// without following a symlink anyone planted there
+		// (appsocket.Prepare). Once the app listens, the directory
+		// becomes root's (appsocket.Lock): the app can no longer swap
+		// the socket Caddy dials for a link to another socket.
 		// (RuntimeDirectory= would be simpler, but systemd chowns it back to
 		// the unit's user and group before every command it starts.)
 		dir := l.SocketDir(i.Name)
-		w(fmt.Sprintf("ExecStartPre=+%s -d -o %s -g %s -m 0750 %s", l.Install, user, layout.CaddyGroup, dir))
+		w(fmt.Sprintf("ExecStartPre=+%s app-socket prepare %s %s %s %s", l.Agent, l.Run, i.Name, user, layout.CaddyGroup))
+		w(fmt.Sprintf("ExecStartPost=+%s app-socket lock %s %s %s %s", l.Agent, l.Run, i.Name, user, layout.CaddyGroup))
+		// Unlocked again before the stop signal: gunicorn removes its
+		// socket when it stops, and fails before it lets its workers
+		// finish their requests when it cannot. (The instance is out of
+		// the routes by then.)
+		w(fmt.Sprintf("ExecStop=+%s app-socket prepare %s %s %s %s", l.Agent, l.Run, i.Name, user, layout.CaddyGroup))
 		// "-": the directory does not exist yet when ExecStartPre's own
 		// namespace is set up; ExecStart's finds it. It is a mount point
 		// inside the sandbox, so no ExecStopPost can remove it:
@@ -146,25 +217,15 @@ func (i *Instance) appUser(w func(string)) {
 }
 
 // appPaths writes the drop-in lines that bind back, into the template's
-// sandbox, what this instance's processes may use.
+// sandbox, what this instance's processes may use (view), and the app's
+// resource limits.
 func (i *Instance) appPaths(w func(string)) {
-	l := i.Layout
-	app := l.AppDir(i.App)
-	// files/ and writable-root/ exist only for apps with those services
-	// ("-": skipped when missing); tmp/ and the log directory always do.
-	rw := []string{
-		"-" + filepath.Join(app, "files"),
-		"-" + filepath.Join(app, "writable-root"),
-		l.TempDir(i.App),
-		l.AppLogDir(i.App),
+	for _, p := range i.view() {
+		w(p)
 	}
-	ro := []string{i.Dir(), l.Secret, "-" + l.ConfigDir(i.App)}
-	if i.Kind == appconfig.KindPHP {
-		ro = append(ro, i.Dir()+":"+SandboxInstanceDir)
+	for _, p := range i.limits() {
+		w(p)
 	}
-	w("BindReadOnlyPaths=" + strings.Join(ro, " "))
-	w("BindPaths=" + strings.Join(rw, " "))
-	w("ReadWritePaths=" + strings.Join(rw, " "))
 }
 
 // Command is the instance's ExecStart argv. Paths in it are validated not
@@ -231,6 +292,7 @@ func (i *Instance) FPMConfig() ([]byte, error) {
 	w(fmt.Sprintf("pm.max_children = %d", i.workers()))
 	w("pm.process_idle_timeout = 60s")
 	w("pm.max_requests = 1000")
+	w(fmt.Sprintf("request_terminate_timeout = %ds", int(FPMRequestTimeout.Seconds())))
 	w("ping.path = " + FPMPingPath)
 	w("chdir = " + i.Dir())
 	w("catch_workers_output = yes")

@@ -143,6 +143,11 @@ func TestUnits_SystemdVerify(t *testing.T) {
 		t.Skip("systemd-analyze is not installed")
 	}
 	l := layout.Default()
+	// The programs the units name must exist for verify: the agent
+	// (app-socket) is this test's binary.
+	if l.Agent, err = os.Executable(); err != nil {
+		t.Fatal(err)
+	}
 	// A command app's executable must exist for verify.
 	www := t.TempDir()
 	l.WWW = www
@@ -354,6 +359,39 @@ func TestJobUnits_SystemdVerify(t *testing.T) {
 		}
 		if len(problems) > 0 {
 			t.Errorf("%s: systemd-analyze verify: %v\n%s", filepath.Base(u), err, strings.Join(problems, "\n"))
+		}
+	}
+}
+
+// TestLimits: every unit of an instance gets memory, task, CPU and file
+// size limits, app.ini's where it sets them, else sized from the node.
+func TestLimits(t *testing.T) {
+	if got := MemTotal([]byte("MemTotal:        2048000 kB\nMemFree: 1 kB\n")); got != 2048000<<10 {
+		t.Errorf("MemTotal = %d", got)
+	}
+	for _, tc := range []struct {
+		app  appconfig.Limits
+		mem  int64
+		want appconfig.Limits
+	}{
+		{appconfig.Limits{}, 4 << 30, appconfig.Limits{MemoryMax: 2 << 30, TasksMax: DefaultTasks, CPUWeight: DefaultCPUWeight, FileSizeMax: DefaultFileSize}},
+		{appconfig.Limits{}, 128 << 20, appconfig.Limits{MemoryMax: MinDefaultMemory, TasksMax: DefaultTasks, CPUWeight: DefaultCPUWeight, FileSizeMax: DefaultFileSize}},
+		{appconfig.Limits{}, 0, appconfig.Limits{MemoryMax: 512 << 20, TasksMax: DefaultTasks, CPUWeight: DefaultCPUWeight, FileSizeMax: DefaultFileSize}},
+		{appconfig.Limits{MemoryMax: 3 << 30, TasksMax: 64, CPUWeight: 200, FileSizeMax: 5 << 30}, 1 << 30, appconfig.Limits{MemoryMax: 3 << 30, TasksMax: 64, CPUWeight: 200, FileSizeMax: 5 << 30}},
+	} {
+		if got := ResolveLimits(tc.app, tc.mem); got != tc.want {
+			t.Errorf("ResolveLimits(%+v, %d) = %+v, want %+v", tc.app, tc.mem, got, tc.want)
+		}
+	}
+	inst := &Instance{App: "blog", Name: "blog.2024-01-01_001", Kind: appconfig.KindPHP, Layout: layout.Default(),
+		Token: strings.Repeat("a", 64), Limits: appconfig.Limits{MemoryMax: 100 << 20, TasksMax: 99, CPUWeight: 7, FileSizeMax: 9 << 20}}
+	dropIn, err := inst.DropIn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"MemoryMax=104857600\n", "MemorySwapMax=0\n", "TasksMax=99\n", "CPUWeight=7\n", "LimitFSIZE=9437184\n"} {
+		if !strings.Contains(string(dropIn), want) {
+			t.Errorf("drop-in lacks %q:\n%s", want, dropIn)
 		}
 	}
 }

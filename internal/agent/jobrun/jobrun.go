@@ -57,7 +57,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		t := Turn{Systemd: system.Systemd{Runner: h.Runner}, StateDir: h.Path(layout.Default().Locks), Log: stdout}
 		err = t.Wait(ctx, args[1])
 	case "fetch":
-		err = fetch(ctx, args[1:], os.Getenv, stdout, stderr)
+		err = fetch(ctx, layout.Default(), args[1:], os.Getenv, stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "toppcloud node-job: unknown job command %q\n", args[0])
 		return exitUsage
@@ -95,11 +95,14 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// fetch makes a cron entry's internal request, as the app user, from
-// the instance's environment: its token proves the request is the
-// agent's (environ['silverlining.internal'] for Python,
-// $_SERVER['SILVERLINING_INTERNAL'] for PHP).
-func fetch(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+// fetch makes a cron entry's internal request to the instance's socket
+// (l.Socket), with the instance's environment: its token proves the
+// request is the agent's (environ['silverlining.internal'] for Python,
+// $_SERVER['SILVERLINING_INTERNAL'] for PHP). It runs as root (the cron
+// unit's ExecStart=+), as the agent's own requests do: the socket is
+// root's and Caddy's once the app listens, and the firewall lets only
+// root and the proxy reach a command app's port.
+func fetch(ctx context.Context, l layout.Layout, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("fetch", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	kindName := fs.String("kind", "", "how the instance runs (python, paste, php, command)")
@@ -121,7 +124,7 @@ func fetch(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	port, _ := strconv.Atoi(getenv("PORT"))
 	inst := &instance.Instance{
-		App: app, Name: name, Kind: kind, Port: port, Layout: layout.Default(),
+		App: app, Name: name, Kind: kind, Port: port, Layout: l,
 		Runner: getenv(instance.EnvRunner), PHPRoot: getenv(instance.EnvPHPRoot),
 		Token: getenv(instance.EnvInternalToken),
 	}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/toppcloud/toppcloud/internal/agent/host"
 	"github.com/toppcloud/toppcloud/internal/agent/host/hosttest"
+	"github.com/toppcloud/toppcloud/internal/agent/layout"
 	"github.com/toppcloud/toppcloud/internal/agent/system"
 )
 
@@ -166,18 +168,18 @@ func TestFetch(t *testing.T) {
 		}
 		w.Write([]byte("cleaned 3 rows\n"))
 	}))
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	nl := testLayout(t)
+	l, err := listenSocket(nl, "blog.2024-01-02_001")
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv.Listener = l
 	srv.Start()
 	defer srv.Close()
-	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
-	env := map[string]string{"PORT": port, "TOPPCLOUD_INTERNAL_TOKEN": token}
+	env := map[string]string{"PORT": "1", "TOPPCLOUD_INTERNAL_TOKEN": token}
 	getenv := func(k string) string { return env[k] }
 	var out, errs bytes.Buffer
-	err = fetch(context.Background(), []string{"--kind", "command", "--host", "blog.example.com", "blog.2024-01-02_001", "/cron/clean?x=1"}, getenv, &out, &errs)
+	err = fetch(context.Background(), nl, []string{"--kind", "command", "--host", "blog.example.com", "blog.2024-01-02_001", "/cron/clean?x=1"}, getenv, &out, &errs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,12 +190,12 @@ func TestFetch(t *testing.T) {
 	if !strings.Contains(out.String(), "cleaned 3 rows") {
 		t.Errorf("output:\n%s", out.String())
 	}
-	err = fetch(context.Background(), []string{"--kind", "command", "blog.2024-01-02_001", "/fail"}, getenv, &out, &errs)
+	err = fetch(context.Background(), nl, []string{"--kind", "command", "blog.2024-01-02_001", "/fail"}, getenv, &out, &errs)
 	if err == nil || err.Error() != "GET /fail: the application answered 403 Forbidden" {
 		t.Errorf("fetch /fail: %v", err)
 	}
 	delete(env, "TOPPCLOUD_INTERNAL_TOKEN")
-	if err := fetch(context.Background(), []string{"--kind", "command", "blog.2024-01-02_001", "/x"}, getenv, &out, &errs); err == nil || !strings.Contains(err.Error(), "no internal token") {
+	if err := fetch(context.Background(), nl, []string{"--kind", "command", "blog.2024-01-02_001", "/x"}, getenv, &out, &errs); err == nil || !strings.Contains(err.Error(), "no internal token") {
 		t.Errorf("without a token: %v", err)
 	}
 	for _, args := range [][]string{
@@ -203,7 +205,7 @@ func TestFetch(t *testing.T) {
 		{"--nope"},
 	} {
 		var ue usageError
-		if err := fetch(context.Background(), args, getenv, &out, &errs); !errors.As(err, &ue) {
+		if err := fetch(context.Background(), nl, args, getenv, &out, &errs); !errors.As(err, &ue) {
 			t.Errorf("fetch %q: %v, want a usage error", args, err)
 		}
 	}
@@ -221,16 +223,11 @@ func TestMain_Usage(t *testing.T) {
 // TestFetch_WaitsForTheInstance: at boot a missed run comes due while the
 // instance starts; the request waits until it listens.
 func TestFetch_WaitsForTheInstance(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	nl := testLayout(t)
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("late but here\n")) })}
 	go func() {
 		time.Sleep(1500 * time.Millisecond)
-		l, err := net.Listen("tcp", addr)
+		l, err := listenSocket(nl, "blog.1")
 		if err != nil {
 			t.Error(err)
 			return
@@ -238,12 +235,29 @@ func TestFetch_WaitsForTheInstance(t *testing.T) {
 		srv.Serve(l)
 	}()
 	defer srv.Close()
-	env := map[string]string{"PORT": strings.TrimPrefix(addr, "127.0.0.1:"), "TOPPCLOUD_INTERNAL_TOKEN": "t"}
+	env := map[string]string{"TOPPCLOUD_INTERNAL_TOKEN": "t"}
 	var out bytes.Buffer
-	if err := fetch(context.Background(), []string{"--kind", "command", "blog.1", "/x"}, func(k string) string { return env[k] }, &out, &out); err != nil {
+	if err := fetch(context.Background(), nl, []string{"--kind", "command", "blog.1", "/x"}, func(k string) string { return env[k] }, &out, &out); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
 	if !strings.Contains(out.String(), "late but here") {
 		t.Errorf("output:\n%s", out.String())
 	}
+}
+
+// testLayout is the node layout with its run directory in a temporary
+// one, where the tests' instances listen.
+func testLayout(t *testing.T) layout.Layout {
+	l := layout.Default()
+	l.Run = t.TempDir()
+	return l
+}
+
+// listenSocket listens where an instance's socket is (every kind's
+// internal requests go there; a command app's proxy listens on it).
+func listenSocket(l layout.Layout, instance string) (net.Listener, error) {
+	if err := os.MkdirAll(l.SocketDir(instance), 0o755); err != nil {
+		return nil, err
+	}
+	return net.Listen("unix", l.Socket(instance))
 }

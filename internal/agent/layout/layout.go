@@ -13,12 +13,14 @@
 //	/var/lib/toppcloud/blobs      0700
 //	/var/lib/toppcloud/slots      0755   one symlink per route
 //	/var/lib/toppcloud/instances  0755   per instance: record, www and sock links
-//	/var/lib/toppcloud/apps       0711   per-app data (owned by app users)
+//	/var/lib/toppcloud/apps       0711   per-app data (see AppDir)
 //	/var/lib/toppcloud/backups    0700
-//	/var/lib/toppcloud/secret     0640 root:toppcloud-apps
+//	/var/lib/toppcloud/secret     0600   the node secret, root only
 //	/var/log/toppcloud            0755   setup.log (0640 root:adm)
 //	/var/log/toppcloud/apps       0755   per-app logs
-//	/run/toppcloud                1771 root:caddy (tmpfiles.d)
+//	/run/toppcloud                0755   instances' socket directories (tmpfiles.d)
+//	/run/toppcloud/caddy          0750 caddy:caddy  the Caddy processes' admin sockets
+//	/run/toppcloud/router         0750 caddy:caddy  the router's sockets
 //	/run/lock/toppcloud           0700   agent locks
 package layout
 
@@ -57,8 +59,12 @@ type Layout struct {
 	// CaddyConfig is the file Caddy runs with (caddy run --config); the
 	// agent keeps it equal to the loaded config (router.Applier).
 	CaddyConfig string
-	// AdminSocket is Caddy's admin API.
+	// AdminSocket is Caddy's admin API, in CaddyRun.
 	AdminSocket string
+	// CaddyRun is the Caddy processes' own runtime directory (their
+	// admin sockets): Run itself is root's, so that nobody but root makes
+	// anything where instances' socket directories are made.
+	CaddyRun string
 	// RouterConfig, RouterAdminSocket: the same for the router, the
 	// second Caddy (RouterUnit) behind the front server; it listens on
 	// unix sockets in RouterDir.
@@ -87,21 +93,26 @@ type Layout struct {
 	FirewallUnit string
 	CaddyDropIn  string
 	Logrotate    string
-	Journald     string
-	Units        string // systemd unit directory
+	// LogrotateDir holds each app's logrotate rules (AppLogrotate);
+	// LogrotateTimer is our drop-in making logrotate run hourly.
+	LogrotateDir   string
+	LogrotateTimer string
+	Journald       string
+	Units          string // systemd unit directory
 
 	// Programs instances run, from Debian's packages.
 	Gunicorn string
 	PHPFPM   string
 	Python   string
-	Install  string
-	// SocketProxyd forwards a command instance's socket to its port.
-	SocketProxyd string
+	// SystemdRun and Systemctl run and stop the transient units the
+	// app's other commands run in (update_fetch scripts, config.checker).
+	SystemdRun string
+	Systemctl  string
 }
 
 // Accounts and units the layout belongs to.
 const (
-	// AppsGroup holds every app user; it may read the node secret.
+	// AppsGroup holds every app user.
 	AppsGroup = "toppcloud-apps"
 	// CaddyUser and CaddyGroup are the Debian package's; the group may
 	// reach instance sockets.
@@ -133,9 +144,10 @@ func Default() Layout {
 		Slots:             "/var/lib/toppcloud/slots",
 		Instances:         "/var/lib/toppcloud/instances",
 		CaddyConfig:       "/var/lib/toppcloud/caddy.json",
-		AdminSocket:       "/run/toppcloud/caddy-admin.sock",
+		AdminSocket:       "/run/toppcloud/caddy/admin.sock",
+		CaddyRun:          "/run/toppcloud/caddy",
 		RouterConfig:      "/var/lib/toppcloud/router.json",
-		RouterAdminSocket: "/run/toppcloud/router-admin.sock",
+		RouterAdminSocket: "/run/toppcloud/caddy/router-admin.sock",
 		RouterDir:         "/run/toppcloud/router",
 		CaddyStorage:      "/var/lib/toppcloud/caddy",
 		TLSSettings:       "/etc/toppcloud/tls.json",
@@ -152,18 +164,30 @@ func Default() Layout {
 		FirewallUnit:      units + "/" + FirewallUnit,
 		CaddyDropIn:       units + "/caddy.service.d/toppcloud.conf",
 		Logrotate:         "/etc/logrotate.d/toppcloud",
+		LogrotateDir:      "/etc/logrotate.d",
+		LogrotateTimer:    units + "/logrotate.timer.d/toppcloud.conf",
 		Journald:          "/etc/systemd/journald.conf.d/toppcloud.conf",
 		Units:             units,
 		Gunicorn:          "/usr/bin/gunicorn",
 		PHPFPM:            "/usr/sbin/php-fpm8.2",
 		Python:            "/usr/bin/python3",
-		Install:           "/usr/bin/install",
-		SocketProxyd:      "/lib/systemd/systemd-socket-proxyd",
+		SystemdRun:        "/usr/bin/systemd-run",
+		Systemctl:         "/usr/bin/systemctl",
 	}
 }
 
 // AppDir is the app's data directory, /var/lib/toppcloud/apps/APP.
 func (l Layout) AppDir(app string) string { return path.Join(l.Apps, app) }
+
+// AppSecret is the app's own secret (AppDir/secret, root:app-APP 0440):
+// derived from the node secret and the app's name, so no app can know
+// another's.
+func (l Layout) AppSecret(app string) string { return path.Join(l.AppDir(app), "secret") }
+
+// AppLogrotate is the logrotate rule of the app's logs.
+func (l Layout) AppLogrotate(app string) string {
+	return path.Join(l.LogrotateDir, "toppcloud-app-"+app)
+}
 
 // AppLogDir is the app's log directory, $SILVER_LOGS.
 func (l Layout) AppLogDir(app string) string { return path.Join(l.AppLogs, app) }

@@ -44,6 +44,9 @@ type caddyServer struct {
 	Listen                []string        `json:"listen"`
 	Protocols             []string        `json:"protocols"`
 	AutomaticHTTPS        autoHTTPS       `json:"automatic_https"`
+	ReadTimeout           string          `json:"read_timeout,omitempty"`
+	ReadHeaderTimeout     string          `json:"read_header_timeout,omitempty"`
+	IdleTimeout           string          `json:"idle_timeout,omitempty"`
 	TLSConnectionPolicies []tlsConnPolicy `json:"tls_connection_policies,omitempty"`
 	Routes                []caddyRoute    `json:"routes"`
 	Errors                *serverErrors   `json:"errors,omitempty"`
@@ -70,6 +73,8 @@ type caddyRoute struct {
 // matcherSet is one set of matchers, all of which must match. A route's
 // sets are OR'ed.
 type matcherSet struct {
+	// Header: a nil list matches a request without the field.
+	Header       map[string][]string      `json:"header,omitempty"`
 	HeaderRegexp map[string]regexpMatcher `json:"header_regexp,omitempty"`
 	PathRegexp   *regexpMatcher           `json:"path_regexp,omitempty"`
 	Path         []string                 `json:"path,omitempty"`
@@ -98,6 +103,13 @@ type fileMatcher struct {
 // handler is one element of a route's handle list; each type sets its own
 // "handler" name.
 type handler interface{ caddyHandler() }
+
+type requestBodyHandler struct {
+	Handler string `json:"handler"` // "request_body"
+	MaxSize int64  `json:"max_size"`
+}
+
+func (requestBodyHandler) caddyHandler() {}
 
 type subrouteHandler struct {
 	Handler string       `json:"handler"` // "subroute"

@@ -31,6 +31,25 @@ const (
 	DefaultGracePeriod = 30 * time.Second
 )
 
+// What the front server allows a client, so that slow or huge requests
+// cost the node little and never tie up an app: it reads a request's
+// headers within ReadHeaderTimeout and the whole request within
+// ReadTimeout, closes idle keep-alive connections after IdleTimeout,
+// refuses bodies over MaxBody (413), and reads a chunked body (one
+// without a Content-Length, which a client can trickle for ever) to its
+// end before the request goes on, refusing one over MaxBufferedBody. (A
+// body with a small Content-Length is buffered too, see proxyRoutes.)
+// An app's workers therefore only ever see requests whose bodies have
+// arrived, or large uploads that arrive at the client's pace, bounded by
+// ReadTimeout.
+const (
+	ReadHeaderTimeout = 15 * time.Second
+	ReadTimeout       = 5 * time.Minute
+	IdleTimeout       = 2 * time.Minute
+	MaxBody           = 256 << 20
+	MaxBufferedBody   = 16 << 20
+)
+
 // TLS issuers for https locations.
 const (
 	// IssuerACME gets public certificates (Let's Encrypt, ZeroSSL); the
@@ -378,9 +397,12 @@ func (r *renderer) front(httpPort, httpsPort int, plainListen, tlsListen []strin
 			// HTTPS, so no surprise redirects or certificate requests
 			// for plain-http routes. ACME HTTP-01 challenges are
 			// answered by every server regardless.
-			AutomaticHTTPS: autoHTTPS{Disable: true},
+			AutomaticHTTPS:    autoHTTPS{Disable: true},
+			ReadHeaderTimeout: ReadHeaderTimeout.String(),
+			ReadTimeout:       ReadTimeout.String(),
+			IdleTimeout:       IdleTimeout.String(),
 			// Small bodies are buffered here too: see proxyRoutes.
-			Routes: proxyRoutes(nil, reverseProxyHandler{
+			Routes: frontRoutes(reverseProxyHandler{
 				Handler:   "reverse_proxy",
 				Transport: singleUseTransport(),
 				Upstreams: []upstream{{Dial: "unix/" + opt.RouterSocket(l.name)}},
@@ -828,6 +850,23 @@ func (r *renderer) appRoutes(rt Route, b Backend, prefix string, tls bool) []cad
 // smallBodyPattern matches the Content-Length of a request body Caddy
 // reads in full before proxying it: under a megabyte.
 const smallBodyPattern = `^[0-9]{1,6}$`
+
+// frontRoutes are the front server's: every body bounded by MaxBody, a
+// chunked one (no Content-Length) read whole, up to MaxBufferedBody,
+// before it goes to the router, the rest as proxyRoutes passes them.
+func frontRoutes(proxy reverseProxyHandler) []caddyRoute {
+	buffered := proxy
+	buffered.BufferRequests = true
+	routes := []caddyRoute{
+		{Handle: []handler{requestBodyHandler{Handler: "request_body", MaxSize: MaxBody}}},
+		{
+			Match:    []matcherSet{{Header: map[string][]string{"Content-Length": nil}}},
+			Handle:   []handler{requestBodyHandler{Handler: "request_body", MaxSize: MaxBufferedBody}, buffered},
+			Terminal: true,
+		},
+	}
+	return append(routes, proxyRoutes(nil, proxy)...)
+}
 
 // proxyRoutes proxies to an HTTP upstream after the handlers before: a
 // request with a small body (smallBodyPattern) is buffered first, any

@@ -1,6 +1,7 @@
 package setup
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -108,6 +109,14 @@ func (s *setupRun) ensureCaddy(ctx context.Context, st *protocol.Step) (bool, st
 			did = append(did, path.Base(p.config))
 		case err != nil:
 			return len(did) > 0, "", err
+		case !bytes.Contains(cur, []byte(p.socket)):
+			// From an agent that put the admin socket elsewhere: the
+			// process would start with an admin API no one finds.
+			if _, err := s.h.WriteFile(p.config, p.data, host.Attr{Mode: 0o644}); err != nil {
+				return len(did) > 0, "", err
+			}
+			p.changed = true
+			did = append(did, path.Base(p.config)+" (admin socket moved)")
 		default:
 			if c, err := s.h.WriteFile(p.config, cur, host.Attr{Mode: 0o644}); err != nil {
 				return len(did) > 0, "", err

@@ -44,9 +44,10 @@ func layoutDirs(l layout.Layout) []dirSpec {
 	}
 }
 
-// runDirAttr is what /run/toppcloud must be (see files/tmpfiles.conf).
+// runDirAttr is what /run/toppcloud must be (see files/tmpfiles.conf):
+// root's alone.
 func runDirAttr() host.Attr {
-	return host.Attr{Mode: 0o771 | fs.ModeSticky, Group: layout.CaddyGroup}
+	return host.Attr{Mode: 0o755}
 }
 
 // routerDirAttr is what the router's socket directory must be.
@@ -67,7 +68,7 @@ func (s *setupRun) ensureDirs(ctx context.Context, st *protocol.Step) (bool, str
 	}
 	// /run is a tmpfs: systemd-tmpfiles makes the directory at every boot
 	// from this file; running it now makes it for this boot.
-	conf, err := renderFile("tmpfiles.conf", map[string]string{"Run": s.l.Run, "RouterDir": s.l.RouterDir,
+	conf, err := renderFile("tmpfiles.conf", map[string]string{"Run": s.l.Run, "RouterDir": s.l.RouterDir, "CaddyRun": s.l.CaddyRun,
 		"CaddyUser": layout.CaddyUser, "CaddyGroup": layout.CaddyGroup})
 	if err != nil {
 		return false, "", err
@@ -79,7 +80,9 @@ func (s *setupRun) ensureDirs(ctx context.Context, st *protocol.Step) (bool, str
 	runOK := false
 	if a, fi, err := s.h.Stat(s.l.Run); err == nil && fi.IsDir() && a.Equal(runDirAttr()) {
 		if a, fi, err := s.h.Stat(s.l.RouterDir); err == nil && fi.IsDir() && a.Equal(routerDirAttr()) {
-			runOK = true
+			if a, fi, err := s.h.Stat(s.l.CaddyRun); err == nil && fi.IsDir() && a.Equal(routerDirAttr()) {
+				runOK = true
+			}
 		}
 	}
 	if confChanged || !runOK {
@@ -102,10 +105,12 @@ func cryptoRandom(b []byte) error {
 	return err
 }
 
-// ensureSecret makes the node secret once and never changes it (apps sign
-// things with it); its content is never logged or sent anywhere.
+// ensureSecret makes the node secret once and never changes it (apps'
+// secrets come from it, and apps sign things with theirs); its content is
+// never logged or sent anywhere. It is root's alone: each app reads only
+// the secret derived for it (instance.AppSecret).
 func (s *setupRun) ensureSecret(ctx context.Context, st *protocol.Step) (bool, string, error) {
-	attr := host.Attr{Mode: 0o640, Group: layout.AppsGroup}
+	attr := host.Attr{Mode: 0o600}
 	old, err := s.h.ReadFile(s.l.Secret)
 	switch {
 	case err == nil && len(strings.TrimSpace(string(old))) >= 32:

@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/toppcloud/toppcloud/internal/agent/host"
+	"github.com/toppcloud/toppcloud/internal/agent/instance"
 	"github.com/toppcloud/toppcloud/internal/agent/layout"
 	"github.com/toppcloud/toppcloud/internal/protocol"
 )
@@ -34,7 +35,14 @@ func (s *setupRun) ensureFirewall(ctx context.Context, st *protocol.Step) (bool,
 	for i, p := range ports {
 		portList[i] = strconv.Itoa(p)
 	}
-	rules, err := renderFile("firewall.nft", map[string]string{"Table": FirewallTable, "Unit": layout.FirewallUnit, "Ports": strings.Join(portList, ", ")})
+	// Command apps' loopback ports: only root (the agent's health checks
+	// and update_fetch) and their proxies' user may connect.
+	proxyUID, err := instance.EnsureProxyUser(ctx, s.h)
+	if err != nil {
+		return false, "", err
+	}
+	rules, err := renderFile("firewall.nft", map[string]string{"Table": FirewallTable, "Unit": layout.FirewallUnit, "Ports": strings.Join(portList, ", "),
+		"AppPorts": fmt.Sprintf("%d-%d", instance.PortMin, instance.PortMax), "ProxyUID": strconv.Itoa(proxyUID), "ProxyUser": instance.ProxyUser})
 	if err != nil {
 		return false, "", err
 	}

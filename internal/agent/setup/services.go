@@ -115,7 +115,7 @@ func checkFrontServer(ctx context.Context) error {
 
 func (s *setupRun) ensureLogs(ctx context.Context, st *protocol.Step) (bool, string, error) {
 	var did []string
-	rot, err := renderFile("logrotate.conf", map[string]string{"AppLogs": s.l.AppLogs, "SetupLog": s.l.SetupLog})
+	rot, err := renderFile("logrotate.conf", map[string]string{"SetupLog": s.l.SetupLog})
 	if err != nil {
 		return false, "", err
 	}
@@ -123,6 +123,25 @@ func (s *setupRun) ensureLogs(ctx context.Context, st *protocol.Step) (bool, str
 		return false, "", err
 	} else if c {
 		did = append(did, s.l.Logrotate)
+	}
+	timer, err := renderFile("logrotate-timer.conf", nil)
+	if err != nil {
+		return false, "", err
+	}
+	if err := os.MkdirAll(s.h.Path(path.Dir(s.l.LogrotateTimer)), 0o755); err != nil {
+		return len(did) > 0, "", err
+	}
+	if c, err := s.h.WriteFile(s.l.LogrotateTimer, timer, host.Attr{Mode: 0o644}); err != nil {
+		return len(did) > 0, "", err
+	} else if c {
+		did = append(did, s.l.LogrotateTimer)
+		s.reload = true
+		if err := s.daemonReload(ctx); err != nil {
+			return true, "", err
+		}
+		if err := s.systemd.Restart(ctx, "logrotate.timer"); err != nil {
+			return true, "", err
+		}
 	}
 	jd, err := renderFile("journald.conf", nil)
 	if err != nil {

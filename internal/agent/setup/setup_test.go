@@ -3,7 +3,6 @@ package setup_test
 import (
 	"context"
 	"encoding/json"
-	"io/fs"
 	"os"
 	"path"
 	"slices"
@@ -99,8 +98,12 @@ func TestSetup_FirstRunThenNothingChanges(t *testing.T) {
 	for p, attr := range setup.LayoutDirs(l) {
 		wantAttr(t, h, p, attr)
 	}
-	wantAttr(t, h, l.Run, host.Attr{Mode: 0o771 | fs.ModeSticky, Group: "caddy"})
-	wantAttr(t, h, l.Secret, host.Attr{Mode: 0o640, Group: layout.AppsGroup})
+	// Root's alone: no one else makes anything where instances' socket
+	// directories are made; Caddy's admin sockets are in a directory of
+	// its own.
+	wantAttr(t, h, l.Run, host.Attr{Mode: 0o755})
+	wantAttr(t, h, l.CaddyRun, host.Attr{Mode: 0o750, User: "caddy", Group: "caddy"})
+	wantAttr(t, h, l.Secret, host.Attr{Mode: 0o600})
 	if s := n.ReadFile(l.Secret); len(s) < 40 || strings.ContainsAny(s, "\n =") {
 		t.Errorf("secret has %d characters", len(s))
 	}
@@ -497,6 +500,6 @@ func TestSetup_FixesDriftedModes(t *testing.T) {
 	if !slices.Equal(res.Changed, []string{setup.StepDirs, setup.StepSecret, setup.StepNodeInfo}) {
 		t.Errorf("changed = %v", res.Changed)
 	}
-	wantAttr(t, n.Host, l.Secret, host.Attr{Mode: 0o640, Group: layout.AppsGroup})
+	wantAttr(t, n.Host, l.Secret, host.Attr{Mode: 0o600})
 	wantAttr(t, n.Host, l.Blobs, host.Attr{Mode: 0o700})
 }

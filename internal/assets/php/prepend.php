@@ -6,8 +6,8 @@
  *
  * - the SILVER_* and CONFIG_* variables in $_SERVER and getenv() (they come
  *   from the php-fpm pool's env[] entries; nothing to do here);
- * - the constant SILVER_SECRET, read from $TOPPCLOUD_SECRET_FILE (the secret
- *   is never in the environment);
+ * - the constant SILVER_SECRET, the app's own secret, read from
+ *   $TOPPCLOUD_SECRET_FILE (the secret is never in the environment);
  * - $silver_base (the instance directory) and $silver_php_root;
  * - silver_next_path() and silver_call_next(), which a front controller
  *   uses to find the PHP file a request names under php_root;

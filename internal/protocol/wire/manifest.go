@@ -117,6 +117,13 @@ const (
 	// decoded one.
 	maxManifestWire = 64 << 20
 	maxManifestRaw  = 512 << 20
+	// MaxManifestText bounds the bytes of every path and symlink target
+	// together once decoded. Paths are front-coded, so a few bytes on the
+	// wire can stand for a path of MaxPathLen bytes; without this bound a
+	// 113-byte manifest made the node allocate 402 MiB, and one at
+	// MaxManifestEntries about 4 GiB. A million files averaging 128 bytes
+	// of path fit.
+	MaxManifestText = 128 << 20
 )
 
 // ValidPath reports why p cannot be a manifest path, or nil: it must be
@@ -345,6 +352,7 @@ func (m *Manifest) UnmarshalBinary(b []byte) error {
 	// allocation beyond what the input could hold.
 	entries := make([]Entry, 0, min(count, uint64(len(d.b)/4)))
 	prev := ""
+	text := uint64(0)
 	for i := uint64(0); i < count && d.err == nil; i++ {
 		var e Entry
 		e.Type = EntryType(d.byte())
@@ -357,6 +365,12 @@ func (m *Manifest) UnmarshalBinary(b []byte) error {
 		rest := d.uvarint()
 		if d.err == nil && (shared > uint64(len(prev)) || shared+rest > MaxPathLen) {
 			d.fail("bad path length")
+		}
+		// Counted before the path is made: the allocation is what the
+		// bound is for.
+		text += shared + rest
+		if d.err == nil && text > MaxManifestText {
+			d.fail(fmt.Sprintf("paths and targets longer than %d bytes in all", MaxManifestText))
 		}
 		if d.err != nil {
 			break
@@ -374,6 +388,9 @@ func (m *Manifest) UnmarshalBinary(b []byte) error {
 			n := d.uvarint()
 			if n > MaxPathLen {
 				d.fail("bad target length")
+			}
+			if text += n; text > MaxManifestText {
+				d.fail(fmt.Sprintf("paths and targets longer than %d bytes in all", MaxManifestText))
 			}
 			e.Target = string(d.bytes(n))
 		case EntryDir:

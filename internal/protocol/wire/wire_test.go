@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -521,5 +522,37 @@ func TestBlobStream_Uncompressed(t *testing.T) {
 	}
 	if sizes[true] < content || sizes[false] > content*9/10 {
 		t.Errorf("stream sizes: %d uncompressed, %d compressed, for %d content bytes", sizes[true], sizes[false], content)
+	}
+}
+
+// TestManifest_DecodeAmplification: front-coded paths let a tiny
+// manifest name huge ones; decoding must stop at MaxManifestText instead
+// of allocating them all.
+func TestManifest_DecodeAmplification(t *testing.T) {
+	const entries = 200_000 // 800 MB of paths were the decoder to make them all
+	b := append([]byte(nil), manifestMagic...)
+	b = binary.AppendUvarint(b, entries)
+	long := strings.Repeat("a", MaxPathLen)
+	b = append(b, byte(EntryDir), 0)
+	b = binary.AppendUvarint(b, 0)
+	b = binary.AppendUvarint(b, uint64(len(long)))
+	b = append(b, long...)
+	for range entries - 1 {
+		// The whole previous path again: 4 bytes on the wire, 4 KiB decoded.
+		b = append(b, byte(EntryDir), 0)
+		b = binary.AppendUvarint(b, uint64(len(long)))
+		b = binary.AppendUvarint(b, 0)
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	var m Manifest
+	err := m.UnmarshalBinary(b)
+	runtime.ReadMemStats(&after)
+	if err == nil || !strings.Contains(err.Error(), "longer than") {
+		t.Fatalf("a %d-byte manifest of %d paths of %d bytes decoded: %v", len(b), entries, len(long), err)
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > 2*MaxManifestText {
+		t.Errorf("decoding a %d-byte manifest allocated %d MiB", len(b), got>>20)
 	}
 }

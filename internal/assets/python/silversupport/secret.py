@@ -1,8 +1,11 @@
-"""The node's secret and API keys.
+"""The application's secret and API keys.
 
-The secret is one random string per node, kept in a file that only the
-node's applications can read; it is never put in the environment. Its path
-is $TOPPCLOUD_SECRET_FILE (on a node, /var/lib/toppcloud/secret).
+The secret is a random-looking string of the application's own, derived
+on the node from the node's secret and the application's name, kept in a
+file only this application (and root) can read; it is never put in the
+environment. Another application has another secret, so it cannot forge
+what this one signs with its own. Its path is $TOPPCLOUD_SECRET_FILE (on a
+node, /var/lib/toppcloud/apps/APP/secret).
 """
 
 import configparser
@@ -19,7 +22,7 @@ def _secret_file():
 
 
 def get_secret():
-    """Return the node secret (a str, without surrounding whitespace).
+    """Return the application's secret (a str, without surrounding whitespace).
 
     Raises OSError if the secret file cannot be read."""
     with open(_secret_file(), 'rb') as fp:
