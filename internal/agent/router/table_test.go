@@ -355,7 +355,7 @@ func TestTable_ServedPrev(t *testing.T) {
 		{"10.0.0.1", "ip", "ip.1"}, {"10.0.0.1", "ip", "ip.2"}, // an IP: none
 		{"n.w.test", "n", "n.1"}, // no prev: a prev. route that finds nothing
 		{"t.test", "t", "t.1"}, {"t.test", "t", "t.2"},
-		{"prev.t.test", "mine", "mine.1"}, // a real route wins
+		{"prev.t.test", "mine", "mine.1"},              // a real route wins
 		{"k.test", "k", "k.1"}, {"k.test", "k", "k.2"}, // deactivated, prev kept
 	} {
 		mustSet(t, tb, s.loc, s.app, s.inst)
