@@ -123,22 +123,28 @@ func prevServiceUnit(l layout.Layout) []byte {
 	return []byte(b.String())
 }
 
-// prevServiceDropIn says where the proxy connects: the instance's socket,
-// or a command app's port directly, after waiting until something
-// listens there (a command app does not tell systemd when it is up).
+// prevServiceDropIn says what the proxy needs: the instance's socket,
+// which for a command app is its own proxy's (proxy.go), started with it.
+// A command app does not tell systemd when it is up, so the proxy first
+// waits (as root, whom the node's firewall lets reach app ports; a probe
+// that sends nothing) until its port takes connections.
 func (i *Instance) prevServiceDropIn() []byte {
 	var b strings.Builder
 	w := func(s string) { b.WriteString(s); b.WriteByte('\n') }
 	w("# toppcloud prev. host proxy of " + i.Name + "; written by the agent, do not edit.")
-	w("[Service]")
-	idle := "--exit-idle-time=" + strconv.Itoa(int(PrevIdleTimeout.Seconds())) + "s"
-	target := i.Layout.Socket(i.Name)
 	if i.Kind == appconfig.KindCommand {
-		target = "127.0.0.1:" + strconv.Itoa(i.Port)
-		// A fixed script: the port is a number the agent chose.
-		w(fmt.Sprintf("ExecStartPre=/bin/bash -c 'for n in $(seq 600); do (: </dev/tcp/127.0.0.1/%d) 2>/dev/null && exit 0; sleep 0.1; done; exit 1'", i.Port))
+		w("[Unit]")
+		w("Requires=" + ProxySocketName(i.Name))
+		w("After=" + ProxySocketName(i.Name))
+		w("")
 	}
-	w("ExecStart=" + i.Layout.SocketProxyd + " " + idle + " " + target)
+	w("[Service]")
+	if i.Kind == appconfig.KindCommand {
+		// A fixed script: the port is a number the agent chose.
+		w(fmt.Sprintf("ExecStartPre=+/bin/bash -c 'for n in $(seq 600); do (: </dev/tcp/127.0.0.1/%d) 2>/dev/null && exit 0; sleep 0.1; done; exit 1'", i.Port))
+	}
+	idle := "--exit-idle-time=" + strconv.Itoa(int(PrevIdleTimeout.Seconds())) + "s"
+	w("ExecStart=" + i.Layout.SocketProxyd + " " + idle + " " + i.Layout.Socket(i.Name))
 	return []byte(b.String())
 }
 
