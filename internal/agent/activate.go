@@ -69,6 +69,13 @@ func (a *Agent) activate(ctx context.Context, c *Call, args *protocol.ActivateAr
 	// Start it beside the live one, with the same health check as an
 	// update (no update_fetch: it ran when the instance was made).
 	start := func(ctx context.Context, st *protocol.Step) (string, error) {
+		if nodes := a.instances(); nodes.IsArmedPrev(target) {
+			// It may run for its prev. host, bound to the proxy that
+			// stops it when idle: start it afresh as a live instance.
+			if err := nodes.Stop(ctx, target, rec.Kind, false); err != nil {
+				return "", err
+			}
+		}
 		started, err := a.startExisting(ctx, c, st, rec, loc, time.Duration(args.HealthTimeout), true, args.Jobs)
 		if err != nil {
 			return "", err

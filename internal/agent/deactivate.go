@@ -100,6 +100,11 @@ func (a *Agent) deactivate(ctx context.Context, c *Call, args *protocol.Deactiva
 			res.Stopped = append(res.Stopped, rt.Live)
 		}
 	}
+	// The previous instances kept (keep-prev) still answer at their prev.
+	// hosts; the others stop.
+	if detail := a.syncPrev(ctx, c, after, apps...); detail != "" {
+		c.Out.Start(StepPrev).Done(true, detail)
+	}
 	for _, rt := range removed {
 		locs, ok := byApp[rt.App]
 		if !ok {

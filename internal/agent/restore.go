@@ -17,7 +17,8 @@ import (
 // killed between two steps, a unit stopped by hand, a Caddy config
 // loaded from elsewhere): every slot points at its route's live instance,
 // every live instance runs, Caddy runs the table's config, each app's
-// jobs run as its jobs' owner.
+// jobs run as its jobs' owner, each previous instance is armed for its
+// prev. host.
 
 func (a *Agent) restore(ctx context.Context, c *Call, _ *struct{}) (*protocol.RestoreResult, error) {
 	res := &protocol.RestoreResult{Started: []string{}, Relinked: []string{}}
@@ -50,6 +51,9 @@ func (a *Agent) restore(ctx context.Context, c *Call, _ *struct{}) (*protocol.Re
 		if _, err := a.syncJobs(ctx, app, t, "", nil); err != nil {
 			res.Problems = append(res.Problems, fmt.Sprintf("jobs of %s: %v", app, err))
 		}
+		// Previous instances answer at their prev. hosts again (also
+		// those deployed by an agent from before prev. hosts).
+		a.syncPrev(ctx, c, t, app)
 		unlock()
 	}
 	return res, nil

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"path"
 	"time"
 
 	"github.com/toppcloud/toppcloud/internal/agent/instance"
@@ -61,13 +62,14 @@ type routeState struct {
 	slots    map[string]string         // slot -> live instance
 }
 
-// resolve finds each active route's backend and slot. A route whose live
-// instance has no readable record is left without a backend (the router
-// serves "unavailable" there) and reported.
+// resolve finds each active route's backend and slot, prev. routes'
+// included (router.Table.Served). A route whose live instance has no
+// readable record is left without a backend (the router serves
+// "unavailable" there) and reported.
 func (a *Agent) resolve(c *Call, t *router.Table) *routeState {
 	st := &routeState{table: t, backends: map[string]router.Backend{}, slots: map[string]string{}}
 	records := map[string]*instance.Record{}
-	for _, rt := range t.Routes {
+	for _, rt := range t.Served() {
 		if !rt.Active() {
 			continue
 		}
@@ -86,6 +88,10 @@ func (a *Agent) resolve(c *Call, t *router.Table) *routeState {
 		if err != nil {
 			c.Warnf("route %s: %v", rt.Location, err)
 			continue
+		}
+		if rt.IsPrev() && b.Upstream != "" && !liveAnywhere(t, rt.Live) {
+			// Through its prev socket, which starts it (syncPrev).
+			b.Upstream = "unix/" + path.Join(a.Layout.SlotPath(slot), instance.LinkPrevSock)
 		}
 		st.backends[rt.Location.Key()] = b
 		st.slots[slot] = rt.Live

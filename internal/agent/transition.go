@@ -95,7 +95,7 @@ func (t *transition) run(ctx context.Context, steps ...step) error {
 			t.rollback()
 		}
 	}()
-	steps = append(steps, step{StepSwitch, t.switchRoute}, step{StepJobs, t.jobs}, step{StepDrain, t.drain}, step{StepRelease, t.record},
+	steps = append(steps, step{StepSwitch, t.switchRoute}, step{StepJobs, t.jobs}, step{StepDrain, t.drain}, step{StepPrev, t.prev}, step{StepRelease, t.record},
 		step{StepCertificate, t.certificate})
 	for _, s := range steps {
 		st := t.c.Out.Start(s.name)
@@ -225,6 +225,17 @@ func (t *transition) drain(ctx context.Context, st *protocol.Step) (string, erro
 	detail = t.oldLive + " stopping (" + detail + ")"
 	if t.after.Prev == t.oldLive {
 		detail += ", kept as prev"
+	}
+	return detail, nil
+}
+
+// prev has the route's previous instance answer at its prev. host (if
+// it has one), and the one it replaced stop. The switch is done: problems
+// are warnings.
+func (t *transition) prev(ctx context.Context, st *protocol.Step) (string, error) {
+	detail := t.a.syncPrev(ctx, t.c, t.table, t.app)
+	if detail == "" {
+		return "", skipped("no prev. host changes")
 	}
 	return detail, nil
 }

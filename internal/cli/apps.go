@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/toppcloud/toppcloud/internal/agent/router"
 	"github.com/toppcloud/toppcloud/internal/appconfig"
 	"github.com/toppcloud/toppcloud/internal/deploy"
 	"github.com/toppcloud/toppcloud/internal/deploy/manifest"
@@ -145,7 +146,12 @@ func (a *App) update(ctx context.Context, o updateOptions) error {
 	} else {
 		prev := ""
 		if res.Prev != "" {
-			prev = fmt.Sprintf("; previous: %s (toppcloud activate %s prev)", res.Prev, p.Location)
+			prev = "; previous: " + res.Prev
+			if l := p.Location; !l.Wildcard() && !l.CatchAll() && !l.IP() {
+				l.Host = router.PrevPrefix + l.Host
+				prev += ", answering at " + deploy.URL(l)
+			}
+			prev += fmt.Sprintf(" (toppcloud activate %s prev)", p.Location)
 		}
 		a.out.Printf("%s is live at %s (release %d%s)", res.Instance, url, res.Release, prev)
 	}

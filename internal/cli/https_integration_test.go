@@ -172,6 +172,25 @@ func testHTTPS(t *testing.T, e *localEnv, node, addr, app string, w web, sh func
 		}
 	})
 
+	t.Run("prev.HOST of an https location gets its own certificate over HTTP-01", func(t *testing.T) {
+		// The redeploy above made the first instance acme.test's previous
+		// one.
+		pebble.SetA("prev.acme.test", addr)
+		var code int
+		var body string
+		waitFor(t, time.Minute, func() bool {
+			var err error
+			code, body, _, err = httpsGet(addr, "prev.acme.test", "/", pebble.Roots())
+			return err == nil
+		})
+		if code != 200 || !strings.Contains(body, "Hello") {
+			t.Errorf("https://prev.acme.test/ = %d\n%s", code, body)
+		}
+		if !pebble.ValidatedHTTP01("prev.acme.test") {
+			t.Error("the CA did not validate prev.acme.test over HTTP-01")
+		}
+	})
+
 	t.Run("renewed before it expires", func(t *testing.T) {
 		for time.Now().Before(first.NotAfter) {
 			_, _, c, err := httpsGet(addr, "acme.test", "/", pebble.Roots())

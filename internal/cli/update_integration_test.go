@@ -280,10 +280,9 @@ func TestIntegration_Update(t *testing.T) {
 	t.Run("redeploy keeps prev; activate prev and a release number; query shows both", func(t *testing.T) {
 		e.ok("update", ex("python"), "rb.test", "--node", node)
 		first, _ := liveAt(e.query(node), "rb.test")
-		out := e.ok("update", v2, "rb.test", "--node", node)
-		if !strings.Contains(out, "symlink switched, no reload") {
-			t.Errorf("a redeploy reloaded the front server:\n%s", out)
-		}
+		// The first redeploy reloads the router once (prev.rb.test gets
+		// its instance); the rollback below switches symlinks only.
+		e.ok("update", v2, "rb.test", "--node", node)
 		w.expect("rb.test", "/", 200, "Hello version two")
 		q := e.query(node)
 		second, prev := liveAt(q, "rb.test")
@@ -301,7 +300,9 @@ func TestIntegration_Update(t *testing.T) {
 		if (states[first] != "inactive" && states[first] != "deactivating") || states[second] != "active" {
 			t.Errorf("states: prev %s %q, live %s %q", first, states[first], second, states[second])
 		}
-		e.ok("activate", "rb.test", "prev", "--node", node)
+		if out := e.ok("activate", "rb.test", "prev", "--node", node); !strings.Contains(out, "symlink switched, no reload") {
+			t.Errorf("a rollback reloaded Caddy:\n%s", out)
+		}
 		w.expect("rb.test", "/", 200, "Hello from toppcloud")
 		if live, prev := liveAt(e.query(node), "rb.test"); live != first || prev != second {
 			t.Errorf("after activate prev: live %s prev %s", live, prev)

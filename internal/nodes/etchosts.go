@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/toppcloud/toppcloud/internal/agent/router"
 	"github.com/toppcloud/toppcloud/internal/location"
 	"github.com/toppcloud/toppcloud/internal/state"
 	"github.com/toppcloud/toppcloud/internal/usage"
@@ -29,12 +30,16 @@ func (s *Session) PointHost(ctx context.Context, rec state.NodeRecord, loc locat
 	if !want || loc.Wildcard() || loc.CatchAll() || loc.IP() || rec.Address() == "" {
 		return nil
 	}
-	changed, err := state.SetHost(s.o.EtcHosts, rec.Address(), loc.Host)
-	if err != nil {
-		return fmt.Errorf("add %s to %s: %w (run as root, or drop --etc-hosts / set_etc_hosts)", loc.Host, s.o.EtcHosts, err)
-	}
-	if changed {
-		s.o.Report.Printf("added %s %s to %s", rec.Address(), loc.Host, s.o.EtcHosts)
+	// prev.HOST too, where the previous instance answers (as the
+	// original did).
+	for _, host := range []string{loc.Host, router.PrevPrefix + loc.Host} {
+		changed, err := state.SetHost(s.o.EtcHosts, rec.Address(), host)
+		if err != nil {
+			return fmt.Errorf("add %s to %s: %w (run as root, or drop --etc-hosts / set_etc_hosts)", host, s.o.EtcHosts, err)
+		}
+		if changed {
+			s.o.Report.Printf("added %s %s to %s", rec.Address(), host, s.o.EtcHosts)
+		}
 	}
 	return nil
 }

@@ -72,6 +72,7 @@ func removeEnableLinks(l layout.Layout, root, instance string) error {
 	paths := []string{
 		filepath.Join(l.Units, "multi-user.target.wants", UnitName(instance)),
 		filepath.Join(l.Units, "sockets.target.wants", ProxySocketName(instance)),
+		prevSocketLink(l, instance).Path,
 	}
 	for _, wu := range workerUnitsOnDisk(l, root, instance) {
 		paths = append(paths, workerLink(l, wu.Unit()).Path)

@@ -90,7 +90,8 @@ func (i *Instance) RemoveFiles(root string) error {
 	if err := removeEnableLinks(l, root, i.Name); err != nil {
 		errs = append(errs, err)
 	}
-	dirs := []string{l.InstanceEtcDir(i.Name), filepath.Dir(DropInPath(l, i.Name)), l.SocketDir(i.Name)}
+	dirs := []string{l.InstanceEtcDir(i.Name), filepath.Dir(DropInPath(l, i.Name)), l.SocketDir(i.Name),
+		filepath.Dir(prevServiceDropInPath(l, i.Name))}
 	for _, wu := range workerUnitsOnDisk(l, root, i.Name) {
 		dirs = append(dirs, path.Dir(dropIn(l, wu.Unit(), workerDropIn)))
 	}

@@ -90,6 +90,8 @@ func TemplateUnits(l layout.Layout) map[string][]byte {
 		TemplateUnitName:     TemplateUnit(l),
 		ProxySocketTemplate:  proxySocketUnit(l),
 		ProxyServiceTemplate: proxyServiceUnit(l),
+		PrevSocketTemplate:   prevSocketUnit(l),
+		PrevServiceTemplate:  prevServiceUnit(l),
 	}
 	maps.Copy(units, jobTemplates(l))
 	return units

@@ -111,6 +111,7 @@ func (n *Node) SaveRecord(rec *Record) error {
 	links := map[string]string{LinkWWW: l.InstanceDir(rec.Instance)}
 	if rec.Kind != appconfig.KindStatic {
 		links[LinkSock] = l.Socket(rec.Instance)
+		links[LinkPrevSock] = PrevSocketPath(l, rec.Instance)
 	}
 	for name, target := range links {
 		if _, err := h.Symlink(target, path.Join(dir, name)); err != nil {

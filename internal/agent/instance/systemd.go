@@ -91,7 +91,9 @@ func stopUnits(ctx context.Context, sd system.Systemd, name string, kind appconf
 		// Best effort: a unit that is not running has no main process.
 		_ = sd.Kill(ctx, UnitName(name), sig)
 	}
-	units := []string{UnitName(name)}
+	// An armed previous instance's socket and proxy go with it (see
+	// prev.go); they are not there for others.
+	units := []string{PrevSocketName(name), PrevServiceName(name), UnitName(name)}
 	if kind == appconfig.KindCommand {
 		units = append(units, ProxySocketName(name), ProxyServiceName(name))
 	}

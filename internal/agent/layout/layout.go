@@ -108,6 +108,9 @@ type Layout struct {
 	// app's other commands run in (update_fetch scripts, config.checker).
 	SystemdRun string
 	Systemctl  string
+	// SocketProxyd passes a previous instance's prev. host connections
+	// on to its socket, started on demand (see instance/prev.go).
+	SocketProxyd string
 }
 
 // Accounts and units the layout belongs to.
@@ -173,6 +176,7 @@ func Default() Layout {
 		Python:            "/usr/bin/python3",
 		SystemdRun:        "/usr/bin/systemd-run",
 		Systemctl:         "/usr/bin/systemctl",
+		SocketProxyd:      "/lib/systemd/systemd-socket-proxyd",
 	}
 }
 

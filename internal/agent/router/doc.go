@@ -57,10 +57,14 @@
 //     (the front controller, named in SCRIPT_FILENAME as php-fpm sees it),
 //     as the original's master-runner did; without a runner, php_root's
 //     index.php.
-//   - prev.HOST is not served: prev instances are stopped after a deploy
-//     drains them, so `activate LOCATION prev` is the way back. The
-//     pseudo-hosts not-found and disabled are not deployable; both pages
-//     are built in.
+//   - prev.HOST/PATH is served by the previous instance of HOST/PATH (as
+//     in the original), for exact host names, unless a route of its own is
+//     there (Table.Served): a rollback can be checked before `activate
+//     LOCATION prev`. The agent reaches a previous instance through a
+//     socket that starts it on demand (instance/prev.go). With no previous
+//     instance the name answers 404, so that no wildcard or catch-all
+//     route of another app gets it. The pseudo-hosts not-found and
+//     disabled are not deployable; both pages are built in.
 //   - https:// locations: the front server's TLS server on HTTPSAddr (and
 //     on any port an https location names) gets certificates on demand:
 //     at the first handshake for a name, after asking the router (on

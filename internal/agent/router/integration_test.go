@@ -406,6 +406,9 @@ func newWorld(t *testing.T) *world {
 	}
 	add("ported.test:"+strconv.Itoa(w.altPort), "ported", "ported.1", KindPython, report("ported.1"))
 	add("https://secure.test", "secure", "secure.1", KindPython, report("secure.1"))
+	// A deploy made old.2 live; old.1 answers at prev.old.test.
+	add("old.test", "old", "old.1", KindPython, report("old.1"))
+	add("old.test", "old", "old.2", KindPython, report("old.2"))
 
 	add("site.test/slow", "slow", "slow.1", KindPython, http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		w.slowStarted <- struct{}{}
@@ -456,6 +459,10 @@ func TestCaddy_Integration(t *testing.T) {
 			{"off.test", "/"}, {"off.test", "/anything"},
 			{"ported.test:" + strconv.Itoa(w.httpPort), "/"},
 			{"ported.test:" + strconv.Itoa(w.altPort), "/a"},
+			// prev. hosts: the previous instance, else not found (not
+			// the catch-all app).
+			{"old.test", "/"}, {"prev.old.test", "/x"}, {"PREV.old.test", "/"},
+			{"prev.site.test", "/"}, {"prev.site.test", "/blog/x"}, {"prev.a.wild.test", "/"},
 		}
 		for _, tc := range cases {
 			got := web.get(tc.host, tc.target)

@@ -60,13 +60,15 @@ type Decision struct {
 //     the mount
 //     path without its slash ("/blog") redirects to "/blog/" keeping the
 //     query; a disabled app gets the disabled page.
+//  4. prev.HOST/PATH (Table.Served) is served by the previous instance of
+//     HOST/PATH, and is not found when there is none.
 func Match(t *Table, req Request) Decision {
 	notFound := Decision{Status: http.StatusNotFound, NotFound: true}
 	reqHost, reqPort, hostOK := splitHostHeader(req.Host)
 
 	var cands []Route
-	for _, r := range t.Routes {
-		if r.Active() && (r.Location.Port == 0 || strconv.Itoa(r.Location.Port) == reqPort) {
+	for _, r := range t.Served() {
+		if r.served() && (r.Location.Port == 0 || strconv.Itoa(r.Location.Port) == reqPort) {
 			cands = append(cands, r)
 		}
 	}
@@ -103,6 +105,10 @@ func Match(t *Table, req Request) Decision {
 		case t.IsDisabled(r.App):
 			d.Status = http.StatusServiceUnavailable
 			d.Disabled = true
+		case !r.Active():
+			// A prev. host without a previous instance.
+			d.Status = http.StatusNotFound
+			d.NotFound = true
 		default:
 			d.Status = http.StatusOK
 			d.Rest = clean

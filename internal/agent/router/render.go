@@ -324,17 +324,21 @@ func Render(t *Table, backends map[string]Backend, opt Options) (*Rendered, erro
 	// port; the main two are fixed, others follow their routes' scheme.
 	tlsPort := map[int]bool{httpPort: false, httpsPort: true}
 	var routes []Route
-	for _, rt := range t.Routes {
-		if rt.Active() && rt.Location.Port != 0 && rt.Location.Port != httpPort && rt.Location.Port != httpsPort && rt.Location.HTTPS() {
+	served := t.Served()
+	for _, rt := range served {
+		if rt.served() && rt.Location.Port != 0 && rt.Location.Port != httpPort && rt.Location.Port != httpsPort && rt.Location.HTTPS() {
 			tlsPort[rt.Location.Port] = true
 		}
 	}
-	for _, rt := range t.Routes {
-		if !rt.Active() {
+	for _, rt := range served {
+		if !rt.served() {
 			continue
 		}
 		if p := rt.Location.Port; p != 0 {
 			if isTLS, ok := tlsPort[p]; ok && isTLS != rt.Location.HTTPS() {
+				if rt.IsPrev() {
+					continue // left out with its route, which says so
+				}
 				r.warn(rt, fmt.Errorf("port %d is used for %s, not %s: route left out", p, schemeOf(isTLS), rt.Location.Scheme))
 				continue
 			}
@@ -715,6 +719,10 @@ func (r *renderer) mountRoute(rt Route, tls bool) caddyRoute {
 	switch b, err := r.backend(rt); {
 	case r.t.IsDisabled(rt.App):
 		inner = append(inner, caddyRoute{Handle: []handler{unavailable("app " + rt.App + " is disabled")}})
+	case !rt.Active():
+		// A prev. route without a previous instance: the name stays
+		// ours (no wildcard or catch-all of another app answers it).
+		inner = append(inner, caddyRoute{Handle: []handler{errorHandler{Handler: "error", Error: "no previous instance of " + rt.PrevOf(), StatusCode: 404}}})
 	case err != nil:
 		r.warn(rt, err)
 		inner = append(inner, caddyRoute{Handle: []handler{unavailable("route " + rt.Location.String() + " has no usable backend")}})
@@ -808,8 +816,13 @@ func (r *renderer) appRoutes(rt Route, b Backend, prefix string, tls bool) []cad
 		} else {
 			// The host is known: no placeholder, no guard, and the
 			// directory name is the normalized host whatever case the
-			// client used.
-			out = append(out, fileRoute(filepath.Join(b.WritableRoot, l.Host), prefix, nil))
+			// client used. A prev. route serves the same site, so its
+			// host's files.
+			host := l.Host
+			if rt.IsPrev() {
+				host = rt.PrevOf()
+			}
+			out = append(out, fileRoute(filepath.Join(b.WritableRoot, host), prefix, nil))
 		}
 		out = append(out, fileRoute(b.WritableRoot, prefix, nil))
 	}

@@ -74,7 +74,7 @@ func loadGolden(t *testing.T, name string) (*Table, map[string]Backend, Options)
 		}
 	}
 	backends := map[string]Backend{}
-	for _, r := range tb.Routes {
+	for _, r := range tb.Served() {
 		if r.Live == "" {
 			continue
 		}
@@ -309,7 +309,7 @@ func BenchmarkRender(b *testing.B) {
 // into Render's backends by route.
 func byRoute(t *Table, byInstance map[string]Backend) map[string]Backend {
 	out := map[string]Backend{}
-	for _, r := range t.Routes {
+	for _, r := range t.Served() {
 		if b, ok := byInstance[r.Live]; ok && r.Live != "" {
 			out[r.Location.Key()] = b
 		}

@@ -38,10 +38,55 @@ type Route struct {
 	// Prev is the instance that was live before, kept for rollback; "" if
 	// none.
 	Prev string
+
+	// prevOf is the host of the route whose previous instance this route
+	// serves; set only on the routes Served makes, never stored.
+	prevOf string
 }
 
 // Active reports whether the route serves requests.
 func (r Route) Active() bool { return r.Live != "" }
+
+// PrevPrefix makes the host a route's previous instance answers at:
+// prev.example.com/blog serves what example.com/blog served before the
+// last deploy, so that a rollback can be checked before it is made (as in
+// the original).
+const PrevPrefix = "prev."
+
+// IsPrev reports whether the route is the prev. route of another one
+// (made by Served). Its Live is that route's Prev, "" when there is none:
+// then the router answers 404 there rather than let a wildcard or
+// catch-all route of another app have the name.
+func (r Route) IsPrev() bool { return r.prevOf != "" }
+
+// PrevOf is the host whose previous instance a prev. route serves; "" for
+// any other route.
+func (r Route) PrevOf() string { return r.prevOf }
+
+// served reports whether the router renders the route.
+func (r Route) served() bool { return r.Active() || r.IsPrev() }
+
+// Served returns the routes the router serves: the table's, and for each
+// route with an exact host name (not a wildcard, the catch-all or an IP
+// address), a route at prev.HOST with the same port, path and scheme whose
+// live instance is the route's previous one (none: not found), unless the
+// table has a route at that location itself. A route deactivated with
+// keep-prev keeps its prev. route, as the original kept its prev. line.
+func (t *Table) Served() []Route {
+	out := slices.Clone(t.Routes)
+	for _, r := range t.Routes {
+		l := r.Location
+		if l.Wildcard() || l.CatchAll() || l.IP() || (!r.Active() && r.Prev == "") {
+			continue
+		}
+		l.Host = PrevPrefix + l.Host
+		if _, taken := t.index(l); taken {
+			continue
+		}
+		out = append(out, Route{Location: l, App: r.App, Live: r.Prev, prevOf: r.Location.Host})
+	}
+	return out
+}
 
 // Table is the route table. Routes are kept sorted by location key;
 // Disabled is a sorted set of app names.

@@ -3,6 +3,8 @@ package router
 import (
 	"errors"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/toppcloud/toppcloud/internal/location"
@@ -341,4 +343,108 @@ func TestParsePattern_Errors(t *testing.T) {
 			t.Errorf("ParsePattern(%q) succeeded", s)
 		}
 	}
+}
+
+func TestTable_ServedPrev(t *testing.T) {
+	tb := &Table{}
+	for _, s := range []struct{ loc, app, inst string }{
+		{"a.test/blog", "a", "a.1"}, {"a.test/blog", "a", "a.2"}, // prev a.1
+		{"https://s.test:8443", "s", "s.1"}, {"https://s.test:8443", "s", "s.2"},
+		{".w.test", "w", "w.1"}, {".w.test", "w", "w.2"}, // wildcard: none
+		{"*", "c", "c.1"}, {"*", "c", "c.2"}, // catch-all: none
+		{"10.0.0.1", "ip", "ip.1"}, {"10.0.0.1", "ip", "ip.2"}, // an IP: none
+		{"n.w.test", "n", "n.1"}, // no prev: a prev. route that finds nothing
+		{"t.test", "t", "t.1"}, {"t.test", "t", "t.2"},
+		{"prev.t.test", "mine", "mine.1"},              // a real route wins
+		{"k.test", "k", "k.1"}, {"k.test", "k", "k.2"}, // deactivated, prev kept
+	} {
+		mustSet(t, tb, s.loc, s.app, s.inst)
+	}
+	tb.Remove([]Pattern{mustPattern(t, "k.test")}, true)
+	var got []string
+	for _, r := range tb.Served() {
+		if r.IsPrev() {
+			got = append(got, r.Location.String()+" "+r.App+" "+r.Live+" of "+r.PrevOf())
+		}
+	}
+	slices.Sort(got)
+	want := []string{
+		"https://prev.s.test:8443 s s.1 of s.test",
+		"prev.a.test/blog/ a a.1 of a.test",
+		"prev.k.test k k.1 of k.test",
+		"prev.n.w.test n  of n.w.test",
+		"prev.prev.t.test mine  of prev.t.test", // t.test's own is taken
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("prev routes =\n%q, want\n%q", got, want)
+	}
+	if n := len(tb.Routes); n != 9 {
+		t.Errorf("Served changed the table: %d routes", n)
+	}
+
+	for _, tc := range []struct {
+		host, target string
+		tls          bool
+		status       int
+		live         string
+	}{
+		{"prev.a.test", "/blog/x", false, 200, "a.1"},
+		{"PREV.A.TEST", "/blog/", false, 200, "a.1"},
+		{"prev.a.test", "/other", false, 404, ""}, // not under .w.test, not the catch-all
+		{"prev.s.test:8443", "/", true, 200, "s.1"},
+		{"prev.s.test:8443", "/", false, 308, "s.1"},
+		{"prev.t.test", "/", false, 200, "mine.1"},
+		{"prev.k.test", "/", false, 200, "k.1"}, // keep-prev: still checkable
+		{"k.test", "/", false, 200, "c.2"},      // deactivated: the catch-all
+		// No previous instance: not found, although .w.test covers the
+		// name.
+		{"prev.n.w.test", "/", false, 404, ""},
+		{"prev.x.w.test", "/", false, 200, "w.2"}, // no route of its own: the wildcard's
+		{"prev.nothing.test", "/", false, 200, "c.2"},
+	} {
+		d := Match(tb, Request{Host: tc.host, Target: tc.target, TLS: tc.tls})
+		if d.Status != tc.status || (tc.live != "" && d.Route.Live != tc.live) {
+			t.Errorf("%s%s tls=%v: %d %q, want %d %q", tc.host, tc.target, tc.tls, d.Status, d.Route.Live, tc.status, tc.live)
+		}
+	}
+}
+
+func TestRender_PrevHosts(t *testing.T) {
+	tb := &Table{}
+	mustSet(t, tb, "https://a.test", "a", "a.1")
+	mustSet(t, tb, "https://a.test", "a", "a.2")
+	mustSet(t, tb, "https://b.test", "b", "b.1")
+	backends := map[string]Backend{}
+	for _, r := range tb.Served() {
+		if r.Live != "" {
+			backends[r.Location.Key()] = Backend{Kind: KindPython, Upstream: "unix//run/" + r.Live + ".sock"}
+		}
+	}
+	r, err := Render(tb, backends, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Warnings) > 0 {
+		t.Errorf("warnings: %v", r.Warnings)
+	}
+	cfg := string(r.Router)
+	for _, want := range []string{
+		`unix//run/a.1.sock`, // prev.a.test reaches the previous instance
+		`no previous instance of b.test`,
+		// Both prev. names may get certificates.
+		`prev\\.a\\.test`, `prev\\.b\\.test`,
+	} {
+		if !strings.Contains(cfg, want) {
+			t.Errorf("router config lacks %s", want)
+		}
+	}
+}
+
+func mustPattern(t *testing.T, s string) Pattern {
+	t.Helper()
+	p, err := ParsePattern(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
