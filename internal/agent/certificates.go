@@ -6,8 +6,10 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/toppcloud/toppcloud/internal/agent/certs"
@@ -86,8 +88,21 @@ func (a *Agent) obtainCertificate(ctx context.Context, c *Call, st *protocol.Ste
 	}
 	done := make(chan result, 1)
 	go func() {
-		crt, err := certs.Obtain(ctx, addr, host)
-		done <- result{crt, err}
+		for {
+			crt, err := certs.Obtain(ctx, addr, host)
+			// The front server ends a handshake it has kept waiting for
+			// longer than router.ReadHeaderTimeout while
+			// the CA still validates: the issuance goes on, so ask again.
+			if err != nil && ctx.Err() == nil && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)) {
+				select {
+				case <-ctx.Done():
+				case <-time.After(250 * time.Millisecond):
+				}
+				continue
+			}
+			done <- result{crt, err}
+			return
+		}
 	}()
 	// Caddy keeps the handshake waiting while it retries a failed try:
 	// its log tells sooner.

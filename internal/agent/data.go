@@ -418,7 +418,6 @@ func (a *Agent) runScript(ctx context.Context, arg string, stdin io.Reader, stdo
 		fmt.Fprintf(stderr, "toppcloud run: %v\n", err)
 		return runStatusNoScript
 	}
-	user := instance.UserName(l.rt.App)
 	b := make([]byte, 6)
 	if _, err := rand.Read(b); err != nil {
 		return fail("%v", err)
@@ -428,7 +427,7 @@ func (a *Agent) runScript(ctx context.Context, arg string, stdin io.Reader, stdo
 	// with which status.
 	unit := "toppcloud-run-" + l.rt.App + "-" + hex.EncodeToString(b) + ".service"
 	sr := []string{"systemd-run", "--quiet", "--wait", "--service-type=exec", "--unit=" + unit,
-		"--uid=" + user, "--gid=" + user, "--working-directory=" + inst.Dir(),
+		"--working-directory=" + inst.Dir(),
 		"-p", "EnvironmentFile=" + instance.EnvFilePath(l0, inst.Name),
 		// The instance's internal token stays with the instance.
 		"--setenv=" + instance.EnvInternalToken + "=",
@@ -507,15 +506,15 @@ func (a *Agent) scriptArgv(inst *instance.Instance, script string, args []string
 		if err != nil || !fi.Mode().IsRegular() {
 			continue
 		}
-		cmd, err := inst.ScriptCommand(context.Background(), appconfig.Command{Path: rel, Args: args})
+		argv, err := inst.ScriptArgv(appconfig.Command{Path: rel, Args: args})
 		if err != nil {
 			return nil, err
 		}
-		if cmd.Args[0] == filepath.Join(inst.Dir(), filepath.FromSlash(rel)) && fi.Mode().Perm()&0o111 == 0 {
+		if argv[0] == filepath.Join(inst.Dir(), filepath.FromSlash(rel)) && fi.Mode().Perm()&0o111 == 0 {
 			// Not Python, run directly: systemd would only log why not.
 			return nil, fmt.Errorf("%s of %s is not executable (chmod +x it) and not a Python script", rel, inst.Name)
 		}
-		return cmd.Args, nil
+		return argv, nil
 	}
 	return nil, fmt.Errorf("no script %s in %s (looked for bin/%s and %s)", script, inst.Name, script, script)
 }

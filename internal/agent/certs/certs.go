@@ -147,7 +147,7 @@ func Obtain(ctx context.Context, addr, host string) (*x509.Certificate, error) {
 	d := tls.Dialer{Config: &tls.Config{ServerName: host, InsecureSkipVerify: true}}
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("%w for %s: %v", ErrNoCertificate, host, err)
+		return nil, fmt.Errorf("%w for %s: %w", ErrNoCertificate, host, err)
 	}
 	defer conn.Close()
 	certs := conn.(*tls.Conn).ConnectionState().PeerCertificates

@@ -216,19 +216,19 @@ func (i *Instance) fetchFastCGI(ctx context.Context, userAgent, host string, u *
 }
 
 // ScriptCommand builds the command for an update_fetch `script:` entry
-// (scriptArgv), run as RunCommand runs it.
+// (ScriptArgv), run as RunCommand runs it.
 func (i *Instance) ScriptCommand(ctx context.Context, c appconfig.Command) (*exec.Cmd, error) {
-	argv, err := i.scriptArgv(c)
+	argv, err := i.ScriptArgv(c)
 	if err != nil {
 		return nil, fmt.Errorf("script: %w", err)
 	}
 	return i.RunCommand(ctx, argv, "script "+c.Path)
 }
 
-// scriptArgv is how a script of the app runs (update_fetch's and crons'
+// ScriptArgv is how a script of the app runs (update_fetch's and crons'
 // script: entries, workers): a Python script through the bootstrap's
 // script runner, anything else directly.
-func (i *Instance) scriptArgv(c appconfig.Command) ([]string, error) {
+func (i *Instance) ScriptArgv(c appconfig.Command) ([]string, error) {
 	if err := checkRel(c.Path); err != nil {
 		return nil, err
 	}

@@ -36,7 +36,7 @@ func directCommand(inst *Instance, argv []string) *exec.Cmd {
 // runScript runs a script: entry as the test's own user.
 func runScript(t *testing.T, inst *Instance, c appconfig.Command) ([]string, error) {
 	t.Helper()
-	argv, err := inst.scriptArgv(c)
+	argv, err := inst.ScriptArgv(c)
 	if err != nil {
 		t.Fatal(err)
 	}

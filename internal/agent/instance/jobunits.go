@@ -248,7 +248,7 @@ func (i *Instance) WorkerDropIn(wk Worker) ([]byte, error) {
 	if err := i.checkJobs(wk.Name); err != nil {
 		return nil, err
 	}
-	argv, err := i.scriptArgv(wk.Command)
+	argv, err := i.ScriptArgv(wk.Command)
 	if err != nil {
 		return nil, fmt.Errorf("worker %s: %w", wk.Name, err)
 	}
@@ -276,7 +276,7 @@ func (i *Instance) CronDropIns(c appconfig.Cron, host string) (service, timer []
 	var argv []string
 	switch {
 	case c.Script != nil:
-		if argv, err = i.scriptArgv(*c.Script); err != nil {
+		if argv, err = i.ScriptArgv(*c.Script); err != nil {
 			return nil, nil, fmt.Errorf("cron %s: %w", c.Name, err)
 		}
 	case strings.HasPrefix(c.URL, "/") && !strings.ContainsFunc(c.URL+host, isSpaceOrControl):

@@ -44,6 +44,9 @@ func TestPrevUnits_SystemdVerify(t *testing.T) {
 			filepath.Join(svc+".d", "x.conf"):       inst.prevServiceDropIn(),
 			sock:                                    prevSocketUnit(l),
 			filepath.Join(dir, UnitName(inst.Name)): TemplateUnit(l),
+			// A command app's prev proxy requires its own proxy's socket.
+			filepath.Join(dir, ProxySocketName(inst.Name)):  proxySocketUnit(l),
+			filepath.Join(dir, ProxyServiceName(inst.Name)): proxyServiceUnit(l),
 		}
 		for p, data := range files {
 			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
