@@ -235,8 +235,8 @@ func (b *bench) run(ctx context.Context, profiles []linkshape.Profile, runs int,
 	defer b.counterOff()
 
 	var results []profileResult
-	for _, p := range profiles {
-		r, err := b.profile(ctx, p, runs)
+	for i, p := range profiles {
+		r, err := b.profile(ctx, i, p, runs)
 		if err != nil {
 			return fmt.Errorf("%s: %w", p.Name, err)
 		}
@@ -247,7 +247,10 @@ func (b *bench) run(ctx context.Context, profiles []linkshape.Profile, runs int,
 }
 
 // profile measures every step runs times through link profile p.
-func (b *bench) profile(ctx context.Context, p linkshape.Profile, runs int) (profileResult, error) {
+func (b *bench) profile(ctx context.Context, index int, p linkshape.Profile, runs int) (profileResult, error) {
+	// Every profile's applications and changes have contents of their
+	// own: the node keeps what earlier profiles sent.
+	seed := func(n int) uint64 { return uint64(10000*(index+1) + n) }
 	res := profileResult{profile: p, loadStart: loadavg()}
 	link, err := linkshape.Apply(b.addr, p)
 	if err != nil {
@@ -262,7 +265,7 @@ func (b *bench) profile(ctx context.Context, p linkshape.Profile, runs int) (pro
 			app = fmt.Sprintf("bench%d", r)
 		}
 		dir := filepath.Join(b.work, app)
-		st, err := appgen.GenerateMix(dir, app, b.files, b.size, b.random, uint64(r))
+		st, err := appgen.GenerateMix(dir, app, b.files, b.size, b.random, seed(r))
 		if err != nil {
 			return res, err
 		}
@@ -303,7 +306,7 @@ func (b *bench) profile(ctx context.Context, p linkshape.Profile, runs int) (pro
 			{"toppcloud unchanged", update()},
 			{"toppcloud unchanged --force", update("--force")},
 			{"toppcloud one file", func() error {
-				n, err := appgen.ChangeFile(dir, uint64(1000+r))
+				n, err := appgen.ChangeFile(dir, seed(1000+r))
 				res.changed = n
 				if err != nil {
 					return err
@@ -312,14 +315,14 @@ func (b *bench) profile(ctx context.Context, p linkshape.Profile, runs int) (pro
 			}},
 			{"rsync -a first", b.rsync(ctx, dir, nodeDir+"/rsync-a-"+app, "-a")},
 			{"rsync -a one file", func() error {
-				if _, err := appgen.ChangeFile(dir, uint64(2000+r)); err != nil {
+				if _, err := appgen.ChangeFile(dir, seed(2000+r)); err != nil {
 					return err
 				}
 				return b.rsync(ctx, dir, nodeDir+"/rsync-a-"+app, "-a")()
 			}},
 			{"rsync -az first", b.rsync(ctx, dir, nodeDir+"/rsync-az-"+app, "-az")},
 			{"rsync -az one file", func() error {
-				if _, err := appgen.ChangeFile(dir, uint64(3000+r)); err != nil {
+				if _, err := appgen.ChangeFile(dir, seed(3000+r)); err != nil {
 					return err
 				}
 				return b.rsync(ctx, dir, nodeDir+"/rsync-az-"+app, "-az")()
