@@ -39,12 +39,15 @@ type agentNode struct {
 	mu      sync.Mutex
 	streams map[string]string // op -> stdout
 	reqs    map[string]string // op -> request line received
+	// replies are written right after the request line, before the
+	// input is read (OpUpdate's UpdateNeed, which the client waits for).
+	replies map[string]string
 }
 
 func newAgentNode(t *testing.T) *agentNode {
 	t.Helper()
 	h := newHarness(t)
-	n := &agentNode{h: h, streams: map[string]string{}, reqs: map[string]string{}}
+	n := &agentNode{h: h, streams: map[string]string{}, reqs: map[string]string{}, replies: map[string]string{}}
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -96,6 +99,10 @@ func (n *agentNode) handle(e *sshxtest.Exec) int {
 	case strings.HasPrefix(e.Command, agentCmd):
 		op := strings.TrimPrefix(e.Command, agentCmd)
 		line, _ := readLine(e.Stdin)
+		n.mu.Lock()
+		reply := n.replies[op]
+		n.mu.Unlock()
+		io.WriteString(e.Stdout, reply)
 		// Read the input that follows (a manifest, blobs) as the agent
 		// does before it answers: a client still writing to a session
 		// that ended would fail with EOF.
