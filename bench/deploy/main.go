@@ -135,7 +135,7 @@ type bench struct {
 	work       string
 	user       *benchuser.User
 	node, addr string
-	table      string
+	counter    *linkshape.Counter
 }
 
 // sample is one measured command.
@@ -229,10 +229,10 @@ func (b *bench) run(ctx context.Context, profiles []linkshape.Profile, runs int,
 	if err := b.ssh(ctx, "DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends rsync >/dev/null && mkdir -p "+nodeDir); err != nil {
 		return fmt.Errorf("install rsync in the node: %w", err)
 	}
-	if err := b.counterOn(); err != nil {
+	if b.counter, err = linkshape.NewCounter(b.addr); err != nil {
 		return err
 	}
-	defer b.counterOff()
+	defer b.counter.Close()
 
 	var results []profileResult
 	for i, p := range profiles {
@@ -251,7 +251,7 @@ func (b *bench) profile(ctx context.Context, index int, p linkshape.Profile, run
 	// Every profile's applications and changes have contents of their
 	// own: the node keeps what earlier profiles sent.
 	seed := func(n int) uint64 { return uint64(10000*(index+1) + n) }
-	res := profileResult{profile: p, loadStart: loadavg()}
+	res := profileResult{profile: p, loadStart: linkshape.LoadAvg()}
 	link, err := linkshape.Apply(b.addr, p)
 	if err != nil {
 		return res, err
@@ -359,7 +359,7 @@ func (b *bench) profile(ctx context.Context, index int, p linkshape.Profile, run
 	for _, name := range order {
 		res.med[name] = median(results[name])
 	}
-	res.loadEnd = loadavg()
+	res.loadEnd = linkshape.LoadAvg()
 	return res, nil
 }
 
@@ -409,19 +409,6 @@ func (b *bench) report(results []profileResult, runs int) {
 	}
 }
 
-// loadavg is the first three fields of /proc/loadavg.
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
-}
-
 // shortLoad is the one-minute load average.
 func shortLoad(l string) string {
 	f := strings.Fields(l)
@@ -459,14 +446,14 @@ func mbytes(n int64) string {
 // measure times fn and counts the bytes the host sent to the node's SSH
 // port meanwhile.
 func (b *bench) measure(fn func() error) (sample, error) {
-	before, err := b.counter()
+	before, err := b.counter.Bytes()
 	if err != nil {
 		return sample{}, err
 	}
 	start := time.Now()
 	err = fn()
 	wall := time.Since(start)
-	after, cerr := b.counter()
+	after, cerr := b.counter.Bytes()
 	if err == nil {
 		err = cerr
 	}
@@ -538,37 +525,4 @@ func (b *bench) tar(ctx context.Context, dir, dest string, sync bool) func() err
 		}
 		return tarC.Wait()
 	}
-}
-
-// counterOn adds an nftables table of the bench's own that counts what
-// the host sends to the node's SSH port.
-func (b *bench) counterOn() error {
-	b.table = fmt.Sprintf("tcbench%d", os.Getpid())
-	rules := fmt.Sprintf("table inet %s {\n  chain out {\n    type filter hook output priority 0; policy accept;\n    ip daddr %s tcp dport 22 counter\n  }\n}\n", b.table, b.addr)
-	cmd := exec.Command("nft", "-f", "-")
-	cmd.Stdin = strings.NewReader(rules)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("nft: %v\n%s", err, out)
-	}
-	return nil
-}
-
-func (b *bench) counterOff() {
-	if b.table != "" {
-		_ = exec.Command("nft", "delete", "table", "inet", b.table).Run()
-	}
-}
-
-var counterRE = regexp.MustCompile(`counter packets \d+ bytes (\d+)`)
-
-func (b *bench) counter() (int64, error) {
-	out, err := exec.Command("nft", "list", "chain", "inet", b.table, "out").CombinedOutput()
-	if err != nil {
-		return 0, fmt.Errorf("nft list: %v\n%s", err, out)
-	}
-	m := counterRE.FindSubmatch(out)
-	if m == nil {
-		return 0, fmt.Errorf("no counter in:\n%s", out)
-	}
-	return strconv.ParseInt(string(m[1]), 10, 64)
 }

@@ -146,8 +146,9 @@ func (s *Session) connect(ctx context.Context, rec state.NodeRecord, o ConnectOp
 		LocalUser: s.o.LocalUser,
 		Verbose:   s.o.Verbose,
 		NoInstall: o.NoInstall,
-		// A node on this machine is reached faster than it decompresses.
-		NoCompress: info.Local,
+		// A node on this machine is reached faster than it decompresses,
+		// unless its link is made slower (bench/linkshape does).
+		NoCompress: info.Local && fastLink(ctx, c),
 	}
 	if o.Deferred {
 		// The step appears only if the agent has to be checked.
@@ -236,4 +237,17 @@ func (s *Session) LoginOf(ctx context.Context, rec state.NodeRecord, user string
 		l.Used = c.LoginKey()
 	}
 	return l, nil
+}
+
+// localRTT is the round-trip time under which a node's link counts as one
+// on this machine: the agent goes up raw, as compressing it (~56 MB,
+// 0.3 s at zstd's fastest) costs more than the bytes it saves there.
+const localRTT = 5 * time.Millisecond
+
+// fastLink measures c's round trip (one SSH keepalive).
+func fastLink(ctx context.Context, c *sshx.Client) bool {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	d, err := c.RTT(ctx)
+	return err == nil && d < localRTT
 }
