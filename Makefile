@@ -8,8 +8,9 @@ BIN := bin/toppcloud
 # Debian packages the local provider and the integration tests need on the
 # host: systemd-nspawn, debootstrap, nftables for local nodes; caddy for the
 # router's tests against the real Caddy binary; php-cgi and php-cli
-# for serve's tests of both ways it runs PHP.
-HOST_PACKAGES := systemd-container debootstrap nftables iproute2 caddy gunicorn python3-pastedeploy php-fpm php-cgi php-cli systemd rsync openssh-client curl
+# for serve's tests of both ways it runs PHP; python3-django for the
+# services test's django-admin startproject.
+HOST_PACKAGES := systemd-container debootstrap nftables iproute2 caddy gunicorn python3-pastedeploy php-fpm php-cgi php-cli systemd rsync openssh-client curl python3-django
 
 .PHONY: all build deps test unit integration vet demo bench clean
 
@@ -63,6 +64,7 @@ bench: deps build
 	$(GO) run ./bench/transfer
 	$(GO) run ./bench/deploy
 	$(GO) run ./bench/routechange
+	$(GO) run ./bench/services
 
 clean:
 	rm -rf bin

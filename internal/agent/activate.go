@@ -55,7 +55,7 @@ func (a *Agent) activate(ctx context.Context, c *Call, args *protocol.ActivateAr
 		return nil, badRequest("instance %s cannot be activated: the update that made it did not finish (the node went down before its files were on disk), so it may be incomplete; update again (clean-node removes it)", target)
 	}
 
-	t := &transition{a: a, c: c, action: ActionActivate, app: app, loc: loc, target: target, digest: rec.Digest,
+	t := &transition{a: a, c: c, action: ActionActivate, app: app, loc: loc, target: target, digest: rec.Digest, placement: args.Jobs,
 		change: func(tb *router.Table) (router.Route, error) {
 			rt, err := tb.Activate(loc, target)
 			switch {
@@ -69,7 +69,7 @@ func (a *Agent) activate(ctx context.Context, c *Call, args *protocol.ActivateAr
 	// Start it beside the live one, with the same health check as an
 	// update (no update_fetch: it ran when the instance was made).
 	start := func(ctx context.Context, st *protocol.Step) (string, error) {
-		started, err := a.startExisting(ctx, c, st, rec, loc, time.Duration(args.HealthTimeout))
+		started, err := a.startExisting(ctx, c, st, rec, loc, time.Duration(args.HealthTimeout), true, args.Jobs)
 		if err != nil {
 			return "", err
 		}
@@ -122,8 +122,11 @@ func (a *Agent) resolveTarget(app string, rt router.Route, target string) (strin
 }
 
 // startExisting starts an instance that is on disk, unless it runs
-// already (live elsewhere). It reports whether it started it.
-func (a *Agent) startExisting(ctx context.Context, c *Call, st *protocol.Step, rec *instance.Record, loc location.Location, healthTimeout time.Duration) (bool, error) {
+// already (live elsewhere). It reports whether it started it. With
+// withJobs, it starts the app's workers too (placement, as
+// jobPlacement takes it): the instance is about to run the app's jobs.
+func (a *Agent) startExisting(ctx context.Context, c *Call, st *protocol.Step, rec *instance.Record, loc location.Location, healthTimeout time.Duration,
+	withJobs bool, placement *protocol.JobPlacement) (bool, error) {
 	if rec.Kind == appconfig.KindStatic {
 		return false, nil
 	}
@@ -142,11 +145,23 @@ func (a *Agent) startExisting(ctx context.Context, c *Call, st *protocol.Step, r
 	if err != nil {
 		return false, err
 	}
-	inst, err := nodes.Prepare(ctx, rec, instance.Spec{Locations: []string{loc.String()}, Config: cfg, Services: services})
+	var workers []instance.Worker
+	if withJobs {
+		p, err := a.jobPlacement(rec.App, placement)
+		if err != nil {
+			return false, err
+		}
+		workers = workersFor(cfg, p)
+	}
+	inst, err := nodes.Prepare(ctx, rec, instance.Spec{Locations: []string{loc.String()}, Config: cfg, Services: services, Workers: workers})
 	if err != nil {
 		return false, err
 	}
-	if err := nodes.Start(ctx, inst, st.Progress, healthTimeout); err != nil {
+	err = nodes.Start(ctx, inst, st.Progress, healthTimeout)
+	if err == nil {
+		err = nodes.StartWorkers(ctx, inst)
+	}
+	if err != nil {
 		_ = nodes.Stop(context.WithoutCancel(ctx), rec.Instance, rec.Kind, false)
 		return false, err
 	}

@@ -112,6 +112,10 @@ type Call struct {
 	// Input is stdin after the request line, for operations that stream
 	// data.
 	Input io.Reader
+	// Output is the raw standard output under Out, for an operation that
+	// sends data after its result (OpBackupFetch): it sends the result
+	// itself with Out.OK, then writes here.
+	Output io.Writer
 }
 
 // Host is the node.
@@ -177,6 +181,12 @@ func (a *Agent) ops() []Op {
 		Handle(protocol.OpLogs, "show (or follow) an app's errors.log and its instances' journal", a.logs),
 		Handle(protocol.OpDiff, "compare an application directory's manifest with a deployed instance (read only)", a.diff),
 		Handle(protocol.OpRestore, "point every route at its live instance again, start live instances that are down, load the routing configs if needed", a.restore),
+		Handle(protocol.OpBackup, "back up every service of the app at a location into a backup kept on the node", a.backup),
+		Handle(protocol.OpBackupFetch, "send a kept backup: its description, then a tar stream", a.backupFetch),
+		Handle(protocol.OpBackupDelete, "remove a kept backup", a.backupDelete),
+		Handle(protocol.OpServicesRestore, "replace the app's data with a backup (kept, or streamed after the request)", a.servicesRestore),
+		Handle(protocol.OpClear, "empty every service of the app at a location, then run its update_fetch", a.clearData),
+		Handle(protocol.OpRunUpload, "keep files for a run in the app's TEMP (a tar stream follows the request)", a.runUpload),
 	}
 	for _, extra := range a.Ops {
 		ops = slices.DeleteFunc(ops, func(o Op) bool { return o.Name == extra.Name })
@@ -199,6 +209,11 @@ func (a *Agent) op(name string) (Op, bool) {
 // gets only what is not for the client program (a usage message). It
 // returns the exit status.
 func (a *Agent) Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 2 && args[0] == protocol.OpRun {
+		// Not a message stream: the request is the argument, stdin and
+		// stdout are the script's (a terminal, with run -i).
+		return a.runScript(ctx, args[1], stdin, stdout, stderr)
+	}
 	if len(args) != 1 || args[0] == "" || strings.HasPrefix(args[0], "-") {
 		fmt.Fprintln(stderr, a.usage())
 		return protocol.ExitUsage
@@ -247,11 +262,20 @@ func (a *Agent) Main(ctx context.Context, args []string, stdin io.Reader, stdout
 		_ = w.Fail(&protocol.Error{Code: protocol.CodeBadRequest, Message: "the agent must run as root (sudo " + protocol.AgentPath + " node " + name + ")"})
 		return protocol.ExitFailed
 	}
-	c := &Call{Agent: a, Req: req, Out: w, Input: rest}
+	c := &Call{Agent: a, Req: req, Out: w, Input: rest, Output: stdout}
 	result, err := a.run(ctx, op, c, args0)
 	if err != nil {
-		_ = w.Fail(ToProtocolError(ctx, err))
+		if !w.Done() {
+			_ = w.Fail(ToProtocolError(ctx, err))
+		} else {
+			// The result went out before the data that failed: the
+			// client sees a cut stream and this status.
+			fmt.Fprintln(stderr, "toppcloud node "+name+":", err)
+		}
 		return protocol.ExitFailed
+	}
+	if w.Done() {
+		return 0
 	}
 	if err := w.OK(result); err != nil {
 		return protocol.ExitFailed

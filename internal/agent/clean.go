@@ -51,6 +51,13 @@ func (a *Agent) clean(ctx context.Context, c *Call, args *protocol.CleanArgs) (*
 			c.Warnf("partial instances: %v", err)
 		}
 		res.Partial += n
+		// Restores that were cut off left their upload behind; one that
+		// is still receiving (gigabytes over a slow link) is younger.
+		n, err = a.backupStore().RemoveUploads(24 * time.Hour)
+		if err != nil {
+			c.Warnf("backup uploads: %v", err)
+		}
+		res.Partial += n
 	}
 
 	opts := blobstore.Options{}

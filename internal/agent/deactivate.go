@@ -80,6 +80,9 @@ func (a *Agent) deactivate(ctx context.Context, c *Call, args *protocol.Deactiva
 		return res, nil
 	}
 	st.Done(true, plural(len(removed), "route", "routes")+" removed")
+	// The apps' jobs move to another live instance, or stop, now rather
+	// than after the drain: nothing routes to the instance any more.
+	a.syncJobsAfter(ctx, c, after, apps...)
 
 	byApp := map[string][]string{}
 	stopped := map[string]bool{}

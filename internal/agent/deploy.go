@@ -263,7 +263,7 @@ func (a *Agent) deploy(ctx context.Context, c *Call, args *protocol.DeployArgs) 
 	if err != nil {
 		return nil, badRequest("%v", err)
 	}
-	d := &deployRun{args: *args, transition: transition{a: a, c: c, action: ActionUpdate, app: args.App, loc: loc, digest: args.Digest.String()}}
+	d := &deployRun{args: *args, transition: transition{a: a, c: c, action: ActionUpdate, app: args.App, loc: loc, digest: args.Digest.String(), placement: args.Jobs}}
 	d.change = func(tb *router.Table) (router.Route, error) { return tb.Set(loc, args.App, d.target) }
 	d.beforeSwitch = d.waitSync
 	if d.store, err = a.store(); err != nil {
@@ -288,6 +288,7 @@ func (a *Agent) deploy(ctx context.Context, c *Call, args *protocol.DeployArgs) 
 		step{StepServices, d.prepareServices},
 		step{StepStart, d.start},
 		step{StepUpdateFetch, d.updateFetch},
+		step{StepWorkers, d.startWorkers},
 	)
 	if err != nil {
 		return nil, err
@@ -498,7 +499,12 @@ func (d *deployRun) prepareServices(ctx context.Context, st *protocol.Step) (str
 
 func (d *deployRun) start(ctx context.Context, st *protocol.Step) (string, error) {
 	nodes := d.a.instances()
-	inst, err := nodes.Prepare(ctx, d.rec, instance.Spec{Locations: []string{d.loc.String()}, Config: d.cfg, Services: d.services, NewTemp: true})
+	placement, err := d.a.jobPlacement(d.args.App, d.args.Jobs)
+	if err != nil {
+		return "", err
+	}
+	inst, err := nodes.Prepare(ctx, d.rec, instance.Spec{Locations: []string{d.loc.String()}, Config: d.cfg, Services: d.services, NewTemp: true,
+		Workers: workersFor(d.cfg, placement)})
 	if err != nil {
 		return "", err
 	}
@@ -514,6 +520,21 @@ func (d *deployRun) start(ctx context.Context, st *protocol.Step) (string, error
 		return "", err
 	}
 	return fmt.Sprintf("%s answers (%.1fs)", instance.UnitName(inst.Name), time.Since(start).Seconds()), nil
+}
+
+// startWorkers starts the new instance's workers, before the switch and
+// after update_fetch (a migration runs before any worker does). Each
+// waits until the live instance's copy, stopped after the switch, has
+// exited.
+func (d *deployRun) startWorkers(ctx context.Context, st *protocol.Step) (string, error) {
+	n := len(d.inst.WorkerJobs)
+	if n == 0 {
+		return "", skipped("none in app.ini")
+	}
+	if err := d.a.instances().StartWorkers(ctx, d.inst); err != nil {
+		return "", err
+	}
+	return plural(n, "worker", "workers") + " started (each runs once the copy it replaces has stopped)", nil
 }
 
 // checkConfig runs app.ini's config.checker on the configuration the new

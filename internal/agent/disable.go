@@ -63,5 +63,7 @@ func (a *Agent) setDisabled(ctx context.Context, c *Call, args *protocol.Disable
 	if _, err := a.commitRoutes(ctx, c, old, t); err != nil {
 		return nil, err
 	}
+	// A disabled app's crons stop; enable brings them back.
+	a.syncJobsAfter(ctx, c, t, app)
 	return res, nil
 }

@@ -23,6 +23,22 @@
 //	logs             errors.log and the journal, -f follows
 //	restore          re-point slots, start live instances, reload if needed
 //
+// and the operations on an app's services' data (protocol/services.go):
+//
+//	backup            every service of the app into a backup kept on the
+//	                  node (backups: backup-APP-DATE, or remote:NAME)
+//	backup-fetch      a kept backup: its description, then a tar stream
+//	backup-delete     remove a kept backup
+//	services-restore  replace the app's data with a kept backup or one
+//	                  streamed after the request (checked first)
+//	clear             empty every service, then update_fetch again
+//	run-upload        files for a run, into the app's TEMP
+//	run               not a message stream: `toppcloud node run REQUEST`
+//	                  runs a script of the live instance in a transient
+//	                  unit with the instance's user, environment and
+//	                  sandbox, on this process's standard streams (a
+//	                  terminal with run -i); its status is the script's
+//
 // All node work goes through a *host.Host (files under a root, commands
 // through a Runner), so operations are unit-tested against a temporary
 // root and a fake runner (host/hosttest).
@@ -42,10 +58,14 @@
 //	              check on its own address and on the router's socket
 //	update_fetch  app.ini's update_fetch against the new instance, its
 //	              output streamed to the client
+//	workers       app.ini's workers of the new instance started; each waits
+//	              until the old instance's copy has stopped (jobs.go)
 //	switch        the route's slot symlink replaced (slots.go); the router
 //	              (the Caddy behind the front server) is reloaded only
 //	              when its config changes (a new location, kind or
 //	              php_root), the front server only for a new port
+//	jobs          the old instance's workers stopped, the app's crons run
+//	              as the new instance from now on (jobs.go)
 //	drain         the old instance finishes what it accepted (counted on
 //	              its socket, bounded), is stopped and kept as prev
 //	release       a line in /var/lib/toppcloud/apps/APP/releases.jsonl
@@ -59,11 +79,11 @@
 // half: it completes or rolls back on its own.
 //
 // activate runs lock, start (the instance on disk, unless it runs
-// already), switch, drain and release the same way: the last three, and
-// the rollback before the switch, are one transition (transition.go) for
-// both. The instances themselves (names, records, units, start, drain,
-// stop) are package instance's; the node's apt and systemd, package
-// system's.
+// already, and its workers), switch, jobs, drain, release and certificate
+// the same way: those from the switch on, and the rollback before the
+// switch, are one transition (transition.go) for both. The instances
+// themselves (names, records, units, start, drain, stop) are package
+// instance's; the node's apt and systemd, package system's.
 //
 // # setup-node
 //

@@ -7,12 +7,14 @@ import (
 	"io"
 	"os"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/toppcloud/toppcloud/internal/agent/instance"
 	"github.com/toppcloud/toppcloud/internal/agent/system"
+	"github.com/toppcloud/toppcloud/internal/appconfig"
 	"github.com/toppcloud/toppcloud/internal/protocol"
 )
 
@@ -38,6 +40,14 @@ func (a *Agent) logs(ctx context.Context, c *Call, args *protocol.LogsArgs) (*pr
 	if err != nil {
 		return nil, err
 	}
+	// Every instance of the app, so a failed start or the drained old one
+	// shows too, and its jobs; or one job alone.
+	units := []string{instance.UnitName(rt.App + ".*"), instance.WorkerUnitPattern(rt.App, ""), instance.CronUnitName(rt.App, "*", ".service")}
+	if args.Job != "" {
+		if units, err = a.jobUnits(c, rt.App, args.Job); err != nil {
+			return nil, err
+		}
+	}
 	n := args.Lines
 	if n <= 0 {
 		n = DefaultLogLines
@@ -58,17 +68,17 @@ func (a *Agent) logs(ctx context.Context, c *Call, args *protocol.LogsArgs) (*pr
 	}
 
 	logFile := a.Host.Path(path.Join(a.Layout.AppLogDir(rt.App), ErrorsLog))
-	data, _ := os.ReadFile(logFile)
+	var data []byte
+	if args.Job == "" {
+		data, _ = os.ReadFile(logFile)
+	}
 	for _, l := range lastLines(strings.TrimRight(string(data), "\n"), n) {
 		if l != "" {
 			send(protocol.StreamErrorsLog, l)
 		}
 	}
-	// Every instance of the app, so a failed start or the drained old one
-	// shows too.
-	units := instance.UnitName(rt.App + ".*")
 	if !args.Follow {
-		lines, err := a.systemd().Journal(ctx, units, n, "short-iso")
+		lines, err := a.systemd().JournalUnits(ctx, units, n, "short-iso")
 		if err != nil {
 			return nil, err
 		}
@@ -77,7 +87,7 @@ func (a *Agent) logs(ctx context.Context, c *Call, args *protocol.LogsArgs) (*pr
 				send(protocol.StreamJournal, l)
 			}
 		}
-		if host := certificateHost(rt.Location); host != "" {
+		if host := certificateHost(rt.Location); host != "" && args.Job == "" {
 			for _, l := range lastLines(frontLinesAbout(a.frontLog(ctx), host), n) {
 				send(protocol.StreamFrontServer, l)
 			}
@@ -104,14 +114,16 @@ func (a *Agent) logs(ctx context.Context, c *Call, args *protocol.LogsArgs) (*pr
 		}
 	})
 	wg.Go(func() {
-		err := a.systemd().FollowJournal(ctx, units, n, "short-iso", func(l string) { send(protocol.StreamJournal, l) })
+		err := a.systemd().FollowJournalUnits(ctx, units, n, "short-iso", func(l string) { send(protocol.StreamJournal, l) })
 		if err != nil && ctx.Err() == nil {
 			send(protocol.StreamWarning, "journalctl: "+err.Error())
 		}
 	})
-	wg.Go(func() {
-		followFile(ctx, logFile, int64(len(data)), func(l string) { send(protocol.StreamErrorsLog, l) })
-	})
+	if args.Job == "" {
+		wg.Go(func() {
+			followFile(ctx, logFile, int64(len(data)), func(l string) { send(protocol.StreamErrorsLog, l) })
+		})
+	}
 	wg.Wait()
 	return res, nil
 }
@@ -126,6 +138,36 @@ func frontLinesAbout(log []byte, host string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// jobUnits are the units whose journal is the output of app's job:
+// its cron runs, or its worker's copies in every instance.
+func (a *Agent) jobUnits(c *Call, app, job string) ([]string, error) {
+	if err := appconfig.CheckJobName(job); err != nil {
+		return nil, badRequest("--job: %v", err)
+	}
+	nodes := a.instances()
+	isCron := slices.Contains(nodes.CronJobs(app), job)
+	isWorker := slices.ContainsFunc(nodes.WorkerUnits(app), func(w instance.WorkerUnit) bool { return w.Name == job })
+	var names []string
+	if t, err := a.loadTable(c); err == nil {
+		if owner := a.jobsOwner(app, t, ""); owner != "" {
+			if _, cfg, err := a.ownerConfig(owner); err == nil {
+				cr, w := cfg.Job(job)
+				isCron, isWorker = isCron || cr != nil, isWorker || w != nil
+				names = cfg.JobNames()
+			}
+		}
+	}
+	switch {
+	case isCron:
+		return []string{instance.CronUnitName(app, job, ".service")}, nil
+	case isWorker:
+		return []string{instance.WorkerUnitPattern(app, job)}, nil
+	case len(names) == 0:
+		return nil, notFound("%s has no cron or worker entries (app.ini's cron.NAME, worker.NAME)", app)
+	}
+	return nil, notFound("%s has no job %s (its jobs: %s)", app, job, strings.Join(names, ", "))
 }
 
 // followFile sends the lines appended to file after offset until ctx

@@ -124,6 +124,13 @@ func (a *Agent) query(ctx context.Context, c *Call, args *protocol.QueryArgs) (*
 			rs = rs[len(rs)-nRel:]
 		}
 		info.Releases = rs
+		a.jobInfo(ctx, c, app, t, &info)
+		for _, rt := range routes {
+			if rt.Live != "" {
+				info.Services = a.appUsage(ctx, c, app, rt.Live)
+				break
+			}
+		}
 		res.Apps = append(res.Apps, info)
 	}
 	return res, nil

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/toppcloud/toppcloud/internal/agent/router"
 	"github.com/toppcloud/toppcloud/internal/appconfig"
 	"github.com/toppcloud/toppcloud/internal/location"
 	"github.com/toppcloud/toppcloud/internal/protocol"
@@ -15,7 +16,8 @@ import (
 // restore puts things back after something else went wrong (an agent
 // killed between two steps, a unit stopped by hand, a Caddy config
 // loaded from elsewhere): every slot points at its route's live instance,
-// every live instance runs, Caddy runs the table's config.
+// every live instance runs, Caddy runs the table's config, each app's
+// jobs run as its jobs' owner.
 
 func (a *Agent) restore(ctx context.Context, c *Call, _ *struct{}) (*protocol.RestoreResult, error) {
 	res := &protocol.RestoreResult{Started: []string{}, Relinked: []string{}}
@@ -35,12 +37,33 @@ func (a *Agent) restore(ctx context.Context, c *Call, _ *struct{}) (*protocol.Re
 			res.Problems = append(res.Problems, fmt.Sprintf("%s (%s): %v", rt.Live, rt.Location, err))
 		}
 	}
+	if t, err = a.restoreRoutes(ctx, c, res); err != nil {
+		return nil, err
+	}
+	// Each app's jobs as the table says, under the app's lock.
+	for _, app := range appsOf(t) {
+		unlock, err := a.lockApp(ctx, c, app, "restore", 0)
+		if err != nil {
+			res.Problems = append(res.Problems, fmt.Sprintf("jobs of %s: %v", app, err))
+			continue
+		}
+		if _, err := a.syncJobs(ctx, app, t, "", nil); err != nil {
+			res.Problems = append(res.Problems, fmt.Sprintf("jobs of %s: %v", app, err))
+		}
+		unlock()
+	}
+	return res, nil
+}
+
+// restoreRoutes points the slots at the live instances and loads the
+// table's config into Caddy, under the routes lock; it returns the table.
+func (a *Agent) restoreRoutes(ctx context.Context, c *Call, res *protocol.RestoreResult) (*router.Table, error) {
 	release, err := a.Locks().Acquire(ctx, routesLock, "restore", routesLockWait, nil)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	t, err = a.loadTable(c)
+	t, err := a.loadTable(c)
 	if err != nil {
 		return nil, err
 	}
@@ -53,7 +76,17 @@ func (a *Agent) restore(ctx context.Context, c *Call, _ *struct{}) (*protocol.Re
 	if res.Reloaded, err = a.commitRoutes(ctx, c, t, t); err != nil {
 		return nil, err
 	}
-	return res, nil
+	return t, nil
+}
+
+// appsOf lists the apps t has routes of, sorted.
+func appsOf(t *router.Table) []string {
+	var apps []string
+	for _, rt := range t.Routes {
+		apps = append(apps, rt.App)
+	}
+	slices.Sort(apps)
+	return slices.Compact(apps)
 }
 
 func (a *Agent) restoreInstance(ctx context.Context, c *Call, app, instance string, loc location.Location, res *protocol.RestoreResult) error {
@@ -70,7 +103,7 @@ func (a *Agent) restoreInstance(ctx context.Context, c *Call, app, instance stri
 		return a.instances().SaveRecord(rec)
 	}
 	st := c.Out.Start("start " + instance)
-	started, err := a.startExisting(ctx, c, st, rec, loc, 0)
+	started, err := a.startExisting(ctx, c, st, rec, loc, 0, false, nil)
 	if err != nil {
 		st.Failed(err)
 		return err

@@ -3,21 +3,20 @@ package agent
 import (
 	"context"
 
-	"github.com/toppcloud/toppcloud/internal/agent/instance"
 	"github.com/toppcloud/toppcloud/internal/agent/system"
 	"github.com/toppcloud/toppcloud/internal/appconfig"
 	"github.com/toppcloud/toppcloud/internal/service"
 )
 
-// prepareServices runs the app's services hook: packages, install,
-// setup; it returns their CONFIG_* variables.
+// prepareServices runs the app's services: packages, install, setup (or
+// clear); it returns their CONFIG_* variables. An unknown service is a
+// warning; a refused one (couchdb) fails before anything changes.
 func (a *Agent) prepareServices(ctx context.Context, c *Call, app string, cfg *appconfig.Config, clear bool) (map[string]string, error) {
-	var reqs []service.Request
-	for _, s := range cfg.Services {
-		reqs = append(reqs, service.Request{Name: s.Name, Value: s.Value})
+	bound, err := a.bindServices(c, app, cfg)
+	if err != nil {
+		return nil, err
 	}
-	return service.Prepare(ctx, service.App{Name: app, DataDir: a.Layout.AppDir(app), User: instance.UserName(app)}, reqs, clear, service.Hooks{
-		Warn: func(m string) { c.Warnf("%s", m) },
+	return service.Prepare(ctx, bound, clear, service.Hooks{
 		InstallPackages: func(ctx context.Context, pkgs []string) error {
 			_, _, err := a.apt(c).Install(ctx, pkgs, nil)
 			return err

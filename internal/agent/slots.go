@@ -113,7 +113,9 @@ func slotBackend(l layout.Layout, rt router.Route, rec *instance.Record) (router
 		b.Upstream = "unix/" + path.Join(dir, instance.LinkSock)
 	}
 	if rec.WritableRoot {
-		b.WritableRoot = path.Join(l.Apps, rt.App, "writable-root")
+		// Caddy reads it through the read-only nosymfollow view, never
+		// the app's directory itself (writableroot's doc says why).
+		b.WritableRoot = path.Join(l.Served, rt.App, "writable-root")
 	}
 	if rec.Kind == appconfig.KindPHP {
 		b.PHPRoot = path.Join(dir, instance.LinkWWW, rec.PHPRoot)

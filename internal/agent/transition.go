@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/toppcloud/toppcloud/internal/agent/router"
@@ -22,7 +23,9 @@ const (
 	StepServices    = "services"
 	StepStart       = "start"
 	StepUpdateFetch = "update_fetch"
+	StepWorkers     = "workers"
 	StepSwitch      = "switch"
+	StepJobs        = "jobs"
 	StepDrain       = "drain"
 	StepRelease     = "release"
 	// StepCertificate makes the front server obtain an https location's
@@ -54,6 +57,9 @@ type transition struct {
 	// digest is the manifest the target was made from, for the release
 	// record.
 	digest string
+	// placement is the request's share of the app's jobs (nil: the one
+	// kept).
+	placement *protocol.JobPlacement
 
 	undo     []func(ctx context.Context)
 	switched bool
@@ -89,7 +95,7 @@ func (t *transition) run(ctx context.Context, steps ...step) error {
 			t.rollback()
 		}
 	}()
-	steps = append(steps, step{StepSwitch, t.switchRoute}, step{StepDrain, t.drain}, step{StepRelease, t.record},
+	steps = append(steps, step{StepSwitch, t.switchRoute}, step{StepJobs, t.jobs}, step{StepDrain, t.drain}, step{StepRelease, t.record},
 		step{StepCertificate, t.certificate})
 	for _, s := range steps {
 		st := t.c.Out.Start(s.name)
@@ -173,6 +179,30 @@ func (t *transition) switchRoute(ctx context.Context, st *protocol.Step) (string
 		return fmt.Sprintf("%s now serves %s (%s)", t.target, t.loc, how), nil
 	}
 	return fmt.Sprintf("%s -> %s at %s (%s)", t.before.Live, t.target, t.loc, how), nil
+}
+
+// jobs moves the app's jobs to the target right after the switch: the
+// old owner's workers stop (the target's, started before the switch,
+// have been waiting for that) and the crons run as the target from now
+// on. The switch is done: a problem is a warning.
+func (t *transition) jobs(ctx context.Context, st *protocol.Step) (string, error) {
+	if err := t.a.savePlacement(t.app, t.placement); err != nil {
+		t.c.Warnf("keep the job placement of %s: %v", t.app, err)
+	}
+	detail, err := t.a.syncJobs(ctx, t.app, t.table, t.target, t.placement)
+	if err != nil {
+		t.c.Warnf("jobs of %s: %v", t.app, err)
+		return "failed: " + firstLine(err.Error()), nil
+	}
+	if detail == "" {
+		return "", skipped("none in app.ini")
+	}
+	return detail, nil
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
 }
 
 // drain stops the instance the switch replaced once it has finished what

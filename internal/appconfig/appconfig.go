@@ -85,6 +85,10 @@ type Config struct {
 	ConfigTemplate string
 	// ConfigChecker is the Python callable that checks a config directory.
 	ConfigChecker Checker
+	// Crons and Workers are the cron.NAME and worker.NAME entries (see
+	// jobs.go), in file order.
+	Crons   []Cron
+	Workers []Worker
 	// Warnings are problems that do not stop a deploy: deprecated and
 	// unknown keys, an upper-case app_name. Validate may add more.
 	Warnings []Warning
@@ -218,6 +222,7 @@ func (p *parse) warn(k *ini.Key, format string, args ...any) {
 func (p *parse) run() {
 	c := p.c
 	var runner, platform, defaultHost *ini.Key
+	var jobs jobKeys
 	servicePHP := false
 	for _, k := range p.s.Keys() {
 		c.lines[k.Name] = k.Line
@@ -264,6 +269,8 @@ func (p *parse) run() {
 			servicePHP = true
 		case strings.HasPrefix(k.Name, "service."):
 			p.service(k)
+		case strings.HasPrefix(k.Name, "cron.") || strings.HasPrefix(k.Name, "worker."):
+			jobs.add(k)
 		default:
 			p.warn(k, "unknown key, ignored")
 		}
@@ -286,6 +293,7 @@ func (p *parse) run() {
 		c.Platform = PlatformPHP
 	}
 	p.runner(runner)
+	p.jobs(&jobs)
 }
 
 var appNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)

@@ -49,6 +49,14 @@ func (c *Config) Validate(appDir string) error {
 			v.file("update_fetch", f.Line, f.Script.Path)
 		}
 	}
+	for _, cr := range c.Crons {
+		if cr.Script != nil {
+			v.program("cron."+cr.Name, cr.Line, cr.Script.Path)
+		}
+	}
+	for _, w := range c.Workers {
+		v.program("worker."+w.Name, w.Line, w.Command.Path)
+	}
 	for _, cmd := range c.PackageInstallScripts {
 		v.file("package_install_script", cmd.Line, cmd.Path)
 	}
@@ -122,6 +130,19 @@ func (v *validation) file(key string, line int, rel string) fs.FileInfo {
 		return fi
 	}
 	return nil
+}
+
+// program checks that a job's command can run: a Python script, or an
+// executable file.
+func (v *validation) program(key string, line int, rel string) {
+	fi := v.file(key, line, rel)
+	if fi == nil || fi.Mode()&0o111 != 0 {
+		return
+	}
+	if real, err := filepath.EvalSymlinks(filepath.Join(v.root, filepath.FromSlash(rel))); err == nil && PythonScript(real) {
+		return
+	}
+	v.fail(key, line, fmt.Sprintf("%q is not executable: make it executable (chmod +x), or make it a Python script (.py, or a #! line naming python)", rel))
 }
 
 func (v *validation) directory(key string, line int, rel string) {

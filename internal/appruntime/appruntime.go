@@ -11,12 +11,9 @@
 package appruntime
 
 import (
-	"bufio"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"io"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -147,14 +144,7 @@ func NewToken() (string, error) {
 // original's call-script.py did: a *.py file, or one whose #! line names
 // python. Any other script is executed directly.
 func IsPythonScript(script string) bool {
-	if strings.HasSuffix(script, ".py") {
-		return true
-	}
-	f, err := os.Open(script)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	line, _ := bufio.NewReader(io.LimitReader(f, 256)).ReadString('\n')
-	return strings.HasPrefix(line, "#!") && strings.Contains(line, "python")
+	// app.ini's checks need the same rule for crons and workers, and
+	// appconfig cannot import this package: it has the one copy.
+	return appconfig.PythonScript(script)
 }

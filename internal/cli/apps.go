@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -103,8 +104,8 @@ func (a *App) update(ctx context.Context, o updateOptions) error {
 	}
 	files, bytes := p.Manifest.FileBytes()
 	step.Done("%s (%s) to %s on %s, %d files, %s", p.App, p.Config.Runner.Kind, p.Location, p.Node, files, humanBytes(bytes))
-	if o.Clear && !a.yes {
-		a.out.Warnf("--clear: the services' data of %s (databases, files) is deleted before the new instance starts", p.App)
+	if o.Clear && !a.confirm(fmt.Sprintf("--clear: delete all data of %s (its databases, files) before the new instance starts?", p.App)) {
+		return errors.New("update --clear: not confirmed; nothing changed")
 	}
 
 	// The agent is checked only if the update is refused: the request
@@ -315,8 +316,9 @@ func (a *App) queryCmd() *cobra.Command {
 		Short: "Show the apps on a node: locations, instances, releases",
 		Long: `List the apps deployed on NODE: for each, its instances (live at which
 locations, kept as prev, or unused, which clean-node removes), their state, its
-latest releases, and whether it is disabled. GLOBs select apps by name or by
-location (HOST[/PATH] patterns, as deactivate takes them).`,
+latest releases, whether it is disabled, its cron entries (next and last run,
+how the last ended) and workers (state, restarts). GLOBs select apps by name
+or by location (HOST[/PATH] patterns, as deactivate takes them).`,
 		GroupID: "apps",
 		Args:    minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -376,9 +378,40 @@ func (a *App) printQuery(res protocol.QueryResult) {
 			detail := strings.TrimSpace(in.Kind + ", " + in.State)
 			fmt.Fprintf(w, "  %s  %s  [%s]\n", in.Name, strings.Join(where, ", "), strings.Trim(detail, ", "))
 		}
+		if len(app.Services) > 0 {
+			var parts []string
+			for _, s := range app.Services {
+				if s.Error != "" {
+					parts = append(parts, fmt.Sprintf("%s (size unknown: %s)", s.Name, s.Error))
+					continue
+				}
+				parts = append(parts, fmt.Sprintf("%s %s (%d %s)", s.Name, humanBytes(s.Bytes), s.Items, s.Unit))
+			}
+			fmt.Fprintf(w, "  services: %s\n", strings.Join(parts, ", "))
+		}
 		for _, r := range app.Releases {
 			fmt.Fprintf(w, "  release %d: %s %s at %s, %s by %s\n", r.Number, r.Action, orDash(r.Instance),
-				strings.Join(r.Locations, " "), r.Time.Local().Format("2006-01-02 15:04:05"), orDash(r.LocalUser))
+				strings.Join(r.Locations, " "), when(r.Time), orDash(r.LocalUser))
+		}
+		for _, c := range app.Crons {
+			fmt.Fprintf(w, "  cron %s: %s %s  [%s]\n", c.Name, c.Schedule, c.Target, cronSummary(c))
+		}
+		for _, wk := range app.Workers {
+			fmt.Fprintf(w, "  worker %s", wk.Name)
+			if wk.Replica > 1 {
+				fmt.Fprintf(w, "#%d", wk.Replica)
+			}
+			detail := []string{wk.State, plural(wk.Restarts, "restart")}
+			if wk.PID > 0 {
+				detail = append(detail, fmt.Sprintf("pid %d", wk.PID))
+			}
+			if !wk.Since.IsZero() {
+				detail = append(detail, "since "+when(wk.Since))
+			}
+			if wk.LastExit != "" {
+				detail = append(detail, "last exit: "+wk.LastExit)
+			}
+			fmt.Fprintf(w, ": %s  [%s]\n", wk.Instance, strings.Join(detail, ", "))
 		}
 		for _, r := range res.Routes {
 			if r.App == app.Name && r.Certificate != nil {
@@ -392,15 +425,45 @@ func (a *App) printQuery(res protocol.QueryResult) {
 func certificateState(c *protocol.CertificateInfo) string {
 	var parts []string
 	if !c.NotAfter.IsZero() {
-		parts = append(parts, fmt.Sprintf("from %s, valid until %s", orDash(c.Issuer), c.NotAfter.Local().Format("2006-01-02 15:04:05")))
+		parts = append(parts, fmt.Sprintf("from %s, valid until %s", orDash(c.Issuer), when(c.NotAfter)))
 	} else {
 		parts = append(parts, "none yet")
 	}
 	if c.Error != "" {
-		parts = append(parts, fmt.Sprintf("last try failed at %s: %s", c.ErrorAt.Local().Format("2006-01-02 15:04:05"), c.Error))
+		parts = append(parts, fmt.Sprintf("last try failed at %s: %s", when(c.ErrorAt), c.Error))
 	}
 	return strings.Join(parts, "; ")
 }
+
+// cronSummary says where a cron entry is: scheduled or not, its runs.
+func cronSummary(c protocol.CronInfo) string {
+	var parts []string
+	switch {
+	case c.Running:
+		parts = append(parts, "running since "+when(c.Started))
+	case !c.Scheduled:
+		parts = append(parts, "not scheduled")
+	}
+	if !c.Last.IsZero() {
+		last := "last " + when(c.Last)
+		if c.LastResult != "" {
+			last += " (" + c.LastResult + ")"
+		}
+		parts = append(parts, last)
+	}
+	if c.Scheduled && !c.Next.IsZero() {
+		parts = append(parts, "next "+when(c.Next))
+	}
+	if c.Instance != "" {
+		parts = append(parts, "as "+c.Instance)
+	}
+	if len(parts) == 0 {
+		return "never ran"
+	}
+	return strings.Join(parts, ", ")
+}
+
+func when(t time.Time) string { return t.Local().Format("2006-01-02 15:04:05") }
 
 func (a *App) cleanNodeCmd() *cobra.Command {
 	var dryRun bool
@@ -524,7 +587,7 @@ location's host unless --node is given.`,
 }
 
 func (a *App) logsCmd() *cobra.Command {
-	var node string
+	var node, job string
 	var follow bool
 	var lines int
 	cmd := &cobra.Command{
@@ -532,14 +595,20 @@ func (a *App) logsCmd() *cobra.Command {
 		Short: "Show the logs of the app at a location",
 		Long: `Print the last lines of the app's errors.log (what it wrote to stdout,
 stderr and wsgi.errors, per request) and of its instances' journal (the
-server's own messages, start-up errors). -f keeps following both until
-interrupted.`,
+server's own messages, start-up errors, its workers' and cron runs'
+output). --job NAME shows only the output of app.ini's cron.NAME or
+worker.NAME. -f keeps following until interrupted.`,
 		GroupID: "apps",
 		Args:    exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			if lines < 0 {
 				return usagef("logs: -n must not be negative")
+			}
+			if job != "" {
+				if err := appconfig.CheckJobName(job); err != nil {
+					return usagef("logs --job: %v", err)
+				}
 			}
 			loc, name, err := a.locationNode(args[0], node)
 			if err != nil {
@@ -564,7 +633,7 @@ interrupted.`,
 				}
 			}
 			var res protocol.LogsResult
-			err = n.Call(ctx, protocol.OpLogs, protocol.LogsArgs{Location: loc.String(), Lines: lines, Follow: follow}, &res, o)
+			err = n.Call(ctx, protocol.OpLogs, protocol.LogsArgs{Location: loc.String(), Lines: lines, Follow: follow, Job: job}, &res, o)
 			if err != nil && follow && ctx.Err() != nil {
 				return nil // Ctrl-C ends a follow
 			}
@@ -577,6 +646,7 @@ interrupted.`,
 	cmd.Flags().StringVar(&node, "node", "", "the `NODE` (default: the location's host)")
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new lines until interrupted")
 	cmd.Flags().IntVarP(&lines, "lines", "n", 50, "show the last `N` lines of each log")
+	cmd.Flags().StringVar(&job, "job", "", "show only the output of the cron entry or worker `NAME`")
 	return cmd
 }
 

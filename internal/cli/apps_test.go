@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/toppcloud/toppcloud/internal/protocol"
 )
@@ -77,8 +78,26 @@ func TestAppCommands_BadInputTouchesNoNode(t *testing.T) {
 		{[]string{"query", "web1", "[bad"}, "bad pattern"},
 		{[]string{"query", "ghost"}, "no node named ghost"},
 		{[]string{"clean-node", "ghost"}, "no node named ghost"},
+		{[]string{"update", appDir(t, map[string]string{"app.ini": "[production]\napp_name = blog\nrunner = main.py\n\ncron.tick = 61 * * * * /tick\n", "main.py": testWSGI}), "web1"},
+			`app.ini:5: cron.tick: "61 * * * *": minute: "61" is not a number from 0 to 59`},
+		{[]string{"update", appDir(t, map[string]string{"app.ini": "[production]\napp_name = blog\nrunner = main.py\ncron.x = @daily script:bin/missing\n", "main.py": testWSGI}), "web1"},
+			`app.ini:4: cron.x: file "bin/missing" not found`},
+		{[]string{"update", appDir(t, map[string]string{"app.ini": "[production]\napp_name = blog\nrunner = main.py\nworker.w = bin/w\nworker.w.replicas = many\n", "main.py": testWSGI, "bin/w": "x"}), "web1"},
+			`app.ini:5: worker.w.replicas: "many": replicas is a number from 1 to 100`},
+		{[]string{"logs", "web1", "--job", "No Such"}, "job name"},
 		{[]string{"logs", "web1", "-n", "-5"}, "negative"},
 		{[]string{"logs", "*"}, "--node"},
+		{[]string{"backup", "web1", "remote:../x"}, "backup name"},
+		{[]string{"backup", "web1", "b.zip"}, ".tar.gz"},
+		{[]string{"backup", "web1", "ssh://host/x"}, "unknown kind"},
+		{[]string{"backup", "web1", "/nonexistent/dir/b"}, "no directory"},
+		{[]string{"backup", "web1"}, "usage"},
+		{[]string{"restore", "/nonexistent", "web1"}, "restore"},
+		{[]string{"restore", "b.zip", "web1"}, ".tar.gz"},
+		{[]string{"clear", "web1/../x"}, "location"},
+		{[]string{"run", "web1"}, "LOCATION and SCRIPT"},
+		{[]string{"run", "-x", "web1", "s"}, "unknown option"},
+		{[]string{"run", "ghost.example", "s"}, "--node"},
 	} {
 		code, _, stderr := n.run(tc.args...)
 		if code != ExitUsage || !strings.Contains(stderr, tc.want) {
@@ -182,7 +201,17 @@ func TestQuery_PrintsAppsAndJSON(t *testing.T) {
 		{Name: "blog.1", Kind: "python", State: "inactive", Prev: []string{"web1/"}},
 		{Name: "blog.2", Kind: "python", State: "active", Live: []string{"web1/"}},
 		{Name: "blog.0", Kind: "python", State: "inactive"},
-	}, Releases: []protocol.Release{{Number: 2, Action: "update", Instance: "blog.2", Locations: []string{"web1/"}, LocalUser: "me@here"}}}}}
+	}, Releases: []protocol.Release{{Number: 2, Action: "update", Instance: "blog.2", Locations: []string{"web1/"}, LocalUser: "me@here"}},
+		Crons: []protocol.CronInfo{
+			{Name: "tick", Schedule: "* * * * *", Target: "/cron/tick", Instance: "blog.2", Scheduled: true,
+				Last: time.Date(2026, 1, 2, 3, 4, 0, 0, time.Local), Next: time.Date(2026, 1, 2, 3, 5, 0, 0, time.Local), LastResult: "exit status 1"},
+			{Name: "clean", Schedule: "@daily", Target: "script:bin/clean"},
+		},
+		Workers: []protocol.WorkerInfo{
+			{Name: "mailer", Replica: 1, Instance: "blog.2", State: protocol.WorkerRunning, Restarts: 2, PID: 42},
+			{Name: "mailer", Replica: 2, Instance: "blog.2", State: protocol.WorkerRestarting, Restarts: 5, LastExit: "killed by signal 9"},
+		},
+	}}}
 	n.mu.Lock()
 	n.streams[protocol.OpQuery] = stream(t, nil, res, nil)
 	n.mu.Unlock()
@@ -190,7 +219,11 @@ func TestQuery_PrintsAppsAndJSON(t *testing.T) {
 	if code != ExitOK {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	for _, want := range []string{"app blog", "blog.1  prev at web1/  [python, inactive]", "blog.2  live at web1/  [python, active]", "blog.0  unused", "release 2: update blog.2 at web1/"} {
+	for _, want := range []string{"app blog", "blog.1  prev at web1/  [python, inactive]", "blog.2  live at web1/  [python, active]", "blog.0  unused", "release 2: update blog.2 at web1/",
+		"cron tick: * * * * * /cron/tick  [last 2026-01-02 03:04:00 (exit status 1), next 2026-01-02 03:05:00, as blog.2]",
+		"cron clean: @daily script:bin/clean  [not scheduled]",
+		"worker mailer: blog.2  [running, 2 restarts, pid 42]",
+		"worker mailer#2: blog.2  [restarting, 5 restarts, last exit: killed by signal 9]"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("stdout lacks %q:\n%s", want, stdout)
 		}

@@ -32,6 +32,10 @@ func (a *App) nodeAgentCmd() *cobra.Command {
 			// on its own.
 			signal.Ignore(syscall.SIGPIPE)
 			code := agent.New().Main(cmd.Context(), args, cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr())
+			if len(args) > 0 && args[0] == protocol.OpRun && code != 0 {
+				// run's status is the script's, with no words of ours.
+				return &silentError{code: code}
+			}
 			switch code {
 			case 0:
 				return nil

@@ -184,6 +184,7 @@ func (a *App) commands() []*cobra.Command {
 		a.nodeInfoCmd(),
 		a.nodeCACmd(),
 		a.nodeAgentCmd(),
+		a.nodeJobCmd(),
 		a.updateCmd(),
 		a.activateCmd(),
 		a.deactivateCmd(),
@@ -196,6 +197,10 @@ func (a *App) commands() []*cobra.Command {
 		a.serveCmd(),
 		a.createConfigCmd(),
 		a.diffCmd(),
+		a.backupCmd(),
+		a.restoreCmd(),
+		a.clearCmd(),
+		a.runCmd(),
 		a.initConfigCmd(),
 		a.versionCmd(),
 	}

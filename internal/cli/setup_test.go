@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
@@ -39,15 +40,18 @@ type agentNode struct {
 	mu      sync.Mutex
 	streams map[string]string // op -> stdout
 	reqs    map[string]string // op -> request line received
+	inputs  map[string][]byte // op -> what followed the request line
 	// replies are written right after the request line, before the
 	// input is read (OpUpdate's UpdateNeed, which the client waits for).
 	replies map[string]string
+	// runStatus is the exit status of OpRun, which prints its request.
+	runStatus int
 }
 
 func newAgentNode(t *testing.T) *agentNode {
 	t.Helper()
 	h := newHarness(t)
-	n := &agentNode{h: h, streams: map[string]string{}, reqs: map[string]string{}, replies: map[string]string{}}
+	n := &agentNode{h: h, streams: map[string]string{}, reqs: map[string]string{}, inputs: map[string][]byte{}, replies: map[string]string{}}
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -98,6 +102,16 @@ func (n *agentNode) handle(e *sshxtest.Exec) int {
 		return 0
 	case strings.HasPrefix(e.Command, agentCmd):
 		op := strings.TrimPrefix(e.Command, agentCmd)
+		if arg, ok := strings.CutPrefix(op, protocol.OpRun+" "); ok {
+			// OpRun: the request is an argument, the output the script's.
+			req, _ := base64.StdEncoding.DecodeString(strings.Trim(arg, "'"))
+			n.mu.Lock()
+			n.reqs[protocol.OpRun] = string(req)
+			status := n.runStatus
+			n.mu.Unlock()
+			fmt.Fprintf(e.Stdout, "script output\n")
+			return status
+		}
 		line, _ := readLine(e.Stdin)
 		n.mu.Lock()
 		reply := n.replies[op]
@@ -106,9 +120,10 @@ func (n *agentNode) handle(e *sshxtest.Exec) int {
 		// Read the input that follows (a manifest, blobs) as the agent
 		// does before it answers: a client still writing to a session
 		// that ended would fail with EOF.
-		_, _ = io.Copy(io.Discard, e.Stdin)
+		input, _ := io.ReadAll(e.Stdin)
 		n.mu.Lock()
 		n.reqs[op] = line
+		n.inputs[op] = input
 		out := n.streams[op]
 		n.mu.Unlock()
 		io.WriteString(e.Stdout, out)

@@ -194,6 +194,11 @@ func TestIntegration_Update(t *testing.T) {
 		}
 	})
 
+	// The jobs app's steps are spread out: its crons run while other
+	// subtests do.
+	jobs := &jobsScenario{e: e, node: node, w: w, root: root}
+	t.Run("jobs: crons and a worker start with the app", jobs.deploy)
+
 	t.Run("SILVER variables and update_fetch against the new instance", func(t *testing.T) {
 		out := e.ok("update", ex("python"), "site.test/py", "--node", node, "--force")
 		fetch, sw := strings.Index(out, "update_fetch: done"), strings.Index(out, "switch: done")
@@ -364,6 +369,10 @@ func TestIntegration_Update(t *testing.T) {
 		w.expect("site.test", "/static/", 200, "A static site")
 	})
 
+	t.Run("jobs: crons run on the minute as the live instance, not from outside", jobs.crons)
+	t.Run("jobs: a worker restarts after a crash and moves to a new instance one copy at a time", jobs.workers)
+	t.Run("jobs: disable stops the crons, enable brings them back", jobs.disable)
+
 	t.Run("zero downtime under load", func(t *testing.T) {
 		e.ok("update", ex("python"), "zd.test", "--node", node)
 		l := startLoad(t, w.addr, "zd.test")
@@ -490,6 +499,7 @@ func TestIntegration_Update(t *testing.T) {
 		e.ok("update", ex("python"), "rb.test", "--node", node)
 		w.expect("rb.test", "/", 200, "Hello from toppcloud")
 	})
+	t.Run("jobs: back after the reboot; deactivate stops them", jobs.afterReboot)
 }
 
 func waitFor(t *testing.T, within time.Duration, cond func() bool) {

@@ -59,6 +59,23 @@ type DeployArgs struct {
 	// this agent version (DeployResult.Unchanged); false always makes a
 	// new instance.
 	SkipUnchanged bool `json:"skip_unchanged,omitempty"`
+	// Jobs says which of the app's jobs this node runs; nil keeps what
+	// the node was told last (at first: every cron, one copy of every
+	// worker).
+	Jobs *JobPlacement `json:"jobs,omitempty"`
+}
+
+// JobPlacement is the share of an app's jobs (app.ini's cron.NAME and
+// worker.NAME) one node runs. A node of its own runs every cron and one
+// replica of every worker; on a site (several nodes) the client gives one
+// node the crons and spreads each worker's worker.NAME.replicas over the
+// nodes.
+type JobPlacement struct {
+	// Crons: this node runs the app's crons.
+	Crons bool `json:"crons"`
+	// Workers is how many replicas of each worker this node runs, by
+	// name; a worker not named runs none here.
+	Workers map[string]int `json:"workers,omitempty"`
 }
 
 // DeployResult is OpDeploy's result.
@@ -128,6 +145,8 @@ type ActivateArgs struct {
 	Target        string   `json:"target"`
 	LockWait      Duration `json:"lock_wait,omitempty"`
 	HealthTimeout Duration `json:"health_timeout,omitempty"`
+	// Jobs is as in DeployArgs.
+	Jobs *JobPlacement `json:"jobs,omitempty"`
 }
 
 // ActivateResult is OpActivate's result.
@@ -206,7 +225,66 @@ type AppInfo struct {
 	Disabled  bool           `json:"disabled,omitempty"`
 	Instances []InstanceInfo `json:"instances"`
 	Releases  []Release      `json:"releases,omitempty"`
+	// Crons and Workers are its jobs on the node.
+	Crons   []CronInfo   `json:"crons,omitempty"`
+	Workers []WorkerInfo `json:"workers,omitempty"`
+	// Services are the live instance's services and the size of the
+	// app's data in each (never their credentials).
+	Services []ServiceUsage `json:"services,omitempty"`
 }
+
+// CronInfo is one of an app's cron entries on a node.
+type CronInfo struct {
+	Name string `json:"name"`
+	// Schedule is as app.ini gives it; Target the URL path requested or
+	// "script:PATH ARGS".
+	Schedule string `json:"schedule"`
+	Target   string `json:"target"`
+	// Instance runs it.
+	Instance string `json:"instance,omitempty"`
+	// Scheduled: its timer runs (not while the app is disabled, nor on a
+	// node that does not run the app's crons).
+	Scheduled bool `json:"scheduled"`
+	// Next and Last are its next and last run (zero: none).
+	Next time.Time `json:"next,omitzero"`
+	Last time.Time `json:"last,omitzero"`
+	// Running: a run is going on, since Started.
+	Running bool      `json:"running,omitempty"`
+	Started time.Time `json:"started,omitzero"`
+	// LastResult says how the last run ended: "success", "exit status
+	// N", "timeout", ...; "" if it has not run since the node started.
+	LastResult string `json:"last_result,omitempty"`
+}
+
+// WorkerInfo is one replica of an app's worker on a node.
+type WorkerInfo struct {
+	Name     string `json:"name"`
+	Replica  int    `json:"replica"`
+	Instance string `json:"instance"`
+	// Unit is its systemd unit.
+	Unit string `json:"unit"`
+	// State is WorkerRunning, WorkerWaiting, ...
+	State string `json:"state"`
+	// Restarts counts its restarts after failures since it was started.
+	Restarts int       `json:"restarts"`
+	PID      int       `json:"pid,omitempty"`
+	Since    time.Time `json:"since,omitzero"`
+	// LastExit says how its last process ended, for a worker that is not
+	// running ("exit status 1", "killed by signal 9", ...).
+	LastExit string `json:"last_exit,omitempty"`
+}
+
+// Worker states (WorkerInfo.State).
+const (
+	WorkerRunning = "running"
+	// WorkerWaiting: started, waiting until the copy of the instance
+	// live before has stopped, or for its back-off after failures.
+	WorkerWaiting    = "waiting"
+	WorkerRestarting = "restarting"
+	WorkerStopping   = "stopping"
+	WorkerStopped    = "stopped"
+	WorkerFailed     = "failed"
+)
 
 // InstanceInfo is one instance directory of an app.
 type InstanceInfo struct {
@@ -288,6 +366,8 @@ type LogsArgs struct {
 	Location string `json:"location"`
 	Lines    int    `json:"lines,omitempty"`
 	Follow   bool   `json:"follow,omitempty"`
+	// Job, if set, shows only that cron entry's or worker's output.
+	Job string `json:"job,omitempty"`
 }
 
 // LogsResult is OpLogs's result.

@@ -132,12 +132,22 @@ const MaxLine = 4 << 20
 // Read reads messages from r until the result, calling h for events and
 // logs, and returns the result. A stream that ends without a result is an
 // error; so is a line that is not a message (the agent crashed or something
-// else wrote to stdout).
+// else wrote to stdout). When r is a *bufio.Reader, Read takes nothing
+// from it past the result's line, so an operation's binary output that
+// follows its result (OpBackupFetch) can be read from it next.
 func Read(r io.Reader, h Handler) (*Result, error) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64*1024), MaxLine)
-	for sc.Scan() {
-		line := sc.Bytes()
+	br, ok := r.(*bufio.Reader)
+	if !ok {
+		br = bufio.NewReaderSize(r, 64*1024)
+	}
+	for {
+		line, err := readLine(br)
+		if len(line) == 0 && err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil, io.ErrUnexpectedEOF
+			}
+			return nil, fmt.Errorf("protocol: read: %w", err)
+		}
 		if len(strings.TrimSpace(string(line))) == 0 {
 			continue
 		}
@@ -167,10 +177,23 @@ func Read(r io.Reader, h Handler) (*Result, error) {
 			return nil, fmt.Errorf("protocol: unknown message type %q", m.Type)
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("protocol: read: %w", err)
+}
+
+// readLine reads one line of at most MaxLine bytes (a last line without
+// a newline too).
+func readLine(br *bufio.Reader) ([]byte, error) {
+	var line []byte
+	for {
+		frag, err := br.ReadSlice('\n')
+		line = append(line, frag...)
+		if len(line) > MaxLine {
+			return nil, fmt.Errorf("a line longer than %d bytes", MaxLine)
+		}
+		if errors.Is(err, bufio.ErrBufferFull) {
+			continue
+		}
+		return line, err
 	}
-	return nil, io.ErrUnexpectedEOF
 }
 
 func truncate(s string, n int) string {

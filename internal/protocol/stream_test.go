@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -133,5 +134,23 @@ func TestFail_ErrorSurvivesTheWire(t *testing.T) {
 	}
 	if got := wrapped.Error(); got != "update blog: app blog is locked by update" {
 		t.Errorf("message = %q", got)
+	}
+}
+
+func TestRead_LeavesWhatFollowsTheResult(t *testing.T) {
+	var buf bytes.Buffer
+	w := NewWriter(&buf)
+	w.Log(StreamAgent, "making the backup")
+	w.OK(map[string]int{"bytes": 5})
+	buf.WriteString("\x00binary\ndata\xff")
+	br := bufio.NewReaderSize(&buf, 16)
+	var logs []string
+	res, err := Read(br, Handler{Log: func(l Log) { logs = append(logs, l.Text) }})
+	if err != nil || !res.OK || len(logs) != 1 {
+		t.Fatalf("read: %v %+v %q", err, res, logs)
+	}
+	rest, _ := io.ReadAll(br)
+	if string(rest) != "\x00binary\ndata\xff" {
+		t.Errorf("after the result: %q", rest)
 	}
 }

@@ -18,8 +18,10 @@
 package remote
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -415,6 +417,9 @@ type CallOptions struct {
 	// returns once it has written everything; CallCurrent may run it
 	// twice.
 	Input func(w io.Writer, replies <-chan json.RawMessage) error
+	// Output receives what the agent writes after a successful result
+	// (OpBackupFetch's tar stream); nil discards it.
+	Output io.Writer
 }
 
 // OpError is an operation the agent ran and reported failed.
@@ -473,10 +478,17 @@ func (n *Node) call(ctx context.Context, op, fingerprint string, args any, resul
 		},
 	}
 	stdout := &countingReader{r: sess.Stdout}
-	res, readErr := protocol.Read(stdout, h)
+	br := bufio.NewReaderSize(stdout, 256<<10)
+	res, readErr := protocol.Read(br, h)
 	close(replies)
+	var outErr error
+	if readErr == nil && res.OK && o.Output != nil {
+		if _, err := io.Copy(o.Output, br); err != nil {
+			outErr = err
+		}
+	}
 	// Drain whatever follows the result so the agent can exit.
-	_, _ = io.Copy(io.Discard, stdout)
+	_, _ = io.Copy(io.Discard, br)
 	waitErr := sess.Wait()
 	wg.Wait()
 	if readErr != nil {
@@ -502,6 +514,14 @@ func (n *Node) call(ctx context.Context, op, fingerprint string, args any, resul
 	}
 	if writeErr != nil && (o.Stream != nil || o.Input != nil) {
 		return fmt.Errorf("%s on %s: send input: %w", op, n.where(), writeErr)
+	}
+	if outErr != nil {
+		return fmt.Errorf("%s on %s: receive output: %w", op, n.where(), outErr)
+	}
+	if waitErr != nil && o.Output != nil {
+		// The stream after the result ended with the agent failing: what
+		// arrived may be cut short.
+		return fmt.Errorf("%s on %s: the agent failed while sending: %w", op, n.where(), waitErr)
 	}
 	if result != nil && len(res.Data) > 0 {
 		if err := json.Unmarshal(res.Data, result); err != nil {
@@ -530,4 +550,36 @@ func shortSum(s string) string {
 		return "none"
 	}
 	return s
+}
+
+// terminalConn is a Conn that can connect a command to the local terminal
+// (*sshx.Client).
+type terminalConn interface {
+	RunTerminal(ctx context.Context, argv []string, o sshx.TerminalOptions) (int, error)
+}
+
+// EncodeArgRequest is a request as OpRun takes it: base64 of its JSON,
+// one command-line argument, so that standard input stays free for a
+// terminal.
+func EncodeArgRequest(req protocol.Request, args any) (string, error) {
+	var b bytes.Buffer
+	if err := protocol.EncodeRequest(&b, req, args); err != nil {
+		return "", err
+	}
+	return base64.StdEncoding.EncodeToString(bytes.TrimSpace(b.Bytes())), nil
+}
+
+// Exec runs op as a program rather than a message stream (OpRun): its
+// request is an argument, its standard streams are o's, and it returns the
+// program's exit status.
+func (n *Node) Exec(ctx context.Context, op string, args any, o sshx.TerminalOptions) (int, error) {
+	tc, ok := n.conn.(terminalConn)
+	if !ok {
+		return -1, fmt.Errorf("%s on %s: this connection cannot run programs directly", op, n.where())
+	}
+	arg, err := EncodeArgRequest(protocol.Request{Protocol: version.Protocol, Op: op, LocalUser: n.opts.LocalUser, Verbose: n.opts.Verbose}, args)
+	if err != nil {
+		return -1, err
+	}
+	return tc.RunTerminal(ctx, append(n.argv(op), arg), o)
 }

@@ -355,10 +355,45 @@ func (n *Node) Systemctl(c host.Command) (string, error) {
 		}
 		return "disabled\n", hosttest.Fail(c, 1, "")
 	case "is-active":
-		if n.active[unit] {
-			return "active\n", nil
+		var out strings.Builder
+		all := true
+		for _, u := range args {
+			if n.active[u] {
+				out.WriteString("active\n")
+			} else {
+				out.WriteString("inactive\n")
+				all = false
+			}
 		}
-		return "inactive\n", hosttest.Fail(c, 3, "")
+		if !all {
+			return out.String(), hosttest.Fail(c, 3, "")
+		}
+		return out.String(), nil
+	case "start", "stop":
+		// Units an app's instances and jobs run; the fake runs nothing.
+		for _, u := range args {
+			if !strings.HasPrefix(u, "-") {
+				n.active[u] = verb == "start"
+			}
+		}
+		return "", nil
+	case "clean", "kill":
+		return "", nil
+	case "show":
+		var blocks []string
+		for _, u := range args {
+			if strings.HasPrefix(u, "-") {
+				continue
+			}
+			state := "inactive"
+			if n.active[u] {
+				state = "active"
+			}
+			blocks = append(blocks, "Id="+u+"\nActiveState="+state+"\nSubState=dead\nResult=success\nNRestarts=0\n")
+		}
+		return strings.Join(blocks, "\n"), nil
+	case "list-timers":
+		return "[]\n", nil
 	case "enable":
 		n.enabled[unit] = true
 		return "", nil

@@ -18,6 +18,15 @@ type Command struct {
 	Env []string
 	// Stdin is the program's input; nil means none.
 	Stdin io.Reader
+	// Stdout, if set, receives the program's standard output instead of
+	// the bytes Run returns (which are then nil): a database dump of
+	// gigabytes goes straight to its file, not through memory. Line then
+	// sees only standard error.
+	Stdout io.Writer
+	// Stderr, if set, receives the program's standard error instead of
+	// Line and the error's tail (a program whose output is the user's:
+	// run).
+	Stderr io.Writer
 	// Line, if set, receives each line the program writes to stdout or
 	// stderr, as it comes (for progress and log lines).
 	Line func(line string)
@@ -107,10 +116,23 @@ func (Exec) Run(ctx context.Context, c Command) ([]byte, error) {
 	cmd.Stdin = c.Stdin
 	tail := &lineTail{max: TailLines, line: c.Line}
 	var stdout bytes.Buffer
-	cmd.Stdout = io.MultiWriter(&stdout, tail.writer())
+	if c.Stdout != nil {
+		cmd.Stdout = c.Stdout
+	} else {
+		cmd.Stdout = io.MultiWriter(&stdout, tail.writer())
+	}
 	cmd.Stderr = tail.writer()
+	if c.Stderr != nil {
+		cmd.Stderr = c.Stderr
+	}
 	err := cmd.Run()
 	tail.flush()
+	if c.Stdout != nil {
+		if err == nil {
+			return nil, nil
+		}
+		stdout.Reset()
+	}
 	if err == nil {
 		return stdout.Bytes(), nil
 	}

@@ -134,3 +134,24 @@ func TestIsDiskFull(t *testing.T) {
 		t.Error("IsDiskFull misjudged")
 	}
 }
+
+func TestExec_Stdout(t *testing.T) {
+	var out strings.Builder
+	var lines []string
+	b, err := host.Exec{}.Run(context.Background(), host.Command{
+		Argv:   []string{"sh", "-c", "echo to-file; echo to-log >&2"},
+		Stdout: &out,
+		Line:   func(l string) { lines = append(lines, l) },
+	})
+	if err != nil || b != nil {
+		t.Fatalf("run: %q %v", b, err)
+	}
+	if out.String() != "to-file\n" || len(lines) != 1 || lines[0] != "to-log" {
+		t.Errorf("stdout %q, lines %q", out.String(), lines)
+	}
+	_, err = host.Exec{}.Run(context.Background(), host.Command{Argv: []string{"sh", "-c", "echo partial; echo broken >&2; exit 3"}, Stdout: &out})
+	var ce *host.CommandError
+	if !errors.As(err, &ce) || ce.Status != 3 || ce.LastLine() != "broken" {
+		t.Errorf("failure: %v", err)
+	}
+}

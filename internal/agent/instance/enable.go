@@ -44,7 +44,15 @@ func (i *Instance) EnableLinks() []Link {
 			Target: filepath.Join(u, ProxySocketTemplate),
 		})
 	}
+	for _, wk := range i.WorkerJobs {
+		links = append(links, workerLink(i.Layout, WorkerUnitName(i.Name, wk.Name, wk.Replica)))
+	}
 	return links
+}
+
+// workerLink enables a worker unit at boot.
+func workerLink(l layout.Layout, unit string) Link {
+	return Link{Path: filepath.Join(l.Units, "multi-user.target.wants", unit), Target: filepath.Join(l.Units, WorkerTemplate)}
 }
 
 // writeLinks makes links on h, replacing what is there.
@@ -61,10 +69,14 @@ func writeLinks(h *host.Host, links []Link) error {
 // caller may not know the instance's kind any more).
 func removeEnableLinks(l layout.Layout, root, instance string) error {
 	var errs []error
-	for _, p := range []string{
+	paths := []string{
 		filepath.Join(l.Units, "multi-user.target.wants", UnitName(instance)),
 		filepath.Join(l.Units, "sockets.target.wants", ProxySocketName(instance)),
-	} {
+	}
+	for _, wu := range workerUnitsOnDisk(l, root, instance) {
+		paths = append(paths, workerLink(l, wu.Unit()).Path)
+	}
+	for _, p := range paths {
 		if err := os.Remove(filepath.Join(root, p)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err)
 		}

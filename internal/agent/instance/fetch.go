@@ -84,6 +84,17 @@ func scriptLine(c appconfig.Command) string {
 // router (no mount path: SCRIPT_NAME is empty), streaming the body's lines
 // to out. A status outside 2xx is a *FetchError.
 func (i *Instance) FetchURL(ctx context.Context, host, urlPath string, out func(line string)) error {
+	return i.Fetch(ctx, UpdateUserAgent, host, urlPath, out)
+}
+
+// User agents of the agent's internal requests.
+const (
+	UpdateUserAgent = "toppcloud-update"
+	CronUserAgent   = "toppcloud-cron"
+)
+
+// Fetch is FetchURL with the User-Agent the request says it comes from.
+func (i *Instance) Fetch(ctx context.Context, userAgent, host, urlPath string, out func(line string)) error {
 	u, err := url.ParseRequestURI(urlPath)
 	if err != nil || !strings.HasPrefix(urlPath, "/") {
 		return &FetchError{Entry: urlPath, Err: fmt.Errorf("not a URL path: %q", urlPath)}
@@ -94,9 +105,9 @@ func (i *Instance) FetchURL(ctx context.Context, host, urlPath string, out func(
 	var status int
 	switch i.Kind {
 	case appconfig.KindPython, appconfig.KindPaste, appconfig.KindCommand:
-		status, err = i.fetchHTTP(ctx, host, u, out)
+		status, err = i.fetchHTTP(ctx, userAgent, host, u, out)
 	case appconfig.KindPHP:
-		status, err = i.fetchFastCGI(ctx, host, u, out)
+		status, err = i.fetchFastCGI(ctx, userAgent, host, u, out)
 	default:
 		err = fmt.Errorf("a %v app has no process to fetch from", i.Kind)
 	}
@@ -109,7 +120,7 @@ func (i *Instance) FetchURL(ctx context.Context, host, urlPath string, out func(
 	return nil
 }
 
-func (i *Instance) fetchHTTP(ctx context.Context, host string, u *url.URL, out func(string)) (int, error) {
+func (i *Instance) fetchHTTP(ctx context.Context, userAgent, host string, u *url.URL, out func(string)) (int, error) {
 	conn, err := Dialer(i.Upstream())(ctx)
 	if err != nil {
 		return 0, err
@@ -123,7 +134,7 @@ func (i *Instance) fetchHTTP(ctx context.Context, host string, u *url.URL, out f
 	}
 	req.Host = host
 	req.Header.Set(InternalHeader, i.Token)
-	req.Header.Set("User-Agent", "toppcloud-update")
+	req.Header.Set("User-Agent", userAgent)
 	req.Header.Set("X-Forwarded-For", "127.0.0.1")
 	req.Close = true
 	if err := req.Write(conn); err != nil {
@@ -158,7 +169,7 @@ func (i *Instance) frontController(urlPath string) string {
 	return filepath.Join(root, "index.php")
 }
 
-func (i *Instance) fetchFastCGI(ctx context.Context, host string, u *url.URL, out func(string)) (int, error) {
+func (i *Instance) fetchFastCGI(ctx context.Context, userAgent, host string, u *url.URL, out func(string)) (int, error) {
 	conn, err := Dialer(i.Upstream())(ctx)
 	if err != nil {
 		return 0, err
@@ -181,7 +192,7 @@ func (i *Instance) fetchFastCGI(ctx context.Context, host string, u *url.URL, ou
 		"SERVER_PORT":               "80",
 		"REMOTE_ADDR":               "127.0.0.1",
 		"HTTP_HOST":                 host,
-		"HTTP_USER_AGENT":           "toppcloud-update",
+		"HTTP_USER_AGENT":           userAgent,
 		"SILVER_MATCH_PATH":         "",
 		"HTTP_X_TOPPCLOUD_INTERNAL": i.Token,
 	}
@@ -208,17 +219,25 @@ func (i *Instance) fetchFastCGI(ctx context.Context, host string, u *url.URL, ou
 // directory, with the instance's environment (without the internal
 // token), unbuffered so its output streams.
 func (i *Instance) ScriptCommand(ctx context.Context, c appconfig.Command) (*exec.Cmd, error) {
-	if err := checkRel(c.Path); err != nil {
+	argv, err := i.scriptArgv(c)
+	if err != nil {
 		return nil, fmt.Errorf("script: %w", err)
 	}
-	script := filepath.Join(i.Dir(), filepath.FromSlash(c.Path))
-	var argv []string
-	if appruntime.IsPythonScript(script) {
-		argv = append([]string{i.Layout.Python, assets.Path(i.Layout.Assets, assets.ScriptRunner), c.Path}, c.Args...)
-	} else {
-		argv = append([]string{script}, c.Args...)
-	}
 	return i.appCommand(ctx, argv, "script "+c.Path)
+}
+
+// scriptArgv is how a script of the app runs (update_fetch's and crons'
+// script: entries, workers): a Python script through the bootstrap's
+// script runner, anything else directly.
+func (i *Instance) scriptArgv(c appconfig.Command) ([]string, error) {
+	if err := checkRel(c.Path); err != nil {
+		return nil, err
+	}
+	script := filepath.Join(i.Dir(), filepath.FromSlash(c.Path))
+	if appruntime.IsPythonScript(script) {
+		return append([]string{i.Layout.Python, assets.Path(i.Layout.Assets, assets.ScriptRunner), c.Path}, c.Args...), nil
+	}
+	return append([]string{script}, c.Args...), nil
 }
 
 // CheckConfigCommand builds the command that runs app.ini's

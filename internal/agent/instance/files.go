@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 
 	"github.com/toppcloud/toppcloud/internal/appconfig"
@@ -52,7 +53,11 @@ func (i *Instance) Files() ([]File, error) {
 		return nil, err
 	}
 	out = append(out, File{Path: DropInPath(i.Layout, i.Name), Mode: 0o644, Data: dropIn})
-	return out, nil
+	workers, err := i.workerFiles(i.WorkerJobs)
+	if err != nil {
+		return nil, err
+	}
+	return append(out, workers...), nil
 }
 
 // WriteFiles writes files under root ("" or "/" for the node itself; a
@@ -85,7 +90,11 @@ func (i *Instance) RemoveFiles(root string) error {
 	if err := removeEnableLinks(l, root, i.Name); err != nil {
 		errs = append(errs, err)
 	}
-	for _, dir := range []string{l.InstanceEtcDir(i.Name), filepath.Dir(DropInPath(l, i.Name)), l.SocketDir(i.Name)} {
+	dirs := []string{l.InstanceEtcDir(i.Name), filepath.Dir(DropInPath(l, i.Name)), l.SocketDir(i.Name)}
+	for _, wu := range workerUnitsOnDisk(l, root, i.Name) {
+		dirs = append(dirs, path.Dir(dropIn(l, wu.Unit(), workerDropIn)))
+	}
+	for _, dir := range dirs {
 		if err := os.RemoveAll(filepath.Join(root, dir)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err)
 		}

@@ -21,12 +21,17 @@
 // socket-activated proxy (proxy.go) gives it the same unix socket, so the
 // router reaches every kind the same way (SocketUpstream).
 //
+// The app's jobs run in units of their own on the same sandbox
+// (jobunits.go): its workers as toppcloud-worker@INSTANCE:NAME:N, its
+// crons as toppcloud-cron@APP:NAME timers run as the live instance.
+//
 // An update, as root on the node: Node.NewName, then (after the blob
 // store assembled the directory) Node.SaveRecord; Node.Prepare (the
 // runtime, the app user, TEMP, environment, token, port), Node.Start
-// (files, units, health checks), Instance.RunUpdateFetch; the router
-// switches; Node.DrainAndStop the old one. A failure before the switch
-// ends in Node.Remove of the new one.
+// (files, units, health checks), Instance.RunUpdateFetch,
+// Node.StartWorkers; the router switches; Node.SetCrons and
+// Node.StopWorkers move the jobs; Node.DrainAndStop the old one. A
+// failure before the switch ends in Node.Remove of the new one.
 package instance
 
 import (
@@ -136,6 +141,9 @@ type Instance struct {
 	// php-fpm's max children for php.
 	Workers int
 	Threads int
+	// WorkerJobs are the app.ini workers (worker.NAME) this instance
+	// runs beside its web process (see jobunits.go).
+	WorkerJobs []Worker
 
 	Layout layout.Layout
 }

@@ -161,6 +161,9 @@ type Spec struct {
 	// NewTemp gives the app an empty TEMP for this instance (an update);
 	// otherwise the app keeps the one it has (made if missing).
 	NewTemp bool
+	// Workers are the app.ini workers the instance runs (none when
+	// another instance of the app runs them, or another node).
+	Workers []Worker
 }
 
 // Prepare readies what the instance runs with, without starting it: the
@@ -197,7 +200,7 @@ func (n *Node) Prepare(ctx context.Context, rec *Record, spec Spec) (*Instance, 
 	inst := &Instance{
 		App: rec.App, Name: rec.Instance, Kind: rec.Kind,
 		Runner: rec.Runner, RunnerName: rec.RunnerName, PHPRoot: rec.PHPRoot,
-		Env: env, Layout: l,
+		Env: env, Layout: l, WorkerJobs: spec.Workers,
 	}
 	if inst.HasProcess() {
 		if inst.Token, err = NewToken(); err != nil {
@@ -280,9 +283,10 @@ func portFree(port int) bool {
 	return true
 }
 
-// Start writes the instance's files, starts its units and waits until it
-// answers, on its own address and then on the socket the router will use;
-// progress hears what it waits for. A failure is a *protocol.Error
+// Start writes the instance's files (its workers' too), starts its units
+// and waits until it answers, on its own address and then on the socket
+// the router will use; progress hears what it waits for. The workers are
+// StartWorkers' to start. A failure is a *protocol.Error
 // carrying the process's output; the caller stops the instance.
 func (n *Node) Start(ctx context.Context, inst *Instance, progress func(string), healthTimeout time.Duration) error {
 	if !inst.HasProcess() {
@@ -332,6 +336,14 @@ func (n *Node) Start(ctx context.Context, inst *Instance, progress func(string),
 	return nil
 }
 
+// StartWorkers starts the instance's workers, which Start wrote and
+// enabled: an update calls it once update_fetch has run, so that no
+// worker's code runs before the app's update hooks have. Each then waits
+// for its turn: the instance live before stops its own after the switch.
+func (n *Node) StartWorkers(ctx context.Context, inst *Instance) error {
+	return startWorkers(ctx, n.systemd(), inst.Name, inst.WorkerJobs)
+}
+
 // socketProbe checks the instance through SocketUpstream.
 func socketProbe(inst *Instance) Probe {
 	dial := Dialer(inst.SocketUpstream())
@@ -372,12 +384,15 @@ func (n *Node) Running(ctx context.Context, name string) (bool, error) {
 	}
 }
 
-// Stop stops an instance's units (quickly when drained, see stopUnits)
-// and removes its unit files and socket directory; its directory and
-// record stay (prev, or clean-node's to remove). Stopping what is not
-// running is not an error.
+// Stop stops an instance's units, its workers' too (quickly when
+// drained, see stopUnits), and removes its unit files and socket
+// directory; its directory and record stay (prev, or clean-node's to
+// remove). Stopping what is not running is not an error.
 func (n *Node) Stop(ctx context.Context, name string, kind appconfig.Kind, drained bool) error {
 	var errs []error
+	if _, err := n.StopWorkers(ctx, name); err != nil {
+		errs = append(errs, err)
+	}
 	if err := stopUnits(ctx, n.systemd(), name, kind, drained); err != nil {
 		errs = append(errs, err)
 	}

@@ -2,6 +2,7 @@ package instance
 
 import (
 	"fmt"
+	"maps"
 	"path"
 	"strings"
 
@@ -44,13 +45,16 @@ func ProxyEnvPath(l layout.Layout, instance string) string {
 }
 
 // TemplateUnits returns every template unit file the agent installs, by
-// file name: the instance template and the two proxy templates.
+// file name: the instance template, the two proxy templates and the job
+// templates (jobunits.go).
 func TemplateUnits(l layout.Layout) map[string][]byte {
-	return map[string][]byte{
+	units := map[string][]byte{
 		TemplateUnitName:     TemplateUnit(l),
 		ProxySocketTemplate:  proxySocketUnit(l),
 		ProxyServiceTemplate: proxyServiceUnit(l),
 	}
+	maps.Copy(units, jobTemplates(l))
+	return units
 }
 
 func proxySocketUnit(l layout.Layout) []byte {

@@ -65,6 +65,18 @@ func TemplateUnit(l layout.Layout) []byte {
 	w("# The main process stops the others gracefully; whatever is left when")
 	w("# TimeoutStopSec runs out is killed.")
 	w("KillMode=mixed")
+	appSandbox(w, l)
+	w("")
+	w("[Install]")
+	w("WantedBy=multi-user.target")
+	return []byte(b.String())
+}
+
+// appSandbox writes the [Service] lines of every template whose units
+// run the app's own code (the web process, workers, cron runs): its
+// umask, the sandbox, and the node's files it must not see. One place,
+// so that they cannot drift apart.
+func appSandbox(w func(string), l layout.Layout) {
 	w("UMask=0027")
 	for _, d := range sandbox {
 		w(d)
@@ -72,10 +84,6 @@ func TemplateUnit(l layout.Layout) []byte {
 	w("# Other apps' instances, data and logs, the node's state and backups are")
 	w("# hidden; the drop-in binds back this instance's own parts.")
 	w(fmt.Sprintf("TemporaryFileSystem=%s:ro %s:ro %s:ro", l.WWW, l.Data, l.Logs))
-	w("")
-	w("[Install]")
-	w("WantedBy=multi-user.target")
-	return []byte(b.String())
 }
 
 // DropIn renders the instance's drop-in for the template unit.
@@ -99,10 +107,7 @@ func (i *Instance) DropIn() ([]byte, error) {
 		// gunicorn and php-fpm both tell systemd when they are up.
 		w("Type=notify")
 	}
-	w("User=" + user)
-	w("Group=" + user)
-	w("EnvironmentFile=" + EnvFilePath(l, i.Name))
-	w("WorkingDirectory=" + i.Dir())
+	i.appUser(w)
 	if i.Kind != appconfig.KindCommand {
 		// Root makes Run/INSTANCE owned by the app user and Caddy's group,
 		// 0750: Caddy and the app reach the socket, other apps cannot.
@@ -126,7 +131,24 @@ func (i *Instance) DropIn() ([]byte, error) {
 		w("KillSignal=SIGTERM")
 	}
 	w(fmt.Sprintf("TimeoutStopSec=%d", int((DefaultGracefulTimeout + DefaultStopSlack).Seconds())))
+	i.appPaths(w)
+	return []byte(b.String()), nil
+}
 
+// appUser writes the drop-in lines of every unit that runs the app's own
+// code as this instance: who runs it, with which environment, where.
+func (i *Instance) appUser(w func(string)) {
+	user := i.user()
+	w("User=" + user)
+	w("Group=" + user)
+	w("EnvironmentFile=" + EnvFilePath(i.Layout, i.Name))
+	w("WorkingDirectory=" + i.Dir())
+}
+
+// appPaths writes the drop-in lines that bind back, into the template's
+// sandbox, what this instance's processes may use.
+func (i *Instance) appPaths(w func(string)) {
+	l := i.Layout
 	app := l.AppDir(i.App)
 	// files/ and writable-root/ exist only for apps with those services
 	// ("-": skipped when missing); tmp/ and the log directory always do.
@@ -143,7 +165,6 @@ func (i *Instance) DropIn() ([]byte, error) {
 	w("BindReadOnlyPaths=" + strings.Join(ro, " "))
 	w("BindPaths=" + strings.Join(rw, " "))
 	w("ReadWritePaths=" + strings.Join(rw, " "))
-	return []byte(b.String()), nil
 }
 
 // Command is the instance's ExecStart argv. Paths in it are validated not

@@ -27,6 +27,7 @@ import (
 
 	"github.com/toppcloud/toppcloud/internal/assets"
 	"github.com/toppcloud/toppcloud/internal/protocol"
+	"github.com/toppcloud/toppcloud/internal/service/writableroot"
 )
 
 // Layout is where things are on a node.
@@ -42,9 +43,12 @@ type Layout struct {
 	Data        string // /var/lib/toppcloud
 	Blobs       string // content store (sha256 -> file)
 	Apps        string // per-app data
-	Backups     string
-	Secret      string // the node secret
-	Routes      string // the route table
+	// Served is the read-only, nosymfollow view of Apps that Caddy
+	// reads writable roots through (service/writableroot says why).
+	Served  string
+	Backups string
+	Secret  string // the node secret
+	Routes  string // the route table
 	// Slots holds one symlink per route, to the live instance's links
 	// directory; Instances one links directory per instance: its record
 	// and the symlinks a slot leads through.
@@ -122,6 +126,7 @@ func Default() Layout {
 		Data:              "/var/lib/toppcloud",
 		Blobs:             "/var/lib/toppcloud/blobs",
 		Apps:              "/var/lib/toppcloud/apps",
+		Served:            writableroot.ServedRoot,
 		Backups:           "/var/lib/toppcloud/backups",
 		Secret:            "/var/lib/toppcloud/secret",
 		Routes:            "/var/lib/toppcloud/routes.json",

@@ -11,8 +11,11 @@ package system
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/toppcloud/toppcloud/internal/agent/host"
 )
@@ -88,6 +91,122 @@ func (s Systemd) Start(ctx context.Context, units ...string) error {
 	return err
 }
 
+// StartNoBlock asks systemd to start units and returns without waiting
+// for them to be up.
+func (s Systemd) StartNoBlock(ctx context.Context, units ...string) error {
+	_, err := s.run(ctx, append([]string{"systemctl", "start", "--no-block"}, units...)...)
+	return err
+}
+
+// StopAndWait stops units and waits until they are (for units that stop
+// at once, such as timers). A unit that does not exist is not an error.
+func (s Systemd) StopAndWait(ctx context.Context, units ...string) error {
+	_, err := s.run(ctx, append([]string{"systemctl", "stop"}, units...)...)
+	if err != nil && !notLoaded(err) {
+		return err
+	}
+	return nil
+}
+
+// CleanState removes what systemd keeps of stopped units between runs
+// (systemctl clean --what=state): a timer's record of its last run.
+func (s Systemd) CleanState(ctx context.Context, units ...string) error {
+	_, err := s.run(ctx, append([]string{"systemctl", "clean", "--what=state"}, units...)...)
+	if err != nil && !notLoaded(err) {
+		return err
+	}
+	return nil
+}
+
+func notLoaded(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "not loaded") || strings.Contains(msg, "does not exist") || strings.Contains(msg, "not found")
+}
+
+// ShowUnits returns the properties of several units in one call, their
+// timestamps as "@" and seconds since the epoch; each map holds "Id".
+func (s Systemd) ShowUnits(ctx context.Context, units []string, props ...string) ([]map[string]string, error) {
+	if len(units) == 0 {
+		return nil, nil
+	}
+	argv := append([]string{"systemctl", "show", "--timestamp=unix", "--property=Id," + strings.Join(props, ",")}, units...)
+	out, err := s.run(ctx, argv...)
+	if err != nil {
+		return nil, err
+	}
+	var all []map[string]string
+	for _, block := range strings.Split(strings.TrimSpace(string(out)), "\n\n") {
+		m := map[string]string{}
+		for _, line := range strings.Split(block, "\n") {
+			if k, v, ok := strings.Cut(line, "="); ok {
+				m[k] = v
+			}
+		}
+		if m["Id"] != "" {
+			all = append(all, m)
+		}
+	}
+	return all, nil
+}
+
+// UnitState is a loaded unit's line of systemctl list-units.
+type UnitState struct {
+	Name, Load, Active, Sub string
+}
+
+// ListUnits lists the loaded units matching pattern, whatever their
+// state.
+func (s Systemd) ListUnits(ctx context.Context, pattern string) ([]UnitState, error) {
+	out, err := s.run(ctx, "systemctl", "list-units", "--all", "--plain", "--no-legend", "--full", pattern)
+	if err != nil {
+		return nil, err
+	}
+	var units []UnitState
+	for _, line := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(line); len(f) >= 4 {
+			units = append(units, UnitState{Name: f[0], Load: f[1], Active: f[2], Sub: f[3]})
+		}
+	}
+	return units, nil
+}
+
+// Timer is a timer's line of systemctl list-timers: its next and last
+// elapse, zero when there is none.
+type Timer struct {
+	Unit      string
+	Activates string
+	Next      time.Time
+	Last      time.Time
+}
+
+// Timers lists the timers matching pattern, active or not.
+func (s Systemd) Timers(ctx context.Context, pattern string) ([]Timer, error) {
+	out, err := s.run(ctx, "systemctl", "list-timers", "--all", "--output=json", "--no-pager", pattern)
+	if err != nil {
+		return nil, err
+	}
+	var rows []struct {
+		Unit      string `json:"unit"`
+		Activates string `json:"activates"`
+		Next      int64  `json:"next"`
+		Last      int64  `json:"last"`
+	}
+	if err := json.Unmarshal(out, &rows); err != nil {
+		return nil, fmt.Errorf("systemctl list-timers: %w", err)
+	}
+	micros := func(us int64) time.Time {
+		if us <= 0 {
+			return time.Time{}
+		}
+		return time.UnixMicro(us).UTC()
+	}
+	timers := make([]Timer, len(rows))
+	for i, r := range rows {
+		timers[i] = Timer{Unit: r.Unit, Activates: r.Activates, Next: micros(r.Next), Last: micros(r.Last)}
+	}
+	return timers, nil
+}
+
 // Restart restarts unit (starts it if it is not running).
 func (s Systemd) Restart(ctx context.Context, unit string) error {
 	_, err := s.run(ctx, "systemctl", "restart", unit)
@@ -98,7 +217,7 @@ func (s Systemd) Restart(ctx context.Context, unit string) error {
 // A unit that does not exist is not an error.
 func (s Systemd) Stop(ctx context.Context, units ...string) error {
 	_, err := s.run(ctx, append([]string{"systemctl", "stop", "--no-block"}, units...)...)
-	if err != nil && !strings.Contains(err.Error(), "not loaded") && !strings.Contains(err.Error(), "does not exist") {
+	if err != nil && !notLoaded(err) {
 		return err
 	}
 	return nil
@@ -148,7 +267,12 @@ func (s Systemd) ServiceFiles(ctx context.Context, pattern string) ([]UnitFile, 
 // Journal returns unit's last lines in the journal (journalctl --output
 // format, "cat" for the messages alone). unit may be a pattern.
 func (s Systemd) Journal(ctx context.Context, unit string, lines int, format string) ([]string, error) {
-	out, err := s.run(ctx, journalArgv(unit, lines, format)...)
+	return s.JournalUnits(ctx, []string{unit}, lines, format)
+}
+
+// JournalUnits is Journal of several units (or patterns) together.
+func (s Systemd) JournalUnits(ctx context.Context, units []string, lines int, format string) ([]string, error) {
+	out, err := s.run(ctx, journalArgv(units, lines, format)...)
 	if err != nil {
 		return nil, err
 	}
@@ -162,10 +286,20 @@ func (s Systemd) Journal(ctx context.Context, unit string, lines int, format str
 // FollowJournal sends unit's last lines, then every new one, to line
 // until ctx ends.
 func (s Systemd) FollowJournal(ctx context.Context, unit string, lines int, format string, line func(string)) error {
-	_, err := s.Runner.Run(ctx, host.Command{Argv: append(journalArgv(unit, lines, format), "--follow"), Line: line})
+	return s.FollowJournalUnits(ctx, []string{unit}, lines, format, line)
+}
+
+// FollowJournalUnits is FollowJournal of several units (or patterns)
+// together.
+func (s Systemd) FollowJournalUnits(ctx context.Context, units []string, lines int, format string, line func(string)) error {
+	_, err := s.Runner.Run(ctx, host.Command{Argv: append(journalArgv(units, lines, format), "--follow"), Line: line})
 	return err
 }
 
-func journalArgv(unit string, lines int, format string) []string {
-	return []string{"journalctl", "--unit", unit, "--lines", strconv.Itoa(lines), "--no-pager", "--output", format}
+func journalArgv(units []string, lines int, format string) []string {
+	argv := []string{"journalctl"}
+	for _, u := range units {
+		argv = append(argv, "--unit", u)
+	}
+	return append(argv, "--lines", strconv.Itoa(lines), "--no-pager", "--output", format)
 }

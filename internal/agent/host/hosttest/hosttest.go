@@ -5,6 +5,7 @@
 package hosttest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -181,10 +182,18 @@ func (r *Runner) Run(ctx context.Context, c host.Command) ([]byte, error) {
 		return nil, &host.CommandError{Argv: c.Argv, Status: 127, Tail: []string{c.Argv[0] + ": command not found"}}
 	}
 	if c.Stdin != nil {
-		// Read it as a real program might, so writers do not block.
-		_, _ = io.Copy(io.Discard, c.Stdin)
+		// Read it as a real program might, so writers do not block; the
+		// handler gets what was read.
+		data, _ := io.ReadAll(c.Stdin)
+		c.Stdin = bytes.NewReader(data)
 	}
 	out, err := h(c)
+	if c.Stdout != nil {
+		if _, werr := io.WriteString(c.Stdout, out); werr != nil && err == nil {
+			err = werr
+		}
+		out = ""
+	}
 	if c.Line != nil {
 		for _, l := range strings.Split(strings.TrimRight(out, "\n"), "\n") {
 			if l != "" {

@@ -1,0 +1,135 @@
+package protocol
+
+import "time"
+
+// Operations on an app's services' data. Each names the app by a
+// location it is live at, as the original's commands did.
+const (
+	// OpBackup backs up every service of the app into a backup kept on
+	// the node (BackupArgs, BackupResult).
+	OpBackup = "backup"
+	// OpBackupFetch sends a kept backup: its result (BackupResult), then
+	// the backup as a tar stream on the same output (BackupFetchArgs).
+	OpBackupFetch = "backup-fetch"
+	// OpBackupDelete removes a kept backup (BackupDeleteArgs).
+	OpBackupDelete = "backup-delete"
+	// OpServicesRestore restores the app's services from a backup kept on
+	// the node, or from one streamed as a tar after the request
+	// (ServicesRestoreArgs, ServicesRestoreResult).
+	OpServicesRestore = "services-restore"
+	// OpClear drops and recreates every service's data of the app, then
+	// runs update_fetch against its live instance (ClearArgs, ClearResult).
+	OpClear = "clear"
+	// OpRunUpload keeps files for a run: a tar stream follows the request
+	// (RunUploadArgs, RunUploadResult).
+	OpRunUpload = "run-upload"
+	// OpRun runs a script of the live instance with the app's
+	// environment, in its sandbox. It is not a message stream: the
+	// request is the argument after the operation (base64 of the JSON
+	// Request, so that a terminal can be the standard input), the
+	// script's output is the output, and its exit status the agent's.
+	OpRun = "run"
+)
+
+// BackupArgs are OpBackup's arguments.
+type BackupArgs struct {
+	Location string `json:"location"`
+	// Name is the backup's name on the node (remote:NAME); "" makes one
+	// (backup-APP-YYYY-MM-DD[_NNN]) that the client fetches and deletes.
+	Name     string   `json:"name,omitempty"`
+	LockWait Duration `json:"lock_wait,omitempty"`
+}
+
+// BackupResult is what OpBackup made (and what OpBackupFetch sends).
+type BackupResult struct {
+	App  string `json:"app"`
+	Name string `json:"name"`
+	// Path is where it is on the node.
+	Path     string       `json:"path"`
+	Created  time.Time    `json:"created"`
+	Services []BackupPart `json:"services"`
+	// Bytes is the size of all its files.
+	Bytes int64 `json:"bytes"`
+}
+
+// BackupPart is one service's files in a backup.
+type BackupPart struct {
+	Service string `json:"service"`
+	Files   int    `json:"files"`
+	Bytes   int64  `json:"bytes"`
+}
+
+// BackupFetchArgs are OpBackupFetch's arguments.
+type BackupFetchArgs struct {
+	Name string `json:"name"`
+}
+
+// BackupDeleteArgs are OpBackupDelete's arguments.
+type BackupDeleteArgs struct {
+	Name string `json:"name"`
+}
+
+// ServicesRestoreArgs are OpServicesRestore's arguments.
+type ServicesRestoreArgs struct {
+	Location string `json:"location"`
+	// Name is a backup kept on the node; "" means the backup follows the
+	// request as a tar stream (it is unpacked and checked before anything
+	// is changed, and removed afterwards).
+	Name     string   `json:"name,omitempty"`
+	LockWait Duration `json:"lock_wait,omitempty"`
+}
+
+// ServicesRestoreResult is OpServicesRestore's result.
+type ServicesRestoreResult struct {
+	App      string   `json:"app"`
+	Services []string `json:"services"`
+	// Made is when the backup was made.
+	Made  time.Time `json:"made"`
+	Bytes int64     `json:"bytes"`
+}
+
+// ClearArgs are OpClear's arguments.
+type ClearArgs struct {
+	Location string   `json:"location"`
+	LockWait Duration `json:"lock_wait,omitempty"`
+}
+
+// ClearResult is OpClear's result.
+type ClearResult struct {
+	App      string   `json:"app"`
+	Instance string   `json:"instance"`
+	Services []string `json:"services"`
+}
+
+// RunUploadArgs are OpRunUpload's arguments.
+type RunUploadArgs struct {
+	Location string `json:"location"`
+}
+
+// RunUploadResult is OpRunUpload's result: where the files are, as the
+// script sees them ($TMP in the original).
+type RunUploadResult struct {
+	Dir string `json:"dir"`
+}
+
+// RunArgs are OpRun's arguments.
+type RunArgs struct {
+	Location string `json:"location"`
+	// Script is bin/S or S of the instance, or an absolute path.
+	Script string   `json:"script"`
+	Args   []string `json:"args,omitempty"`
+	// Terminal: the standard input and output are a terminal (run -i).
+	Terminal bool `json:"terminal,omitempty"`
+	// Uploaded is the directory OpRunUpload made, removed after the run.
+	Uploaded string `json:"uploaded,omitempty"`
+}
+
+// ServiceUsage is one service of an app, for query.
+type ServiceUsage struct {
+	Name  string `json:"name"`
+	Bytes int64  `json:"bytes"`
+	Items int64  `json:"items"`
+	Unit  string `json:"unit"`
+	// Error says why the size is missing (the server is down).
+	Error string `json:"error,omitempty"`
+}

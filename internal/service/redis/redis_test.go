@@ -1,0 +1,54 @@
+package redis
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/toppcloud/toppcloud/internal/service"
+)
+
+func TestAppRule(t *testing.T) {
+	r := appRule("blog", "pw")
+	for _, want := range []string{"user blog on #", "resetkeys ~blog:* resetchannels &blog:*", "-@all +@all -@admin -@dangerous", "-scan", "-randomkey", "-pubsub", "-function"} {
+		if !strings.Contains(r, want) {
+			t.Errorf("rule %q lacks %q", r, want)
+		}
+	}
+	if strings.Contains(r, " pw") || strings.Contains(r, ">pw") {
+		t.Error("the password is in the rule in clear")
+	}
+	if matchPattern("blog") != "blog:*" || matchPattern("a*b") != `a\*b:*` {
+		t.Errorf("patterns %q %q", matchPattern("blog"), matchPattern("a*b"))
+	}
+}
+
+func TestWithInclude(t *testing.T) {
+	conf := []byte("bind 127.0.0.1 -::1\nport 6379")
+	once := withInclude(conf)
+	if !strings.HasSuffix(string(once), "\ninclude "+OurConf+"\n") || !strings.HasPrefix(string(once), string(conf)+"\n") {
+		t.Errorf("conf:\n%s", once)
+	}
+	if twice := withInclude(once); string(twice) != string(once) {
+		t.Error("the include was added twice")
+	}
+}
+
+func TestVarsAndNames(t *testing.T) {
+	r := New(service.Node{})
+	v := r.vars(service.App{Name: "blog"}, service.Credentials{User: "blog", Password: "PW"})
+	if v["CONFIG_REDIS_URL"] != "redis://blog:PW@127.0.0.1:6379/0" || v["CONFIG_REDIS_PREFIX"] != "blog:" || v["CONFIG_REDIS_PORT"] != "6379" {
+		t.Errorf("vars %v", v)
+	}
+	for _, n := range []string{"default", AdminUser} {
+		if checkName(n) == nil {
+			t.Errorf("%s accepted", n)
+		}
+	}
+	if r.addr() != "127.0.0.1:6379" {
+		t.Errorf("addr %s", r.addr())
+	}
+	r.settings.Listen = "0.0.0.0"
+	if r.addr() != "127.0.0.1:6379" {
+		t.Errorf("addr for 0.0.0.0: %s", r.addr())
+	}
+}
