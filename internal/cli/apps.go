@@ -152,7 +152,7 @@ func (a *App) update(ctx context.Context, o updateOptions) error {
 			if up.Blobs == 0 {
 				step.Done("nothing new to send (%s sent)", humanBytes(up.Sent))
 			} else {
-				step.Done("%d new contents, %s (%s sent)", up.Blobs, humanBytes(up.Content), humanBytes(up.Sent))
+				step.Done("%d new contents, %s (%s sent, %s)", up.Blobs, humanBytes(up.Content), humanBytes(up.Sent), up.Compression)
 			}
 		},
 		Events: a.streamSteps(),

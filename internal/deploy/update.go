@@ -278,6 +278,9 @@ type UploadStats struct {
 	// Sent is every byte written to the agent's stdin: the request line,
 	// the manifests and the compressed blob stream.
 	Sent int64
+	// Compression is the blob stream's (CompressAuto resolved); empty
+	// when nothing was sent.
+	Compression Compression
 }
 
 // UpdateOptions are the callbacks of Update.
@@ -374,7 +377,8 @@ func (p *Plan) send(ctx context.Context, w io.Writer, replies <-chan json.RawMes
 	if o.RTT != nil {
 		rtt = o.RTT()
 	}
-	plan.Stream = p.Opts.Compress.Resolve(rtt).stream()
+	st.Compression = p.Opts.Compress.Resolve(rtt)
+	plan.Stream = st.Compression.stream()
 	if _, err := plan.Send(ctx, w, p.Dir, o.Progress); err != nil {
 		return err
 	}
