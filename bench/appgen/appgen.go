@@ -39,6 +39,15 @@ margin padding color background border display flex grid width height font size 
 // app set it is also a real WSGI application of that name (app.ini and
 // app.py), which an update starts; without, app.ini is filler text.
 func Generate(dir, app string, files int, total int64, seed uint64) (Stats, error) {
+	return GenerateMix(dir, app, files, total, 0.4, seed)
+}
+
+// GenerateMix is Generate with random (between 0 and 1) the share of the
+// bytes in incompressible files.
+func GenerateMix(dir, app string, files int, total int64, random float64, seed uint64) (Stats, error) {
+	if random < 0 || random > 1 {
+		return Stats{}, fmt.Errorf("appgen: random share %g is not between 0 and 1", random)
+	}
 	rnd := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	var dirs []string
 	for i := range 150 {
@@ -57,7 +66,7 @@ func Generate(dir, app string, files int, total int64, seed uint64) (Stats, erro
 	}
 	var specs []spec
 	specs = append(specs, spec{path: "app.ini", size: 120}, spec{path: ChangedFile, size: 10 << 10})
-	textBudget := total * 6 / 10
+	textBudget := int64(float64(total) * (1 - random))
 	randomBudget := total - textBudget
 	nRandom := files / 10
 	nText := files - nRandom - len(specs)

@@ -5,6 +5,7 @@ package benchuser
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/pem"
@@ -27,6 +28,9 @@ type User struct {
 	Verbose bool
 	// Stderr is the last command's.
 	Stderr string
+	// Ctx, if set, stops a running command when it ends (the bench was
+	// interrupted).
+	Ctx context.Context
 }
 
 // New makes the home directory under work; local nodes go to work/nodes,
@@ -67,7 +71,11 @@ func New(work, cache, bin string) (*User, error) {
 // Run runs toppcloud with args and returns its stdout; an error carries
 // its stderr.
 func (u *User) Run(args ...string) ([]byte, error) {
-	cmd := exec.Command(u.Bin, args...)
+	ctx := u.Ctx
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	cmd := exec.CommandContext(ctx, u.Bin, args...)
 	cmd.Env = append(os.Environ(), "HOME="+u.Home)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

@@ -1,15 +1,25 @@
 // Command setupnode measures setup-node on a real local node and prints
 // the numbers: creating a fresh node, the first setup-node (per step), a
-// few re-runs on the set-up node, and the agent upload with and without
-// compression.
+// few re-runs on the set-up node, and an agent upgrade (the node's agent
+// replaced by the client's), each with the bytes sent over SSH, per link
+// profile (the node as it is, a 50 Mbit/s uplink 20 ms away, a 10 Mbit/s
+// one 60 ms away: see bench/linkshape). On the node as it is, the agent
+// upload is also timed raw and compressed.
 //
-//	sudo go run ./bench/setupnode                  # builds ./cmd/toppcloud first
-//	sudo go run ./bench/setupnode -agent ./toppcloud -n 5
+//	sudo go run ./bench/setupnode                  # builds ./cmd/toppcloud as make build does
+//	sudo go run ./bench/setupnode -agent ./toppcloud -n 5 -links 50mbit-20ms
+//
+// Each profile gets a fresh node (created unshaped: creating is not
+// over the user's link), which is destroyed after it. Bytes are what
+// this machine sent to the node's port 22 (bench/linkshape.Counter); the
+// node's apt downloads are not shaped or counted (on a real server they
+// come from its data centre).
 //
 // It needs root and what the local provider needs (systemd-container,
-// debootstrap, nftables), and the network for apt. The first setup-node
-// installs packages from Debian's archive; the local provider's shared
-// .deb pool (CACHE/apt-cache) makes repeated runs download less.
+// debootstrap, nftables, iproute2), and the network for apt. The first
+// setup-node installs packages from Debian's archive; the local
+// provider's shared .deb pool (CACHE/apt-cache) makes repeated runs
+// download less.
 package main
 
 import (
@@ -24,14 +34,17 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/toppcloud/toppcloud/bench/linkshape"
 	"github.com/toppcloud/toppcloud/internal/cli"
 	"github.com/toppcloud/toppcloud/internal/protocol"
 	_ "github.com/toppcloud/toppcloud/internal/provider/all"
@@ -43,11 +56,16 @@ import (
 
 func main() {
 	cache := flag.String("cache", local.DefaultRoot, "local provider cache_dir (image, shared apt pool)")
-	agent := flag.String("agent", "", "toppcloud binary to install on the node (default: go build ./cmd/toppcloud)")
+	agent := flag.String("agent", "", "toppcloud binary to install on the node (default: go build ./cmd/toppcloud, stripped, as make build does)")
 	reruns := flag.Int("n", 3, "re-runs of setup-node on the set-up node")
+	links := flag.String("links", "all", "link profiles to measure, comma-separated, or all")
 	verbose := flag.Bool("v", false, "print the CLI's output")
 	flag.Parse()
-	if err := run(*cache, *agent, *reruns, *verbose); err != nil {
+	profiles, err := linkshape.Select(*links)
+	if err == nil {
+		err = run(*cache, *agent, *reruns, profiles, *verbose)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "setupnode:", err)
 		os.Exit(1)
 	}
@@ -59,7 +77,23 @@ type bench struct {
 	verbose     bool
 }
 
-func run(cache, agent string, reruns int, verbose bool) error {
+// result is one profile's numbers.
+type result struct {
+	profile            linkshape.Profile
+	create             time.Duration
+	first              sample
+	steps              []stepTime
+	rerun              sample
+	upgrade            sample
+	loadStart, loadEnd string
+}
+
+type sample struct {
+	wall  time.Duration
+	bytes int64
+}
+
+func run(cache, agent string, reruns int, profiles []linkshape.Profile, verbose bool) error {
 	if os.Geteuid() != 0 {
 		return errors.New("needs root (local nodes are systemd-nspawn containers)")
 	}
@@ -70,97 +104,208 @@ func run(cache, agent string, reruns int, verbose bool) error {
 	defer os.RemoveAll(tmp)
 	if agent == "" {
 		agent = filepath.Join(tmp, "toppcloud")
-		fmt.Println("building ./cmd/toppcloud ...")
-		cmd := exec.Command("go", "build", "-o", agent, "github.com/toppcloud/toppcloud/cmd/toppcloud")
+		fmt.Println("building ./cmd/toppcloud (stripped, as make build does) ...")
+		cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", agent, "github.com/toppcloud/toppcloud/cmd/toppcloud")
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		if err := cmd.Run(); err != nil {
 			return fmt.Errorf("go build: %w", err)
 		}
 	}
+	fi, err := os.Stat(agent)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("agent binary: %.1f MB\n", float64(fi.Size())/1e6)
 	b := &bench{home: filepath.Join(tmp, "home"), agent: agent, verbose: verbose}
 	if err := b.writeConfig(filepath.Join(tmp, "nodes"), cache); err != nil {
 		return err
 	}
-	name := "bench-" + randHex(3)
-	defer func() {
-		if _, out, err := b.cli("destroy-node", "-y", name); err != nil {
-			fmt.Fprintf(os.Stderr, "destroy-node %s: %v\n%s", name, err, out)
-		}
-	}()
-
-	d, _, err := b.cli("create-node", name)
-	if err != nil {
-		return err
-	}
-	fmt.Printf("create-node (fresh node, until SSH answers):  %6.1fs\n", d.Seconds())
-
-	d, out, err := b.cli("setup-node", name)
-	if err != nil {
-		return err
-	}
-	fmt.Printf("setup-node, first run:                         %6.1fs\n", d.Seconds())
-	for _, s := range stepTimes(out) {
-		fmt.Printf("  %-44s %6.1fs\n", s.name, s.secs)
-	}
-
-	var times []float64
-	for range reruns {
-		d, out, err := b.cli("setup-node", name)
+	// Ctrl-C ends the current command; the deferred clean-up still runs.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var results []result
+	for _, p := range profiles {
+		r, err := b.profile(ctx, p, reruns)
 		if err != nil {
-			return err
+			return fmt.Errorf("%s: %w", p.Name, err)
 		}
-		if !strings.Contains(out, "nothing changed") {
-			return fmt.Errorf("a re-run changed the node:\n%s", out)
-		}
-		times = append(times, d.Seconds())
+		results = append(results, r)
 	}
-	if len(times) > 0 {
-		fmt.Printf("setup-node, re-run on the set-up node (n=%d): median %.2fs, max %.2fs\n", len(times), median(times), slices.Max(times))
-	}
-
-	return b.uploads(name)
+	report(results, reruns)
+	return nil
 }
 
-// uploads times installing the agent over a differing one, raw and gzip.
-func (b *bench) uploads(name string) error {
-	st, err := state.Open(filepath.Join(b.home, ".toppcloud"))
-	if err != nil {
-		return err
+// profile measures setup-node on a fresh node through link p.
+func (b *bench) profile(ctx context.Context, p linkshape.Profile, reruns int) (res result, err error) {
+	res.profile = p
+	res.loadStart = linkshape.LoadAvg()
+	fmt.Printf("\nlink %s (load average %s)\n", p, res.loadStart)
+	name := "bench-" + randHex(3)
+	defer func() {
+		if _, out, derr := b.cli(context.Background(), "destroy-node", "-y", name); derr != nil {
+			fmt.Fprintf(os.Stderr, "destroy-node %s: %v\n%s", name, derr, out)
+		}
+	}()
+	if res.create, _, err = b.cli(ctx, "create-node", name); err != nil {
+		return res, err
 	}
-	rec, _, err := st.Node(name)
+	fmt.Printf("  create-node (fresh node, until SSH answers):  %6.1fs\n", res.create.Seconds())
+	rec, err := b.record(name)
 	if err != nil {
-		return err
+		return res, err
 	}
-	c, err := sshx.Dial(context.Background(), sshx.Config{Addr: rec.SSHAddr(), Auth: sshx.Auth{Signers: []ssh.Signer{b.signer}}, HostKeys: sshx.FixedHostKey(rec.HostKey)})
+	link, err := linkshape.Apply(rec.Address(), p)
 	if err != nil {
-		return err
+		return res, err
 	}
-	defer c.Close()
-	fi, err := os.Stat(b.agent)
+	defer link.Close()
+	counter, err := linkshape.NewCounter(rec.Address())
 	if err != nil {
-		return err
+		return res, err
 	}
-	bin := remote.LocalBinary(b.agent)
-	for _, raw := range []bool{true, false} {
-		// Make the installed agent differ, so Open replaces it.
-		if err := c.Run(context.Background(), []string{"sh", "-c", "echo >> " + protocol.AgentPath}, sshx.RunOptions{}); err != nil {
-			return err
+	defer counter.Close()
+	measure := func(fn func() error) (sample, error) {
+		before, err := counter.Bytes()
+		if err != nil {
+			return sample{}, err
 		}
 		start := time.Now()
-		n, err := remote.Open(context.Background(), c, remote.Options{Binary: bin, NoCompress: raw})
-		if err != nil {
-			return err
+		err = fn()
+		s := sample{wall: time.Since(start)}
+		after, cerr := counter.Bytes()
+		if err == nil {
+			err = cerr
 		}
-		if !n.Uploaded() {
-			return errors.New("the agent was not replaced")
-		}
-		what := "gzip"
-		if raw {
-			what = "raw"
-		}
-		fmt.Printf("agent upload to the local node (%.0f MB, %-4s):   %6.1fs\n", float64(fi.Size())/1e6, what, time.Since(start).Seconds())
+		s.bytes = after - before
+		return s, err
 	}
-	return nil
+
+	var out string
+	res.first, err = measure(func() (err error) {
+		_, out, err = b.cli(ctx, "setup-node", name)
+		return err
+	})
+	if err != nil {
+		return res, err
+	}
+	res.steps = stepTimes(out)
+	fmt.Printf("  setup-node, first run:                        %6.1fs, %s sent\n", res.first.wall.Seconds(), mbytes(res.first.bytes))
+	for _, s := range res.steps {
+		fmt.Printf("    %-42s %6.1fs\n", s.name, s.secs)
+	}
+
+	var times []sample
+	for range reruns {
+		s, err := measure(func() error {
+			_, out, err := b.cli(ctx, "setup-node", name)
+			if err == nil && !strings.Contains(out, "nothing changed") {
+				err = fmt.Errorf("a re-run changed the node:\n%s", out)
+			}
+			return err
+		})
+		if err != nil {
+			return res, err
+		}
+		times = append(times, s)
+	}
+	if len(times) > 0 {
+		res.rerun = median(times)
+		fmt.Printf("  setup-node, re-run (median of %d):            %6.2fs, %s sent\n", len(times), res.rerun.wall.Seconds(), mbytes(res.rerun.bytes))
+	}
+
+	c, err := sshx.Dial(ctx, sshx.Config{Addr: rec.SSHAddr(), Auth: sshx.Auth{Signers: []ssh.Signer{b.signer}}, HostKeys: sshx.FixedHostKey(rec.HostKey)})
+	if err != nil {
+		return res, err
+	}
+	defer c.Close()
+	bin := remote.LocalBinary(b.agent)
+	uploads := []struct {
+		what string
+		raw  bool
+	}{{"compressed", false}}
+	if p.Name == linkshape.Unshaped.Name {
+		uploads = append(uploads, struct {
+			what string
+			raw  bool
+		}{"raw", true})
+	}
+	for _, u := range uploads {
+		// Make the installed agent differ, so Open replaces it through
+		// the agent (an upgrade).
+		if err := c.Run(ctx, []string{"sh", "-c", "echo >> " + protocol.AgentPath}, sshx.RunOptions{}); err != nil {
+			return res, err
+		}
+		var progress []string
+		s, err := measure(func() error {
+			n, err := remote.Open(ctx, c, remote.Options{Binary: bin, NoCompress: u.raw, Progress: func(p string) { progress = append(progress, p) }})
+			if err == nil && !n.Uploaded() {
+				err = errors.New("the agent was not replaced")
+			}
+			return err
+		})
+		if err != nil {
+			return res, err
+		}
+		if !u.raw {
+			res.upgrade = s
+		}
+		detail := ""
+		if len(progress) > 0 && strings.HasPrefix(progress[len(progress)-1], "sent ") {
+			detail = " (" + progress[len(progress)-1] + ")"
+		}
+		fmt.Printf("  agent upgrade, %-10s                     %6.1fs, %s sent%s\n", u.what, s.wall.Seconds(), mbytes(s.bytes), detail)
+	}
+	res.loadEnd = linkshape.LoadAvg()
+	return res, nil
+}
+
+func (b *bench) record(name string) (state.NodeRecord, error) {
+	st, err := state.Open(filepath.Join(b.home, ".toppcloud"))
+	if err != nil {
+		return state.NodeRecord{}, err
+	}
+	rec, _, err := st.Node(name)
+	return rec, err
+}
+
+// report prints one column per profile.
+func report(results []result, reruns int) {
+	fmt.Printf("\nsetup-node (wall time, bytes sent over SSH); goal: at most 25 MB on the 50 Mbit/s link\n")
+	fmt.Printf("  %-26s", "")
+	for _, r := range results {
+		fmt.Printf(" | %-22s", r.profile.Name)
+	}
+	fmt.Println()
+	row := func(name string, get func(result) string) {
+		fmt.Printf("  %-26s", name)
+		for _, r := range results {
+			fmt.Printf(" | %-22s", get(r))
+		}
+		fmt.Println()
+	}
+	cell := func(s sample) string { return fmt.Sprintf("%6.1fs %10s", s.wall.Seconds(), mbytes(s.bytes)) }
+	row("create-node (unshaped)", func(r result) string { return fmt.Sprintf("%6.1fs", r.create.Seconds()) })
+	row("setup-node, first run", func(r result) string { return cell(r.first) })
+	row(fmt.Sprintf("setup-node, re-run (n=%d)", reruns), func(r result) string { return cell(r.rerun) })
+	row("agent upgrade", func(r result) string { return cell(r.upgrade) })
+	row("load average (start, end)", func(r result) string { return shortLoad(r.loadStart) + ", " + shortLoad(r.loadEnd) })
+	for _, r := range results {
+		if r.profile.Name == "50mbit-20ms" {
+			fmt.Printf("  first setup-node on 50 Mbit/s sent %s: goal <= 25 MB %s\n", mbytes(r.first.bytes), map[bool]string{true: "met", false: "NOT met"}[r.first.bytes <= 25e6])
+		}
+	}
+}
+
+func shortLoad(l string) string {
+	f := strings.Fields(l)
+	if len(f) == 0 {
+		return "?"
+	}
+	return f[0]
+}
+
+func mbytes(n int64) string {
+	return fmt.Sprintf("%.2f MB", float64(n)/1e6)
 }
 
 func (b *bench) writeConfig(root, cache string) error {
@@ -187,11 +332,11 @@ func (b *bench) writeConfig(root, cache string) error {
 }
 
 // cli runs a toppcloud command in-process and times it.
-func (b *bench) cli(args ...string) (time.Duration, string, error) {
+func (b *bench) cli(ctx context.Context, args ...string) (time.Duration, string, error) {
 	var out bytes.Buffer
 	env := map[string]string{remote.EnvAgentBinary: b.agent}
 	start := time.Now()
-	code := cli.Run(context.Background(), args, cli.Env{
+	code := cli.Run(ctx, args, cli.Env{
 		Stdin: strings.NewReader(""), Stdout: &out, Stderr: &out,
 		Getenv: func(k string) string { return env[k] }, Home: b.home, EtcHosts: filepath.Join(b.home, "hosts"),
 	})
@@ -227,10 +372,13 @@ func stepTimes(out string) []stepTime {
 	return st
 }
 
-func median(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	return s[len(s)/2]
+// median is the sample of median wall time, with the median bytes.
+func median(s []sample) sample {
+	w := slices.Clone(s)
+	slices.SortFunc(w, func(a, b sample) int { return int(a.wall - b.wall) })
+	by := slices.Clone(s)
+	slices.SortFunc(by, func(a, b sample) int { return int(a.bytes - b.bytes) })
+	return sample{wall: w[len(w)/2].wall, bytes: by[len(by)/2].bytes}
 }
 
 func randHex(n int) string {

@@ -168,6 +168,7 @@ func (a *Agent) ops() []Op {
 		Handle(protocol.OpInfo, "print the agent version and what setup-node recorded", a.info),
 		Handle(protocol.OpSetup, "set the node up (setup-node): packages, users, layout, firewall, Caddy", a.setupNode),
 		Handle(protocol.OpNodeCA, "print the root certificate of the node's internal CA", a.nodeCA),
+		Handle(protocol.OpUpdate, "an update in one request: the manifests, the contents the node lacks, then what deploy does", a.update),
 		Handle(protocol.OpDeployManifest, "keep an upload's manifest and say which contents the node lacks", a.deployManifest),
 		Handle(protocol.OpDeployBlobs, "store the contents streamed after the request", a.deployBlobs),
 		Handle(protocol.OpDeploy, "make an instance from an uploaded manifest, start it and switch the location to it", a.deploy),
@@ -242,6 +243,15 @@ func (a *Agent) Main(ctx context.Context, args []string, stdin io.Reader, stdout
 		_ = w.Fail(&protocol.Error{Code: protocol.CodeBadRequest, Message: err.Error()})
 		return protocol.ExitFailed
 	}
+	if req.Fingerprint != "" {
+		// Checked before anything else: the client sends the operation's
+		// input without waiting, and another agent must not act on it.
+		if fp, err := a.Fingerprint(); err != nil || fp != req.Fingerprint {
+			_ = w.Fail(&protocol.Error{Code: protocol.CodeAgentDiffers, Message: fmt.Sprintf(
+				"the agent (toppcloud %s, %s) is not the client's (%s): the client replaces it", version.Version, shortFingerprint(fp), shortFingerprint(req.Fingerprint))})
+			return protocol.ExitFailed
+		}
+	}
 	if req.Protocol != version.Protocol && !op.AnyProtocol {
 		_ = w.Fail(&protocol.Error{Code: protocol.CodeProtocol, Message: fmt.Sprintf(
 			"the client speaks protocol %d, this agent (toppcloud %s) protocol %d: connect with the same toppcloud version (the client replaces the agent when they differ)",
@@ -283,6 +293,13 @@ func (a *Agent) run(ctx context.Context, op Op, c *Call, args any) (result any, 
 		}
 	}()
 	return op.run(ctx, c, args)
+}
+
+func shortFingerprint(s string) string {
+	if len(s) > 12 {
+		return s[:12]
+	}
+	return orUnknown(s)
 }
 
 func orUnknown(s string) string {

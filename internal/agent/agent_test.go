@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
+
 	"github.com/toppcloud/toppcloud/internal/agent/agenttest"
 	"github.com/toppcloud/toppcloud/internal/agent/host"
 	"github.com/toppcloud/toppcloud/internal/agent/host/hosttest"
@@ -51,7 +53,10 @@ func echoOp() Op {
 func TestMain_Dispatch(t *testing.T) {
 	a := newTestAgent(t)
 	a.Ops = []Op{echoOp()}
-	raw := func(s string) []byte { return []byte(s) }
+	// raw is s with the client's protocol version for P.
+	raw := func(s string) []byte {
+		return []byte(strings.ReplaceAll(s, `"protocol":P`, fmt.Sprintf(`"protocol":%d`, version.Protocol)))
+	}
 	tests := []struct {
 		name     string
 		op       string
@@ -60,15 +65,15 @@ func TestMain_Dispatch(t *testing.T) {
 		wantErr  string // result error code; "" for success
 		wantMsg  string
 	}{
-		{"ok", "echo", raw(`{"protocol":1,"op":"echo","args":{"word":"hi"}}` + "\n"), 0, "", ""},
+		{"ok", "echo", raw(`{"protocol":P,"op":"echo","args":{"word":"hi"}}` + "\n"), 0, "", ""},
 		{"unknown op", "frobnicate", nil, protocol.ExitUsage, protocol.CodeUnsupported, "no operation \"frobnicate\""},
 		{"not json", "echo", raw("hello\n"), protocol.ExitFailed, protocol.CodeBadRequest, "decode request"},
 		{"empty stdin", "echo", nil, protocol.ExitFailed, protocol.CodeBadRequest, "read request"},
-		{"wrong op", "echo", raw(`{"protocol":1,"op":"setup"}` + "\n"), protocol.ExitFailed, protocol.CodeBadRequest, `not "echo"`},
-		{"unknown field", "echo", raw(`{"protocol":1,"op":"echo","args":{"word":"x","extra":1}}` + "\n"), protocol.ExitFailed, protocol.CodeBadRequest, "unknown field"},
-		{"protocol mismatch", "echo", raw(fmt.Sprintf(`{"protocol":%d,"op":"echo","args":{"word":"x"}}`, version.Protocol+1) + "\n"), protocol.ExitFailed, protocol.CodeProtocol, "speaks protocol 2"},
-		{"command failure", "echo", raw(`{"protocol":1,"op":"echo","args":{"word":"fail"}}` + "\n"), protocol.ExitFailed, protocol.CodeCommandFailed, "it went wrong"},
-		{"panic", "echo", raw(`{"protocol":1,"op":"echo","args":{"word":"panic"}}` + "\n"), protocol.ExitFailed, protocol.CodeInternal, "panicked: boom"},
+		{"wrong op", "echo", raw(`{"protocol":P,"op":"setup"}` + "\n"), protocol.ExitFailed, protocol.CodeBadRequest, `not "echo"`},
+		{"unknown field", "echo", raw(`{"protocol":P,"op":"echo","args":{"word":"x","extra":1}}` + "\n"), protocol.ExitFailed, protocol.CodeBadRequest, "unknown field"},
+		{"protocol mismatch", "echo", raw(fmt.Sprintf(`{"protocol":%d,"op":"echo","args":{"word":"x"}}`, version.Protocol+1) + "\n"), protocol.ExitFailed, protocol.CodeProtocol, fmt.Sprintf("speaks protocol %d", version.Protocol+1)},
+		{"command failure", "echo", raw(`{"protocol":P,"op":"echo","args":{"word":"fail"}}` + "\n"), protocol.ExitFailed, protocol.CodeCommandFailed, "it went wrong"},
+		{"panic", "echo", raw(`{"protocol":P,"op":"echo","args":{"word":"panic"}}` + "\n"), protocol.ExitFailed, protocol.CodeInternal, "panicked: boom"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -210,6 +215,24 @@ func TestInstallAgent(t *testing.T) {
 		t.Errorf("after a second install the sidecar says %s, want %s", got, args.SHA256)
 	}
 
+	// zstd-encoded, in two frames, as the client sends it.
+	args, raw = binaryFor(t, strings.Repeat("zstd-compressed agent ", 1000))
+	enc, err := zstd.NewWriter(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	frames := enc.EncodeAll(raw[len(raw)/3:], enc.EncodeAll(raw[:len(raw)/3], nil))
+	args.Encoding = "zstd"
+	if r = agenttest.Run(t, a, protocol.OpInstallAgent, agenttest.Request(protocol.OpInstallAgent), args, frames); !r.Res.OK {
+		t.Fatalf("zstd install: %+v", r.Res.Error)
+	}
+	if b, _ := h.ReadFile(path); string(b) != string(raw) {
+		t.Errorf("zstd install wrote %d bytes", len(b))
+	}
+	if got := sidecarSays(); got != args.SHA256 {
+		t.Errorf("after the zstd install the sidecar says %s, want %s", got, args.SHA256)
+	}
+
 	// Bad uploads leave the installed agent alone and no temp files.
 	bad := []struct {
 		name string
@@ -221,7 +244,8 @@ func TestInstallAgent(t *testing.T) {
 		{"short", func() protocol.InstallAgentArgs { a, _ := binaryFor(t, "abcdef"); return a }(), []byte("abc"), "received 3 bytes, expected 6"},
 		{"long", func() protocol.InstallAgentArgs { a, _ := binaryFor(t, "abc"); return a }(), []byte("abcdef"), "received 4 bytes"},
 		{"no size", protocol.InstallAgentArgs{SHA256: strings.Repeat("0", 64)}, nil, "size and sha256"},
-		{"encoding", func() protocol.InstallAgentArgs { a, _ := binaryFor(t, "abc"); a.Encoding = "zstd"; return a }(), []byte("abc"), "unknown encoding"},
+		{"encoding", func() protocol.InstallAgentArgs { a, _ := binaryFor(t, "abc"); a.Encoding = "brotli"; return a }(), []byte("abc"), "unknown encoding"},
+		{"not zstd", func() protocol.InstallAgentArgs { a, _ := binaryFor(t, "abc"); a.Encoding = "zstd"; return a }(), []byte("abc"), "receive"},
 	}
 	for _, b := range bad {
 		r := agenttest.Run(t, a, protocol.OpInstallAgent, agenttest.Request(protocol.OpInstallAgent), b.args, b.data)

@@ -17,11 +17,11 @@ import (
 	"github.com/toppcloud/toppcloud/internal/agent/host"
 	"github.com/toppcloud/toppcloud/internal/agent/instance"
 	"github.com/toppcloud/toppcloud/internal/agent/router"
-	"github.com/toppcloud/toppcloud/internal/deploy"
 	"github.com/toppcloud/toppcloud/internal/deploy/manifest"
 	"github.com/toppcloud/toppcloud/internal/location"
 	"github.com/toppcloud/toppcloud/internal/protocol"
 	"github.com/toppcloud/toppcloud/internal/protocol/wire"
+	"github.com/toppcloud/toppcloud/internal/remote"
 )
 
 // testNode is a simulated node with the real agent on it.
@@ -94,19 +94,39 @@ func failed(t *testing.T, cr agenttest.Result) *protocol.Error {
 	return cr.Res.Error
 }
 
-// upload sends dir's manifest and missing contents, through the
-// client's own upload, and returns the digest.
+// upload sends dir's manifest and missing contents the way OpUpdate
+// does, in its two parts (OpDeployManifest, OpDeployBlobs), and returns
+// the digest for OpDeploy.
 func upload(t *testing.T, n *testNode, app, dir string) wire.Hash {
 	t.Helper()
-	m, _, err := manifest.Build(context.Background(), dir, manifest.Options{})
+	ctx := context.Background()
+	m, _, err := manifest.Build(ctx, dir, manifest.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := deploy.Upload(context.Background(), &agenttest.Loopback{Agent: n.agent}, &deploy.Plan{Dir: dir, App: app, Manifest: m}, nil)
+	var mb bytes.Buffer
+	if _, err := wire.WriteManifest(&mb, m); err != nil {
+		t.Fatal(err)
+	}
+	l := &agenttest.Loopback{Agent: n.agent}
+	var mr protocol.DeployManifestResult
+	if err := l.Call(ctx, protocol.OpDeployManifest, protocol.DeployManifestArgs{App: app}, &mr, remote.CallOptions{Stream: &mb}); err != nil {
+		t.Fatal(err)
+	}
+	plan, err := manifest.NewPlan(m, mr.Missing)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return st.Digest
+	if len(plan.Blobs) > 0 {
+		var bb bytes.Buffer
+		if _, err := plan.Send(ctx, &bb, dir, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Call(ctx, protocol.OpDeployBlobs, nil, nil, remote.CallOptions{Stream: &bb}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return mr.Digest
 }
 
 func deployArgs(app, loc string, d wire.Hash) protocol.DeployArgs {

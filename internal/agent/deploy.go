@@ -55,13 +55,8 @@ func (a *Agent) deployManifest(ctx context.Context, c *Call, args *protocol.Depl
 		return nil, err
 	}
 	if args.NeedConfig {
-		ok, err := a.Host.Exists(a.Layout.ConfigDir(args.App))
-		if err != nil {
+		if err := a.checkHasConfig(args.App); err != nil {
 			return nil, err
-		}
-		if !ok {
-			return nil, &protocol.Error{Code: protocol.CodeConfigRequired, Message: fmt.Sprintf(
-				"%s requires a configuration (config.required in app.ini) and none was ever uploaded: run update with --config DIR", args.App)}
 		}
 	}
 	release, err := a.uploadLock(ctx)
@@ -100,6 +95,130 @@ func (a *Agent) deployManifest(ctx context.Context, c *Call, args *protocol.Depl
 		res.Missing = []wire.Hash{}
 	}
 	return res, nil
+}
+
+// checkHasConfig refuses an update of app that requires a configuration
+// when none was ever uploaded, before anything is sent.
+func (a *Agent) checkHasConfig(app string) error {
+	ok, err := a.Host.Exists(a.Layout.ConfigDir(app))
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return &protocol.Error{Code: protocol.CodeConfigRequired, Message: fmt.Sprintf(
+			"%s requires a configuration (config.required in app.ini) and none was ever uploaded: run update with --config DIR", app)}
+	}
+	return nil
+}
+
+// update is a whole update in one request (OpUpdate): the manifests, the
+// reply naming what the node lacks, the blob stream, then what deploy
+// does. It saves the client two agent runs and their round trips.
+func (a *Agent) update(ctx context.Context, c *Call, args *protocol.UpdateArgs) (*protocol.UpdateResult, error) {
+	if err := checkApp(args.App); err != nil {
+		return nil, err
+	}
+	if _, err := location.Parse(args.Location); err != nil {
+		return nil, badRequest("%v", err)
+	}
+	if args.NeedConfig {
+		if err := a.checkHasConfig(args.App); err != nil {
+			return nil, err
+		}
+	}
+	digest, configDigest, rs, err := a.updateUpload(ctx, c, args)
+	if err != nil {
+		return nil, err
+	}
+	res, err := a.deploy(ctx, c, &protocol.DeployArgs{
+		App: args.App, Location: args.Location, Digest: digest, ConfigDigest: configDigest,
+		Clear: args.Clear, LockWait: args.LockWait, HealthTimeout: args.HealthTimeout, SkipUnchanged: args.SkipUnchanged,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &protocol.UpdateResult{DeployResult: *res, Blobs: rs.Blobs, BlobBytes: rs.Bytes}, nil
+}
+
+// updateUpload reads an update's manifests, keeps them, replies with what
+// the node lacks and receives it.
+func (a *Agent) updateUpload(ctx context.Context, c *Call, args *protocol.UpdateArgs) (wire.Hash, *wire.Hash, blobstore.ReceiveStats, error) {
+	var rs blobstore.ReceiveStats
+	release, err := a.uploadLock(ctx)
+	if err != nil {
+		return wire.Hash{}, nil, rs, err
+	}
+	defer release()
+	m, err := wire.ReadManifest(c.Input)
+	if err != nil {
+		return wire.Hash{}, nil, rs, badRequest("%v", err)
+	}
+	var cm *wire.Manifest
+	if args.Config {
+		if cm, err = wire.ReadManifest(c.Input); err != nil {
+			return wire.Hash{}, nil, rs, badRequest("--config: %v", err)
+		}
+	}
+	st, err := a.store()
+	if err != nil {
+		return wire.Hash{}, nil, rs, err
+	}
+	digest, err := st.PutManifest(m)
+	if err != nil {
+		return wire.Hash{}, nil, rs, err
+	}
+	need := protocol.UpdateNeed{App: []int{}}
+	sent := map[wire.Hash]bool{}
+	if need.App, err = missingEntries(st, m, sent, &need.Bytes); err != nil {
+		return wire.Hash{}, nil, rs, err
+	}
+	var configDigest *wire.Hash
+	if cm != nil {
+		d, err := st.PutManifest(cm)
+		if err != nil {
+			return wire.Hash{}, nil, rs, err
+		}
+		configDigest = &d
+		if need.Config, err = missingEntries(st, cm, sent, &need.Bytes); err != nil {
+			return wire.Hash{}, nil, rs, err
+		}
+	}
+	if err := c.Out.Reply(need); err != nil {
+		return wire.Hash{}, nil, rs, fmt.Errorf("reply: %w", err)
+	}
+	if len(sent) == 0 {
+		return digest, configDigest, rs, nil
+	}
+	if rs, err = st.Receive(ctx, c.Input); err != nil {
+		return wire.Hash{}, nil, rs, fmt.Errorf("receive: %w (the contents received so far are kept: run update again)", err)
+	}
+	return digest, configDigest, rs, nil
+}
+
+// missingEntries names the contents of m the store lacks by the index of
+// their first entry, leaving out those already in sent (another
+// manifest's), adds them to sent and their sizes to bytes.
+func missingEntries(st *blobstore.Store, m *wire.Manifest, sent map[wire.Hash]bool, bytes *int64) ([]int, error) {
+	missing, err := st.Missing(m)
+	if err != nil {
+		return nil, err
+	}
+	want := map[wire.Hash]bool{}
+	for _, h := range missing {
+		if !sent[h] {
+			want[h] = true
+		}
+	}
+	idx := []int{}
+	for i, e := range m.Entries {
+		if e.Type == wire.EntryFile && want[e.Hash] {
+			idx = append(idx, i)
+			*bytes += e.Size
+			delete(want, e.Hash)
+			sent[e.Hash] = true
+		}
+	}
+	return idx, nil
 }
 
 // deployBlobs stores the contents streamed after the request.

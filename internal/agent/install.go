@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"regexp"
 
+	"github.com/klauspost/compress/zstd"
+
 	"github.com/toppcloud/toppcloud/internal/agent/setup"
 	"github.com/toppcloud/toppcloud/internal/filestat"
 	"github.com/toppcloud/toppcloud/internal/protocol"
@@ -19,6 +21,9 @@ import (
 
 // MaxAgentSize bounds an uploaded agent binary.
 const MaxAgentSize = 1 << 30
+
+// maxAgentWindow bounds the zstd window of an uploaded agent.
+const maxAgentWindow = 64 << 20
 
 var sha256RE = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
@@ -40,6 +45,15 @@ func (a *Agent) installAgent(ctx context.Context, c *Call, args *protocol.Instal
 		if err != nil {
 			return nil, &protocol.Error{Code: protocol.CodeBadRequest, Message: "install-agent: " + err.Error()}
 		}
+		in = zr
+	case "zstd":
+		// The client sends frames of at most 8 MiB windows; the bound
+		// keeps a hostile stream from making the decoder allocate more.
+		zr, err := zstd.NewReader(in, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(maxAgentWindow))
+		if err != nil {
+			return nil, &protocol.Error{Code: protocol.CodeBadRequest, Message: "install-agent: " + err.Error()}
+		}
+		defer zr.Close()
 		in = zr
 	default:
 		return nil, &protocol.Error{Code: protocol.CodeBadRequest, Message: fmt.Sprintf("install-agent: unknown encoding %q", args.Encoding)}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -79,7 +80,7 @@ running) does nothing and says so; --force makes a new instance anyway.`,
 	f.BoolVar(&o.etcHosts, "etc-hosts", false, "add the location's host to /etc/hosts with the node's address")
 	f.DurationVar(&o.LockTimeout, "lock-timeout", deploy.DefaultLockTimeout, "wait at most `D` for another operation on the same app")
 	f.DurationVar(&o.HealthTimeout, "health-timeout", protocol.DefaultHealthTimeout, "wait at most `D` for the new instance to answer")
-	f.StringVar(&o.compress, "compress", string(deploy.CompressS2), "compression of the upload: s2 (fast), zstd (fewer bytes, for slow links) or none")
+	f.StringVar(&o.compress, "compress", string(deploy.CompressAuto), "compression of the upload: s2 (fast), zstd (fewer bytes, for slower links), none, or auto (s2 for a node on this machine, else zstd)")
 	return cmd
 }
 
@@ -108,33 +109,60 @@ func (a *App) update(ctx context.Context, o updateOptions) error {
 		return errors.New("update --clear: not confirmed; nothing changed")
 	}
 
-	n, rec, closeConn, err := a.connectDeploy(ctx, p.Node)
+	// The agent is checked only if the update is refused: the request
+	// names the client's agent, and a current one (nearly always) starts
+	// at once.
+	n, rec, err := a.nodes().ConnectDeployDeferred(ctx, p.Node)
 	if err != nil {
 		return err
 	}
-	defer closeConn()
 
-	step = a.out.Step("upload")
-	var last time.Time
-	up, err := deploy.Upload(ctx, n, p, func(pr manifest.Progress) {
-		if !pr.Done && !a.out.Live && time.Since(last) < 2*time.Second {
-			return
+	// The link's round trip, for --compress auto, measured while the
+	// node works out what it lacks.
+	rtt := make(chan time.Duration, 1)
+	go func() {
+		d := time.Duration(-1)
+		if c, ok := n.Conn().(interface {
+			RTT(context.Context) (time.Duration, error)
+		}); ok {
+			if m, err := c.RTT(ctx); err == nil {
+				d = m
+			}
 		}
-		last = time.Now()
-		step.Update("%s / %s, %s/s", humanBytes(pr.Bytes), humanBytes(pr.TotalBytes), humanBytes(int64(pr.Rate())))
+		rtt <- d
+	}()
+	var last time.Time
+	step = nil
+	uploaded := false
+	res, _, err := deploy.Update(ctx, n, p, deploy.UpdateOptions{
+		Progress: func(pr manifest.Progress) {
+			if step == nil {
+				step = a.out.Step("upload")
+			}
+			if !pr.Done && !a.out.Live && time.Since(last) < 2*time.Second {
+				return
+			}
+			last = time.Now()
+			step.Update("%s / %s, %s/s", humanBytes(pr.Bytes), humanBytes(pr.TotalBytes), humanBytes(int64(pr.Rate())))
+		},
+		Uploaded: func(up deploy.UploadStats) {
+			if step == nil {
+				step = a.out.Step("upload")
+			}
+			uploaded = true
+			if up.Blobs == 0 {
+				step.Done("nothing new to send (%s sent)", humanBytes(up.Sent))
+			} else {
+				step.Done("%d new contents, %s (%s sent, %s)", up.Blobs, humanBytes(up.Content), humanBytes(up.Sent), up.Compression)
+			}
+		},
+		Events: a.streamSteps(),
+		RTT:    sync.OnceValue(func() time.Duration { return <-rtt }),
 	})
 	if err != nil {
-		step.Fail()
-		return withTail(fmt.Errorf("update %s: upload: %w", p.App, err))
-	}
-	if up.Blobs == 0 {
-		step.Done("nothing new to send (%s sent)", humanBytes(up.Sent))
-	} else {
-		step.Done("%d new contents, %s (%s sent)", up.Blobs, humanBytes(up.Content), humanBytes(up.Sent))
-	}
-
-	res, err := deploy.Deploy(ctx, n, p, up, a.streamSteps())
-	if err != nil {
+		if step != nil && !uploaded {
+			step.Fail()
+		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("update %s: interrupted; the node finishes the update or removes the new instance by itself (query %s shows which): %w", p.App, p.Node, ctx.Err())
 		}

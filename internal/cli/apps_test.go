@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/toppcloud/toppcloud/internal/protocol"
-	"github.com/toppcloud/toppcloud/internal/protocol/wire"
 )
 
 // appDir writes an application directory.
@@ -110,12 +109,17 @@ func TestAppCommands_BadInputTouchesNoNode(t *testing.T) {
 	}
 }
 
-// deployStreams makes the canned answers of an update's requests.
+// deployStreams makes the canned answers of an update: the node lacks
+// nothing, then deploy.
 func deployStreams(t *testing.T, n *agentNode, deploy string) {
+	var b strings.Builder
+	if err := protocol.NewWriter(&b).Reply(protocol.UpdateNeed{App: []int{}}); err != nil {
+		t.Fatal(err)
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	n.streams[protocol.OpDeployManifest] = stream(t, nil, protocol.DeployManifestResult{Digest: wire.Hash{7}, Missing: []wire.Hash{}}, nil)
-	n.streams[protocol.OpDeploy] = deploy
+	n.replies[protocol.OpUpdate] = b.String()
+	n.streams[protocol.OpUpdate] = deploy
 }
 
 func TestUpdate_ShowsStepsAppOutputAndURL(t *testing.T) {
@@ -136,7 +140,7 @@ func TestUpdate_ShowsStepsAppOutputAndURL(t *testing.T) {
 	if code != ExitOK {
 		t.Fatalf("exit %d:\n%s", code, stderr)
 	}
-	for _, want := range []string{"check ", "upload: done (nothing new to send", "start: done (answers)", "  | Fetching update URL /update",
+	for _, want := range []string{"upload: done (nothing new to send", "start: done (answers)", "  | Fetching update URL /update",
 		"blog.2024-01-01_002 is live at http://web1/blog/ (release 2; previous: blog.2024-01-01_001"} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, stderr)
@@ -148,22 +152,23 @@ func TestUpdate_ShowsStepsAppOutputAndURL(t *testing.T) {
 	if stdout != "http://web1/blog/\n" {
 		t.Errorf("stdout = %q", stdout)
 	}
+	// The agent is not asked its version: the update names the client's.
+	if strings.Contains(stderr, "check agent") {
+		t.Errorf("the agent was checked before the update:\n%s", stderr)
+	}
 	var req protocol.Request
-	var args protocol.DeployArgs
-	if err := json.Unmarshal([]byte(n.reqs[protocol.OpDeploy]), &req); err != nil {
+	var args protocol.UpdateArgs
+	if err := json.Unmarshal([]byte(n.reqs[protocol.OpUpdate]), &req); err != nil {
 		t.Fatal(err)
 	}
 	if err := json.Unmarshal(req.Args, &args); err != nil {
 		t.Fatal(err)
 	}
-	if args.App != "blog" || args.Location != "web1/blog/" || args.Digest != (wire.Hash{7}) || !args.SkipUnchanged || args.LockWait != protocol.Duration(3e9) {
-		t.Errorf("deploy args = %+v", args)
+	if req.Fingerprint != n.sum || args.App != "blog" || args.Location != "web1/blog/" || !args.SkipUnchanged || args.LockWait != protocol.Duration(3e9) {
+		t.Errorf("update request = %+v, args %+v", req, args)
 	}
 	if hosts, _ := os.ReadFile(n.h.etcHosts); !strings.Contains(string(hosts), "web1") {
 		t.Errorf("--etc-hosts: %s", hosts)
-	}
-	if !strings.Contains(n.reqs[protocol.OpDeployManifest], `"app":"blog"`) {
-		t.Errorf("manifest request = %s", n.reqs[protocol.OpDeployManifest])
 	}
 }
 

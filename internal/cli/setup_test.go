@@ -41,6 +41,9 @@ type agentNode struct {
 	streams map[string]string // op -> stdout
 	reqs    map[string]string // op -> request line received
 	inputs  map[string][]byte // op -> what followed the request line
+	// replies are written right after the request line, before the
+	// input is read (OpUpdate's UpdateNeed, which the client waits for).
+	replies map[string]string
 	// runStatus is the exit status of OpRun, which prints its request.
 	runStatus int
 }
@@ -48,7 +51,7 @@ type agentNode struct {
 func newAgentNode(t *testing.T) *agentNode {
 	t.Helper()
 	h := newHarness(t)
-	n := &agentNode{h: h, streams: map[string]string{}, reqs: map[string]string{}, inputs: map[string][]byte{}}
+	n := &agentNode{h: h, streams: map[string]string{}, reqs: map[string]string{}, inputs: map[string][]byte{}, replies: map[string]string{}}
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -110,6 +113,10 @@ func (n *agentNode) handle(e *sshxtest.Exec) int {
 			return status
 		}
 		line, _ := readLine(e.Stdin)
+		n.mu.Lock()
+		reply := n.replies[op]
+		n.mu.Unlock()
+		io.WriteString(e.Stdout, reply)
 		// Read the input that follows (a manifest, blobs) as the agent
 		// does before it answers: a client still writing to a session
 		// that ended would fail with EOF.

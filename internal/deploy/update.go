@@ -1,24 +1,22 @@
 // Package deploy is the client side of `toppcloud update`: Prepare checks
 // everything that can be checked on this machine (app.ini, the app name,
 // the location, the node, the --config directory, the files) before any
-// connection is made, Upload sends the node what it lacks, and Deploy asks
-// it to make and switch to the new instance.
+// connection is made, and Update sends the node what it lacks and has it
+// make and switch to the new instance.
 //
-// The three requests of an update (protocol.OpDeployManifest,
-// OpDeployBlobs, OpDeploy) are described in internal/protocol; the node's
-// side is internal/agent.
+// An update is one request, protocol.OpUpdate, described in
+// internal/protocol; the node's side is internal/agent.
 package deploy
 
 import (
-	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/toppcloud/toppcloud/internal/appconfig"
@@ -52,17 +50,23 @@ type Options struct {
 	// HealthTimeout bounds the wait for the new instance (0: the node's
 	// default, protocol.DefaultHealthTimeout).
 	HealthTimeout time.Duration
-	// Compress is --compress; empty means CompressS2.
+	// Compress is --compress; empty means CompressS2 (Update resolves
+	// CompressAuto for the node first).
 	Compress Compression
 }
 
 // Compression is how update compresses the contents it sends.
 type Compression string
 
-// Compressions for --compress. S2 is the default even for a node on this
-// machine: bench/deploy measured a first update uncompressed there no
-// faster (the SSH copy of the extra bytes costs what S2 saves).
+// Compressions for --compress. Auto, the default, is S2 on a link of a
+// few milliseconds (a node on this machine: bench/deploy measured a first
+// update uncompressed there no faster, the SSH copy of the extra bytes
+// costs what S2 saves) and zstd on any longer one: zstd's fastest level
+// still compresses a few hundred MB/s, more than links to a server
+// elsewhere carry, and sends about a tenth fewer bytes.
 const (
+	// CompressAuto picks one of the others for the node (Resolve).
+	CompressAuto Compression = "auto"
 	// CompressS2 is fast and compresses text to about 40%: the right
 	// choice for links faster than about 100 Mbit/s.
 	CompressS2 Compression = "s2"
@@ -75,7 +79,25 @@ const (
 )
 
 // Compressions lists the values --compress accepts.
-var Compressions = []Compression{CompressS2, CompressZstd, CompressNone}
+var Compressions = []Compression{CompressAuto, CompressS2, CompressZstd, CompressNone}
+
+// FastLink is the round-trip time under which Resolve takes a link for
+// one to a node on this machine or the same LAN, faster than zstd
+// compresses.
+const FastLink = 5 * time.Millisecond
+
+// Resolve turns CompressAuto (and the zero value) into S2 for a link of
+// round-trip time rtt under FastLink, zstd for any other; the others
+// stay. A negative rtt (unknown) counts as slow.
+func (c Compression) Resolve(rtt time.Duration) Compression {
+	if c != CompressAuto && c != "" {
+		return c
+	}
+	if rtt >= 0 && rtt < FastLink {
+		return CompressS2
+	}
+	return CompressZstd
+}
 
 // ParseCompression checks a --compress value.
 func ParseCompression(s string) (Compression, error) {
@@ -237,12 +259,15 @@ func ResolveNode(loc location.Location, flag string, nodes Nodes) (string, error
 	return name, nil
 }
 
-// Caller runs agent operations; *remote.Node is one.
+// Caller runs agent operations; *remote.Node is one. CallCurrent is
+// Call for an operation that names the client's agent (see
+// remote.Node.CallCurrent).
 type Caller interface {
 	Call(ctx context.Context, op string, args any, result any, o remote.CallOptions) error
+	CallCurrent(ctx context.Context, op string, args any, result any, o remote.CallOptions) error
 }
 
-// UploadStats say what an upload sent.
+// UploadStats say what an update sent.
 type UploadStats struct {
 	// Files and Bytes are the app's; Blobs and Content what the node
 	// lacked (Content before compression).
@@ -250,98 +275,128 @@ type UploadStats struct {
 	Bytes   int64
 	Blobs   int
 	Content int64
-	// Sent is every byte written to the agent's stdin: request lines,
-	// manifests and the compressed blob stream.
+	// Sent is every byte written to the agent's stdin: the request line,
+	// the manifests and the compressed blob stream.
 	Sent int64
-	// Digest and ConfigDigest name the kept manifests for Deploy.
-	Digest       wire.Hash
-	ConfigDigest *wire.Hash
+	// Compression is the blob stream's (CompressAuto resolved); empty
+	// when nothing was sent.
+	Compression Compression
 }
 
-// Upload sends the node the app's manifest and the contents it lacks,
-// then the same for the --config directory. progress hears the blob
-// stream (at most every 100 ms, and once at the end).
-func Upload(ctx context.Context, n Caller, p *Plan, progress func(manifest.Progress)) (UploadStats, error) {
+// UpdateOptions are the callbacks of Update.
+type UpdateOptions struct {
+	// Progress hears the blob stream (at most every 100 ms, and once at
+	// the end).
+	Progress func(manifest.Progress)
+	// Uploaded is called once everything is sent, before the node has
+	// started the instance: the rest of the update is the node's.
+	Uploaded func(UploadStats)
+	// Events stream the node's steps and the application's output.
+	Events remote.CallOptions
+	// RTT, if set, is the link's round-trip time for CompressAuto, asked
+	// for when the blob stream starts (a negative one is unknown).
+	RTT func() time.Duration
+}
+
+// Update sends the node the app's manifest (and the --config
+// directory's), then the contents it lacks, and has it make, start and
+// switch to the new instance: one operation (protocol.OpUpdate), whose
+// only wait besides the data is for the node's list of what it lacks.
+func Update(ctx context.Context, n Caller, p *Plan, o UpdateOptions) (*protocol.UpdateResult, UploadStats, error) {
 	var st UploadStats
-	st.Files, st.Bytes = p.Manifest.FileBytes()
-	opts := p.Opts.Compress.stream()
-	d, err := upload(ctx, n, p.App, p.Dir, p.Manifest, false, p.NeedConfig, opts, progress, &st)
-	if err != nil {
-		return st, err
-	}
-	st.Digest = d
-	if p.ConfigManifest != nil {
-		d, err := upload(ctx, n, p.App, p.ConfigDir, p.ConfigManifest, true, false, opts, progress, &st)
-		if err != nil {
-			return st, fmt.Errorf("--config: %w", err)
-		}
-		st.ConfigDigest = &d
-	}
-	return st, nil
-}
-
-func upload(ctx context.Context, n Caller, app, dir string, m *wire.Manifest, isConfig, needConfig bool, opts wire.BlobWriterOptions, progress func(manifest.Progress), st *UploadStats) (wire.Hash, error) {
-	var buf bytes.Buffer
-	if _, err := wire.WriteManifest(&buf, m); err != nil {
-		return wire.Hash{}, err
-	}
-	var mr protocol.DeployManifestResult
-	sent := &countingReader{r: &buf}
-	err := n.Call(ctx, protocol.OpDeployManifest, protocol.DeployManifestArgs{App: app, Config: isConfig, NeedConfig: needConfig}, &mr, remote.CallOptions{Stream: sent})
-	st.Sent += sent.n.Load()
-	if err != nil {
-		return wire.Hash{}, err
-	}
-	plan, err := manifest.NewPlan(m, mr.Missing)
-	if err != nil {
-		return wire.Hash{}, err
-	}
-	if len(plan.Blobs) == 0 {
-		return mr.Digest, nil
-	}
-	plan.Stream = opts
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		_, err := plan.Send(ctx, pw, dir, progress)
-		pw.CloseWithError(err)
-		done <- err
-	}()
-	stream := &countingReader{r: pr}
-	var br protocol.DeployBlobsResult
-	err = n.Call(ctx, protocol.OpDeployBlobs, nil, &br, remote.CallOptions{Stream: stream})
-	pr.CloseWithError(io.ErrClosedPipe)
-	serr := <-done
-	st.Sent += stream.n.Load()
-	if err == nil && serr != nil {
-		err = serr
-	}
-	if err != nil {
-		return wire.Hash{}, err
-	}
-	st.Blobs += len(plan.Blobs)
-	st.Content += plan.Bytes
-	return mr.Digest, nil
-}
-
-// Deploy asks the node to make the instance from the uploaded manifests,
-// start it and switch the location to it; o streams the node's steps and
-// the application's output.
-func Deploy(ctx context.Context, n Caller, p *Plan, up UploadStats, o remote.CallOptions) (*protocol.DeployResult, error) {
 	lock := p.Opts.LockTimeout
 	if lock == 0 {
 		lock = DefaultLockTimeout
 	}
-	args := protocol.DeployArgs{
-		App: p.App, Location: p.Location.String(), Digest: up.Digest, ConfigDigest: up.ConfigDigest,
+	args := protocol.UpdateArgs{
+		App: p.App, Location: p.Location.String(), Config: p.ConfigManifest != nil, NeedConfig: p.NeedConfig,
 		Clear: p.Opts.Clear, LockWait: protocol.Duration(lock), SkipUnchanged: !p.Opts.Force,
 		HealthTimeout: protocol.Duration(p.Opts.HealthTimeout),
 	}
-	var res protocol.DeployResult
-	if err := n.Call(ctx, protocol.OpDeploy, args, &res, o); err != nil {
-		return nil, err
+	call := o.Events
+	call.Input = func(w io.Writer, replies <-chan json.RawMessage) error {
+		st = UploadStats{}
+		st.Files, st.Bytes = p.Manifest.FileBytes()
+		cw := &countingWriter{w: w}
+		err := p.send(ctx, cw, replies, o, &st)
+		st.Sent = cw.n
+		if err == nil && o.Uploaded != nil {
+			o.Uploaded(st)
+		}
+		return err
 	}
-	return &res, nil
+	var res protocol.UpdateResult
+	if err := n.CallCurrent(ctx, protocol.OpUpdate, args, &res, call); err != nil {
+		return nil, st, err
+	}
+	return &res, st, nil
+}
+
+// send writes the manifests, waits for the node's UpdateNeed and sends
+// one blob stream of what it names.
+func (p *Plan) send(ctx context.Context, w io.Writer, replies <-chan json.RawMessage, o UpdateOptions, st *UploadStats) error {
+	if _, err := wire.WriteManifest(w, p.Manifest); err != nil {
+		return err
+	}
+	if p.ConfigManifest != nil {
+		if _, err := wire.WriteManifest(w, p.ConfigManifest); err != nil {
+			return err
+		}
+	}
+	var raw json.RawMessage
+	var ok bool
+	select {
+	case raw, ok = <-replies:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if !ok {
+		// The node ended the operation first (refused it, or failed):
+		// its result says why.
+		return nil
+	}
+	var need protocol.UpdateNeed
+	if err := json.Unmarshal(raw, &need); err != nil {
+		return fmt.Errorf("the node's list of missing contents: %w", err)
+	}
+	plan, err := planOf(p.Manifest, need.App)
+	if err != nil {
+		return err
+	}
+	if p.ConfigManifest != nil {
+		cp, err := planOf(p.ConfigManifest, need.Config)
+		if err != nil {
+			return fmt.Errorf("--config: %w", err)
+		}
+		plan.Append(cp, p.ConfigDir)
+	}
+	if len(plan.Blobs) == 0 {
+		return nil
+	}
+	rtt := time.Duration(-1)
+	if o.RTT != nil {
+		rtt = o.RTT()
+	}
+	st.Compression = p.Opts.Compress.Resolve(rtt)
+	plan.Stream = st.Compression.stream()
+	if _, err := plan.Send(ctx, w, p.Dir, o.Progress); err != nil {
+		return err
+	}
+	st.Blobs, st.Content = len(plan.Blobs), plan.Bytes
+	return nil
+}
+
+// planOf is what to send of m when the node lacks the contents of the
+// entries at idx.
+func planOf(m *wire.Manifest, idx []int) (*manifest.Plan, error) {
+	hashes := make([]wire.Hash, 0, len(idx))
+	for _, i := range idx {
+		if i < 0 || i >= len(m.Entries) || m.Entries[i].Type != wire.EntryFile {
+			return nil, fmt.Errorf("the node asked for entry %d, which is not a file of the manifest", i)
+		}
+		hashes = append(hashes, m.Entries[i].Hash)
+	}
+	return manifest.NewPlan(m, hashes)
 }
 
 // URL is where the deployed location answers.
@@ -356,13 +411,13 @@ func URL(loc location.Location) string {
 	return loc.Scheme + "://" + host + loc.Path
 }
 
-type countingReader struct {
-	r io.Reader
-	n atomic.Int64
+type countingWriter struct {
+	w io.Writer
+	n int64
 }
 
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n.Add(int64(n))
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
 	return n, err
 }

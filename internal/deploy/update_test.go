@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/toppcloud/toppcloud/internal/location"
 	"github.com/toppcloud/toppcloud/internal/protocol/wire"
@@ -172,7 +173,20 @@ func TestCompression(t *testing.T) {
 			t.Errorf("%q: stream options %+v", tc.flag, o)
 		}
 	}
-	for _, bad := range []string{"gzip", "auto", ""} {
+	ms := time.Millisecond
+	for _, tc := range []struct {
+		c    Compression
+		rtt  time.Duration
+		want Compression
+	}{
+		{CompressAuto, ms / 10, CompressS2}, {CompressAuto, 20 * ms, CompressZstd}, {"", 4 * ms, CompressS2}, {CompressAuto, -1, CompressZstd},
+		{CompressS2, 60 * ms, CompressS2}, {CompressNone, 60 * ms, CompressNone}, {CompressZstd, 0, CompressZstd},
+	} {
+		if got := tc.c.Resolve(tc.rtt); got != tc.want {
+			t.Errorf("%q.Resolve(%v) = %q, want %q", tc.c, tc.rtt, got, tc.want)
+		}
+	}
+	for _, bad := range []string{"gzip", "fast", ""} {
 		if _, err := ParseCompression(bad); err == nil || !strings.Contains(err.Error(), "zstd") {
 			t.Errorf("--compress %q: %v", bad, err)
 		}

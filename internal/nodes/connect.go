@@ -102,6 +102,10 @@ type ConnectOptions struct {
 	// NoInstall makes a node without an agent an error instead of
 	// installing one (node-info).
 	NoInstall bool
+	// Deferred leaves the agent unchecked until an operation called with
+	// CallCurrent is refused (see remote.Deferred): for update, whose one
+	// operation names the client's agent itself.
+	Deferred bool
 }
 
 // Connect connects to node name and brings its agent to this client's
@@ -136,17 +140,41 @@ func (s *Session) connect(ctx context.Context, rec state.NodeRecord, o ConnectOp
 	if err != nil {
 		return nil, err
 	}
-	step = s.o.Report.Step("check agent")
 	info, _ := s.o.Providers.Lookup(rec.ProviderType)
-	n, err := remote.Open(ctx, c, remote.Options{
+	opts := remote.Options{
 		Binary:    bin,
 		LocalUser: s.o.LocalUser,
 		Verbose:   s.o.Verbose,
 		NoInstall: o.NoInstall,
-		// A node on this machine is reached faster than it decompresses.
-		NoCompress: info.Local,
-		Progress:   func(p string) { step.Update("%s", p) },
-	})
+		// A node on this machine is reached faster than it decompresses,
+		// unless its link is made slower (bench/linkshape does).
+		NoCompress: info.Local && fastLink(ctx, c),
+	}
+	if o.Deferred {
+		// The step appears only if the agent has to be checked.
+		var step Step
+		opts.Progress = func(p string) {
+			if step == nil {
+				step = s.o.Report.Step("check agent")
+			}
+			step.Update("%s", p)
+		}
+		opts.Checked = func(n *remote.Node, err error) {
+			switch {
+			case step == nil:
+			case err != nil:
+				step.Fail()
+			case n.Uploaded():
+				step.Done("installed %s (sha256 %s)", n.Agent().Version, n.Agent().Fingerprint[:12])
+			default:
+				step.Done("%s, up to date", n.Agent().Version)
+			}
+		}
+		return remote.Deferred(c, opts), nil
+	}
+	step = s.o.Report.Step("check agent")
+	opts.Progress = func(p string) { step.Update("%s", p) }
+	n, err := remote.Open(ctx, c, opts)
 	if err != nil {
 		step.Fail()
 		return nil, err
@@ -163,11 +191,21 @@ func (s *Session) connect(ctx context.Context, rec state.NodeRecord, o ConnectOp
 // ConnectDeploy connects to node name as the deploy user, as every app
 // command does, and brings its agent up to date.
 func (s *Session) ConnectDeploy(ctx context.Context, name string) (*remote.Node, state.NodeRecord, error) {
+	return s.connectDeploy(ctx, name, false)
+}
+
+// ConnectDeployDeferred is ConnectDeploy leaving the agent's check to the
+// first CallCurrent (ConnectOptions.Deferred).
+func (s *Session) ConnectDeployDeferred(ctx context.Context, name string) (*remote.Node, state.NodeRecord, error) {
+	return s.connectDeploy(ctx, name, true)
+}
+
+func (s *Session) connectDeploy(ctx context.Context, name string, deferred bool) (*remote.Node, state.NodeRecord, error) {
 	rec, err := s.Record(name)
 	if err != nil {
 		return nil, rec, err
 	}
-	n, err := s.connect(ctx, rec, ConnectOptions{User: protocol.DeployUser})
+	n, err := s.connect(ctx, rec, ConnectOptions{User: protocol.DeployUser, Deferred: deferred})
 	if err != nil && rec.SetupAt == nil && !usage.Is(err) {
 		err = fmt.Errorf("%w (deploys log in as %s, which setup-node creates: has %s been set up? run toppcloud setup-node %s)", err, protocol.DeployUser, name, name)
 	}
@@ -199,4 +237,26 @@ func (s *Session) LoginOf(ctx context.Context, rec state.NodeRecord, user string
 		l.Used = c.LoginKey()
 	}
 	return l, nil
+}
+
+// localRTT is the round-trip time under which a node's link counts as one
+// on this machine: the agent goes up raw, as compressing it (~56 MB,
+// 0.3 s at zstd's fastest) costs more than the bytes it saves there.
+const localRTT = 5 * time.Millisecond
+
+// fastLink measures c's round trip: the shortest of three SSH
+// keepalives, as one may wait for a busy machine's scheduler.
+func fastLink(ctx context.Context, c *sshx.Client) bool {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	for range 3 {
+		d, err := c.RTT(ctx)
+		if err != nil {
+			return false
+		}
+		if d < localRTT {
+			return true
+		}
+	}
+	return false
 }

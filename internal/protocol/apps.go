@@ -102,6 +102,42 @@ type DeployResult struct {
 	Drained string `json:"drained,omitempty"`
 }
 
+// UpdateArgs are OpUpdate's arguments: OpDeployManifest's and
+// OpDeploy's in one request.
+type UpdateArgs struct {
+	App      string `json:"app"`
+	Location string `json:"location"`
+	// Config says a --config directory's manifest follows the app's; it
+	// replaces the app's uploaded configuration.
+	Config bool `json:"config,omitempty"`
+	// NeedConfig is DeployManifestArgs.NeedConfig.
+	NeedConfig bool `json:"need_config,omitempty"`
+	// Clear, LockWait, HealthTimeout and SkipUnchanged are DeployArgs'.
+	Clear         bool     `json:"clear,omitempty"`
+	LockWait      Duration `json:"lock_wait,omitempty"`
+	HealthTimeout Duration `json:"health_timeout,omitempty"`
+	SkipUnchanged bool     `json:"skip_unchanged,omitempty"`
+}
+
+// UpdateNeed is OpUpdate's reply: the contents the node lacks, as indexes
+// into the manifests' entries (each content once, at its first entry),
+// which is a few bytes each where hashes would be 66.
+type UpdateNeed struct {
+	App    []int `json:"app"`
+	Config []int `json:"config,omitempty"`
+	// Bytes is their total size.
+	Bytes int64 `json:"bytes"`
+}
+
+// UpdateResult is OpUpdate's result: OpDeploy's, and what was received.
+type UpdateResult struct {
+	DeployResult
+	// Blobs and BlobBytes are the contents received (BlobBytes before
+	// compression).
+	Blobs     int   `json:"blobs"`
+	BlobBytes int64 `json:"blob_bytes"`
+}
+
 // ActivateArgs are OpActivate's arguments.
 type ActivateArgs struct {
 	Location string `json:"location"`

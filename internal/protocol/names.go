@@ -31,6 +31,17 @@ const (
 	// lacks; OpDeployBlobs streams them (a blob stream after the request
 	// line), skipped when none are missing; OpDeploy makes the instance
 	// from the kept manifest, starts it and switches traffic to it.
+	//
+	// OpUpdate is the three in one request, which is what clients use
+	// (protocol 2 on): UpdateArgs; the app's manifest (and, with
+	// UpdateArgs.Config, the --config directory's) follows the request
+	// line; the agent answers with a TypeReply message holding
+	// UpdateNeed; the client then sends one blob stream of what it
+	// names (nothing when it names nothing), and the agent makes,
+	// starts and switches to the instance as OpDeploy does
+	// (UpdateResult). One agent process, one SSH session, one round
+	// trip besides the data.
+	OpUpdate         = "update"
 	OpDeployManifest = "deploy-manifest"
 	OpDeployBlobs    = "deploy-blobs"
 	OpDeploy         = "deploy"
@@ -108,6 +119,9 @@ const (
 	// CodeConfigRefused: app.ini's config.checker refused the app's
 	// configuration.
 	CodeConfigRefused = "config_refused"
+	// CodeAgentDiffers: the request named an agent (Request.Fingerprint)
+	// other than this one; nothing was done.
+	CodeAgentDiffers = "agent_differs"
 )
 
 // Log streams (Log.Stream).

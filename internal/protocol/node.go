@@ -9,7 +9,9 @@ type InstallAgentArgs struct {
 	// the agent refuses anything else.
 	Size   int64  `json:"size"`
 	SHA256 string `json:"sha256"`
-	// Encoding is "gzip" or "" (raw bytes).
+	// Encoding is "gzip", "zstd" (agents of protocol 2 on) or "" (raw
+	// bytes). A stream of several gzip members or zstd frames is one
+	// binary.
 	Encoding string `json:"encoding,omitempty"`
 }
 

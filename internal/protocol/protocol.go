@@ -25,6 +25,14 @@ type Request struct {
 	LocalUser string `json:"local_user,omitempty"`
 	// Verbose asks the agent for more log lines.
 	Verbose int `json:"verbose,omitempty"`
+	// Fingerprint, if set, is the agent binary the client expects (its
+	// VersionInfo.Fingerprint): an agent that differs refuses the
+	// operation with CodeAgentDiffers before reading anything after the
+	// request line. It lets a client skip OpVersion before an operation
+	// and check the agent only when the operation is refused. Agents of
+	// protocol 1 ignore it, so a client sends it only with operations
+	// they do not have.
+	Fingerprint string `json:"fingerprint,omitempty"`
 	// Args are the operation's own arguments.
 	Args json.RawMessage `json:"args,omitempty"`
 }
@@ -34,6 +42,9 @@ const (
 	TypeEvent  = "event"
 	TypeLog    = "log"
 	TypeResult = "result"
+	// TypeReply is an answer the client needs before the operation can
+	// go on (OpUpdate's UpdateNeed), while it still runs.
+	TypeReply = "reply"
 )
 
 // Message is one line the agent writes.
@@ -42,6 +53,8 @@ type Message struct {
 	Event  *Event  `json:"event,omitempty"`
 	Log    *Log    `json:"log,omitempty"`
 	Result *Result `json:"result,omitempty"`
+	// Reply is the data of a TypeReply message.
+	Reply json.RawMessage `json:"reply,omitempty"`
 }
 
 // Step statuses in events.

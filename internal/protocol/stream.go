@@ -61,6 +61,15 @@ func (w *Writer) OK(data any) error {
 	return w.send(Message{Type: TypeResult, Result: r})
 }
 
+// Reply sends data (marshalled as JSON) in a TypeReply message.
+func (w *Writer) Reply(data any) error {
+	b, err := json.Marshal(data)
+	if err != nil {
+		return err
+	}
+	return w.send(Message{Type: TypeReply, Reply: b})
+}
+
 // Fail sends a failed result.
 func (w *Writer) Fail(e *Error) error {
 	return w.send(Message{Type: TypeResult, Result: &Result{OK: false, Error: e}})
@@ -112,6 +121,8 @@ func (s *Step) Failed(err error) {
 type Handler struct {
 	Event func(Event)
 	Log   func(Log)
+	// Reply receives TypeReply messages; nil drops them.
+	Reply func(json.RawMessage)
 }
 
 // MaxLine bounds one message line; longer lines are a protocol error rather
@@ -152,6 +163,10 @@ func Read(r io.Reader, h Handler) (*Result, error) {
 		case TypeLog:
 			if m.Log != nil && h.Log != nil {
 				h.Log(*m.Log)
+			}
+		case TypeReply:
+			if h.Reply != nil {
+				h.Reply(m.Reply)
 			}
 		case TypeResult:
 			if m.Result == nil {

@@ -20,7 +20,6 @@ package remote
 import (
 	"bufio"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -66,11 +65,16 @@ type Options struct {
 	// it (node-info on a node that was never set up); a different one is
 	// still replaced.
 	NoInstall bool
-	// NoCompress sends the agent binary as it is. Compression (gzip,
-	// fastest level) cuts a ~70 MB upload to ~28 MB for a few seconds of
-	// CPU on both ends: a gain over the internet, a loss for a node on
-	// this machine (measured by bench/setupnode).
+	// NoCompress sends the agent binary as it is, for a link known to be
+	// faster than compressing (a node on this machine, measured by
+	// bench/setupnode). Otherwise it is compressed at levels chosen for
+	// the link as it goes (see compressAdaptive): zstd through an agent
+	// of protocol 2 on, gzip where only an older agent or the node's
+	// shell receives it.
 	NoCompress bool
+	// Checked, if set, hears how a check that CallCurrent had to make
+	// ended (Uploaded tells whether it installed the agent).
+	Checked func(*Node, error)
 }
 
 // Node is a node with an agent of the client's version.
@@ -79,55 +83,133 @@ type Node struct {
 	opts     Options
 	agent    protocol.VersionInfo
 	uploaded bool
+	// checked: the agent is known to be the client's (or, without a
+	// Binary, to speak its protocol).
+	checked bool
 }
 
 // Open checks the agent on conn and installs Options.Binary when the
 // agent is missing or differs from it (by checksum, which covers version
 // and protocol). After Open, Agent() is the client's own version.
 func Open(ctx context.Context, conn Conn, opts Options) (*Node, error) {
+	n := Deferred(conn, opts)
+	if err := n.check(ctx); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// Deferred returns a Node whose agent is checked only when CallCurrent
+// needs it: the first CallCurrent names the client's agent in its
+// request (protocol.Request.Fingerprint), and only if the node's agent
+// refuses it (another version, none at all) does it check and replace
+// the agent as Open does, then run the operation again. It saves the
+// round trips of OpVersion on every command whose agent is current.
+func Deferred(conn Conn, opts Options) *Node {
 	if opts.AgentPath == "" {
 		opts.AgentPath = protocol.AgentPath
 	}
-	n := &Node{conn: conn, opts: opts}
+	return &Node{conn: conn, opts: opts}
+}
+
+func (n *Node) check(ctx context.Context) error {
+	opts := n.opts
 	n.progress("checking the agent")
 	v, found, err := n.version(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if found && opts.Binary == nil {
 		if v.Protocol != version.Protocol {
-			return nil, fmt.Errorf("%s: the agent speaks protocol %d, this client %d, and there is no binary to install", n.where(), v.Protocol, version.Protocol)
+			return fmt.Errorf("%s: the agent speaks protocol %d, this client %d, and there is no binary to install", n.where(), v.Protocol, version.Protocol)
 		}
-		n.agent = v
-		return n, nil
+		n.agent, n.checked = v, true
+		return nil
 	}
 	if found {
 		want, err := opts.Binary.SHA256()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if v.Fingerprint == want {
-			n.agent = v
-			return n, nil
+			n.agent, n.checked = v, true
+			return nil
 		}
 	}
 	if !found && (opts.Binary == nil || opts.NoInstall) {
-		return nil, fmt.Errorf("%s: %w at %s: run toppcloud setup-node first", n.where(), ErrNoAgent, opts.AgentPath)
+		return fmt.Errorf("%s: %w at %s: run toppcloud setup-node first", n.where(), ErrNoAgent, opts.AgentPath)
 	}
 	if err := n.install(ctx, v, found); err != nil {
-		return nil, err
+		return err
 	}
 	v, found, err = n.version(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	want, _ := opts.Binary.SHA256()
 	if !found || v.Fingerprint != want {
-		return nil, fmt.Errorf("%s: after installing the agent, %s still reports checksum %s (want %s)", n.where(), opts.AgentPath, shortSum(v.Fingerprint), shortSum(want))
+		return fmt.Errorf("%s: after installing the agent, %s still reports checksum %s (want %s)", n.where(), opts.AgentPath, shortSum(v.Fingerprint), shortSum(want))
 	}
-	n.agent = v
+	n.agent, n.checked = v, true
 	n.uploaded = true
-	return n, nil
+	return nil
+}
+
+// CallCurrent is Call on a Node from Deferred: the operation is sent at
+// once with the client's fingerprint, and the agent is checked (and
+// replaced) only if it refuses, after which the operation runs again.
+// The operation must be one that agents of protocol 1 do not have (they
+// ignore the fingerprint), and its input must be an Input function,
+// which may run twice. On a checked Node it is Call.
+func (n *Node) CallCurrent(ctx context.Context, op string, args any, result any, o CallOptions) error {
+	if !n.checked && n.opts.Binary != nil {
+		want, err := n.opts.Binary.SHA256()
+		if err != nil {
+			return err
+		}
+		err = n.call(ctx, op, want, args, result, o)
+		if !agentRefused(err) {
+			if err == nil || isOpError(err) {
+				// The agent ran it: it is the client's.
+				n.agent = protocol.VersionInfo{Version: version.Version, Protocol: version.Protocol, Fingerprint: want}
+				n.checked = true
+			}
+			return err
+		}
+	}
+	if !n.checked {
+		err := n.check(ctx)
+		if n.opts.Checked != nil {
+			n.opts.Checked(n, err)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return n.Call(ctx, op, args, result, o)
+}
+
+// errNotRun: the command ended without a message and failed, as sudo
+// does when there is no agent at the path.
+var errNotRun = errors.New("the agent did not run")
+
+// agentRefused reports whether err says the operation was not run
+// because the agent is not the client's.
+func agentRefused(err error) bool {
+	var oe *OpError
+	if errors.As(err, &oe) {
+		switch oe.Err.Code {
+		case protocol.CodeAgentDiffers, protocol.CodeUnsupported, protocol.CodeProtocol:
+			return true
+		}
+		return false
+	}
+	return errors.Is(err, errNotRun)
+}
+
+func isOpError(err error) bool {
+	var oe *OpError
+	return errors.As(err, &oe)
 }
 
 // Agent describes the node's agent.
@@ -215,32 +297,37 @@ func (n *Node) install(ctx context.Context, v protocol.VersionInfo, found bool) 
 		if !found {
 			return fmt.Errorf("%s: %w at %s, and %s cannot install one: run toppcloud setup-node first", n.where(), ErrNoAgent, n.opts.AgentPath, protocol.DeployUser)
 		}
-		return n.installThroughAgent(ctx, info)
+		return n.installThroughAgent(ctx, info, v)
+	}
+	if found && v.Protocol >= 2 {
+		// The agent takes zstd, which the node's shell may not.
+		return n.installThroughAgent(ctx, info, v)
 	}
 	return n.installWithScript(ctx, info)
 }
 
-// openBinary streams the binary at path, gzip-compressed when compress
-// is set.
-func openBinary(path string, compress bool) (io.ReadCloser, error) {
+// sendBinary runs send with the binary at path, compressed with encoding
+// ("" for none), and reports what was sent.
+func (n *Node) sendBinary(ctx context.Context, path, encoding string, send func(io.Reader) error) error {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if !compress {
-		return f, nil
+	defer f.Close()
+	if encoding == "" {
+		return send(f)
 	}
-	pr, pw := io.Pipe()
-	go func() {
-		defer f.Close()
-		zw, _ := gzip.NewWriterLevel(pw, gzip.BestSpeed)
-		_, err := io.Copy(zw, f)
-		if cerr := zw.Close(); err == nil {
-			err = cerr
-		}
-		pw.CloseWithError(err)
-	}()
-	return pr, nil
+	z, stats, err := compressAdaptive(ctx, f, encoding)
+	if err != nil {
+		return err
+	}
+	defer z.Close()
+	if err := send(z); err != nil {
+		return err
+	}
+	st := stats()
+	n.progress(fmt.Sprintf("sent %.1f MB (%s, %.0f%% of %.1f MB, frames per level %v)", float64(st.Out)/1e6, encoding, 100*float64(st.Out)/float64(max(st.In, 1)), float64(st.In)/1e6, st.Levels))
+	return nil
 }
 
 // uploadScript receives the agent on stdin (gzip-compressed when $3 is
@@ -272,38 +359,37 @@ func uploadArgv(user, dst, sha256, encoding string) []string {
 	return argv
 }
 
-func (n *Node) encoding() string {
-	if n.opts.NoCompress {
-		return ""
-	}
-	return "gzip"
-}
-
 func (n *Node) installWithScript(ctx context.Context, info binaryInfo) error {
-	z, err := openBinary(n.opts.Binary.Path, !n.opts.NoCompress)
-	if err != nil {
-		return err
+	encoding := EncodingGzip
+	if n.opts.NoCompress {
+		encoding = ""
 	}
-	defer z.Close()
-	err = n.conn.Run(ctx, uploadArgv(n.conn.User(), n.opts.AgentPath, info.sha256, n.encoding()), sshx.RunOptions{Stdin: z})
-	if err != nil {
-		return uploadError(n.where(), err)
-	}
-	return nil
+	return n.sendBinary(ctx, n.opts.Binary.Path, encoding, func(z io.Reader) error {
+		err := n.conn.Run(ctx, uploadArgv(n.conn.User(), n.opts.AgentPath, info.sha256, encoding), sshx.RunOptions{Stdin: z})
+		if err != nil {
+			return uploadError(n.where(), err)
+		}
+		return nil
+	})
 }
 
-func (n *Node) installThroughAgent(ctx context.Context, info binaryInfo) error {
-	z, err := openBinary(n.opts.Binary.Path, !n.opts.NoCompress)
-	if err != nil {
-		return err
+// installThroughAgent has the node's agent v replace itself.
+func (n *Node) installThroughAgent(ctx context.Context, info binaryInfo, v protocol.VersionInfo) error {
+	encoding := EncodingGzip
+	switch {
+	case n.opts.NoCompress:
+		encoding = ""
+	case v.Protocol >= 2:
+		encoding = EncodingZstd
 	}
-	defer z.Close()
-	args := protocol.InstallAgentArgs{Size: info.size, SHA256: info.sha256, Encoding: n.encoding()}
-	var res protocol.InstallAgentResult
-	if err := n.Call(ctx, protocol.OpInstallAgent, args, &res, CallOptions{Stream: z}); err != nil {
-		return uploadError(n.where(), err)
-	}
-	return nil
+	return n.sendBinary(ctx, n.opts.Binary.Path, encoding, func(z io.Reader) error {
+		args := protocol.InstallAgentArgs{Size: info.size, SHA256: info.sha256, Encoding: encoding}
+		var res protocol.InstallAgentResult
+		if err := n.Call(ctx, protocol.OpInstallAgent, args, &res, CallOptions{Stream: z}); err != nil {
+			return uploadError(n.where(), err)
+		}
+		return nil
+	})
 }
 
 func uploadError(where string, err error) error {
@@ -324,6 +410,13 @@ type CallOptions struct {
 	Log   func(protocol.Log)
 	// Stream is sent after the request (install-agent's binary).
 	Stream io.Reader
+	// Input, if set, writes the operation's input after the request
+	// instead of Stream, while the agent's messages are read: replies
+	// receives the agent's TypeReply messages in order, and is closed
+	// once the agent's stream ended (a refused or failed operation). It
+	// returns once it has written everything; CallCurrent may run it
+	// twice.
+	Input func(w io.Writer, replies <-chan json.RawMessage) error
 	// Output receives what the agent writes after a successful result
 	// (OpBackupFetch's tar stream); nil discards it.
 	Output io.Writer
@@ -344,11 +437,17 @@ func (e *OpError) Unwrap() error { return e.Err }
 // *OpError (wrapping *protocol.Error, with the failing command's output
 // tail); a connection or protocol failure is another error.
 func (n *Node) Call(ctx context.Context, op string, args any, result any, o CallOptions) error {
+	return n.call(ctx, op, "", args, result, o)
+}
+
+// call is Call with the request's Fingerprint.
+func (n *Node) call(ctx context.Context, op, fingerprint string, args any, result any, o CallOptions) error {
 	sess, err := n.conn.Start(ctx, n.argv(op), nil)
 	if err != nil {
 		return fmt.Errorf("%s on %s: %w", op, n.where(), err)
 	}
-	req := protocol.Request{Protocol: version.Protocol, Op: op, LocalUser: n.opts.LocalUser, Verbose: n.opts.Verbose}
+	req := protocol.Request{Protocol: version.Protocol, Op: op, LocalUser: n.opts.LocalUser, Verbose: n.opts.Verbose, Fingerprint: fingerprint}
+	replies := make(chan json.RawMessage, 8)
 	var wg sync.WaitGroup
 	var writeErr error
 	wg.Go(func() {
@@ -357,14 +456,31 @@ func (n *Node) Call(ctx context.Context, op string, args any, result any, o Call
 			writeErr = err
 			return
 		}
-		if o.Stream != nil {
+		switch {
+		case o.Input != nil:
+			writeErr = o.Input(sess.Stdin, replies)
+		case o.Stream != nil:
 			if _, err := io.Copy(sess.Stdin, o.Stream); err != nil {
 				writeErr = err
 			}
 		}
 	})
-	br := bufio.NewReaderSize(sess.Stdout, 256<<10)
-	res, readErr := protocol.Read(br, protocol.Handler{Event: o.Event, Log: o.Log})
+	h := protocol.Handler{
+		Event: o.Event,
+		Log:   o.Log,
+		Reply: func(r json.RawMessage) {
+			select {
+			case replies <- r:
+			default:
+				// More replies than the operation has: Input reads
+				// what it expects and the result says the rest.
+			}
+		},
+	}
+	stdout := &countingReader{r: sess.Stdout}
+	br := bufio.NewReaderSize(stdout, 256<<10)
+	res, readErr := protocol.Read(br, h)
+	close(replies)
 	var outErr error
 	if readErr == nil && res.OK && o.Output != nil {
 		if _, err := io.Copy(o.Output, br); err != nil {
@@ -379,6 +495,11 @@ func (n *Node) Call(ctx context.Context, op string, args any, result any, o Call
 		if ctx.Err() != nil {
 			return fmt.Errorf("%s on %s: %w", op, n.where(), ctx.Err())
 		}
+		var ee *sshx.ExitError
+		if stdout.n == 0 && errors.As(waitErr, &ee) {
+			// Nothing at all on stdout: sudo found no agent to run.
+			return fmt.Errorf("%s on %s: %w (%v)", op, n.where(), errNotRun, waitErr)
+		}
 		if waitErr != nil {
 			return fmt.Errorf("%s on %s: the agent ended without a result (%v): %w", op, n.where(), readErr, waitErr)
 		}
@@ -391,7 +512,7 @@ func (n *Node) Call(ctx context.Context, op string, args any, result any, o Call
 		}
 		return &OpError{Op: op, Node: n.where(), Err: pe}
 	}
-	if writeErr != nil && o.Stream != nil {
+	if writeErr != nil && (o.Stream != nil || o.Input != nil) {
 		return fmt.Errorf("%s on %s: send input: %w", op, n.where(), writeErr)
 	}
 	if outErr != nil {
@@ -408,6 +529,17 @@ func (n *Node) Call(ctx context.Context, op string, args any, result any, o Call
 		}
 	}
 	return nil
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 func shortSum(s string) string {

@@ -355,3 +355,55 @@ func TestOpen_Uncompressed(t *testing.T) {
 		})
 	}
 }
+
+// TestCallCurrent_ChecksTheAgentOnlyWhenRefused: a Deferred node sends
+// the operation at once naming the client's agent; a missing or other
+// agent makes it check, install and run the operation again, a current
+// one runs it without a version check.
+func TestCallCurrent_ChecksTheAgentOnlyWhenRefused(t *testing.T) {
+	n := newFakeNode(t)
+	b := testBinary(t)
+	want, _ := b.SHA256()
+	ctx := context.Background()
+	call := func(name string) (*Node, []string, int) {
+		t.Helper()
+		before := len(n.srv.Execs())
+		checked := 0
+		o := n.opts(b)
+		o.Checked = func(_ *Node, err error) {
+			checked++
+			if err != nil {
+				t.Errorf("%s: check: %v", name, err)
+			}
+		}
+		node := Deferred(n.dial(t, "root"), o)
+		var res map[string]string
+		if err := node.CallCurrent(ctx, "echo", echoArgs{Word: "hi"}, &res, CallOptions{}); err != nil || res["echo"] != "hi" {
+			t.Fatalf("%s: %v, %v", name, res, err)
+		}
+		if node.Agent().Fingerprint != want {
+			t.Errorf("%s: agent %+v", name, node.Agent())
+		}
+		return node, n.srv.Execs()[before:], checked
+	}
+
+	node, execs, checked := call("no agent")
+	if !node.Uploaded() || checked != 1 || countPrefix(execs, n.agentPath+" node echo") != 2 {
+		t.Errorf("no agent: uploaded %v, checked %d, ran %q", node.Uploaded(), checked, execs)
+	}
+	node, execs, checked = call("current agent")
+	if node.Uploaded() || checked != 0 || len(execs) != 1 {
+		t.Errorf("current agent: uploaded %v, checked %d, ran %q", node.Uploaded(), checked, execs)
+	}
+	// An agent that runs but is another build refuses before acting.
+	err := Deferred(n.dial(t, "root"), n.opts(b)).call(ctx, "echo", strings.Repeat("e", 64), echoArgs{Word: "x"}, nil, CallOptions{})
+	var oe *OpError
+	if !errors.As(err, &oe) || oe.Err.Code != protocol.CodeAgentDiffers || !agentRefused(err) {
+		t.Errorf("another agent's fingerprint: %v", err)
+	}
+	os.WriteFile(n.agentPath, []byte("an older agent"), 0o755)
+	node, execs, checked = call("other agent")
+	if !node.Uploaded() || checked != 1 || countPrefix(execs, n.agentPath+" node echo") != 2 {
+		t.Errorf("other agent: uploaded %v, checked %d, ran %q", node.Uploaded(), checked, execs)
+	}
+}

@@ -211,6 +211,24 @@ func dialOnce(ctx context.Context, addr string, ccfg *ssh.ClientConfig, timeout 
 	return ssh.NewClient(c, chans, reqs), nil
 }
 
+// RTT measures the round trip to the server now: the time one keepalive
+// request takes to be answered (through any relay on the way, which a
+// TCP connect would not see).
+func (c *Client) RTT(ctx context.Context) (time.Duration, error) {
+	start := time.Now()
+	reply := make(chan error, 1)
+	go func() {
+		_, _, err := c.conn.SendRequest("keepalive@openssh.com", true, nil)
+		reply <- err
+	}()
+	select {
+	case err := <-reply:
+		return time.Since(start), err
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
 // keepAlive sends a keepalive request every interval and closes the
 // connection when replies stop, so commands on a dead connection fail
 // instead of hanging.

@@ -16,8 +16,13 @@ import (
 var Version = "v0.1.0-dev"
 
 // Protocol is the version of the client/agent JSON protocol. It changes
-// when a request or result type changes incompatibly.
-const Protocol = 1
+// when a request or result type changes incompatibly, or when a client
+// needs to know that an agent has something new.
+//
+//	1: the first.
+//	2: OpUpdate (an update in one request, the agent's reply message),
+//	   Request.Fingerprint, install-agent's zstd encoding.
+const Protocol = 2
 
 // SilverVersion is what applications see in SILVER_VERSION. It starts with
 // "silverlining/" because applications written for the original test for

@@ -26,10 +26,22 @@ type Loopback struct {
 	// LocalUser and Verbose go into every request.
 	LocalUser string
 	Verbose   int
+	// Fingerprint goes into CallCurrent's requests.
+	Fingerprint string
 }
 
 // Call runs op. A failed operation is a *remote.OpError, as from a node.
 func (l *Loopback) Call(ctx context.Context, op string, args any, result any, o remote.CallOptions) error {
+	return l.call(ctx, op, "", args, result, o)
+}
+
+// CallCurrent runs op naming Fingerprint as the client's agent; the
+// loopback has no agent to replace, so a refusal is returned.
+func (l *Loopback) CallCurrent(ctx context.Context, op string, args any, result any, o remote.CallOptions) error {
+	return l.call(ctx, op, l.Fingerprint, args, result, o)
+}
+
+func (l *Loopback) call(ctx context.Context, op, fingerprint string, args any, result any, o remote.CallOptions) error {
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()
 	var stderr bytes.Buffer
@@ -42,16 +54,27 @@ func (l *Loopback) Call(ctx context.Context, op string, args any, result any, o 
 		exited <- code
 	}()
 	sent := make(chan error, 1)
+	replies := make(chan json.RawMessage, 8)
 	go func() {
-		req := protocol.Request{Protocol: version.Protocol, Op: op, LocalUser: l.LocalUser, Verbose: l.Verbose}
+		req := protocol.Request{Protocol: version.Protocol, Op: op, LocalUser: l.LocalUser, Verbose: l.Verbose, Fingerprint: fingerprint}
 		err := protocol.EncodeRequest(inW, req, args)
-		if err == nil && o.Stream != nil {
+		switch {
+		case err != nil:
+		case o.Input != nil:
+			err = o.Input(inW, replies)
+		case o.Stream != nil:
 			_, err = io.Copy(inW, o.Stream)
 		}
 		inW.Close()
 		sent <- err
 	}()
-	res, err := protocol.Read(outR, protocol.Handler{Event: o.Event, Log: o.Log})
+	res, err := protocol.Read(outR, protocol.Handler{Event: o.Event, Log: o.Log, Reply: func(r json.RawMessage) {
+		select {
+		case replies <- r:
+		default:
+		}
+	}})
+	close(replies)
 	_, _ = io.Copy(io.Discard, outR)
 	code := <-exited
 	sendErr := <-sent
@@ -64,7 +87,7 @@ func (l *Loopback) Call(ctx context.Context, op string, args any, result any, o 
 			pe = &protocol.Error{Code: protocol.CodeInternal, Message: "failed without a message"}
 		}
 		return &remote.OpError{Op: op, Node: "loopback", Err: pe}
-	case sendErr != nil && o.Stream != nil:
+	case sendErr != nil && (o.Stream != nil || o.Input != nil):
 		return fmt.Errorf("%s: send input: %w", op, sendErr)
 	}
 	if result != nil && len(res.Data) > 0 {

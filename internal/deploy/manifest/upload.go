@@ -43,6 +43,18 @@ type PlanBlob struct {
 	wire.BlobHeader
 	// Path is the manifest path of a file with this content.
 	Path string
+	// Dir, if set, is the directory Path is in, instead of the one Send
+	// is given (the --config directory's blobs, in the app's stream).
+	Dir string
+}
+
+// Append adds q's blobs, whose files are in dir, to p.
+func (p *Plan) Append(q *Plan, dir string) {
+	for _, b := range q.Blobs {
+		b.Dir = dir
+		p.Blobs = append(p.Blobs, b)
+	}
+	p.Bytes += q.Bytes
 }
 
 // NewPlan returns what to send for m when the node lacks missing (as
@@ -157,6 +169,9 @@ func (p *Plan) Send(ctx context.Context, w io.Writer, dir string, progress func(
 }
 
 func sendFile(ctx context.Context, bw *wire.BlobWriter, b PlanBlob, dir string, sent func(int)) error {
+	if b.Dir != "" {
+		dir = b.Dir
+	}
 	name := filepath.Join(dir, filepath.FromSlash(b.Path))
 	f, err := os.Open(name)
 	if err != nil {
