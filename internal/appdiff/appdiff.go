@@ -18,6 +18,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	udiff "github.com/aymanbagabas/go-udiff"
@@ -95,6 +96,9 @@ func Run(ctx context.Context, call Caller, o Options, w io.Writer) (Result, erro
 	}
 	p := printer{w: w, a: res.Instance, b: filepath.Clean(o.Dir), dir: o.Dir, remote: remoteData}
 	out := Result{App: res.App, Instance: res.Instance, Same: res.Same}
+	// A directory must come before what is inside it for the inside to be
+	// left out; sorting here keeps that true whatever order the node sent.
+	sort.Slice(res.Differ, func(i, j int) bool { return res.Differ[i].Path < res.Differ[j].Path })
 	var only []string // directories reported whole
 	for _, r := range res.Differ {
 		if under(r.Path, only) {
