@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -105,8 +104,10 @@ func (a *App) update(ctx context.Context, o updateOptions) error {
 	}
 	files, bytes := p.Manifest.FileBytes()
 	step.Done("%s (%s) to %s on %s, %d files, %s", p.App, p.Config.Runner.Kind, p.Location, p.Node, files, humanBytes(bytes))
-	if o.Clear && !a.confirm(fmt.Sprintf("--clear: delete all data of %s (its databases, files) before the new instance starts?", p.App)) {
-		return errors.New("update --clear: not confirmed; nothing changed")
+	if o.Clear {
+		if err := a.confirmDataLoss("update --clear", fmt.Sprintf("--clear: delete all data of %s (its databases, files) before the new instance starts?", p.App)); err != nil {
+			return err
+		}
 	}
 
 	// The agent is checked only if the update is refused: the request

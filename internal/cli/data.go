@@ -224,8 +224,8 @@ func (a *App) restore(ctx context.Context, backupArg, locArg, node string, lockT
 		step.Done("backup of %s made %s: %s, %s", m.App, m.Created.Local().Format("2006-01-02 15:04"), strings.Join(m.ServiceNames(), ", "), humanBytes(m.Size()))
 		what = fmt.Sprintf("the backup of %s made %s", m.App, m.Created.Local().Format("2006-01-02 15:04"))
 	}
-	if !a.confirm(fmt.Sprintf("Replace all data of the app at %s (its databases, files) with %s?", loc, what)) {
-		return errors.New("restore: not confirmed; nothing changed")
+	if err := a.confirmDataLoss("restore", fmt.Sprintf("Replace all data of the app at %s (its databases, files) with %s?", loc, what)); err != nil {
+		return err
 	}
 	n, _, closeConn, err := a.connectDeploy(ctx, name)
 	if err != nil {
@@ -268,8 +268,8 @@ itself up again (migrations). Asks for confirmation unless -y.`,
 			if lockTimeout < 0 {
 				return usagef("--lock-timeout must not be negative")
 			}
-			if !a.confirm(fmt.Sprintf("Delete all data of the app at %s (its databases, files)?", loc)) {
-				return errors.New("clear: not confirmed; nothing changed")
+			if err := a.confirmDataLoss("clear", fmt.Sprintf("Delete all data of the app at %s (its databases, files)?", loc)); err != nil {
+				return err
 			}
 			n, _, closeConn, err := a.connectDeploy(ctx, name)
 			if err != nil {

@@ -216,3 +216,26 @@ func TestUploadPlan(t *testing.T) {
 		t.Errorf("tar: %v", err)
 	}
 }
+
+// A script that forgot -y must not delete data: without a terminal the
+// commands that replace or delete an app's data refuse before connecting.
+func TestDataLoss_NeedsYesWithoutATerminal(t *testing.T) {
+	n := newAgentNode(t)
+	if code, _, stderr := n.run("create-node", "web1"); code != ExitOK {
+		t.Fatalf("create: %s", stderr)
+	}
+	src := testBackup(t)
+	before := len(n.srv.Execs())
+	for _, args := range [][]string{
+		{"clear", "web1/blog"},
+		{"restore", src, "web1/blog"},
+	} {
+		code, _, stderr := n.run(args...)
+		if code == ExitOK || !strings.Contains(stderr, "pass -y") || !strings.Contains(stderr, "nothing changed") {
+			t.Errorf("%v: exit %d\n%s", args, code, stderr)
+		}
+	}
+	if len(n.srv.Execs()) != before {
+		t.Error("a command that was not confirmed reached the node")
+	}
+}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -103,4 +104,20 @@ func (a *App) confirm(question string) bool {
 	}
 	ok, err := newTermPrompter(a).Confirm(question, false)
 	return err == nil && ok
+}
+
+// confirmDataLoss asks before an app's data is deleted or replaced. Unlike
+// confirm, no terminal is not a yes: a script that forgot -y must not
+// empty a database, so it gets an error that names the flag.
+func (a *App) confirmDataLoss(op, question string) error {
+	if a.yes {
+		return nil
+	}
+	if !a.interactive() {
+		return fmt.Errorf("%s deletes data and there is no terminal to ask on: pass -y to confirm; nothing changed", op)
+	}
+	if ok, err := newTermPrompter(a).Confirm(question, false); err != nil || !ok {
+		return fmt.Errorf("%s: not confirmed; nothing changed", op)
+	}
+	return nil
 }
