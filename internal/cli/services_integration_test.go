@@ -120,7 +120,13 @@ def application(environ, start_response):
                 os.symlink(target, os.path.join(wr, name))
             except FileExistsError:
                 pass
-        body = 'planted'
+        try:
+            os.mkfifo(os.path.join(wr, 'pipe.html'))
+            body = 'planted, fifo made'
+        except FileExistsError:
+            body = 'planted, fifo made'
+        except PermissionError:
+            body = 'planted, fifo refused'
     elif path == '/setup':
         body = 'setup ran'
     else:
@@ -250,8 +256,10 @@ func TestIntegration_Services(t *testing.T) {
 		// The writable root is served before the app, without following
 		// symlinks the app planted.
 		w.expect(host, "/one.html", 200, "page one")
-		w.expect(host, "/plant", 200, "planted")
-		for _, p := range []string{"/passwd.html", "/secret.html"} {
+		// A FIFO there would hold a Caddy thread per request until a
+		// writer came: the app may not make one.
+		w.expect(host, "/plant", 200, "planted, fifo refused")
+		for _, p := range []string{"/passwd.html", "/secret.html", "/pipe.html"} {
 			if code, body := w.get(host, p); strings.Contains(body, "root:x:0:0") || (code == 200 && !strings.Contains(body, "not here")) {
 				t.Errorf("GET %s followed a planted symlink: %d %q", p, code, body)
 			}

@@ -177,3 +177,46 @@ func TestProxy_OnlyTheAppsListener(t *testing.T) {
 		t.Error("the refused connection was not logged")
 	}
 }
+
+// TestSeal: after a stop the directory is root's and nothing is left at
+// the socket's name, whatever the app put there (a symlink, a directory
+// with a link inside); a directory already removed is fine.
+func TestSeal(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to give the directory to root")
+	}
+	run := t.TempDir()
+	uid, gid := os.Getuid(), os.Getgid()
+	target := filepath.Join(t.TempDir(), "victim")
+	os.WriteFile(target, []byte("keep"), 0o600)
+	for _, plant := range []func(dir string){
+		func(dir string) { os.Symlink(target, filepath.Join(dir, "app.sock")) },
+		func(dir string) {
+			os.Mkdir(filepath.Join(dir, "app.sock"), 0o700)
+			os.Symlink(filepath.Dir(target), filepath.Join(dir, "app.sock", "up"))
+		},
+		func(dir string) {},
+	} {
+		if err := Prepare(run, "blog.1", uid, gid); err != nil {
+			t.Fatal(err)
+		}
+		dir := filepath.Join(run, "blog.1")
+		plant(dir)
+		if err := Seal(run, "blog.1", "app.sock", gid); err != nil {
+			t.Fatal(err)
+		}
+		fi, _ := os.Stat(dir)
+		if fi.Mode().Perm() != LockedMode || fi.Sys().(*syscall.Stat_t).Uid != 0 {
+			t.Errorf("sealed directory: %v owner %d", fi.Mode(), fi.Sys().(*syscall.Stat_t).Uid)
+		}
+		if _, err := os.Lstat(filepath.Join(dir, "app.sock")); !os.IsNotExist(err) {
+			t.Errorf("something left at the socket's name: %v", err)
+		}
+		if b, err := os.ReadFile(target); err != nil || string(b) != "keep" {
+			t.Errorf("the link's target was touched: %q %v", b, err)
+		}
+	}
+	if err := Seal(run, "gone", "app.sock", gid); err != nil {
+		t.Errorf("a directory removed with its instance: %v", err)
+	}
+}

@@ -15,6 +15,7 @@ import (
 //
 //	prepare RUN INSTANCE USER GROUP   before the app starts (as root): Prepare
 //	lock RUN INSTANCE USER GROUP      once it listens (as root): Lock
+//	seal RUN INSTANCE USER GROUP      once it has stopped (as root): Seal
 //	proxy PORT USER                   a command app's socket proxy: Proxy
 //
 // USER is the app's user, GROUP Caddy's. It returns the exit status.
@@ -24,14 +25,14 @@ func Command(ctx context.Context, args []string, stderr io.Writer) int {
 		return 1
 	}
 	usage := func() int {
-		fmt.Fprintln(stderr, "usage: toppcloud app-socket prepare|lock RUN INSTANCE USER GROUP | proxy PORT USER")
+		fmt.Fprintln(stderr, "usage: toppcloud app-socket prepare|lock|seal RUN INSTANCE USER GROUP | proxy PORT USER")
 		return 2
 	}
 	if len(args) == 0 {
 		return usage()
 	}
 	switch args[0] {
-	case "prepare", "lock":
+	case "prepare", "lock", "seal":
 		if len(args) != 5 {
 			return usage()
 		}
@@ -43,10 +44,13 @@ func Command(ctx context.Context, args []string, stderr io.Writer) int {
 		if err != nil {
 			return fail(err)
 		}
-		if args[0] == "prepare" {
+		switch args[0] {
+		case "prepare":
 			err = Prepare(args[1], args[2], uid, gid)
-		} else {
+		case "lock":
 			err = Lock(args[1], args[2], layout.SocketName, uid, gid)
+		default:
+			err = Seal(args[1], args[2], layout.SocketName, gid)
 		}
 		if err != nil {
 			return fail(err)

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
@@ -88,6 +89,70 @@ func Lock(dir, name, socket string, uid, gid int) error {
 			filepath.Join(dir, name, socket), st.Mode, st.Uid)
 	}
 	return nil
+}
+
+// Seal makes dir/name root's again once the app has stopped and removes
+// whatever is at socket there. The directory is the app's while the app
+// stops (gunicorn removes its own socket), and an app stops on its own
+// too, while it is still routed: without this, a process of the same app
+// (a worker, a straggler) could leave a symlink to another app's socket
+// where the front server keeps dialling. Nothing listens there any more,
+// so nothing of value is removed.
+func Seal(dir, name, socket string, gid int) error {
+	parent, err := openParent(dir, name)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(parent)
+	fd, err := openDir(parent, dir, name)
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return nil // removed with its instance, or never made
+		}
+		return err
+	}
+	defer unix.Close(fd)
+	if err := unix.Fchown(fd, 0, gid); err != nil {
+		return fmt.Errorf("seal %s: %w", filepath.Join(dir, name), err)
+	}
+	if err := unix.Fchmod(fd, LockedMode); err != nil {
+		return fmt.Errorf("seal %s: %w", filepath.Join(dir, name), err)
+	}
+	err = unix.Unlinkat(fd, socket, 0)
+	if errors.Is(err, unix.EISDIR) || errors.Is(err, unix.EPERM) {
+		// A directory planted under the socket's name: Caddy cannot dial
+		// it, but the next start must find the name free.
+		err = removeTree(fd, socket)
+	}
+	if err != nil && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("seal %s: %w", filepath.Join(dir, name, socket), err)
+	}
+	return nil
+}
+
+// removeTree removes parent/name and what is under it without following
+// a symlink: every step goes through a descriptor opened with O_NOFOLLOW.
+func removeTree(parent int, name string) error {
+	fd, err := unix.Openat(parent, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return unix.Unlinkat(parent, name, 0)
+	}
+	f := os.NewFile(uintptr(fd), name)
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		f.Close()
+		return err
+	}
+	for _, n := range names {
+		if err := unix.Unlinkat(fd, n, 0); err != nil {
+			if err := removeTree(fd, n); err != nil {
+				f.Close()
+				return err
+			}
+		}
+	}
+	f.Close()
+	return unix.Unlinkat(parent, name, unix.AT_REMOVEDIR)
 }
 
 // openParent checks name and opens the run directory dir, itself not

@@ -40,6 +40,14 @@ var sandbox = []string{
 	"RestrictNamespaces=yes",
 	"LockPersonality=yes",
 	"RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
+	// No FIFOs (nor device nodes): Caddy serves the writable root, and
+	// opening a FIFO an app planted there blocks a Caddy thread until a
+	// writer comes; enough requests for it would take every app's front
+	// down. Apps make pipes with pipe(2), which this leaves alone.
+	"SystemCallFilter=~mknod mknodat",
+	"SystemCallErrorNumber=EPERM",
+	// The filter is per architecture: 32-bit calls would get round it.
+	"SystemCallArchitectures=native",
 }
 
 // TemplateUnit renders toppcloud-app@.service. It has no ExecStart: an
@@ -186,6 +194,10 @@ func (i *Instance) DropIn() ([]byte, error) {
 		// finish their requests when it cannot. (The instance is out of
 		// the routes by then.)
 		w(fmt.Sprintf("ExecStop=+%s app-socket prepare %s %s %s %s", l.Agent, l.Run, i.Name, user, layout.CaddyGroup))
+		// And root's again once it has stopped, whether asked to or on its
+		// own while still routed, with nothing left at the socket's name
+		// (appsocket.Seal): no process of the app can leave a link there.
+		w(fmt.Sprintf("ExecStopPost=+%s app-socket seal %s %s %s %s", l.Agent, l.Run, i.Name, user, layout.CaddyGroup))
 		// "-": the directory does not exist yet when ExecStartPre's own
 		// namespace is set up; ExecStart's finds it. It is a mount point
 		// inside the sandbox, so no ExecStopPost can remove it:
