@@ -308,6 +308,17 @@ func TestIntegration_Hostile(t *testing.T) {
 		if code, body := w.get("evil.test", "/"); strings.Contains(body, "Hello from toppcloud") {
 			t.Errorf("evil.test served the victim: %d", code)
 		}
+		// The app stops on its own (gunicorn exits 0 on SIGTERM, so
+		// nothing restarts it) while still routed; a process of the same
+		// app then tries the swap in the directory the stop handed back.
+		unit := "toppcloud-app@" + evilLive + ".service"
+		sh(t, "systemctl kill --signal=SIGTERM "+unit+" && for i in $(seq 50); do systemctl is-active -q "+unit+" || break; sleep 0.2; done")
+		fails(t, "runuser -u app-evil -- ln -sf /run/toppcloud/"+victimLive+"/app.sock /run/toppcloud/"+evilLive+"/app.sock")
+		if code, body := w.get("evil.test", "/"); strings.Contains(body, "Hello from toppcloud") {
+			t.Errorf("evil.test served the victim after its app stopped: %d", code)
+		}
+		sh(t, "systemctl start "+unit)
+		w.expect("evil.test", "/", 200, "evil app")
 	})
 
 	t.Run("12 logrotate works in an app's log directory as the app", func(t *testing.T) {

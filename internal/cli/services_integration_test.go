@@ -3,12 +3,14 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -374,10 +376,22 @@ func TestIntegration_Services(t *testing.T) {
 		}
 		cmd := exec.Command("script", "-qec", e.agent+" run -i --node "+node+" "+host+" ask", "/dev/null")
 		cmd.Env = append(os.Environ(), "HOME="+e.home, "TOPPCLOUD_AGENT_BINARY="+e.agent)
-		cmd.Stdin = strings.NewReader("world\n")
-		tty, err := cmd.CombinedOutput()
-		if err != nil || !strings.Contains(string(tty), "tty=yes") || !strings.Contains(string(tty), "hello world") {
-			t.Errorf("run -i: %v\n%s", err, tty)
+		// The answer goes in once the script asks, as a person types it:
+		// typed ahead, it reaches the local terminal before run -i makes it
+		// raw and may be lost to the line discipline.
+		in, err := cmd.StdinPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		tty := &promptWriter{prompt: "name? ", answer: func() { io.WriteString(in, "world\n") }}
+		cmd.Stdout, cmd.Stderr = tty, tty
+		err = cmd.Start()
+		if err == nil {
+			err = cmd.Wait()
+		}
+		in.Close()
+		if out := tty.String(); err != nil || !strings.Contains(out, "tty=yes") || !strings.Contains(out, "hello world") {
+			t.Errorf("run -i: %v\n%s", err, out)
 		}
 	})
 
@@ -457,4 +471,31 @@ func TestIntegration_Services(t *testing.T) {
 			t.Errorf("run manage.py: exit %d\n%s", code, out)
 		}
 	})
+}
+
+// promptWriter collects a command's output and calls answer once, when
+// prompt first appears in it.
+type promptWriter struct {
+	mu       sync.Mutex
+	b        strings.Builder
+	prompt   string
+	answer   func()
+	answered bool
+}
+
+func (w *promptWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.b.Write(p)
+	if !w.answered && strings.Contains(w.b.String(), w.prompt) {
+		w.answered = true
+		go w.answer()
+	}
+	return len(p), nil
+}
+
+func (w *promptWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
 }
