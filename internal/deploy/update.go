@@ -25,6 +25,7 @@ import (
 	"github.com/toppcloud/toppcloud/internal/protocol"
 	"github.com/toppcloud/toppcloud/internal/protocol/wire"
 	"github.com/toppcloud/toppcloud/internal/remote"
+	"github.com/toppcloud/toppcloud/internal/service"
 	"github.com/toppcloud/toppcloud/internal/usage"
 )
 
@@ -175,6 +176,13 @@ func Prepare(ctx context.Context, o Options, nodes Nodes, cacheDir string) (*Pla
 	}
 	if err := cfg.Validate(dir); err != nil {
 		return nil, usage.Wrap(err)
+	}
+	// A service this toppcloud refuses is refused here too, before
+	// anything is uploaded or installed (the node checks again).
+	for _, sv := range cfg.Services {
+		if info, ok := service.Lookup(sv.Name); ok && info.Unavailable != "" {
+			return nil, inputf("%s line %d: service.%s: %s", filepath.Join(o.AppDir, appconfig.FileName), sv.Line, sv.Name, info.Unavailable)
+		}
 	}
 	p := &Plan{Dir: dir, Config: cfg, App: cfg.AppName, Opts: o}
 	for _, w := range cfg.Warnings {

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	_ "github.com/toppcloud/toppcloud/internal/service/all" // the registry Prepare checks refused services in
+
 	"github.com/toppcloud/toppcloud/internal/location"
 	"github.com/toppcloud/toppcloud/internal/protocol/wire"
 	"github.com/toppcloud/toppcloud/internal/usage"
@@ -119,6 +121,7 @@ func TestPrepare_BadInput(t *testing.T) {
 		{"unknown node", app(t, good, map[string]string{"main.py": wsgi}), Options{Location: "blog.example.com"}, "--node"},
 		{"unknown --node", app(t, good, map[string]string{"main.py": wsgi}), Options{Location: "web1", Node: "web2"}, "--node web2"},
 		{"catch-all without --node", app(t, good, map[string]string{"main.py": wsgi}), Options{Location: "*/blog"}, "--node"},
+		{"a refused service", app(t, good+"service.couchdb =\n", map[string]string{"main.py": wsgi}), Options{Location: "web1"}, "line 4: service.couchdb: CouchDB is not packaged in Debian 12"},
 		{"missing --config dir", app(t, good, map[string]string{"main.py": wsgi}), Options{Location: "web1", ConfigDir: "/nonexistent"}, "--config"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
