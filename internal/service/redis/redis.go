@@ -31,6 +31,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/toppcloud/toppcloud/internal/agent/host"
+	"github.com/toppcloud/toppcloud/internal/agent/system"
 	"github.com/toppcloud/toppcloud/internal/service"
 )
 
@@ -246,17 +247,14 @@ func (r *Redis) Install(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	sys := func(verb string) error {
-		_, err := r.h.Runner.Run(ctx, host.Command{Argv: []string{"systemctl", verb, Unit}})
-		return err
-	}
-	if err := sys("enable"); err != nil {
+	sd := system.Systemd{Runner: r.h.Runner}
+	if _, err := sd.Enable(ctx, Unit); err != nil {
 		return err
 	}
 	// Debian's package starts the server with its own settings (no ACL
 	// file, no password): restart it on ours.
-	if c1 || c2 || c3 || sys("is-active") != nil {
-		if err := sys("restart"); err != nil {
+	if c1 || c2 || c3 || !sd.Active(ctx, Unit) {
+		if err := sd.Restart(ctx, Unit); err != nil {
 			return fmt.Errorf("start Redis: %w", err)
 		}
 	}
