@@ -46,7 +46,8 @@ func (a *Agent) backupStore() backups.Store {
 
 // serviceNode is what services are made for on this node.
 func (a *Agent) serviceNode(c *Call) service.Node {
-	return service.Node{Host: a.Host, Warn: func(m string) { c.Warnf("%s", m) }}
+	return service.Node{Host: a.Host, Warn: func(m string) { c.Warnf("%s", m) },
+		LockDir: a.Layout.Locks, StateDir: a.Layout.Services}
 }
 
 // serviceApp is what a service is told about app.

@@ -22,3 +22,14 @@ func TestScriptStatus(t *testing.T) {
 		}
 	}
 }
+
+// TestServiceNode: services lock and keep their node-wide state where the
+// agent's layout says, tests' layouts included.
+func TestServiceNode(t *testing.T) {
+	a := newTestAgent(t)
+	a.Layout.Locks, a.Layout.Services = "/elsewhere/locks", "/elsewhere/services"
+	n := a.serviceNode(&Call{Agent: a})
+	if n.Host != a.Host || n.LockDir != "/elsewhere/locks" || n.StateDir != "/elsewhere/services" {
+		t.Errorf("service node %+v", n)
+	}
+}

@@ -63,11 +63,13 @@ type Redis struct {
 	h        *host.Host
 	settings service.Settings
 	wait     time.Duration
+	// lockDir and stateDir are the node's (service.Node).
+	lockDir, stateDir string
 }
 
 // New returns service.redis for node n.
 func New(n service.Node) *Redis {
-	return &Redis{h: n.Host, settings: n.Settings[Name].Or(Defaults), wait: time.Minute}
+	return &Redis{h: n.Host, settings: n.Settings[Name].Or(Defaults), lockDir: n.LockDir, stateDir: n.StateDir, wait: time.Minute}
 }
 
 // Name returns "redis".
@@ -175,10 +177,13 @@ func (r *Redis) writeACL(lines map[string]string) (bool, error) {
 }
 
 func (r *Redis) admin() (service.Credentials, error) {
-	if _, err := r.h.EnsureDir(service.StateDir, host.Attr{Mode: 0o700}); err != nil {
+	if r.stateDir == "" {
+		return service.Credentials{}, errors.New("redis: the node has no service state directory (Node.StateDir)")
+	}
+	if _, err := r.h.EnsureDir(r.stateDir, host.Attr{Mode: 0o700}); err != nil {
 		return service.Credentials{}, err
 	}
-	return service.LoadCredentials(r.h, path.Join(service.StateDir, "redis-admin.json"), AdminUser)
+	return service.LoadCredentials(r.h, path.Join(r.stateDir, "redis-admin.json"), AdminUser)
 }
 
 // addr is where the agent reaches the server: its listening address, or
@@ -212,7 +217,7 @@ func (r *Redis) client(db int) (*goredis.Client, error) {
 // file with the admin user and the default user off) and starts it,
 // restarting when its configuration changed.
 func (r *Redis) Install(ctx context.Context) error {
-	unlock, err := service.NodeLock(ctx, r.h, Name)
+	unlock, err := service.NodeLock(ctx, r.h, r.lockDir, Name)
 	if err != nil {
 		return err
 	}
@@ -304,7 +309,7 @@ func (r *Redis) Setup(ctx context.Context, app service.App) (map[string]string, 
 	if err != nil {
 		return nil, err
 	}
-	unlock, err := service.NodeLock(ctx, r.h, Name)
+	unlock, err := service.NodeLock(ctx, r.h, r.lockDir, Name)
 	if err != nil {
 		return nil, err
 	}
