@@ -26,33 +26,29 @@ const (
 	OpNodeCA = "node-ca"
 
 	// Operations on applications (toppcloud update and the commands
-	// around it). An update is three requests: OpDeployManifest (the
-	// manifest, after the request line) answers which contents the node
-	// lacks; OpDeployBlobs streams them (a blob stream after the request
-	// line), skipped when none are missing; OpDeploy makes the instance
-	// from the kept manifest, starts it and switches traffic to it.
+	// around it).
 	//
-	// OpUpdate is the three in one request, which is what clients use
-	// (protocol 2 on): UpdateArgs; the app's manifest (and, with
-	// UpdateArgs.Config, the --config directory's) follows the request
-	// line; the agent answers with a TypeReply message holding
-	// UpdateNeed; the client then sends one blob stream of what it
-	// names (nothing when it names nothing), and the agent makes,
-	// starts and switches to the instance as OpDeploy does
-	// (UpdateResult). One agent process, one SSH session, one round
-	// trip besides the data.
-	OpUpdate         = "update"
-	OpDeployManifest = "deploy-manifest"
-	OpDeployBlobs    = "deploy-blobs"
-	OpDeploy         = "deploy"
-	OpActivate       = "activate"
-	OpDeactivate     = "deactivate"
-	OpQuery          = "query"
-	OpClean          = "clean"
-	OpDisable        = "disable"
-	OpEnable         = "enable"
-	OpLogs           = "logs"
-	OpRestore        = "restore"
+	// OpUpdate is an update in one request: UpdateArgs; the app's
+	// manifest (and, with UpdateArgs.Config, the --config directory's)
+	// follows the request line; the agent keeps it and answers with a
+	// TypeReply message holding UpdateNeed, the contents it lacks; the
+	// client then sends one blob stream of what it names (nothing when
+	// it names nothing), and the agent makes, starts and switches to the
+	// instance as OpDeploy does (UpdateResult). One agent process, one
+	// SSH session, one round trip besides the data.
+	//
+	// OpDeploy makes an instance from a manifest an update kept, starts
+	// it and switches traffic to it (DeployArgs, DeployResult).
+	OpUpdate     = "update"
+	OpDeploy     = "deploy"
+	OpActivate   = "activate"
+	OpDeactivate = "deactivate"
+	OpQuery      = "query"
+	OpClean      = "clean"
+	OpDisable    = "disable"
+	OpEnable     = "enable"
+	OpLogs       = "logs"
+	OpRestore    = "restore"
 	// OpDiff compares an application directory with a deployed instance
 	// (DiffArgs; the client's manifest follows the request line): the
 	// contents of the instance's files that differ come as StreamDiffFile
