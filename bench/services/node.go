@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/toppcloud/toppcloud/internal/agent/host"
+	"github.com/toppcloud/toppcloud/internal/agent/layout"
 	"github.com/toppcloud/toppcloud/internal/service"
 	"github.com/toppcloud/toppcloud/internal/service/files"
 	"github.com/toppcloud/toppcloud/internal/service/postgresql"
@@ -20,7 +21,8 @@ import (
 var benchApp = service.App{Name: "bench", DataDir: "/var/lib/toppcloud/apps/bench", User: "app-bench", Platform: "static"}
 
 func bound(h *host.Host) []service.Bound {
-	node := service.Node{Host: h, Warn: func(m string) { fmt.Println("warning:", m) }}
+	l := layout.Default()
+	node := service.Node{Host: h, Warn: func(m string) { fmt.Println("warning:", m) }, LockDir: l.Locks, StateDir: l.Services}
 	return []service.Bound{
 		{Service: files.New(node), App: benchApp},
 		{Service: postgresql.New(node, false), App: benchApp},

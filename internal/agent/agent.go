@@ -169,8 +169,6 @@ func (a *Agent) ops() []Op {
 		Handle(protocol.OpSetup, "set the node up (setup-node): packages, users, layout, firewall, Caddy", a.setupNode),
 		Handle(protocol.OpNodeCA, "print the root certificate of the node's internal CA", a.nodeCA),
 		Handle(protocol.OpUpdate, "an update in one request: the manifests, the contents the node lacks, then what deploy does", a.update),
-		Handle(protocol.OpDeployManifest, "keep an upload's manifest and say which contents the node lacks", a.deployManifest),
-		Handle(protocol.OpDeployBlobs, "store the contents streamed after the request", a.deployBlobs),
 		Handle(protocol.OpDeploy, "make an instance from an uploaded manifest, start it and switch the location to it", a.deploy),
 		Handle(protocol.OpActivate, "make an instance (name, prev or release number) live at a location", a.activate),
 		Handle(protocol.OpDeactivate, "remove routes (globs allowed) and stop instances no route serves", a.deactivate),

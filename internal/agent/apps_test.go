@@ -1,9 +1,9 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path"
 	"path/filepath"
@@ -17,6 +17,7 @@ import (
 	"github.com/toppcloud/toppcloud/internal/agent/host"
 	"github.com/toppcloud/toppcloud/internal/agent/instance"
 	"github.com/toppcloud/toppcloud/internal/agent/router"
+	"github.com/toppcloud/toppcloud/internal/deploy"
 	"github.com/toppcloud/toppcloud/internal/deploy/manifest"
 	"github.com/toppcloud/toppcloud/internal/location"
 	"github.com/toppcloud/toppcloud/internal/protocol"
@@ -94,50 +95,68 @@ func failed(t *testing.T, cr agenttest.Result) *protocol.Error {
 	return cr.Res.Error
 }
 
-// upload sends dir's manifest and missing contents the way OpUpdate
-// does, in its two parts (OpDeployManifest, OpDeployBlobs), and returns
-// the digest for OpDeploy.
-func upload(t *testing.T, n *testNode, app, dir string) wire.Hash {
+// plan is an update of dir as app at loc, as deploy.Prepare makes one but
+// without the client's local checks, so a test can send the node what a
+// client would refuse (the node checks again).
+func plan(t *testing.T, app, loc, dir string) *deploy.Plan {
 	t.Helper()
-	ctx := context.Background()
-	m, _, err := manifest.Build(ctx, dir, manifest.Options{})
+	m, _, err := manifest.Build(context.Background(), dir, manifest.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var mb bytes.Buffer
-	if _, err := wire.WriteManifest(&mb, m); err != nil {
-		t.Fatal(err)
-	}
-	l := &agenttest.Loopback{Agent: n.agent}
-	var mr protocol.DeployManifestResult
-	if err := l.Call(ctx, protocol.OpDeployManifest, protocol.DeployManifestArgs{App: app}, &mr, remote.CallOptions{Stream: &mb}); err != nil {
-		t.Fatal(err)
-	}
-	plan, err := manifest.NewPlan(m, mr.Missing)
+	return &deploy.Plan{Dir: dir, App: app, Location: mustLoc(t, loc), Manifest: m}
+}
+
+// withConfig makes p upload dir as the app's --config directory.
+func withConfig(t *testing.T, p *deploy.Plan, dir string) *deploy.Plan {
+	t.Helper()
+	m, _, err := manifest.Build(context.Background(), dir, manifest.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(plan.Blobs) > 0 {
-		var bb bytes.Buffer
-		if _, err := plan.Send(ctx, &bb, dir, nil); err != nil {
-			t.Fatal(err)
-		}
-		if err := l.Call(ctx, protocol.OpDeployBlobs, nil, nil, remote.CallOptions{Stream: &bb}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return mr.Digest
+	p.ConfigDir, p.ConfigManifest = dir, m
+	return p
 }
 
-func deployArgs(app, loc string, d wire.Hash) protocol.DeployArgs {
-	return protocol.DeployArgs{App: app, Location: loc, Digest: d, SkipUnchanged: true}
+// updateRun is what one update sent back.
+type updateRun struct {
+	res    *protocol.UpdateResult
+	err    error
+	events []protocol.Event
+	logs   []protocol.Log
 }
 
-func (n *testNode) deploy(t *testing.T, args protocol.DeployArgs) protocol.DeployResult {
+// tryUpdate runs p with the client's own code, deploy.Update (the one
+// request, its upload and blob stream), against the agent over pipes.
+func (n *testNode) tryUpdate(t *testing.T, p *deploy.Plan) updateRun {
 	t.Helper()
-	var res protocol.DeployResult
-	ok(t, agenttest.Run(t, n.agent, protocol.OpDeploy, agenttest.Request(protocol.OpDeploy), args, nil), &res)
-	return res
+	l := &agenttest.Loopback{Agent: n.agent, LocalUser: "alice@laptop", Fingerprint: agenttest.FP}
+	var u updateRun
+	u.res, _, u.err = deploy.Update(context.Background(), l, p, deploy.UpdateOptions{Events: remote.CallOptions{
+		Event: func(e protocol.Event) { u.events = append(u.events, e) },
+		Log:   func(l protocol.Log) { u.logs = append(u.logs, l) },
+	}})
+	return u
+}
+
+// update runs p (see tryUpdate), which must succeed.
+func (n *testNode) update(t *testing.T, p *deploy.Plan) protocol.DeployResult {
+	t.Helper()
+	u := n.tryUpdate(t, p)
+	if u.err != nil {
+		t.Fatalf("update: %v (logs %+v)", u.err, u.logs)
+	}
+	return u.res.DeployResult
+}
+
+// refused returns the node's reason for an update that must fail.
+func (u updateRun) refused(t *testing.T) *protocol.Error {
+	t.Helper()
+	var pe *protocol.Error
+	if !errors.As(u.err, &pe) {
+		t.Fatalf("update did not fail on the node: %v %+v", u.err, u.res)
+	}
+	return pe
 }
 
 func (n *testNode) table(t *testing.T) *router.Table {
@@ -177,7 +196,7 @@ func TestDeploy_StaticSite(t *testing.T) {
 	l := n.Layout
 	loads, frontLoads := n.State().RouterLoads, n.State().Loads
 
-	v1 := n.deploy(t, deployArgs("site", "site.test", upload(t, n, "site", staticApp(t, "site", "one"))))
+	v1 := n.update(t, plan(t, "site", "site.test", staticApp(t, "site", "one")))
 	if v1.Instance == "" || v1.Prev != "" || v1.Release != 1 || !v1.Reloaded {
 		t.Fatalf("first deploy: %+v", v1)
 	}
@@ -201,7 +220,7 @@ func TestDeploy_StaticSite(t *testing.T) {
 	}
 
 	loads = n.State().RouterLoads
-	v2 := n.deploy(t, deployArgs("site", "site.test", upload(t, n, "site", staticApp(t, "site", "two"))))
+	v2 := n.update(t, plan(t, "site", "site.test", staticApp(t, "site", "two")))
 	if v2.Instance == v1.Instance || v2.Prev != v1.Instance || v2.Release != 2 {
 		t.Fatalf("redeploy: %+v", v2)
 	}
@@ -218,7 +237,7 @@ func TestDeploy_StaticSite(t *testing.T) {
 	}
 
 	// The same files again: nothing happens.
-	same := n.deploy(t, deployArgs("site", "site.test", upload(t, n, "site", staticApp(t, "site", "two"))))
+	same := n.update(t, plan(t, "site", "site.test", staticApp(t, "site", "two")))
 	if !same.Unchanged || same.Instance != v2.Instance {
 		t.Errorf("unchanged update: %+v", same)
 	}
@@ -311,32 +330,32 @@ func TestDeploy_StaticSite(t *testing.T) {
 // lock wait.
 func TestDeploy_LockedAppWaitsThenFails(t *testing.T) {
 	n := setUpNode(t)
-	d := upload(t, n, "site", staticApp(t, "site", "x"))
+	p := plan(t, "site", "site.test", staticApp(t, "site", "x"))
 	release, err := n.agent.Locks().Acquire(context.Background(), appLockName("site"), "update by bob@desk", time.Second, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	args := deployArgs("site", "site.test", d)
-	args.LockWait = protocol.Duration(300 * time.Millisecond)
+	p.Opts.LockTimeout = 300 * time.Millisecond
 	start := time.Now()
-	cr := agenttest.Run(t, n.agent, protocol.OpDeploy, agenttest.Request(protocol.OpDeploy), args, nil)
-	e := failed(t, cr)
+	u := n.tryUpdate(t, p)
+	e := u.refused(t)
 	if e.Code != protocol.CodeLocked || !strings.Contains(e.Message, "update by bob@desk") || time.Since(start) < 300*time.Millisecond {
 		t.Errorf("locked deploy: %+v after %s", e, time.Since(start))
 	}
-	if !slices.ContainsFunc(cr.Logs, func(l protocol.Log) bool { return strings.Contains(l.Text, "waiting for update by bob@desk") }) {
-		t.Errorf("the client was not told it waits: %+v", cr.Logs)
+	if !slices.ContainsFunc(u.logs, func(l protocol.Log) bool { return strings.Contains(l.Text, "waiting for update by bob@desk") }) {
+		t.Errorf("the client was not told it waits: %+v", u.logs)
 	}
 	release()
 	// Once free, the same request goes through.
-	args.LockWait = 0
-	if res := n.deploy(t, args); res.Instance == "" {
+	p.Opts.LockTimeout = 0
+	if res := n.update(t, p); res.Instance == "" {
 		t.Error("no instance")
 	}
 }
 
 // TestDeploy_SyncBeforeSwitch: an upload leaves its blobs marked
-// unsynced; the update makes them durable before the switch and clears
+// unsynced (here an update's that waited at the app's lock in vain); the
+// update makes them durable before the switch and clears
 // the instance's unsynced flag; an instance whose record still has it (an
 // update cut by a crash) cannot be activated.
 func TestDeploy_SyncBeforeSwitch(t *testing.T) {
@@ -349,11 +368,21 @@ func TestDeploy_SyncBeforeSwitch(t *testing.T) {
 		}
 		return len(des)
 	}
-	d1 := upload(t, n, "site", staticApp(t, "site", "one"))
+	p1 := plan(t, "site", "site.test", staticApp(t, "site", "one"))
+	release, err := n.agent.Locks().Acquire(context.Background(), appLockName("site"), "update by bob@desk", time.Second, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p1.Opts.LockTimeout = 50 * time.Millisecond
+	if e := n.tryUpdate(t, p1).refused(t); e.Code != protocol.CodeLocked {
+		t.Fatalf("update of a locked app: %+v", e)
+	}
+	release()
 	if marks() != 1 {
 		t.Fatalf("after an upload: %d unsynced markers, want 1", marks())
 	}
-	v1 := n.deploy(t, deployArgs("site", "site.test", d1))
+	p1.Opts.LockTimeout = 0
+	v1 := n.update(t, p1)
 	if marks() != 0 {
 		t.Errorf("after the update: %d unsynced markers, want 0", marks())
 	}
@@ -361,7 +390,7 @@ func TestDeploy_SyncBeforeSwitch(t *testing.T) {
 	if err != nil || rec.Unsynced {
 		t.Fatalf("record of the live instance: %+v %v", rec, err)
 	}
-	v2 := n.deploy(t, deployArgs("site", "site.test", upload(t, n, "site", staticApp(t, "site", "two"))))
+	v2 := n.update(t, plan(t, "site", "site.test", staticApp(t, "site", "two")))
 
 	// As a crash between assembling and syncing would leave v1's record.
 	rec.Unsynced = true
@@ -400,8 +429,7 @@ func TestDeploy_NodeChecksAppIni(t *testing.T) {
 		if ini != "" {
 			files["app.ini"] = ini
 		}
-		d := upload(t, n, "evil", writeApp(t, files))
-		e := failed(t, agenttest.Run(t, n.agent, protocol.OpDeploy, agenttest.Request(protocol.OpDeploy), deployArgs("evil", "evil.test", d), nil))
+		e := n.tryUpdate(t, plan(t, "evil", "evil.test", writeApp(t, files))).refused(t)
 		if e.Code != protocol.CodeBadRequest {
 			t.Errorf("%s: %+v", name, e)
 		}
@@ -413,18 +441,19 @@ func TestDeploy_NodeChecksAppIni(t *testing.T) {
 		}
 	}
 	// Names and locations are checked before anything happens.
-	for _, args := range []protocol.DeployArgs{
+	for _, args := range []protocol.UpdateArgs{
 		{App: "../x", Location: "a.test"},
 		{App: "Bad.Name", Location: "a.test"},
 		{App: "ok", Location: "a.test/../b"},
 		{App: "ok", Location: "http://user@a.test/"},
 	} {
-		if e := failed(t, agenttest.Run(t, n.agent, protocol.OpDeploy, agenttest.Request(protocol.OpDeploy), args, nil)); e.Code != protocol.CodeBadRequest {
+		if e := failed(t, agenttest.Run(t, n.agent, protocol.OpUpdate, agenttest.Request(protocol.OpUpdate), args, nil)); e.Code != protocol.CodeBadRequest {
 			t.Errorf("%+v: %+v", args, e)
 		}
 	}
 	// An upload that never came.
-	e := failed(t, agenttest.Run(t, n.agent, protocol.OpDeploy, agenttest.Request(protocol.OpDeploy), deployArgs("ok", "a.test", wire.Hash{1}), nil))
+	gone := protocol.DeployArgs{App: "ok", Location: "a.test", Digest: wire.Hash{1}, SkipUnchanged: true}
+	e := failed(t, agenttest.Run(t, n.agent, protocol.OpDeploy, agenttest.Request(protocol.OpDeploy), gone, nil))
 	if !strings.Contains(e.Message, "run update again") {
 		t.Errorf("missing upload: %+v", e)
 	}
@@ -529,25 +558,25 @@ func TestDeploy_ConfigUpload(t *testing.T) {
 	l := n.Layout
 	configDir := path.Join(l.Apps, "site", "config")
 
-	// config.required, none uploaded ever: refused at the manifest.
-	var mb bytes.Buffer
-	m, _, err := manifest.Build(context.Background(), staticApp(t, "site", "x"), manifest.Options{})
+	app := staticApp(t, "site", "x")
+	// config.required, none uploaded ever: refused before the upload.
+	needs := plan(t, "site", "site.test", app)
+	needs.NeedConfig = true
+	u := n.tryUpdate(t, needs)
+	if e := u.refused(t); e.Code != protocol.CodeConfigRequired || !strings.Contains(e.Message, "--config") {
+		t.Errorf("config required: %+v", e)
+	}
+	if kept, _ := os.ReadDir(n.Host.Path(path.Join(l.Blobs, "manifests"))); len(kept) != 0 {
+		t.Errorf("the refused update kept manifests %v", kept)
+	}
+
+	cfg1 := writeApp(t, map[string]string{"settings.ini": "[db]\nname = one\n"})
+	p1 := withConfig(t, plan(t, "site", "site.test", app), cfg1)
+	c1, err := p1.ConfigManifest.Digest()
 	if err != nil {
 		t.Fatal(err)
 	}
-	wire.WriteManifest(&mb, m)
-	e := failed(t, agenttest.Run(t, n.agent, protocol.OpDeployManifest, agenttest.Request(protocol.OpDeployManifest), protocol.DeployManifestArgs{App: "site", NeedConfig: true}, mb.Bytes()))
-	if e.Code != protocol.CodeConfigRequired || !strings.Contains(e.Message, "--config") {
-		t.Errorf("config required: %+v", e)
-	}
-
-	app := staticApp(t, "site", "x")
-	cfg1 := writeApp(t, map[string]string{"settings.ini": "[db]\nname = one\n"})
-	d := upload(t, n, "site", app)
-	c1 := upload(t, n, "site", cfg1)
-	args := deployArgs("site", "site.test", d)
-	args.ConfigDigest = &c1
-	r1 := n.deploy(t, args)
+	r1 := n.update(t, p1)
 	if got := n.ReadFile(path.Join(configDir, "settings.ini")); got != "[db]\nname = one\n" {
 		t.Errorf("config = %q", got)
 	}
@@ -556,14 +585,12 @@ func TestDeploy_ConfigUpload(t *testing.T) {
 	}
 
 	// An update without --config keeps it, and is unchanged.
-	if r := n.deploy(t, deployArgs("site", "site.test", upload(t, n, "site", app))); !r.Unchanged || r.Instance != r1.Instance {
+	if r := n.update(t, plan(t, "site", "site.test", app)); !r.Unchanged || r.Instance != r1.Instance {
 		t.Errorf("update without --config: %+v", r)
 	}
 	// With another config, a new instance.
-	c2 := upload(t, n, "site", writeApp(t, map[string]string{"settings.ini": "[db]\nname = two\n"}))
-	args = deployArgs("site", "site.test", upload(t, n, "site", app))
-	args.ConfigDigest = &c2
-	if r := n.deploy(t, args); r.Unchanged || r.Instance == r1.Instance {
+	p2 := withConfig(t, plan(t, "site", "site.test", app), writeApp(t, map[string]string{"settings.ini": "[db]\nname = two\n"}))
+	if r := n.update(t, p2); r.Unchanged || r.Instance == r1.Instance {
 		t.Errorf("update with a new config: %+v", r)
 	}
 	if got := n.ReadFile(path.Join(configDir, "settings.ini")); got != "[db]\nname = two\n" {
@@ -576,7 +603,7 @@ func TestDeploy_ConfigUpload(t *testing.T) {
 		}
 	}
 	// Now that one was uploaded, config.required is satisfied.
-	ok(t, agenttest.Run(t, n.agent, protocol.OpDeployManifest, agenttest.Request(protocol.OpDeployManifest), protocol.DeployManifestArgs{App: "site", NeedConfig: true}, mb.Bytes()), nil)
+	n.update(t, needs)
 }
 
 func TestDeploy_InstallsPackages(t *testing.T) {
@@ -585,18 +612,20 @@ func TestDeploy_InstallsPackages(t *testing.T) {
 		"app.ini":           "[production]\napp_name = site\npackages = jq\n    libxml2-utils\n",
 		"static/index.html": "x",
 	})
-	n.deploy(t, deployArgs("site", "site.test", upload(t, n, "site", app)))
+	n.update(t, plan(t, "site", "site.test", app))
 	if st := n.State(); st.Installed["jq"] == "" || st.Installed["libxml2-utils"] == "" {
 		t.Error("the app's packages were not installed")
 	}
-	args := deployArgs("site", "site.test", upload(t, n, "site", app))
-	args.SkipUnchanged = false
-	cr := agenttest.Run(t, n.agent, protocol.OpDeploy, agenttest.Request(protocol.OpDeploy), args, nil)
-	ok(t, cr, nil)
-	if !slices.ContainsFunc(cr.Events, func(e protocol.Event) bool {
+	p := plan(t, "site", "site.test", app)
+	p.Opts.Force = true
+	u := n.tryUpdate(t, p)
+	if u.err != nil {
+		t.Fatal(u.err)
+	}
+	if !slices.ContainsFunc(u.events, func(e protocol.Event) bool {
 		return e.Step == StepPackages && e.Status == protocol.StepDone && e.Detail == "all 2 present"
 	}) {
-		t.Errorf("second deploy: packages step %+v", cr.Events)
+		t.Errorf("second deploy: packages step %+v", u.events)
 	}
 }
 
@@ -605,8 +634,8 @@ func TestDeploy_InstallsPackages(t *testing.T) {
 func TestRestore(t *testing.T) {
 	n := setUpNode(t)
 	l := n.Layout
-	v1 := n.deploy(t, deployArgs("site", "site.test", upload(t, n, "site", staticApp(t, "site", "one"))))
-	v2 := n.deploy(t, deployArgs("site", "site.test", upload(t, n, "site", staticApp(t, "site", "two"))))
+	v1 := n.update(t, plan(t, "site", "site.test", staticApp(t, "site", "one")))
+	v2 := n.update(t, plan(t, "site", "site.test", staticApp(t, "site", "two")))
 	loc, _ := location.Parse("site.test")
 	slot := SlotName(loc, "static")
 	if err := n.agent.pointSlot(slot, v1.Instance); err != nil {
@@ -648,11 +677,8 @@ func wwwEntries(t *testing.T, dir string) []string {
 func TestDeploy_AppFilesPrivate(t *testing.T) {
 	n := setUpNode(t)
 	l := n.Layout
-	d := upload(t, n, "site", staticApp(t, "site", "x"))
-	c := upload(t, n, "site", writeApp(t, map[string]string{"secrets.ini": "[db]\npassword = hunter2\n", "sub/key.pem": "KEY\n"}))
-	args := deployArgs("site", "site.test", d)
-	args.ConfigDigest = &c
-	r := n.deploy(t, args)
+	r := n.update(t, withConfig(t, plan(t, "site", "site.test", staticApp(t, "site", "x")),
+		writeApp(t, map[string]string{"secrets.ini": "[db]\npassword = hunter2\n", "sub/key.pem": "KEY\n"})))
 
 	attr := func(p string) host.Attr {
 		t.Helper()

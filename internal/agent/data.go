@@ -46,7 +46,8 @@ func (a *Agent) backupStore() backups.Store {
 
 // serviceNode is what services are made for on this node.
 func (a *Agent) serviceNode(c *Call) service.Node {
-	return service.Node{Host: a.Host, Warn: func(m string) { c.Warnf("%s", m) }}
+	return service.Node{Host: a.Host, Warn: func(m string) { c.Warnf("%s", m) },
+		LockDir: a.Layout.Locks, StateDir: a.Layout.Services}
 }
 
 // serviceApp is what a service is told about app.
@@ -452,28 +453,20 @@ func (a *Agent) runScript(ctx context.Context, arg string, stdin io.Reader, stdo
 		return 0
 	}
 	ctx = context.WithoutCancel(ctx)
-	out, serr := a.Host.Runner.Run(ctx, host.Command{Argv: []string{"systemctl", "show", "--property=ExecMainCode,ExecMainStatus", unit}})
-	_, _ = a.Host.Runner.Run(ctx, host.Command{Argv: []string{"systemctl", "reset-failed", unit}})
+	show, serr := a.systemd().Show(ctx, unit, "ExecMainCode", "ExecMainStatus")
+	_ = a.systemd().ResetFailed(ctx, unit)
 	if serr != nil {
 		return fail("%v", err)
 	}
-	return scriptStatus(string(out), host.ExitStatus(err))
+	return scriptStatus(show, host.ExitStatus(err))
 }
 
 // scriptStatus is a run's exit status from the unit's ExecMainCode and
 // ExecMainStatus (systemctl show): the script's own status, or 128+N when
 // signal N ended it, as a shell says; fallback when they tell nothing.
-func scriptStatus(show string, fallback int) int {
-	var code, status int
-	for _, line := range strings.Split(show, "\n") {
-		k, v, _ := strings.Cut(strings.TrimSpace(line), "=")
-		switch k {
-		case "ExecMainCode":
-			code, _ = strconv.Atoi(v)
-		case "ExecMainStatus":
-			status, _ = strconv.Atoi(v)
-		}
-	}
+func scriptStatus(show map[string]string, fallback int) int {
+	code, _ := strconv.Atoi(strings.TrimSpace(show["ExecMainCode"]))
+	status, _ := strconv.Atoi(strings.TrimSpace(show["ExecMainStatus"]))
 	switch code {
 	case 1: // CLD_EXITED
 		return status

@@ -48,55 +48,6 @@ func (a *Agent) uploadLock(ctx context.Context) (func(), error) {
 	return a.Locks().AcquireShared(ctx, uploadsLock, time.Minute)
 }
 
-// deployManifest keeps an upload's manifest and answers which contents
-// the node lacks.
-func (a *Agent) deployManifest(ctx context.Context, c *Call, args *protocol.DeployManifestArgs) (*protocol.DeployManifestResult, error) {
-	if err := checkApp(args.App); err != nil {
-		return nil, err
-	}
-	if args.NeedConfig {
-		if err := a.checkHasConfig(args.App); err != nil {
-			return nil, err
-		}
-	}
-	release, err := a.uploadLock(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer release()
-	m, err := wire.ReadManifest(c.Input)
-	if err != nil {
-		return nil, badRequest("%v", err)
-	}
-	st, err := a.store()
-	if err != nil {
-		return nil, err
-	}
-	digest, err := st.PutManifest(m)
-	if err != nil {
-		return nil, err
-	}
-	missing, err := st.Missing(m)
-	if err != nil {
-		return nil, err
-	}
-	res := &protocol.DeployManifestResult{Digest: digest, Missing: missing}
-	want := map[wire.Hash]bool{}
-	for _, h := range missing {
-		want[h] = true
-	}
-	for _, e := range m.Entries {
-		if e.Type == wire.EntryFile && want[e.Hash] {
-			res.MissingBytes += e.Size
-			delete(want, e.Hash)
-		}
-	}
-	if res.Missing == nil {
-		res.Missing = []wire.Hash{}
-	}
-	return res, nil
-}
-
 // checkHasConfig refuses an update of app that requires a configuration
 // when none was ever uploaded, before anything is sent.
 func (a *Agent) checkHasConfig(app string) error {
@@ -219,24 +170,6 @@ func missingEntries(st *blobstore.Store, m *wire.Manifest, sent map[wire.Hash]bo
 		}
 	}
 	return idx, nil
-}
-
-// deployBlobs stores the contents streamed after the request.
-func (a *Agent) deployBlobs(ctx context.Context, c *Call, _ *struct{}) (*protocol.DeployBlobsResult, error) {
-	release, err := a.uploadLock(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer release()
-	st, err := a.store()
-	if err != nil {
-		return nil, err
-	}
-	rs, err := st.Receive(ctx, c.Input)
-	if err != nil {
-		return nil, fmt.Errorf("receive: %w (the contents received so far are kept: run update again)", err)
-	}
-	return &protocol.DeployBlobsResult{Blobs: rs.Blobs, Bytes: rs.Bytes}, nil
 }
 
 // deployRun is one update on the node: the steps that make and start the

@@ -39,7 +39,7 @@ func TestDiff(t *testing.T) {
 		"static/gone.txt":   "only deployed\n",
 		"static/img.bin":    "\x00\x01binary",
 	})
-	v1 := n.deploy(t, deployArgs("site", "site.test", upload(t, n, "site", dir)))
+	v1 := n.update(t, plan(t, "site", "site.test", dir))
 
 	run := func(args protocol.DiffArgs, local string) (protocol.DiffResult, map[string]protocol.DiffFile) {
 		t.Helper()

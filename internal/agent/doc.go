@@ -12,15 +12,17 @@
 //
 // and the application operations (protocol/apps.go has their types):
 //
-//	deploy-manifest  keep an upload's manifest, answer the missing contents
-//	deploy-blobs     store the contents streamed after the request
-//	deploy           make, start, check and switch to a new instance
+//	update           the manifests, the node's list of what it lacks, one
+//	                 blob stream, then what deploy does: one request
+//	deploy           make, start, check and switch to a new instance from
+//	                 a manifest an update kept
 //	activate         make an instance, prev or release live at a location
 //	deactivate       remove routes (globs), stop what no route serves
 //	query            apps, routes, instances, releases, disabled apps
 //	clean            remove unused instances, contents and leftovers
 //	disable, enable  the disabled page for every location of an app
 //	logs             errors.log and the journal, -f follows
+//	diff             compare an application directory with an instance
 //	restore          re-point slots, start live instances, reload if needed
 //
 // and the operations on an app's services' data (protocol/services.go):

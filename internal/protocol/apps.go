@@ -6,43 +6,12 @@ import (
 	"github.com/toppcloud/toppcloud/internal/protocol/wire"
 )
 
-// DeployManifestArgs are OpDeployManifest's arguments; the manifest
-// (wire.WriteManifest) follows the request line.
-type DeployManifestArgs struct {
-	// App is the app the upload is for (checked like every app name).
-	App string `json:"app"`
-	// Config says the manifest is of a --config directory, not of the
-	// application.
-	Config bool `json:"config,omitempty"`
-	// NeedConfig: the app requires a configuration (config.required,
-	// without config.default) and this update uploads none; the agent
-	// refuses before any upload unless one was uploaded before.
-	NeedConfig bool `json:"need_config,omitempty"`
-}
-
-// DeployManifestResult is OpDeployManifest's result.
-type DeployManifestResult struct {
-	// Digest names the kept manifest in later requests.
-	Digest wire.Hash `json:"digest"`
-	// Missing are the contents to send, each once.
-	Missing []wire.Hash `json:"missing"`
-	// MissingBytes is their total size.
-	MissingBytes int64 `json:"missing_bytes"`
-}
-
-// DeployBlobsResult is OpDeployBlobs's result (it takes no arguments; the
-// blob stream follows the request line).
-type DeployBlobsResult struct {
-	Blobs int   `json:"blobs"`
-	Bytes int64 `json:"bytes"`
-}
-
 // DeployArgs are OpDeploy's arguments.
 type DeployArgs struct {
 	App string `json:"app"`
 	// Location is where the new instance goes live.
 	Location string `json:"location"`
-	// Digest names the application's manifest kept by OpDeployManifest.
+	// Digest names the application's manifest, kept by an update.
 	Digest wire.Hash `json:"digest"`
 	// ConfigDigest, if set, names a --config directory's manifest: it
 	// replaces the app's uploaded configuration.
@@ -102,15 +71,16 @@ type DeployResult struct {
 	Drained string `json:"drained,omitempty"`
 }
 
-// UpdateArgs are OpUpdate's arguments: OpDeployManifest's and
-// OpDeploy's in one request.
+// UpdateArgs are OpUpdate's arguments.
 type UpdateArgs struct {
 	App      string `json:"app"`
 	Location string `json:"location"`
 	// Config says a --config directory's manifest follows the app's; it
 	// replaces the app's uploaded configuration.
 	Config bool `json:"config,omitempty"`
-	// NeedConfig is DeployManifestArgs.NeedConfig.
+	// NeedConfig: the app requires a configuration (config.required,
+	// without config.default) and this update uploads none; the agent
+	// refuses before any upload unless one was uploaded before.
 	NeedConfig bool `json:"need_config,omitempty"`
 	// Clear, LockWait, HealthTimeout and SkipUnchanged are DeployArgs'.
 	Clear         bool     `json:"clear,omitempty"`

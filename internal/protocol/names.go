@@ -26,38 +26,62 @@ const (
 	OpNodeCA = "node-ca"
 
 	// Operations on applications (toppcloud update and the commands
-	// around it). An update is three requests: OpDeployManifest (the
-	// manifest, after the request line) answers which contents the node
-	// lacks; OpDeployBlobs streams them (a blob stream after the request
-	// line), skipped when none are missing; OpDeploy makes the instance
-	// from the kept manifest, starts it and switches traffic to it.
+	// around it).
 	//
-	// OpUpdate is the three in one request, which is what clients use
-	// (protocol 2 on): UpdateArgs; the app's manifest (and, with
-	// UpdateArgs.Config, the --config directory's) follows the request
-	// line; the agent answers with a TypeReply message holding
-	// UpdateNeed; the client then sends one blob stream of what it
-	// names (nothing when it names nothing), and the agent makes,
-	// starts and switches to the instance as OpDeploy does
-	// (UpdateResult). One agent process, one SSH session, one round
-	// trip besides the data.
-	OpUpdate         = "update"
-	OpDeployManifest = "deploy-manifest"
-	OpDeployBlobs    = "deploy-blobs"
-	OpDeploy         = "deploy"
-	OpActivate       = "activate"
-	OpDeactivate     = "deactivate"
-	OpQuery          = "query"
-	OpClean          = "clean"
-	OpDisable        = "disable"
-	OpEnable         = "enable"
-	OpLogs           = "logs"
-	OpRestore        = "restore"
+	// OpUpdate is an update in one request: UpdateArgs; the app's
+	// manifest (and, with UpdateArgs.Config, the --config directory's)
+	// follows the request line; the agent keeps it and answers with a
+	// TypeReply message holding UpdateNeed, the contents it lacks; the
+	// client then sends one blob stream of what it names (nothing when
+	// it names nothing), and the agent makes, starts and switches to the
+	// instance as OpDeploy does (UpdateResult). One agent process, one
+	// SSH session, one round trip besides the data.
+	//
+	// OpDeploy makes an instance from a manifest an update kept, starts
+	// it and switches traffic to it (DeployArgs, DeployResult).
+	OpUpdate     = "update"
+	OpDeploy     = "deploy"
+	OpActivate   = "activate"
+	OpDeactivate = "deactivate"
+	OpQuery      = "query"
+	OpClean      = "clean"
+	OpDisable    = "disable"
+	OpEnable     = "enable"
+	OpLogs       = "logs"
+	OpRestore    = "restore"
 	// OpDiff compares an application directory with a deployed instance
 	// (DiffArgs; the client's manifest follows the request line): the
 	// contents of the instance's files that differ come as StreamDiffFile
 	// log lines, then a DiffResult. It changes nothing.
 	OpDiff = "diff"
+
+	// Operations on an app's services' data. Each names the app by a
+	// location it is live at, as the original's commands did.
+
+	// OpBackup backs up every service of the app into a backup kept on
+	// the node (BackupArgs, BackupResult).
+	OpBackup = "backup"
+	// OpBackupFetch sends a kept backup: its result (BackupResult), then
+	// the backup as a tar stream on the same output (BackupFetchArgs).
+	OpBackupFetch = "backup-fetch"
+	// OpBackupDelete removes a kept backup (BackupDeleteArgs).
+	OpBackupDelete = "backup-delete"
+	// OpServicesRestore restores the app's services from a backup kept on
+	// the node, or from one streamed as a tar after the request
+	// (ServicesRestoreArgs, ServicesRestoreResult).
+	OpServicesRestore = "services-restore"
+	// OpClear drops and recreates every service's data of the app, then
+	// runs update_fetch against its live instance (ClearArgs, ClearResult).
+	OpClear = "clear"
+	// OpRunUpload keeps files for a run: a tar stream follows the request
+	// (RunUploadArgs, RunUploadResult).
+	OpRunUpload = "run-upload"
+	// OpRun runs a script of the live instance with the app's
+	// environment, in its sandbox. It is not a message stream: the
+	// request is the argument after the operation (base64 of the JSON
+	// Request, so that a terminal can be the standard input), the
+	// script's output is the output, and its exit status the agent's.
+	OpRun = "run"
 )
 
 // Exit statuses of the toppcloud binary: client commands and `toppcloud

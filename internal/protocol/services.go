@@ -2,35 +2,6 @@ package protocol
 
 import "time"
 
-// Operations on an app's services' data. Each names the app by a
-// location it is live at, as the original's commands did.
-const (
-	// OpBackup backs up every service of the app into a backup kept on
-	// the node (BackupArgs, BackupResult).
-	OpBackup = "backup"
-	// OpBackupFetch sends a kept backup: its result (BackupResult), then
-	// the backup as a tar stream on the same output (BackupFetchArgs).
-	OpBackupFetch = "backup-fetch"
-	// OpBackupDelete removes a kept backup (BackupDeleteArgs).
-	OpBackupDelete = "backup-delete"
-	// OpServicesRestore restores the app's services from a backup kept on
-	// the node, or from one streamed as a tar after the request
-	// (ServicesRestoreArgs, ServicesRestoreResult).
-	OpServicesRestore = "services-restore"
-	// OpClear drops and recreates every service's data of the app, then
-	// runs update_fetch against its live instance (ClearArgs, ClearResult).
-	OpClear = "clear"
-	// OpRunUpload keeps files for a run: a tar stream follows the request
-	// (RunUploadArgs, RunUploadResult).
-	OpRunUpload = "run-upload"
-	// OpRun runs a script of the live instance with the app's
-	// environment, in its sandbox. It is not a message stream: the
-	// request is the argument after the operation (base64 of the JSON
-	// Request, so that a terminal can be the standard input), the
-	// script's output is the output, and its exit status the agent's.
-	OpRun = "run"
-)
-
 // BackupArgs are OpBackup's arguments.
 type BackupArgs struct {
 	Location string `json:"location"`

@@ -13,18 +13,15 @@ import (
 	"github.com/toppcloud/toppcloud/internal/agent/host"
 )
 
-// LockDir is where node-wide service locks live: a tmpfs, so a crashed
-// agent never leaves one held. It is the agent's lock directory.
-const LockDir = "/run/lock/toppcloud"
-
-// StateDir keeps node-wide service state (admin credentials), root only.
-const StateDir = "/var/lib/toppcloud/services"
-
-// NodeLock takes the node-wide lock of service name, for changes two
-// apps' deploys must not interleave (one file that lists every app's
-// user), waiting as long as ctx allows. It returns the release function.
-func NodeLock(ctx context.Context, h *host.Host, name string) (func(), error) {
-	dir := h.Path(LockDir)
+// NodeLock takes the node-wide lock of service name in lockDir (Node's
+// LockDir), for changes two apps' deploys must not interleave (one file
+// that lists every app's user), waiting as long as ctx allows. It returns
+// the release function.
+func NodeLock(ctx context.Context, h *host.Host, lockDir, name string) (func(), error) {
+	if lockDir == "" {
+		return nil, fmt.Errorf("lock service %s: the node has no lock directory (Node.LockDir)", name)
+	}
+	dir := h.Path(lockDir)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("lock service %s: %w", name, err)
 	}

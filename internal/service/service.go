@@ -129,6 +129,13 @@ type Node struct {
 	// ServedRoot is where Caddy reads writable roots from (see
 	// writableroot); empty means the default.
 	ServedRoot string
+	// LockDir holds the node-wide service locks (NodeLock): a tmpfs, so
+	// a crashed agent never leaves one held. StateDir keeps node-wide
+	// service state (admin credentials), root only. They are the agent's
+	// layout.Layout Locks and Services, passed in because the layout
+	// imports a service (writableroot) and so cannot be imported here.
+	LockDir  string
+	StateDir string
 }
 
 // Warnf sends a warning to n.Warn.

@@ -1,5 +1,5 @@
 // Package backups keeps apps' backups on a node: one directory per
-// backup under /var/lib/toppcloud/backups (root 0700), named as the
+// backup in the layout's Backups directory (root 0700), named as the
 // original named them (backup-APP-YYYY-MM-DD, then _001, _002, ...) or as
 // the user did (remote:NAME). It makes them with service.Backup, sends
 // them as a tar stream and receives uploaded ones (backuparchive), and
@@ -24,9 +24,6 @@ import (
 	"github.com/toppcloud/toppcloud/internal/protocol"
 	"github.com/toppcloud/toppcloud/internal/service"
 )
-
-// DefaultDir is where backups are kept.
-const DefaultDir = "/var/lib/toppcloud/backups"
 
 // ErrNotFound is a backup name with no backup.
 var ErrNotFound = errors.New("no such backup")

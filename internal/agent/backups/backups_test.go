@@ -11,17 +11,21 @@ import (
 	"time"
 
 	"github.com/toppcloud/toppcloud/internal/agent/host/hosttest"
+	"github.com/toppcloud/toppcloud/internal/agent/layout"
 	"github.com/toppcloud/toppcloud/internal/protocol"
 	"github.com/toppcloud/toppcloud/internal/service"
 	"github.com/toppcloud/toppcloud/internal/service/files"
 )
+
+// dir is where the agent keeps backups.
+var dir = layout.Default().Backups
 
 func TestStore(t *testing.T) {
 	h := hosttest.New(t, nil)
 	hosttest.WriteFile(t, h.Root, "/etc/passwd", hosttest.Passwd+"app-blog:x:1001:1001::/nonexistent:/usr/sbin/nologin\n")
 	hosttest.WriteFile(t, h.Root, "/etc/group", hosttest.Group+"app-blog:x:1001:\n")
 	h.Now = func() time.Time { return time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC) }
-	s := Store{Host: h, Dir: DefaultDir}
+	s := Store{Host: h, Dir: dir}
 	app := service.App{Name: "blog", DataDir: "/var/lib/toppcloud/apps/blog", User: "app-blog"}
 	f := files.New(service.Node{Host: h})
 	env, err := f.Setup(context.Background(), app)
@@ -46,7 +50,7 @@ func TestStore(t *testing.T) {
 	if _, err := s.Make(ctx, "blog", "../etc", bound, "test", nil); err == nil {
 		t.Error("a bad name was accepted")
 	}
-	if a, _, _ := h.Stat(DefaultDir); a.String() != "root:root 0700" {
+	if a, _, _ := h.Stat(dir); a.String() != "root:root 0700" {
 		t.Errorf("backups dir %s", a)
 	}
 
@@ -55,7 +59,7 @@ func TestStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	p, m, err := s.Receive(bytes.NewReader(stream.Bytes()))
-	if err != nil || m.App != "blog" || !strings.HasPrefix(p, DefaultDir+"/.upload-") {
+	if err != nil || m.App != "blog" || !strings.HasPrefix(p, dir+"/.upload-") {
 		t.Fatalf("receive: %s %v", p, err)
 	}
 	if _, err := service.VerifyBackup(h, p, "blog", bound); err != nil {

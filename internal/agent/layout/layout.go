@@ -15,6 +15,7 @@
 //	/var/lib/toppcloud/instances  0755   per instance: record, www and sock links
 //	/var/lib/toppcloud/apps       0711   per-app data (see AppDir)
 //	/var/lib/toppcloud/backups    0700
+//	/var/lib/toppcloud/services   0700   node-wide service state (admin credentials)
 //	/var/lib/toppcloud/secret     0600   the node secret, root only
 //	/var/log/toppcloud            0755   setup.log (0640 root:adm)
 //	/var/log/toppcloud/apps       0755   per-app logs
@@ -49,8 +50,11 @@ type Layout struct {
 	// reads writable roots through (service/writableroot says why).
 	Served  string
 	Backups string
-	Secret  string // the node secret
-	Routes  string // the route table
+	// Services keeps node-wide service state (a server's admin
+	// credentials), root only; service.Node.StateDir.
+	Services string
+	Secret   string // the node secret
+	Routes   string // the route table
 	// Slots holds one symlink per route, to the live instance's links
 	// directory; Instances one links directory per instance: its record
 	// and the symlinks a slot leads through.
@@ -83,7 +87,7 @@ type Layout struct {
 	AppLogs     string // per-app log directories
 	SetupLog    string // setup-node history, appended to
 	Run         string // /run/toppcloud: sockets, recreated at boot
-	Locks       string // agent lock files (tmpfs)
+	Locks       string // agent and service lock files (tmpfs)
 	Assets      string // what instances run with besides the app (assets.Install)
 
 	// Files of the system's own configuration that setup-node owns.
@@ -142,6 +146,7 @@ func Default() Layout {
 		Apps:              "/var/lib/toppcloud/apps",
 		Served:            writableroot.ServedRoot,
 		Backups:           "/var/lib/toppcloud/backups",
+		Services:          "/var/lib/toppcloud/services",
 		Secret:            "/var/lib/toppcloud/secret",
 		Routes:            "/var/lib/toppcloud/routes.json",
 		Slots:             "/var/lib/toppcloud/slots",

@@ -213,6 +213,21 @@ func (s Systemd) Restart(ctx context.Context, unit string) error {
 	return err
 }
 
+// Reload makes unit reread its configuration (systemctl reload): for a
+// server whose changed files take effect without a restart.
+func (s Systemd) Reload(ctx context.Context, unit string) error {
+	_, err := s.run(ctx, "systemctl", "reload", unit)
+	return err
+}
+
+// ResetFailed makes systemd forget a failed unit (systemctl
+// reset-failed): a transient unit kept after it failed, so its exit
+// status could be read, goes with it.
+func (s Systemd) ResetFailed(ctx context.Context, unit string) error {
+	_, err := s.run(ctx, "systemctl", "reset-failed", unit)
+	return err
+}
+
 // Stop asks systemd to stop units and returns without waiting for them.
 // A unit that does not exist is not an error.
 func (s Systemd) Stop(ctx context.Context, units ...string) error {

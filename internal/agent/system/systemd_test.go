@@ -11,18 +11,21 @@ import (
 // answers are systemd's, for the commands these tests expect.
 var answers = map[string]string{
 	"systemctl daemon-reload": "",
-	"systemctl start toppcloud-app-proxy@blog.1.socket toppcloud-app@blog.1.service":    "",
-	"systemctl stop --no-block toppcloud-app@blog.1.service":                            "",
-	"systemctl stop --no-block toppcloud-app@blog.2.service":                            "ERR:Failed to stop toppcloud-app@blog.2.service: Unit toppcloud-app@blog.2.service not loaded.",
-	"systemctl stop --no-block toppcloud-app@blog.3.service":                            "ERR:Unit toppcloud-app@blog.3.service does not exist",
-	"systemctl stop --no-block toppcloud-app@blog.4.service":                            "ERR:Access denied",
-	"journalctl --unit toppcloud-app@blog.1.service --lines 80 --no-pager --output cat": "a\nb\n",
-	"journalctl --unit toppcloud-app@blog.2.service --lines 80 --no-pager --output cat": "",
-	"systemctl is-enabled a.service":                                                    "enabled\n",
-	"systemctl is-enabled b.service":                                                    "static\n",
-	"systemctl is-enabled c.service":                                                    "ERR:disabled",
-	"systemctl enable --quiet c.service":                                                "",
-	"systemctl is-active a.service c.service":                                           "active\ninactive\n",
+	"systemctl start toppcloud-app-proxy@blog.1.socket toppcloud-app@blog.1.service":     "",
+	"systemctl stop --no-block toppcloud-app@blog.1.service":                             "",
+	"systemctl stop --no-block toppcloud-app@blog.2.service":                             "ERR:Failed to stop toppcloud-app@blog.2.service: Unit toppcloud-app@blog.2.service not loaded.",
+	"systemctl stop --no-block toppcloud-app@blog.3.service":                             "ERR:Unit toppcloud-app@blog.3.service does not exist",
+	"systemctl stop --no-block toppcloud-app@blog.4.service":                             "ERR:Access denied",
+	"journalctl --unit toppcloud-app@blog.1.service --lines 80 --no-pager --output cat":  "a\nb\n",
+	"journalctl --unit toppcloud-app@blog.2.service --lines 80 --no-pager --output cat":  "",
+	"systemctl is-enabled a.service":                                                     "enabled\n",
+	"systemctl is-enabled b.service":                                                     "static\n",
+	"systemctl is-enabled c.service":                                                     "ERR:disabled",
+	"systemctl enable --quiet c.service":                                                 "",
+	"systemctl is-active a.service c.service":                                            "active\ninactive\n",
+	"systemctl reload postgresql@15-main":                                                "",
+	"systemctl reset-failed toppcloud-run-blog-1.service":                                "",
+	"systemctl show --property=ExecMainCode,ExecMainStatus toppcloud-run-blog-1.service": "ExecMainCode=1\nExecMainStatus=7\n",
 }
 
 func fakeSystemd(t *testing.T) (Systemd, *hosttest.Runner) {
@@ -75,5 +78,31 @@ func TestSystemd_EnableOnlyWhenNeeded(t *testing.T) {
 	}
 	if n := len(r.Calls()); n != 5 {
 		t.Errorf("%d commands, want 5: %q", n, r.CallLines())
+	}
+}
+
+// TestSystemd_ServerAndRunCalls: what services (reload after a changed
+// pg_hba.conf) and the agent's run (the exit status of a failed
+// transient unit, then forgetting it) ask systemd, word for word.
+func TestSystemd_ServerAndRunCalls(t *testing.T) {
+	s, r := fakeSystemd(t)
+	ctx := context.Background()
+	if err := s.Reload(ctx, "postgresql@15-main"); err != nil {
+		t.Error(err)
+	}
+	show, err := s.Show(ctx, "toppcloud-run-blog-1.service", "ExecMainCode", "ExecMainStatus")
+	if err != nil || show["ExecMainCode"] != "1" || show["ExecMainStatus"] != "7" {
+		t.Errorf("show %q, %v", show, err)
+	}
+	if err := s.ResetFailed(ctx, "toppcloud-run-blog-1.service"); err != nil {
+		t.Error(err)
+	}
+	want := []string{
+		"systemctl reload postgresql@15-main",
+		"systemctl show --property=ExecMainCode,ExecMainStatus toppcloud-run-blog-1.service",
+		"systemctl reset-failed toppcloud-run-blog-1.service",
+	}
+	if got := r.CallLines(); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("calls:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

@@ -3,7 +3,7 @@
 // hash cache so an unchanged tree is not read again), and Plan/Send
 // stream the contents the node lacks as a protocol blob stream.
 //
-// The update command drives it over the agent protocol in three requests
+// The update command drives it over the agent protocol in one request
 // (see Plan for the flow).
 package manifest
 

@@ -15,20 +15,19 @@ import (
 // Plan lists the blobs to send: each content the node lacks, once, with
 // the variants (plain, executable) the manifest uses it as.
 //
-// The intended flow of an update, each step one agent request over SSH
-// (op names are the integrator's):
+// The flow of an update, all in one agent request over SSH
+// (protocol.OpUpdate, which internal/deploy.Update sends):
 //
 //	m, _, err := manifest.Build(ctx, appDir, manifest.Options{CacheDir: cache})
 //	// 1. request line, then wire.WriteManifest(stdin, m); the agent
 //	//    reads it with wire.ReadManifest, keeps it with
-//	//    store.PutManifest, and answers store.Missing(m) (JSON: hex
-//	//    hashes) and the digest.
+//	//    store.PutManifest, and replies with what store.Missing(m)
+//	//    names (protocol.UpdateNeed).
 //	plan, err := manifest.NewPlan(m, missing)
-//	// 2. only if plan.Blobs is not empty: request line, then
-//	//    plan.Send(ctx, stdin, appDir, onProgress); the agent runs
-//	//    store.Receive on the rest of its stdin.
-//	// 3. the update request names the digest; the agent loads the
-//	//    manifest with store.Manifest(digest), takes
+//	// 2. only if plan.Blobs is not empty: plan.Send(ctx, stdin, appDir,
+//	//    onProgress) on the same stdin; the agent runs store.Receive
+//	//    on the rest of it.
+//	// 3. the agent loads the kept manifest with store.Manifest, takes
 //	//    instance.NextName and runs store.Assemble.
 type Plan struct {
 	Blobs []PlanBlob

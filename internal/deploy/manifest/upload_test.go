@@ -47,7 +47,7 @@ func TestNewPlan(t *testing.T) {
 	}
 }
 
-// TestUpdateFlow runs the three requests of an update in process: the
+// TestUpdateFlow runs the three steps of an update in process: the
 // client side of this package against the node side of blobstore, through
 // the wire encodings, twice (first upload, then one file changed).
 func TestUpdateFlow(t *testing.T) {

@@ -19,6 +19,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/toppcloud/toppcloud/internal/agent/host"
+	"github.com/toppcloud/toppcloud/internal/agent/layout"
 	"github.com/toppcloud/toppcloud/internal/provider"
 	"github.com/toppcloud/toppcloud/internal/provider/local/localtest"
 	"github.com/toppcloud/toppcloud/internal/service"
@@ -122,7 +123,8 @@ func run(h *host.Host, env []string, stdin string, argv ...string) (string, erro
 func onNode(t *testing.T) {
 	h := host.New()
 	ctx := context.Background()
-	node := service.Node{Host: h, Warn: func(m string) { t.Log("warning:", m) }}
+	l := layout.Default()
+	node := service.Node{Host: h, Warn: func(m string) { t.Log("warning:", m) }, LockDir: l.Locks, StateDir: l.Services}
 
 	// What setup-node and the agent's deploy give: the caddy group, app
 	// users and their data directories, the services' packages.

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/toppcloud/toppcloud/internal/agent/host"
+	"github.com/toppcloud/toppcloud/internal/agent/system"
 	"github.com/toppcloud/toppcloud/internal/service"
 )
 
@@ -93,19 +94,16 @@ func (m *MySQL) Install(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	sys := func(verb string) error {
-		_, err := m.h.Runner.Run(ctx, host.Command{Argv: []string{"systemctl", verb, Unit}})
+	sd := system.Systemd{Runner: m.h.Runner}
+	if _, err := sd.Enable(ctx, Unit); err != nil {
 		return err
 	}
-	if err := sys("enable"); err != nil {
-		return err
-	}
-	active := sys("is-active") == nil
+	active := sd.Active(ctx, Unit)
 	switch {
 	case changed && active:
-		err = sys("restart")
+		err = sd.Restart(ctx, Unit)
 	case !active:
-		err = sys("start")
+		err = sd.Start(ctx, Unit)
 	}
 	if err != nil {
 		return fmt.Errorf("start MariaDB: %w", err)

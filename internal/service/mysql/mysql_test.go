@@ -100,3 +100,52 @@ func TestCheckBackup(t *testing.T) {
 		t.Error("a missing dump was accepted")
 	}
 }
+
+// TestInstall_Systemctl: Install enables the server, starts it when it is
+// not running and restarts it only when it runs on a changed
+// configuration, all through the agent's systemctl wrapper.
+func TestInstall_Systemctl(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		active   bool
+		confDone bool // the configuration is already the one Install writes
+		want     []string
+	}{
+		{"stopped", false, true, []string{"is-enabled", "is-active", "start"}},
+		{"running, conf changed", true, false, []string{"is-enabled", "is-active", "restart"}},
+		{"running, conf unchanged", true, true, []string{"is-enabled", "is-active"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := hosttest.NewRunner(t)
+			var verbs []string
+			r.Handle("systemctl", func(c host.Command) (string, error) {
+				verbs = append(verbs, c.Argv[1])
+				if c.Argv[len(c.Argv)-1] != Unit {
+					t.Errorf("systemctl %v: not %s", c.Argv[1:], Unit)
+				}
+				switch c.Argv[1] {
+				case "is-enabled":
+					return "enabled\n", nil
+				case "is-active":
+					if tc.active {
+						return "active\n", nil
+					}
+					return "inactive\n", hosttest.Fail(c, 3, "")
+				}
+				return "", nil
+			})
+			r.Handle("mariadb", hosttest.OK)
+			h := hosttest.New(t, r)
+			m := New(service.Node{Host: h})
+			if tc.confDone {
+				hosttest.WriteFile(t, h.Root, ConfPath, m.conf())
+			}
+			if err := m.Install(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if strings.Join(verbs, " ") != strings.Join(tc.want, " ") {
+				t.Errorf("systemctl %q, want %q", verbs, tc.want)
+			}
+		})
+	}
+}

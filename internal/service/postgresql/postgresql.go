@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/toppcloud/toppcloud/internal/agent/host"
+	"github.com/toppcloud/toppcloud/internal/agent/system"
 	"github.com/toppcloud/toppcloud/internal/service"
 )
 
@@ -207,18 +208,15 @@ func (p *PostgreSQL) Install(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	sys := func(verb string) error {
-		_, err := p.run(ctx, host.Command{Argv: []string{"systemctl", verb, c.unit()}})
-		return err
-	}
-	if err := sys("enable"); err != nil {
+	sd := system.Systemd{Runner: p.h.Runner}
+	if _, err := sd.Enable(ctx, c.unit()); err != nil {
 		return err
 	}
 	switch {
 	case !c.online || confChanged:
-		err = sys("restart")
+		err = sd.Restart(ctx, c.unit())
 	case hbaChanged:
-		err = sys("reload")
+		err = sd.Reload(ctx, c.unit())
 	}
 	if err != nil {
 		return fmt.Errorf("start PostgreSQL: %w", err)

@@ -31,6 +31,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/toppcloud/toppcloud/internal/agent/host"
+	"github.com/toppcloud/toppcloud/internal/agent/system"
 	"github.com/toppcloud/toppcloud/internal/service"
 )
 
@@ -62,11 +63,13 @@ type Redis struct {
 	h        *host.Host
 	settings service.Settings
 	wait     time.Duration
+	// lockDir and stateDir are the node's (service.Node).
+	lockDir, stateDir string
 }
 
 // New returns service.redis for node n.
 func New(n service.Node) *Redis {
-	return &Redis{h: n.Host, settings: n.Settings[Name].Or(Defaults), wait: time.Minute}
+	return &Redis{h: n.Host, settings: n.Settings[Name].Or(Defaults), lockDir: n.LockDir, stateDir: n.StateDir, wait: time.Minute}
 }
 
 // Name returns "redis".
@@ -174,10 +177,13 @@ func (r *Redis) writeACL(lines map[string]string) (bool, error) {
 }
 
 func (r *Redis) admin() (service.Credentials, error) {
-	if _, err := r.h.EnsureDir(service.StateDir, host.Attr{Mode: 0o700}); err != nil {
+	if r.stateDir == "" {
+		return service.Credentials{}, errors.New("redis: the node has no service state directory (Node.StateDir)")
+	}
+	if _, err := r.h.EnsureDir(r.stateDir, host.Attr{Mode: 0o700}); err != nil {
 		return service.Credentials{}, err
 	}
-	return service.LoadCredentials(r.h, path.Join(service.StateDir, "redis-admin.json"), AdminUser)
+	return service.LoadCredentials(r.h, path.Join(r.stateDir, "redis-admin.json"), AdminUser)
 }
 
 // addr is where the agent reaches the server: its listening address, or
@@ -211,7 +217,7 @@ func (r *Redis) client(db int) (*goredis.Client, error) {
 // file with the admin user and the default user off) and starts it,
 // restarting when its configuration changed.
 func (r *Redis) Install(ctx context.Context) error {
-	unlock, err := service.NodeLock(ctx, r.h, Name)
+	unlock, err := service.NodeLock(ctx, r.h, r.lockDir, Name)
 	if err != nil {
 		return err
 	}
@@ -246,17 +252,14 @@ func (r *Redis) Install(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	sys := func(verb string) error {
-		_, err := r.h.Runner.Run(ctx, host.Command{Argv: []string{"systemctl", verb, Unit}})
-		return err
-	}
-	if err := sys("enable"); err != nil {
+	sd := system.Systemd{Runner: r.h.Runner}
+	if _, err := sd.Enable(ctx, Unit); err != nil {
 		return err
 	}
 	// Debian's package starts the server with its own settings (no ACL
 	// file, no password): restart it on ours.
-	if c1 || c2 || c3 || sys("is-active") != nil {
-		if err := sys("restart"); err != nil {
+	if c1 || c2 || c3 || !sd.Active(ctx, Unit) {
+		if err := sd.Restart(ctx, Unit); err != nil {
 			return fmt.Errorf("start Redis: %w", err)
 		}
 	}
@@ -306,7 +309,7 @@ func (r *Redis) Setup(ctx context.Context, app service.App) (map[string]string, 
 	if err != nil {
 		return nil, err
 	}
-	unlock, err := service.NodeLock(ctx, r.h, Name)
+	unlock, err := service.NodeLock(ctx, r.h, r.lockDir, Name)
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/toppcloud/toppcloud/internal/agent/host/hosttest"
 	"github.com/toppcloud/toppcloud/internal/service"
 )
 
@@ -50,5 +51,29 @@ func TestVarsAndNames(t *testing.T) {
 	r.settings.Listen = "0.0.0.0"
 	if r.addr() != "127.0.0.1:6379" {
 		t.Errorf("addr for 0.0.0.0: %s", r.addr())
+	}
+}
+
+// TestAdminCredentials: the admin password is kept in the node's service
+// state directory (root only), the same one on every call; a node without
+// one is refused.
+func TestAdminCredentials(t *testing.T) {
+	h := hosttest.New(t, nil)
+	r := New(service.Node{Host: h, StateDir: "/state/services"})
+	c1, err := r.admin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, _, err := h.Stat("/state/services"); err != nil || a.Mode.Perm() != 0o700 {
+		t.Errorf("state directory %v, %v", a, err)
+	}
+	if ok, _ := h.Exists("/state/services/redis-admin.json"); !ok {
+		t.Error("no redis-admin.json in the state directory")
+	}
+	if c2, err := r.admin(); err != nil || c2 != c1 || c1.User != AdminUser {
+		t.Errorf("second call %+v, %v; first %+v", c2, err, c1)
+	}
+	if _, err := New(service.Node{Host: h}).admin(); err == nil {
+		t.Error("a node without a state directory was accepted")
 	}
 }
