@@ -6,9 +6,11 @@
 //	    other instance's copy of the worker runs, then, after quick
 //	    failures, lengthens the pause before the restart.
 //	node-job fetch --kind KIND --host HOST INSTANCE URLPATH
-//	    a cron entry's internal request, run inside the app's sandbox as
-//	    the app user, with the instance's environment (its internal token
-//	    among it): the same request update_fetch makes.
+//	    a cron entry's internal request: the same request update_fetch
+//	    makes, with the instance's internal token. It runs as root,
+//	    outside the app's sandbox, because the token must stay out of
+//	    the app's reach (a cron script of the app's own never sees it);
+//	    it only makes one HTTP request to the instance's socket.
 package jobrun
 
 import (
