@@ -253,11 +253,8 @@ func (p *parse) jobOption(k *ini.Key, entries map[string]*ini.Key) {
 			worker.Replicas = n
 		}
 	default:
-		known := "random_delay and timeout"
-		if kind == "worker" {
-			known = "replicas"
-		}
-		p.fail(k.Errorf("unknown setting %q of a %s (there are %s)", opt, kind, known))
+		// known refuses settings Keys does not list.
+		p.fail(k.Errorf("unknown setting %q of a %s", opt, kind))
 	}
 }
 
