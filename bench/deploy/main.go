@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command deploy measures `toppcloud update` on a real local node and
 // compares it with rsync and tar over SSH, the way the original shipped
 // applications, on the node as it is and through shaped links (a 50

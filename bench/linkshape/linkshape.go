@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package linkshape makes the path between this machine and a local node's
 // SSH port behave like a slower, farther link, so that the benchmarks can
 // compare toppcloud with rsync and tar the way a user on a home or office

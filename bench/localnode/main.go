@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command localnode measures the local provider on this machine and prints
 // the numbers: creating a node from the cached image until sshd answers
 // with its host key, destroying it, and optionally building the image from

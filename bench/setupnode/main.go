@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command setupnode measures setup-node on a real local node and prints
 // the numbers: creating a fresh node, the first setup-node (per step), a
 // few re-runs on the set-up node, and an agent upgrade (the node's agent

@@ -229,6 +229,9 @@ func (p *parse) run() {
 	servicePHP := false
 	for _, k := range p.s.Keys() {
 		c.lines[k.Name] = k.Line
+		if !p.known(k) {
+			continue
+		}
 		switch {
 		case k.Name == "app_name":
 			p.appName(k)
@@ -277,6 +280,8 @@ func (p *parse) run() {
 		case strings.HasPrefix(k.Name, "limit."):
 			p.limit(k)
 		default:
+			// Reached only if Keys lists a key this switch misses
+			// (TestKeys catches that).
 			p.warn(k, "unknown key, ignored")
 		}
 	}

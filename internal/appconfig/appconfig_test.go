@@ -173,6 +173,14 @@ func TestParse_Warnings(t *testing.T) {
 				}
 			}},
 		{"unknown key", base + "runer = main.py\n", []string{"app.ini:3: runer: unknown key, ignored"}, nil},
+		{"unknown limit", base + "limit.io = 10M\n", []string{"app.ini:3: limit.io: unknown key, ignored (the limit keys are limit.memory, limit.tasks, limit.cpu_weight and limit.file_size)"}, nil},
+		{"unknown config key", base + "config.requried = true\n",
+			[]string{"app.ini:3: config.requried: unknown key, ignored (the config keys are config.required, config.default, config.template and config.checker)"},
+			func(t *testing.T, c *Config) {
+				if c.ConfigRequired {
+					t.Error("the misspelt key was read")
+				}
+			}},
 		{"upper-case app name", "[production]\napp_name = MyBlog\n", []string{`app.ini:2: app_name: "MyBlog" is used as "myblog" (app names are lower case)`},
 			func(t *testing.T, c *Config) {
 				if c.AppName != "myblog" {

@@ -1,7 +1,9 @@
 package appconfig
 
 import (
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -26,5 +28,30 @@ func TestExamples_Valid(t *testing.T) {
 				t.Errorf("kind = %v, want %v", cfg.Runner.Kind, kind)
 			}
 		})
+	}
+}
+
+// TestREADME_JobsExample keeps the README's Jobs example working when
+// pasted into an app.ini.
+func TestREADME_JobsExample(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, jobs, _ := strings.Cut(string(readme), "\n## Jobs\n")
+	_, block, ok := strings.Cut(jobs, "```ini\n")
+	block, _, ok2 := strings.Cut(block, "```")
+	if !ok || !ok2 {
+		t.Fatal("no ini block in the README's Jobs section")
+	}
+	c, err := Parse("app.ini", []byte("[production]\napp_name = blog\nrunner = main.py\n"+block))
+	if err != nil {
+		t.Fatalf("%s\n%v", block, err)
+	}
+	for _, w := range c.Warnings {
+		t.Errorf("warning: %s", w)
+	}
+	if len(c.Crons) != 2 || len(c.Workers) != 1 {
+		t.Errorf("crons %+v, workers %+v", c.Crons, c.Workers)
 	}
 }

@@ -16,12 +16,15 @@ import (
 // Jobs: work an app does outside requests, in [production] beside its
 // other keys:
 //
-//	cron.NAME = MIN HOUR DOM MON DOW  /path          ; an internal request to the live instance
-//	cron.NAME = @daily  script:bin/clean --old       ; a script in the app's environment
-//	cron.NAME.random_delay = 5m                      ; start up to 5 minutes late, at random
-//	cron.NAME.timeout = 2h                           ; end a run that takes longer (default 1h)
-//	worker.NAME = bin/worker --queue mail            ; a long-running process beside the web one
-//	worker.NAME.replicas = 2                         ; copies across a site's nodes (default 1)
+//	cron.NAME = MIN HOUR DOM MON DOW  /path      an internal request to the live instance
+//	cron.NAME = @daily  script:bin/clean --old   a script in the app's environment
+//	cron.NAME.random_delay = 5m                  start up to 5 minutes late, at random
+//	cron.NAME.timeout = 2h                       end a run that takes longer (default 1h)
+//	worker.NAME = bin/worker --queue mail        a long-running process beside the web one
+//	worker.NAME.replicas = 2                     copies across a site's nodes (default 1)
+//
+// (The right-hand column explains; in app.ini a comment after a value
+// would be part of it.)
 
 // Job defaults and bounds.
 const (
@@ -253,11 +256,8 @@ func (p *parse) jobOption(k *ini.Key, entries map[string]*ini.Key) {
 			worker.Replicas = n
 		}
 	default:
-		known := "random_delay and timeout"
-		if kind == "worker" {
-			known = "replicas"
-		}
-		p.fail(k.Errorf("unknown setting %q of a %s (there are %s)", opt, kind, known))
+		// known refuses settings Keys does not list.
+		p.fail(k.Errorf("unknown setting %q of a %s", opt, kind))
 	}
 }
 

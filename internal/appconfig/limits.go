@@ -77,7 +77,8 @@ func (p *parse) limit(k *ini.Key) {
 		}
 		l.CPUWeight = n
 	default:
-		p.warn(k, "unknown key, ignored (the limits are limit.memory, limit.tasks, limit.cpu_weight and limit.file_size)")
+		// known lets through only the limits in Keys.
+		p.warn(k, "unknown key, ignored")
 	}
 }
 

@@ -141,7 +141,7 @@ func Write(o Options) (Result, error) {
 // render fills in the skeleton's templates for kind.
 func render(kind Kind, app string) ([]entry, error) {
 	runner := map[Kind]string{Python: "main.py", PHP: "index.php", Command: "server"}[kind]
-	data := map[string]any{"App": app, "Kind": string(kind), "Runner": runner}
+	data := map[string]any{"App": app, "Kind": string(kind), "Runner": runner, "Module": pythonName(app)}
 	var out []entry
 	add := func(rel, tmpl string, mode fs.FileMode) error {
 		src, err := files.ReadFile("files/" + tmpl)
@@ -179,6 +179,16 @@ func render(kind Kind, app string) ([]entry, error) {
 		err = fmt.Errorf("unknown kind %q", kind)
 	}
 	return out, err
+}
+
+// pythonName makes a Python module name of an app name (config.checker's
+// example): "-" cannot be in one, nor a digit first.
+func pythonName(app string) string {
+	n := strings.ReplaceAll(app, "-", "_")
+	if n == "" || n[0] >= '0' && n[0] <= '9' {
+		n = "app_" + n
+	}
+	return n
 }
 
 var notNameRE = regexp.MustCompile(`[^a-z0-9_-]+`)

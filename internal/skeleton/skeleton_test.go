@@ -4,11 +4,14 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/toppcloud/toppcloud/internal/appconfig"
+	"github.com/toppcloud/toppcloud/internal/service"
+	_ "github.com/toppcloud/toppcloud/internal/service/all" // registers every service
 )
 
 func TestWrite_EachKindIsADeployableApp(t *testing.T) {
@@ -46,14 +49,78 @@ func TestWrite_EachKindIsADeployableApp(t *testing.T) {
 					t.Errorf("%s not written: %v", f, res.Written)
 				}
 			}
-			ini, _ := os.ReadFile(filepath.Join(dir, "app.ini"))
-			for _, key := range []string{"default_location", "update_fetch", "service.files", "service.writable_root", "service.postgresql",
-				"service.postgis", "service.mysql", "service.redis", "packages", "config.required", "config.default", "config.template", "config.checker"} {
-				if !strings.Contains(string(ini), key) {
-					t.Errorf("app.ini does not show %s", key)
+		})
+	}
+}
+
+// TestAppINI_ShowsEveryKey keeps init's app.ini in step with the parser:
+// every key appconfig reads (appconfig.Keys) and every service there is
+// appears as a line that works once uncommented, and all of them
+// uncommented together make an app.ini that parses without a warning.
+func TestAppINI_ShowsEveryKey(t *testing.T) {
+	services := service.Names()
+	if len(services) == 0 {
+		t.Fatal("no services registered")
+	}
+	for _, kind := range Kinds {
+		t.Run(string(kind), func(t *testing.T) {
+			// A name that is no Python module name as it is
+			// (config.checker's example).
+			entries, err := render(kind, "2nd-blog")
+			if err != nil {
+				t.Fatal(err)
+			}
+			text := uncommentExamples(string(entries[0].data))
+			for _, key := range appconfig.Keys {
+				re := regexp.MustCompile(`(?m)^` + strings.ReplaceAll(regexp.QuoteMeta(key), "NAME", `[a-z0-9_-]+`) + ` =`)
+				if !re.MatchString(text) {
+					t.Errorf("app.ini shows no %s: add a commented example", key)
 				}
 			}
+			for _, name := range services {
+				if !regexp.MustCompile(`(?m)^service\.` + name + ` =`).MatchString(text) {
+					t.Errorf("app.ini shows no service.%s", name)
+				}
+			}
+			c, err := appconfig.Parse("app.ini", []byte(text))
+			if err != nil {
+				t.Fatalf("app.ini with every example uncommented:\n%s\n%v", text, err)
+			}
+			for _, w := range c.Warnings {
+				t.Errorf("app.ini with every example uncommented: %s", w)
+			}
 		})
+	}
+}
+
+var (
+	exampleRE      = regexp.MustCompile(`^# [a-z][a-z0-9_.]* =`)
+	continuationRE = regexp.MustCompile(`^# {4,}\S`)
+)
+
+// uncommentExamples makes every "# key = value" line of an app.ini live,
+// with the "#     value" lines under it.
+func uncommentExamples(ini string) string {
+	lines := strings.Split(ini, "\n")
+	inExample := false
+	for i, l := range lines {
+		switch {
+		case exampleRE.MatchString(l):
+			lines[i], inExample = strings.TrimPrefix(l, "# "), true
+		case inExample && continuationRE.MatchString(l):
+			lines[i] = strings.TrimPrefix(l, "#")
+		default:
+			inExample = false
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+func TestPythonName(t *testing.T) {
+	for app, want := range map[string]string{"blog": "blog", "my-blog": "my_blog", "2nd": "app_2nd"} {
+		if got := pythonName(app); got != want {
+			t.Errorf("pythonName(%q) = %q, want %q", app, got, want)
+		}
 	}
 }
 

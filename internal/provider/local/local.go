@@ -33,6 +33,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"time"
@@ -101,7 +102,7 @@ var options = []provider.Option{
 func init() {
 	provider.Register(provider.Info{
 		Name:         Name,
-		Description:  "Debian 12 nodes on this machine (systemd-nspawn; needs root)",
+		Description:  "Debian 12 nodes on this machine (systemd-nspawn: Linux only, as root)",
 		Options:      options,
 		DefaultImage: imageID,
 		DefaultSize:  "medium",
@@ -127,6 +128,7 @@ type Driver struct {
 // hostEnv is what the driver reads from the host; tests of the pure parts
 // construct it directly.
 type hostEnv struct {
+	goos     string // runtime.GOOS
 	euid     int
 	lookPath func(string) (string, error)
 }
@@ -161,7 +163,7 @@ func New(env provider.Env) (*Driver, error) {
 		net:     netConfig{subnet: subnet},
 		dns:     dns,
 		log:     log,
-		envHost: hostEnv{euid: os.Geteuid(), lookPath: lookPathSbin},
+		envHost: hostEnv{goos: runtime.GOOS, euid: os.Geteuid(), lookPath: lookPathSbin},
 	}, nil
 }
 

@@ -436,7 +436,7 @@ func TestCheckPrereqs(t *testing.T) {
 			return "/usr/bin/" + n, nil
 		}
 	}
-	if err := checkPrereqs(hostEnv{euid: 0, lookPath: found}); err != nil {
+	if err := checkPrereqs(hostEnv{goos: "linux", euid: 0, lookPath: found}); err != nil {
 		t.Errorf("all present: %v", err)
 	}
 	tests := []struct {
@@ -444,11 +444,15 @@ func TestCheckPrereqs(t *testing.T) {
 		contains []string
 		not      []string
 	}{
-		{hostEnv{euid: 1000, lookPath: found}, []string{"not running as root", "sudo toppcloud"}, []string{"apt-get"}},
-		{hostEnv{euid: 0, lookPath: missing("systemd-nspawn", "debootstrap", "nft")},
+		{hostEnv{goos: "linux", euid: 1000, lookPath: found}, []string{"not running as root", "sudo toppcloud"}, []string{"apt-get"}},
+		{hostEnv{goos: "linux", euid: 0, lookPath: missing("systemd-nspawn", "debootstrap", "nft")},
 			[]string{"missing systemd-nspawn, debootstrap, nft", "apt-get install -y systemd-container debootstrap nftables"}, []string{"root"}},
-		{hostEnv{euid: 0, lookPath: missing("debootstrap")}, []string{"Fix: apt-get install -y debootstrap"}, []string{"nftables"}},
-		{hostEnv{euid: 1000, lookPath: missing("ip")}, []string{"sudo", "apt-get install -y iproute2"}, nil},
+		{hostEnv{goos: "linux", euid: 0, lookPath: missing("debootstrap")}, []string{"Fix: apt-get install -y debootstrap"}, []string{"nftables"}},
+		{hostEnv{goos: "linux", euid: 1000, lookPath: missing("ip")}, []string{"sudo", "apt-get install -y iproute2"}, nil},
+		// Off Linux nothing else matters: no command or user would help.
+		{hostEnv{goos: "darwin", euid: 0, lookPath: found},
+			[]string{"need Linux; this is macOS", "Fix: on macOS use a cloud provider, or provider = existing"}, []string{"root", "apt-get"}},
+		{hostEnv{goos: "windows", euid: 1000, lookPath: missing("ip")}, []string{"this is windows"}, []string{"root", "apt-get"}},
 	}
 	for _, tt := range tests {
 		err := checkPrereqs(tt.h)
@@ -470,15 +474,23 @@ func TestCheckPrereqs(t *testing.T) {
 }
 
 func TestDriver_ChecksPrereqsBeforeChanging(t *testing.T) {
-	d := newTestDriver(t, nil)
-	d.envHost = hostEnv{euid: 1000, lookPath: func(string) (string, error) { return "", errors.New("no") }}
-	_, err := d.CreateNode(context.Background(), provider.CreateRequest{Name: "n1", AuthorizedKeys: []string{testKey}})
-	var pe *PrereqError
-	if !errors.As(err, &pe) {
-		t.Fatalf("CreateNode as non-root = %v, want a PrereqError", err)
-	}
-	if entries, _ := os.ReadDir(d.opts.Root); len(entries) != 0 {
-		t.Errorf("CreateNode left files although prerequisites failed: %v", entries)
+	found := func(string) (string, error) { return "/usr/bin/x", nil }
+	for name, h := range map[string]hostEnv{
+		"non-root":      {goos: "linux", euid: 1000, lookPath: func(string) (string, error) { return "", errors.New("no") }},
+		"macOS as root": {goos: "darwin", euid: 0, lookPath: found},
+	} {
+		t.Run(name, func(t *testing.T) {
+			d := newTestDriver(t, nil)
+			d.envHost = h
+			_, err := d.CreateNode(context.Background(), provider.CreateRequest{Name: "n1", AuthorizedKeys: []string{testKey}})
+			var pe *PrereqError
+			if !errors.As(err, &pe) {
+				t.Fatalf("CreateNode = %v, want a PrereqError", err)
+			}
+			if entries, _ := os.ReadDir(d.opts.Root); len(entries) != 0 {
+				t.Errorf("CreateNode left files although prerequisites failed: %v", entries)
+			}
+		})
 	}
 }
 

@@ -23,9 +23,21 @@ func (e *PrereqError) Error() string {
 	return "local provider: " + strings.Join(e.Problems, "; ") + ". Fix: " + e.Fix
 }
 
-// checkPrereqs runs before anything changes the host: root, then the
-// commands. It reports everything missing at once.
+// checkPrereqs runs before anything changes the host: Linux, root, then
+// the commands. It reports everything missing at once.
 func checkPrereqs(h hostEnv) error {
+	if h.goos != "linux" {
+		// The client builds for macOS (init, serve, deploys to other
+		// providers); local nodes cannot exist there at all.
+		system := h.goos
+		if system == "darwin" {
+			system = "macOS"
+		}
+		return &PrereqError{
+			Problems: []string{"its nodes are systemd-nspawn containers, which need Linux; this is " + system},
+			Fix:      "on " + system + " use a cloud provider, or provider = existing for a server you already have",
+		}
+	}
 	var problems, fixes []string
 	if h.euid != 0 {
 		problems = append(problems, "not running as root (nodes need network namespaces, mounts and systemd-nspawn)")

@@ -46,8 +46,7 @@ func mountRootfs(lower string, p nodePaths) error {
 	if _, err := os.Stat(lower); err != nil {
 		return fmt.Errorf("image %s is missing (%w): nodes made from it cannot start; destroy them", lower, err)
 	}
-	opts := "lowerdir=" + lower + ",upperdir=" + p.upper + ",workdir=" + p.work
-	if err := unix.Mount("overlay", p.rootfs, "overlay", 0, opts); err != nil {
+	if err := mountOverlay(lower, p.upper, p.work, p.rootfs); err != nil {
 		return fmt.Errorf("mount overlay on %s: %w", p.rootfs, err)
 	}
 	return nil
@@ -90,7 +89,7 @@ func unmountTree(dir string) error {
 			time.Sleep(20 * time.Millisecond)
 		}
 		if errors.Is(err, unix.EBUSY) {
-			err = unix.Unmount(m, unix.MNT_DETACH)
+			err = detachMount(m)
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("unmount %s: %w", m, err))
