@@ -126,14 +126,11 @@ type Node struct {
 	// Warn hears what a service wants the user to know but is no
 	// failure (a socket skipped in a backup); nil drops it.
 	Warn func(msg string)
-	// ServedRoot is where Caddy reads writable roots from (see
-	// writableroot); empty means the default.
-	ServedRoot string
 	// LockDir holds the node-wide service locks (NodeLock): a tmpfs, so
 	// a crashed agent never leaves one held. StateDir keeps node-wide
 	// service state (admin credentials), root only. They are the agent's
-	// layout.Layout Locks and Services, passed in because the layout
-	// imports a service (writableroot) and so cannot be imported here.
+	// layout.Layout Locks and Services, passed in so that tests can put
+	// them in a temporary directory.
 	LockDir  string
 	StateDir string
 }

@@ -30,7 +30,6 @@ import (
 
 	"github.com/toppcloud/toppcloud/internal/assets"
 	"github.com/toppcloud/toppcloud/internal/protocol"
-	"github.com/toppcloud/toppcloud/internal/service/writableroot"
 )
 
 // Layout is where things are on a node.
@@ -144,7 +143,7 @@ func Default() Layout {
 		Data:              "/var/lib/toppcloud",
 		Blobs:             "/var/lib/toppcloud/blobs",
 		Apps:              "/var/lib/toppcloud/apps",
-		Served:            writableroot.ServedRoot,
+		Served:            "/var/lib/toppcloud/served",
 		Backups:           "/var/lib/toppcloud/backups",
 		Services:          "/var/lib/toppcloud/services",
 		Secret:            "/var/lib/toppcloud/secret",

@@ -21,6 +21,8 @@ import (
 	"strings"
 
 	"github.com/toppcloud/toppcloud/internal/agent/host"
+	"github.com/toppcloud/toppcloud/internal/agent/layout"
+	"github.com/toppcloud/toppcloud/internal/agent/system"
 	"github.com/toppcloud/toppcloud/internal/service"
 	"github.com/toppcloud/toppcloud/internal/service/files"
 )
@@ -34,16 +36,17 @@ const Archive = "files.tar"
 // Group is the group that may read writable roots: Caddy's.
 const Group = "caddy"
 
-// Defaults of the node layout: the apps directory, and where Caddy
-// sees it without symlinks.
-const (
-	AppsDir    = "/var/lib/toppcloud/apps"
-	ServedRoot = "/var/lib/toppcloud/served"
-	// MountUnit is the systemd unit of the ServedRoot mount (its name is
-	// the escaped path, as systemd requires).
-	MountUnit = "var-lib-toppcloud-served.mount"
-	unitDir   = "/etc/systemd/system"
+// The node's paths this service uses, from the node layout: the apps
+// directory, where Caddy sees it without symlinks, and the unit directory.
+var (
+	AppsDir    = layout.Default().Apps
+	ServedRoot = layout.Default().Served
+	unitDir    = layout.Default().Units
 )
+
+// MountUnit is the systemd unit of the ServedRoot mount (its name is the
+// escaped path, as systemd requires; a test keeps the two in step).
+const MountUnit = "var-lib-toppcloud-served.mount"
 
 func init() {
 	service.Register(service.Info{Name: Name, New: func(n service.Node) service.Service { return New(n) }})
@@ -126,16 +129,13 @@ func (w *WritableRoot) Install(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	run := func(argv ...string) error {
-		_, err := w.h.Runner.Run(ctx, host.Command{Argv: argv})
-		return err
-	}
+	sd := system.Systemd{Runner: w.h.Runner}
 	if changed {
-		if err := run("systemctl", "daemon-reload"); err != nil {
+		if err := sd.DaemonReload(ctx); err != nil {
 			return err
 		}
 	}
-	if err := run("systemctl", "enable", "--quiet", MountUnit); err != nil {
+	if _, err := sd.Enable(ctx, MountUnit); err != nil {
 		return err
 	}
 	if mounted {

@@ -2,6 +2,7 @@ package writableroot
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -17,7 +18,20 @@ import (
 
 func testHost(t *testing.T) (*host.Host, *hosttest.Runner) {
 	r := hosttest.NewRunner(t)
-	r.Handle("systemctl", hosttest.OK)
+	// systemctl as it answers: the unit is enabled once enabled.
+	enabled := false
+	r.Handle("systemctl", func(c host.Command) (string, error) {
+		switch c.Argv[1] {
+		case "is-enabled":
+			if enabled {
+				return "enabled\n", nil
+			}
+			return "disabled\n", errors.New("exit status 1")
+		case "enable":
+			enabled = true
+		}
+		return "", nil
+	})
 	h := hosttest.New(t, r)
 	hosttest.WriteFile(t, h.Root, "/etc/passwd", hosttest.Passwd+
 		"app-blog:x:1001:1001::/nonexistent:/usr/sbin/nologin\n"+
@@ -57,7 +71,7 @@ func TestInstall(t *testing.T) {
 	if err := w.Install(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"systemctl daemon-reload", "systemctl enable --quiet " + MountUnit}
+	want := []string{"systemctl daemon-reload", "systemctl is-enabled " + MountUnit, "systemctl enable --quiet " + MountUnit}
 	if got := r.CallLines(); !slices.Equal(got, want) {
 		t.Errorf("first install ran %q", got)
 	}
@@ -68,7 +82,7 @@ func TestInstall(t *testing.T) {
 	if !strings.Contains(string(unit), "Options=bind,ro,nosymfollow,nodev,nosuid,noexec") {
 		t.Errorf("unit:\n%s", unit)
 	}
-	// Mounted and unchanged: only the (idempotent) enable.
+	// Mounted and unchanged: only the check that it is enabled.
 	r.Reset()
 	m.calls = nil
 	if err := w.Install(context.Background()); err != nil {
@@ -160,4 +174,13 @@ func TestWritableRoot_Contract(t *testing.T) {
 			return fmt.Errorf("%s is %s", Dir(victim), a)
 		},
 	})
+}
+
+// TestMountUnit_NamesServedRoot: systemd names a mount unit after its
+// path, escaped; the constant must follow the layout.
+func TestMountUnit_NamesServedRoot(t *testing.T) {
+	want := strings.ReplaceAll(strings.Trim(ServedRoot, "/"), "/", "-") + ".mount"
+	if MountUnit != want {
+		t.Errorf("MountUnit %s, want %s for %s", MountUnit, want, ServedRoot)
+	}
 }
