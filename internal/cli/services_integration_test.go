@@ -417,7 +417,7 @@ func TestIntegration_Services(t *testing.T) {
 			t.Errorf("couchdb: exit %d\n%s", code, out)
 		}
 		// Refused by the client: nothing reached the node.
-		if got := sh(t, "if [ -e /var/lib/toppcloud/apps/couch ]; then echo made; else echo none; fi"); got != "none" {
+		if got := strings.TrimSpace(sh(t, "if [ -e /var/lib/toppcloud/apps/couch ]; then echo made; else echo none; fi")); got != "none" {
 			t.Errorf("the refused app's directory: %s", got)
 		}
 		w.expect("couch.test", "/", 404)
