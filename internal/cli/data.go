@@ -511,9 +511,25 @@ func (a *App) run(cmd *cobra.Command, raw []string) error {
 		args.Args = plan.rewrite(r.args, up.Dir)
 		args.Uploaded = up.Dir
 	}
+	// With -i the script has the terminal, as with ssh -t. Otherwise its
+	// output is the app's text: shown on a terminal without control
+	// characters (as every other text from the node), passed on as it is
+	// into a pipe or a file (a dump must stay byte for byte).
+	stdout, stderr := a.out.Stdout, a.out.Stderr
+	var flush []*printableWriter
+	for _, w := range []*io.Writer{&stdout, &stderr} {
+		if f, ok := (*w).(*os.File); ok && !r.interactive && isTerminal(f) {
+			pw := &printableWriter{w: f}
+			*w = pw
+			flush = append(flush, pw)
+		}
+	}
 	status, err := n.Exec(ctx, protocol.OpRun, args, sshx.TerminalOptions{
-		Stdin: a.stdin, Stdout: a.out.Stdout, Stderr: a.out.Stderr, Pty: r.interactive,
+		Stdin: a.stdin, Stdout: stdout, Stderr: stderr, Pty: r.interactive,
 	})
+	for _, pw := range flush {
+		pw.Flush()
+	}
 	if err != nil {
 		return fmt.Errorf("run %s %s: %w", loc, r.script, err)
 	}

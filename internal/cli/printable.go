@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"bytes"
+	"io"
 	"strings"
 	"unicode/utf8"
 )
@@ -53,4 +55,59 @@ func PrintableLines(s string) string {
 		lines[i] = Printable(strings.TrimSuffix(l, "\r"))
 	}
 	return strings.Join(lines, "\n")
+}
+
+// printableWriter passes a stream (a script's output on the operator's
+// terminal) through PrintableLines a line at a time, so that an escape
+// sequence split across writes is still caught. A line longer than
+// maxLine is passed on in pieces, each cut at a character boundary.
+type printableWriter struct {
+	w   io.Writer
+	buf []byte
+}
+
+const maxLine = 64 << 10
+
+func (p *printableWriter) Write(b []byte) (int, error) {
+	p.buf = append(p.buf, b...)
+	for {
+		i := bytes.IndexByte(p.buf, '\n')
+		if i < 0 {
+			break
+		}
+		if err := p.emit(p.buf[:i], true); err != nil {
+			return len(b), err
+		}
+		p.buf = p.buf[i+1:]
+	}
+	for len(p.buf) > maxLine {
+		cut := maxLine
+		for cut > maxLine-utf8.UTFMax && !utf8.RuneStart(p.buf[cut]) {
+			cut--
+		}
+		if err := p.emit(p.buf[:cut], false); err != nil {
+			return len(b), err
+		}
+		p.buf = p.buf[cut:]
+	}
+	return len(b), nil
+}
+
+// Flush passes on what is left of an unfinished last line.
+func (p *printableWriter) Flush() error {
+	if len(p.buf) == 0 {
+		return nil
+	}
+	err := p.emit(p.buf, false)
+	p.buf = nil
+	return err
+}
+
+func (p *printableWriter) emit(line []byte, newline bool) error {
+	s := Printable(strings.TrimSuffix(string(line), "\r"))
+	if newline {
+		s += "\n"
+	}
+	_, err := io.WriteString(p.w, s)
+	return err
 }
