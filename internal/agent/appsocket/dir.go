@@ -64,22 +64,11 @@ func Prepare(dir, name string, uid, gid int) error {
 // not a symlink or another user's socket left there while the directory
 // was the app's. Locking first makes the check final.
 func Lock(dir, name, socket string, uid, gid int) error {
-	parent, err := openParent(dir, name)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(parent)
-	fd, err := openDir(parent, dir, name)
+	fd, err := toRoot("lock", dir, name, gid)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(fd)
-	if err := unix.Fchown(fd, 0, gid); err != nil {
-		return fmt.Errorf("lock %s: %w", filepath.Join(dir, name), err)
-	}
-	if err := unix.Fchmod(fd, LockedMode); err != nil {
-		return fmt.Errorf("lock %s: %w", filepath.Join(dir, name), err)
-	}
 	var st unix.Stat_t
 	if err := unix.Fstatat(fd, socket, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return fmt.Errorf("the app's socket %s: %w", filepath.Join(dir, name, socket), err)
@@ -99,25 +88,14 @@ func Lock(dir, name, socket string, uid, gid int) error {
 // where the front server keeps dialling. Nothing listens there any more,
 // so nothing of value is removed.
 func Seal(dir, name, socket string, gid int) error {
-	parent, err := openParent(dir, name)
-	if err != nil {
-		return err
+	fd, err := toRoot("seal", dir, name, gid)
+	if errors.Is(err, unix.ENOENT) {
+		return nil // removed with its instance, or never made
 	}
-	defer unix.Close(parent)
-	fd, err := openDir(parent, dir, name)
 	if err != nil {
-		if errors.Is(err, unix.ENOENT) {
-			return nil // removed with its instance, or never made
-		}
 		return err
 	}
 	defer unix.Close(fd)
-	if err := unix.Fchown(fd, 0, gid); err != nil {
-		return fmt.Errorf("seal %s: %w", filepath.Join(dir, name), err)
-	}
-	if err := unix.Fchmod(fd, LockedMode); err != nil {
-		return fmt.Errorf("seal %s: %w", filepath.Join(dir, name), err)
-	}
 	err = unix.Unlinkat(fd, socket, 0)
 	if errors.Is(err, unix.EISDIR) || errors.Is(err, unix.EPERM) {
 		// A directory planted under the socket's name: Caddy cannot dial
@@ -128,6 +106,29 @@ func Seal(dir, name, socket string, gid int) error {
 		return fmt.Errorf("seal %s: %w", filepath.Join(dir, name, socket), err)
 	}
 	return nil
+}
+
+// toRoot opens dir/name without following a symlink and makes it root's
+// (group gid, LockedMode) through the descriptor, which it returns open.
+func toRoot(op, dir, name string, gid int) (int, error) {
+	parent, err := openParent(dir, name)
+	if err != nil {
+		return -1, err
+	}
+	defer unix.Close(parent)
+	fd, err := openDir(parent, dir, name)
+	if err != nil {
+		return -1, err
+	}
+	if err := unix.Fchown(fd, 0, gid); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("%s %s: %w", op, filepath.Join(dir, name), err)
+	}
+	if err := unix.Fchmod(fd, LockedMode); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("%s %s: %w", op, filepath.Join(dir, name), err)
+	}
+	return fd, nil
 }
 
 // removeTree removes parent/name and what is under it without following
