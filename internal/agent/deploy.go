@@ -84,6 +84,7 @@ func (a *Agent) update(ctx context.Context, c *Call, args *protocol.UpdateArgs) 
 	res, err := a.deploy(ctx, c, &protocol.DeployArgs{
 		App: args.App, Location: args.Location, Digest: digest, ConfigDigest: configDigest,
 		Clear: args.Clear, LockWait: args.LockWait, HealthTimeout: args.HealthTimeout, SkipUnchanged: args.SkipUnchanged,
+		Jobs: args.Jobs, ServiceEnv: args.ServiceEnv,
 	})
 	if err != nil {
 		return nil, err

@@ -32,6 +32,11 @@ type DeployArgs struct {
 	// the node was told last (at first: every cron, one copy of every
 	// worker).
 	Jobs *JobPlacement `json:"jobs,omitempty"`
+	// ServiceEnv, set on a site's app node, are the CONFIG_* variables of
+	// the app's services on the site's services node: the node runs none
+	// of its own, installs only their client libraries and keeps these
+	// for later activates. Passwords: never print them.
+	ServiceEnv map[string]string `json:"service_env,omitempty"`
 }
 
 // JobPlacement is the share of an app's jobs (app.ini's cron.NAME and
@@ -87,6 +92,16 @@ type UpdateArgs struct {
 	LockWait      Duration `json:"lock_wait,omitempty"`
 	HealthTimeout Duration `json:"health_timeout,omitempty"`
 	SkipUnchanged bool     `json:"skip_unchanged,omitempty"`
+	// Jobs are DeployArgs'.
+	Jobs *JobPlacement `json:"jobs,omitempty"`
+	// Hold: a site's rolling update. Once the new instance is ready to
+	// switch to, the agent replies UpdateHeld and reads a HoldDecision
+	// line; only a commit switches.
+	Hold bool `json:"hold,omitempty"`
+	// SkipFetch: do not run update_fetch (a site runs it on one node).
+	SkipFetch bool `json:"skip_fetch,omitempty"`
+	// ServiceEnv are DeployArgs'.
+	ServiceEnv map[string]string `json:"service_env,omitempty"`
 }
 
 // UpdateNeed is OpUpdate's reply: the contents the node lacks, as indexes

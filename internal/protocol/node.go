@@ -36,6 +36,9 @@ type SetupArgs struct {
 	// TLS is how the node gets certificates for https locations (the
 	// provider section's acme_* settings). nil keeps what the node has.
 	TLS *TLSSettings `json:"tls,omitempty"`
+	// Site is the node's role in a site; nil makes it a node of its own
+	// (apps and their services on the node).
+	Site *SiteRole `json:"site,omitempty"`
 }
 
 // TLSSettings are how a node's front server gets certificates. They are

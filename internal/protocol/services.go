@@ -5,6 +5,9 @@ import "time"
 // BackupArgs are OpBackup's arguments.
 type BackupArgs struct {
 	Location string `json:"location"`
+	// App, on a site's services node, names the app whose services
+	// (kept there by OpSiteServices) to work on, instead of Location.
+	App string `json:"app,omitempty"`
 	// Name is the backup's name on the node (remote:NAME); "" makes one
 	// (backup-APP-YYYY-MM-DD[_NNN]) that the client fetches and deletes.
 	Name     string   `json:"name,omitempty"`
@@ -43,6 +46,9 @@ type BackupDeleteArgs struct {
 // ServicesRestoreArgs are OpServicesRestore's arguments.
 type ServicesRestoreArgs struct {
 	Location string `json:"location"`
+	// App, on a site's services node, names the app whose services
+	// (kept there by OpSiteServices) to work on, instead of Location.
+	App string `json:"app,omitempty"`
 	// Name is a backup kept on the node; "" means the backup follows the
 	// request as a tar stream (it is unpacked and checked before anything
 	// is changed, and removed afterwards).
@@ -63,6 +69,8 @@ type ServicesRestoreResult struct {
 type ClearArgs struct {
 	Location string   `json:"location"`
 	LockWait Duration `json:"lock_wait,omitempty"`
+	// App is BackupArgs.App (a services node runs no update_fetch).
+	App string `json:"app,omitempty"`
 }
 
 // ClearResult is OpClear's result.
