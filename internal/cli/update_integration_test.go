@@ -606,8 +606,17 @@ func startLoad(t *testing.T, addr, host string) *load {
 }
 
 // stop ends the load and reports whether every request succeeded.
+// loadMinimum is how long a load runs at least.
+const loadMinimum = 5 * time.Second
+
 func (l *load) stop() bool {
 	l.t.Helper()
+	// A fast update can be over in two seconds; the load runs for
+	// loadMinimum at least so that the requests counted below come from
+	// before, during and after the switches, however quick they were.
+	if d := loadMinimum - time.Since(l.start); d > 0 {
+		time.Sleep(d)
+	}
 	close(l.done)
 	l.wg.Wait()
 	elapsed := time.Since(l.start)
