@@ -304,6 +304,25 @@ type UpdateOptions struct {
 	// RTT, if set, is the link's round-trip time for CompressAuto, asked
 	// for when the blob stream starts (a negative one is unknown).
 	RTT func() time.Duration
+
+	// The rest serve a site's rolling update (package site).
+
+	// Hold asks the node to stop short of the switch: once the new
+	// instance runs, answered its health check and ran update_fetch
+	// (unless SkipFetch), Held is called, on its own goroutine, with the
+	// new instance; its answer decides: true switches, false (or an
+	// error, or ctx ending) removes the new instance and leaves the live
+	// one. Update returns once the node has done either.
+	Hold bool
+	Held func(instance string) bool
+	// SkipFetch: the node runs no update_fetch (a site runs it once).
+	SkipFetch bool
+	// Jobs is the share of the app's crons and workers this node runs;
+	// nil runs them all (a node of its own).
+	Jobs *protocol.JobPlacement
+	// ServiceEnv are the CONFIG_* variables of the app's services on a
+	// site's services node (protocol.UpdateArgs.ServiceEnv).
+	ServiceEnv map[string]string
 }
 
 // Update sends the node the app's manifest (and the --config

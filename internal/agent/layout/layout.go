@@ -81,6 +81,9 @@ type Layout struct {
 	// it from protocol.TLSSettings), ACMECARoot the PEM file of the roots
 	// it trusts for a private ACME CA.
 	TLSSettings string
+	// SiteRole is the node's part in a site (protocol.SiteRole, JSON),
+	// written by setup-node; absent on a node of its own.
+	SiteRole string
 	ACMECARoot  string
 	Logs        string // /var/log/toppcloud
 	AppLogs     string // per-app log directories
@@ -158,6 +161,7 @@ func Default() Layout {
 		RouterDir:         "/run/toppcloud/router",
 		CaddyStorage:      "/var/lib/toppcloud/caddy",
 		TLSSettings:       "/etc/toppcloud/tls.json",
+		SiteRole:          "/etc/toppcloud/site.json",
 		ACMECARoot:        "/etc/toppcloud/acme-ca-root.pem",
 		Logs:              "/var/log/toppcloud",
 		AppLogs:           "/var/log/toppcloud/apps",
