@@ -106,10 +106,10 @@ func TestIntegration_Prev(t *testing.T) {
 	t.Run("activate prev switches to the checked instance", func(t *testing.T) {
 		e.ok("activate", "rb.test", "prev", "--node", node)
 		w.expect("rb.test", "/", 200, "Hello from toppcloud")
+		waitArmed(t, second)
 		if got := instanceOf(t, "prev.rb.test"); got != second {
 			t.Errorf("prev.rb.test served by %s after the rollback, want %s", got, second)
 		}
-		waitArmed(t, second)
 		// The live one no longer stops with a proxy.
 		if b := sh(t, "systemctl show -p BindsTo --value toppcloud-app@"+first+".service"); strings.TrimSpace(b) != "" {
 			t.Errorf("live %s is still bound to %s", first, b)
@@ -122,10 +122,10 @@ func TestIntegration_Prev(t *testing.T) {
 	t.Run("the next deploy stops the instance that is no longer previous", func(t *testing.T) {
 		e.ok("update", v3, "rb.test", "--node", node)
 		w.expect("rb.test", "/", 200, "Hello version three")
+		waitArmed(t, first)
 		if got := instanceOf(t, "prev.rb.test"); got != first {
 			t.Errorf("prev.rb.test served by %s, want %s", got, first)
 		}
-		waitArmed(t, first)
 		waitFor(t, time.Minute, func() bool { s := state(t, second); return s == "inactive" || s == "failed" })
 	})
 
