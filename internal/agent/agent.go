@@ -212,6 +212,9 @@ func (a *Agent) Main(ctx context.Context, args []string, stdin io.Reader, stdout
 		// stdout are the script's (a terminal, with run -i).
 		return a.runScript(ctx, args[1], stdin, stdout, stderr)
 	}
+	if len(args) == 2 && args[0] == protocol.OpPrevSync {
+		return a.prevSyncMain(ctx, args[1], stdout, stderr)
+	}
 	if len(args) != 1 || args[0] == "" || strings.HasPrefix(args[0], "-") {
 		fmt.Fprintln(stderr, a.usage())
 		return protocol.ExitUsage

@@ -233,11 +233,22 @@ func (t *transition) drain(ctx context.Context, st *protocol.Step) (string, erro
 // it has one), and the one it replaced stop. The switch is done: problems
 // are warnings.
 func (t *transition) prev(ctx context.Context, st *protocol.Step) (string, error) {
-	detail := t.a.syncPrev(ctx, t.c, t.table, t.app)
-	if detail == "" {
+	p, err := t.a.planPrev(t.table, []string{t.app})
+	if err != nil {
+		t.c.Warnf("prev. hosts: %v", err)
+		return "not checked: " + err.Error(), nil
+	}
+	if p.empty() {
 		return "", skipped("no prev. host changes")
 	}
-	return detail, nil
+	if t.a.needsUnits(p) {
+		if err := t.a.startPrevSync(ctx, t.app); err == nil {
+			return "after the update, in the background", nil
+		}
+		// No transient unit (systemd-run missing or refusing): do it
+		// here, as the work is the same.
+	}
+	return t.a.applyPrev(ctx, t.c, t.table, p), nil
 }
 
 // cleanOldDirs removes the TEMP and config directories set aside for

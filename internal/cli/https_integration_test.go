@@ -181,7 +181,9 @@ func testHTTPS(t *testing.T, e *localEnv, node, addr, app string, w web, sh func
 		waitFor(t, time.Minute, func() bool {
 			var err error
 			code, body, _, err = httpsGet(addr, "prev.acme.test", "/", pebble.Roots())
-			return err == nil
+			// 200 once the previous instance is armed, which the update
+			// has done in the background.
+			return err == nil && code == 200
 		})
 		if code != 200 || !strings.Contains(body, "Hello") {
 			t.Errorf("https://prev.acme.test/ = %d\n%s", code, body)

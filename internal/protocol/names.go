@@ -82,6 +82,12 @@ const (
 	// Request, so that a terminal can be the standard input), the
 	// script's output is the output, and its exit status the agent's.
 	OpRun = "run"
+	// OpPrevSync, `toppcloud node prev-sync APP`, is not a request: the
+	// agent runs it in a transient unit after an update to arm the app's
+	// previous instance for its prev. host (and stop the one it
+	// replaces) without the client waiting. Its output goes to the
+	// journal.
+	OpPrevSync = "prev-sync"
 )
 
 // Exit statuses of the toppcloud binary: client commands and `toppcloud
