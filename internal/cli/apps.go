@@ -35,6 +35,7 @@ func (a *App) connectDeploy(ctx context.Context, name string) (*remote.Node, sta
 
 type updateOptions struct {
 	deploy.Options
+	site     string
 	etcHosts bool
 	compress string
 }
@@ -59,7 +60,12 @@ new instance is removed, the old one keeps serving, and the application's own
 error output is shown.
 
 An update that would change nothing (same files, same config, the instance
-running) does nothing and says so; --force makes a new instance anyway.`,
+running) does nothing and says so; --force makes a new instance anyway.
+
+A LOCATION of a site ([site:NAME] in the config file), or --site NAME, updates
+every app node of the site: each gets the new instance ready, and only when
+all are ready does each in turn leave the balancer, switch and come back. If
+any node fails before that, no node switches.`,
 		GroupID: "apps",
 		Args:    rangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -72,6 +78,7 @@ running) does nothing and says so; --force makes a new instance anyway.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.Node, "node", "", "deploy to `NODE` (default: the location's host)")
+	f.StringVar(&o.site, "site", "", "deploy to every app node of site `NAME` (default: the site of LOCATION, if any)")
 	f.StringVar(&o.Name, "name", "", "deploy under app name `NAME` instead of app.ini's app_name")
 	f.StringVar(&o.ConfigDir, "config", "", "upload `DIR` as the app's configuration ($SILVER_APP_CONFIG); kept until the next --config")
 	f.BoolVar(&o.Clear, "clear", false, "clear the app's service data (databases, files) before starting it")
@@ -84,6 +91,13 @@ running) does nothing and says so; --force makes a new instance anyway.`,
 }
 
 func (a *App) update(ctx context.Context, o updateOptions) error {
+	s, err := a.siteFor(ctx, o.site, o.Location, o.Node)
+	if err != nil {
+		return err
+	}
+	if s != nil {
+		return a.updateSite(ctx, o, *s)
+	}
 	c, err := deploy.ParseCompression(o.compress)
 	if err != nil {
 		return usagef("%v", err)

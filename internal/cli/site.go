@@ -1,0 +1,213 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/toppcloud/toppcloud/internal/config"
+	"github.com/toppcloud/toppcloud/internal/deploy"
+	"github.com/toppcloud/toppcloud/internal/location"
+	"github.com/toppcloud/toppcloud/internal/protocol"
+	"github.com/toppcloud/toppcloud/internal/remote"
+	"github.com/toppcloud/toppcloud/internal/site"
+)
+
+// siteNodes reaches a site's nodes through the run's node session
+// (site.Nodes).
+type siteNodes struct{ a *App }
+
+func (n siteNodes) Connect(ctx context.Context, name string) (deploy.Caller, error) {
+	c, _, err := n.a.nodes().ConnectDeploy(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (n siteNodes) Address(name string) (string, error) { return n.a.nodes().PrivateAddress(name) }
+
+// siteRunner runs operations on s, showing each node's steps labelled
+// with its name.
+func (a *App) siteRunner(s config.SiteSection) *site.Runner {
+	return &site.Runner{
+		Site:   site.FromConfig(s),
+		Nodes:  siteNodes{a},
+		Events: a.nodeSteps,
+		Report: a.out.Printf,
+	}
+}
+
+// nodeSteps is streamSteps with the node's name before each step and
+// line, for operations on several nodes.
+func (a *App) nodeSteps(node string) remote.CallOptions {
+	o := a.streamSteps()
+	ev, lg := o.Event, o.Log
+	o.Event = func(e protocol.Event) {
+		e.Step = node + ": " + e.Step
+		ev(e)
+	}
+	o.Log = func(l protocol.Log) {
+		l.Text = node + ": " + l.Text
+		lg(l)
+	}
+	return o
+}
+
+// siteNamed is [site:NAME], checked.
+func (a *App) siteNamed(ctx context.Context, name string) (config.SiteSection, error) {
+	sites, err := a.nodes().Sites(ctx)
+	if err != nil {
+		return config.SiteSection{}, err
+	}
+	for _, s := range sites {
+		if s.Name == name {
+			return s, nil
+		}
+	}
+	return config.SiteSection{}, usagef("--site %s: no [site:%s] section in %s", name, name, a.nodes().ConfigPath())
+}
+
+// siteFor picks the site a command acts on: --site NAME, else the site
+// one of whose locations locArg is (unless --node picks a node). nil: a
+// command on one node, as without sites.
+func (a *App) siteFor(ctx context.Context, name, locArg, node string) (*config.SiteSection, error) {
+	if name != "" {
+		if node != "" {
+			return nil, usagef("give --site or --node, not both")
+		}
+		s, err := a.siteNamed(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		if locArg != "" {
+			loc, err := location.Parse(locArg)
+			if err != nil {
+				return nil, asUsage(err)
+			}
+			if _, ok := config.SiteOf([]config.SiteSection{s}, loc); !ok {
+				return nil, usagef("%s is not a location of site %s (its locations: %s)", loc, s.Name, siteLocations(s))
+			}
+		}
+		return &s, nil
+	}
+	if node != "" || locArg == "" {
+		return nil, nil
+	}
+	loc, err := location.Parse(locArg)
+	if err != nil {
+		return nil, nil // the command's own parsing says what is wrong
+	}
+	sites, err := a.nodes().Sites(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if s, ok := config.SiteOf(sites, loc); ok {
+		return &s, nil
+	}
+	return nil, nil
+}
+
+func siteLocations(s config.SiteSection) string {
+	out := ""
+	for i, l := range s.Locations {
+		if i > 0 {
+			out += " "
+		}
+		out += l.String()
+	}
+	return out
+}
+
+// siteLocation is the location a site command acts on: locArg, else the
+// site's first.
+func siteLocation(s config.SiteSection, locArg string) (location.Location, error) {
+	if locArg == "" {
+		return s.Locations[0], nil
+	}
+	loc, err := location.Parse(locArg)
+	if err != nil {
+		return loc, asUsage(err)
+	}
+	if _, ok := config.SiteOf([]config.SiteSection{s}, loc); !ok {
+		return loc, usagef("%s is not a location of site %s (its locations: %s)", loc, s.Name, siteLocations(s))
+	}
+	return loc, nil
+}
+
+// updateSite is update to a site: a rolling update of its app nodes.
+func (a *App) updateSite(ctx context.Context, o updateOptions, s config.SiteSection) error {
+	c, err := deploy.ParseCompression(o.compress)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	o.Compress = c
+	loc, err := siteLocation(s, o.Location)
+	if err != nil {
+		return err
+	}
+	o.Location, o.Node = loc.String(), s.Nodes[0]
+	cache, err := a.nodes().ManifestCache()
+	if err != nil {
+		return err
+	}
+	step := a.out.Step("check %s", o.AppDir)
+	p, err := deploy.Prepare(ctx, o.Options, a.nodes(), cache)
+	if err == nil {
+		err = site.FromConfig(s).Check(p.Config)
+	}
+	if err != nil {
+		step.Fail()
+		return err
+	}
+	for _, w := range p.Warnings {
+		a.out.Warnf("%s", w)
+	}
+	files, bytes := p.Manifest.FileBytes()
+	step.Done("%s (%s) to %s on site %s (%d app nodes), %d files, %s", p.App, p.Config.Runner.Kind, p.Location, s.Name, len(s.Nodes), files, humanBytes(bytes))
+	if o.Clear {
+		if err := a.confirmDataLoss("update --clear", fmt.Sprintf("--clear: delete all data of %s (its databases, files) before the new instance starts?", p.App)); err != nil {
+			return err
+		}
+	}
+	r := a.siteRunner(s)
+	res, err := r.Update(ctx, p, site.UpdateOptions{Node: func(node string) deploy.UpdateOptions {
+		return deploy.UpdateOptions{
+			Events: a.nodeSteps(node),
+			Uploaded: func(up deploy.UploadStats) {
+				if up.Blobs == 0 {
+					a.out.Printf("%s: nothing new to send (%s sent)", node, humanBytes(up.Sent))
+				} else {
+					a.out.Printf("%s: sent %d new contents, %s (%s sent, %s)", node, up.Blobs, humanBytes(up.Content), humanBytes(up.Sent), up.Compression)
+				}
+			},
+		}
+	}})
+	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("update %s on site %s: interrupted; each node finishes its update or removes the new instance by itself: %w", p.App, s.Name, ctx.Err())
+		}
+		return withTail(fmt.Errorf("update %s: %w", p.App, err))
+	}
+	for _, nr := range res {
+		if nr.Result == nil {
+			continue
+		}
+		if nr.Result.Unchanged {
+			a.out.Printf("%s: nothing changed, %s stays live", nr.Node, nr.Result.Instance)
+		} else {
+			a.out.Printf("%s: %s is live (release %d)", nr.Node, nr.Result.Instance, nr.Result.Release)
+		}
+	}
+	url := deploy.URL(p.Location)
+	a.out.Printf("site %s: %s is live at %s on %d app nodes", s.Name, p.App, url, len(s.Nodes))
+	fmt.Fprintln(a.out.Stdout, url)
+	front := s.Balancer
+	if front == "" {
+		front = s.Nodes[0]
+	}
+	rec, err := a.nodes().Record(front)
+	if err != nil {
+		return err
+	}
+	return a.nodes().PointHost(ctx, rec, p.Location, o.etcHosts)
+}
