@@ -211,3 +211,24 @@ func (a *App) updateSite(ctx context.Context, o updateOptions, s config.SiteSect
 	}
 	return a.nodes().PointHost(ctx, rec, p.Location, o.etcHosts)
 }
+
+// siteAppNode is a runner for the site whose app node name is, if the
+// site has a balancer; nil otherwise. A config that cannot be read is
+// warned about: stopping and starting nodes works without it.
+func (a *App) siteAppNode(ctx context.Context, name string) *site.Runner {
+	sites, err := a.nodes().Sites(ctx)
+	if err != nil {
+		a.out.Warnf("sites not read: %v", err)
+		return nil
+	}
+	s, ok := config.SiteOfNode(sites, name)
+	if !ok || s.Balancer == "" {
+		return nil
+	}
+	for _, n := range s.Nodes {
+		if n == name {
+			return a.siteRunner(s)
+		}
+	}
+	return nil
+}
