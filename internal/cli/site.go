@@ -3,6 +3,8 @@ package cli
 import (
 	"context"
 	"fmt"
+	"strings"
+	"sync"
 
 	"github.com/toppcloud/toppcloud/internal/config"
 	"github.com/toppcloud/toppcloud/internal/deploy"
@@ -229,6 +231,156 @@ func (a *App) siteAppNode(ctx context.Context, name string) *site.Runner {
 		if n == name {
 			return a.siteRunner(s)
 		}
+	}
+	return nil
+}
+
+// activateSite activates on every app node in turn.
+func (a *App) activateSite(ctx context.Context, s config.SiteSection, locArg string, args protocol.ActivateArgs) error {
+	loc, err := siteLocation(s, locArg)
+	if err != nil {
+		return err
+	}
+	r := a.siteRunner(s)
+	args.Location = r.Site.AppLocation(loc).String()
+	err = r.Each(ctx, func(ctx context.Context, node string, c deploy.Caller) error {
+		var res protocol.ActivateResult
+		if err := c.Call(ctx, protocol.OpActivate, args, &res, a.nodeSteps(node)); err != nil {
+			return err
+		}
+		switch {
+		case res.Unchanged:
+			a.out.Printf("%s: %s is already live at %s", node, res.Instance, loc)
+		default:
+			a.out.Printf("%s: %s is live at %s (release %d)", node, res.Instance, loc, res.Release)
+		}
+		return nil
+	})
+	if err != nil {
+		return withTail(fmt.Errorf("activate %s %s on site %s: %w", loc, args.Target, s.Name, err))
+	}
+	return nil
+}
+
+// deactivateSite deactivates on every app node in turn.
+func (a *App) deactivateSite(ctx context.Context, s config.SiteSection, args protocol.DeactivateArgs) error {
+	r := a.siteRunner(s)
+	// A site location stands for the location the app nodes serve.
+	pats := make([]string, len(args.Patterns))
+	for i, p := range args.Patterns {
+		pats[i] = p
+		if loc, err := location.Parse(p); err == nil {
+			if _, ok := config.SiteOf([]config.SiteSection{s}, loc); ok {
+				pats[i] = r.Site.AppLocation(loc).String()
+			}
+		}
+	}
+	args.Patterns = pats
+	err := r.Each(ctx, func(ctx context.Context, node string, c deploy.Caller) error {
+		var res protocol.DeactivateResult
+		if err := c.Call(ctx, protocol.OpDeactivate, args, &res, a.nodeSteps(node)); err != nil {
+			return err
+		}
+		if len(res.Removed) == 0 {
+			a.out.Printf("%s: no route matches %s", node, strings.Join(args.Patterns, " "))
+		}
+		for _, rm := range res.Removed {
+			fmt.Fprintf(a.out.Stdout, "%s: removed %s: %s\n", node, rm.Location, orDash(rm.Live))
+		}
+		return nil
+	})
+	if err != nil {
+		return withTail(fmt.Errorf("deactivate on site %s: %w", s.Name, err))
+	}
+	return nil
+}
+
+// disableSite disables (or enables) on every app node in turn.
+func (a *App) disableSite(ctx context.Context, s config.SiteSection, enable bool, da protocol.DisableArgs) error {
+	op, verb := protocol.OpDisable, "disable"
+	if enable {
+		op, verb = protocol.OpEnable, "enable"
+	}
+	err := a.siteRunner(s).Each(ctx, func(ctx context.Context, node string, c deploy.Caller) error {
+		var res protocol.DisableResult
+		if err := c.Call(ctx, op, da, &res, a.nodeSteps(node)); err != nil {
+			return err
+		}
+		if !res.Changed {
+			a.out.Printf("%s: %s was already %sd", node, res.App, verb)
+		} else {
+			a.out.Printf("%s: %s is %sd at %s", node, res.App, verb, strings.Join(res.Locations, ", "))
+		}
+		return nil
+	})
+	if err != nil {
+		return withTail(fmt.Errorf("%s on site %s: %w", verb, s.Name, err))
+	}
+	return nil
+}
+
+// querySite queries every app node, one section per node; --json prints
+// {NODE: result}.
+func (a *App) querySite(ctx context.Context, s config.SiteSection, args protocol.QueryArgs, asJSON bool) error {
+	all := map[string]protocol.QueryResult{}
+	err := a.siteRunner(s).Each(ctx, func(ctx context.Context, node string, c deploy.Caller) error {
+		var res protocol.QueryResult
+		if err := c.Call(ctx, protocol.OpQuery, args, &res, a.nodeSteps(node)); err != nil {
+			return err
+		}
+		if asJSON {
+			all[node] = res
+			return nil
+		}
+		fmt.Fprintf(a.out.Stdout, "== node %s (site %s)\n", node, s.Name)
+		a.printQuery(res)
+		fmt.Fprintln(a.out.Stdout)
+		return nil
+	})
+	if err != nil {
+		return withTail(fmt.Errorf("query site %s: %w", s.Name, err))
+	}
+	if asJSON {
+		return a.out.JSON(all)
+	}
+	return nil
+}
+
+// logsSite shows every app node's logs at once, each line labelled with
+// its node.
+func (a *App) logsSite(ctx context.Context, s config.SiteSection, locArg string, args protocol.LogsArgs) error {
+	loc, err := siteLocation(s, locArg)
+	if err != nil {
+		return err
+	}
+	r := a.siteRunner(s)
+	args.Location = r.Site.AppLocation(loc).String()
+	var mu sync.Mutex
+	err = r.All(ctx, func(ctx context.Context, node string, c deploy.Caller) error {
+		o := a.nodeSteps(node)
+		o.Log = func(l protocol.Log) {
+			mu.Lock()
+			defer mu.Unlock()
+			text := Printable(l.Text)
+			switch l.Stream {
+			case protocol.StreamErrorsLog:
+				fmt.Fprintf(a.out.Stdout, "%s: errors.log: %s\n", node, text)
+			case protocol.StreamJournal:
+				fmt.Fprintf(a.out.Stdout, "%s: %s\n", node, text)
+			case protocol.StreamFrontServer:
+				fmt.Fprintf(a.out.Stdout, "%s: front server: %s\n", node, text)
+			case protocol.StreamWarning:
+				a.out.Warnf("%s: %s", node, text)
+			}
+		}
+		var res protocol.LogsResult
+		return c.Call(ctx, protocol.OpLogs, args, &res, o)
+	})
+	if err != nil && args.Follow && ctx.Err() != nil {
+		return nil // Ctrl-C ends a follow
+	}
+	if err != nil {
+		return withTail(fmt.Errorf("logs %s on site %s: %w", loc, s.Name, err))
 	}
 	return nil
 }
