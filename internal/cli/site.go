@@ -384,3 +384,43 @@ func (a *App) logsSite(ctx context.Context, s config.SiteSection, locArg string,
 	}
 	return nil
 }
+
+// dataNode picks the node holding the data of the app at locArg (backup,
+// restore, clear): on a site, its services node, told the app's name
+// (asked of the first app node, which serves the location); else the
+// location's node, as without sites (app "").
+func (a *App) dataNode(ctx context.Context, siteName, locArg, node string) (loc location.Location, name, app string, err error) {
+	s, err := a.siteFor(ctx, siteName, locArg, node)
+	if err != nil || s == nil {
+		if err == nil {
+			loc, name, err = a.locationNode(locArg, node)
+		}
+		return loc, name, "", err
+	}
+	if loc, err = siteLocation(*s, locArg); err != nil {
+		return loc, "", "", err
+	}
+	if s.Services == "" {
+		if len(s.Nodes) > 1 {
+			return loc, "", "", usagef("site %s has no services node: its %d app nodes keep no shared data", s.Name, len(s.Nodes))
+		}
+		// One app node keeps the data itself.
+		return site.FromConfig(*s).AppLocation(loc), s.Nodes[0], "", nil
+	}
+	r := a.siteRunner(*s)
+	want := r.Site.AppLocation(loc)
+	c, err := siteNodes{a}.Connect(ctx, s.Nodes[0])
+	if err != nil {
+		return loc, "", "", err
+	}
+	var res protocol.QueryResult
+	if err := c.Call(ctx, protocol.OpQuery, protocol.QueryArgs{}, &res, remote.CallOptions{}); err != nil {
+		return loc, "", "", fmt.Errorf("query %s for the app at %s: %w", s.Nodes[0], loc, err)
+	}
+	for _, rt := range res.Routes {
+		if l, err := location.Parse(rt.Location); err == nil && l.Key() == want.Key() {
+			return loc, s.Services, rt.App, nil
+		}
+	}
+	return loc, "", "", usagef("no app is deployed at %s on site %s (node %s serves nothing there)", loc, s.Name, s.Nodes[0])
+}
