@@ -92,12 +92,20 @@ any node fails before that, no node switches.`,
 }
 
 func (a *App) update(ctx context.Context, o updateOptions) error {
-	s, err := a.siteFor(ctx, o.site, o.Location, o.Node)
+	locArg := o.Location
+	if locArg == "" && o.site == "" && o.Node == "" {
+		// app.ini's default_location may be a site's; Prepare reports
+		// an app.ini that does not load.
+		if cfg, err := appconfig.Load(o.AppDir); err == nil {
+			locArg = cfg.DefaultLocation
+		}
+	}
+	s, err := a.siteFor(ctx, o.site, locArg, o.Node)
 	if err != nil {
 		return err
 	}
 	if s != nil {
-		return a.updateSite(ctx, o, *s)
+		return a.updateSite(ctx, o, *s, locArg)
 	}
 	c, err := deploy.ParseCompression(o.compress)
 	if err != nil {

@@ -137,13 +137,13 @@ func siteLocation(s config.SiteSection, locArg string) (location.Location, error
 }
 
 // updateSite is update to a site: a rolling update of its app nodes.
-func (a *App) updateSite(ctx context.Context, o updateOptions, s config.SiteSection) error {
+func (a *App) updateSite(ctx context.Context, o updateOptions, s config.SiteSection, locArg string) error {
 	c, err := deploy.ParseCompression(o.compress)
 	if err != nil {
 		return usagef("%v", err)
 	}
 	o.Compress = c
-	loc, err := siteLocation(s, o.Location)
+	loc, err := siteLocation(s, locArg)
 	if err != nil {
 		return err
 	}
