@@ -3,8 +3,12 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/toppcloud/toppcloud/internal/config"
 	"github.com/toppcloud/toppcloud/internal/deploy"
@@ -36,6 +40,7 @@ func (a *App) siteRunner(s config.SiteSection) *site.Runner {
 		Nodes:  siteNodes{a},
 		Events: a.nodeSteps,
 		Report: a.out.Printf,
+		Health: a.routerHealth,
 	}
 }
 
@@ -423,4 +428,32 @@ func (a *App) dataNode(ctx context.Context, siteName, locArg, node string) (loc 
 		}
 	}
 	return loc, "", "", usagef("no app is deployed at %s on site %s (node %s serves nothing there)", loc, s.Name, s.Nodes[0])
+}
+
+// routerHealth asks an app node's router whether it serves: the health
+// route every router answers (protocol.HealthHost, HealthPath) on the
+// node's address, port 80, which the firewall opens to everyone.
+func (a *App) routerHealth(ctx context.Context, node string) error {
+	rec, err := a.nodes().Record(node)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	u := "http://" + net.JoinHostPort(rec.Address(), site.UpstreamPort) + protocol.HealthPath
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	req.Host = protocol.HealthHost
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("health check: %s", resp.Status)
+	}
+	return nil
 }

@@ -125,6 +125,10 @@ type Runner struct {
 	// HealthTimeout bounds the wait for a node to answer the balancer's
 	// health checks before it is put back (0: DefaultHealthTimeout).
 	HealthTimeout time.Duration
+	// Health, if set, asks an app node's router itself whether it serves
+	// (protocol.HealthHost, HealthPath); nil asks the balancer's status
+	// (OpBalanceStatus).
+	Health func(ctx context.Context, node string) error
 
 	conns map[string]deploy.Caller
 }
@@ -260,6 +264,20 @@ func (r *Runner) WaitHealthy(ctx context.Context, node string) error {
 	}
 	var last string
 	for waited := time.Duration(0); ; waited += healthPoll {
+		if r.Health != nil {
+			err := r.Health(ctx, node)
+			if err == nil {
+				return nil
+			}
+			last = err.Error()
+			if waited >= limit {
+				return fmt.Errorf("node %s (%s) is not healthy after %s: %s", node, up, limit, last)
+			}
+			if err := r.sleep(ctx, healthPoll); err != nil {
+				return err
+			}
+			continue
+		}
 		var st protocol.BalanceStatusResult
 		if err := c.Call(ctx, protocol.OpBalanceStatus, nil, &st, remote.CallOptions{}); err != nil {
 			return fmt.Errorf("balancer %s: status: %w", r.Site.Balancer, err)

@@ -349,3 +349,23 @@ func TestStopStart(t *testing.T) {
 		t.Errorf("calls:\n%s", strings.Join(got, "\n"))
 	}
 }
+
+func TestWaitHealthy_AsksTheNode(t *testing.T) {
+	w := newWorld()
+	calls := 0
+	r := &Runner{Site: testSite(), Nodes: w, Sleep: noSleep, HealthTimeout: 2 * time.Second,
+		Health: func(_ context.Context, node string) error {
+			calls++
+			if calls < 3 {
+				return errors.New("connection refused")
+			}
+			return nil
+		}}
+	if err := r.WaitHealthy(context.Background(), "web1"); err != nil || calls != 3 {
+		t.Errorf("WaitHealthy = %v after %d checks", err, calls)
+	}
+	r.Health = func(context.Context, string) error { return errors.New("connection refused") }
+	if err := r.WaitHealthy(context.Background(), "web1"); err == nil || !strings.Contains(err.Error(), "connection refused") {
+		t.Errorf("WaitHealthy of a dead node = %v", err)
+	}
+}

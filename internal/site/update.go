@@ -169,7 +169,7 @@ var errNoHold = errors.New("the update ended without holding before the switch (
 // first app node) goes to every app node at once, each stopping short of
 // the switch; once all are ready, each in turn is taken out of the
 // balancer, left DefaultDrain to finish its requests, switched, and put
-// back once healthy. If any node fails before the switch, none switches.
+// back (its new instance answered its health check before the switch). If any node fails before the switch, none switches.
 func (r *Runner) Update(ctx context.Context, p *deploy.Plan, o UpdateOptions) ([]NodeResult, error) {
 	s := r.Site
 	if err := s.Check(p.Config); err != nil {
@@ -321,12 +321,10 @@ func (r *Runner) Update(ctx context.Context, p *deploy.Plan, o UpdateOptions) ([
 			_ = r.Balance(ctx)
 			return results, abort(fmt.Errorf("%s failed at its switch", n))
 		}
-		herr := r.WaitHealthy(ctx, n)
+		// The node's update returned once the new instance, which had
+		// answered its health check, was live: it can take requests.
 		if err := r.Balance(ctx); err != nil {
 			return results, abort(err)
-		}
-		if herr != nil {
-			return results, abort(herr)
 		}
 		r.report("%s: switched and back in", n)
 		for j := i + 1; j < len(s.Nodes); j++ {
