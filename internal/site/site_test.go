@@ -369,3 +369,71 @@ func TestWaitHealthy_AsksTheNode(t *testing.T) {
 		t.Errorf("WaitHealthy of a dead node = %v", err)
 	}
 }
+
+// TestUpdate_FailureAtSwitch: a node failing at its switch stops the
+// rolling update; the nodes after it keep the old version, the ones
+// before it run the new one, and the error says which is which.
+func TestUpdate_FailureAtSwitch(t *testing.T) {
+	w := newWorld()
+	site := testSite()
+	site.Nodes = []string{"web1", "web2", "web3"}
+	w.addrs["web3"] = "10.0.0.5"
+	r := &Runner{Site: site, Nodes: w, Sleep: noSleep,
+		Deploy: func(ctx context.Context, c deploy.Caller, p *deploy.Plan, o deploy.UpdateOptions) (*protocol.UpdateResult, deploy.UploadStats, error) {
+			node := c.(*fakeNode).name
+			if !o.Held("app.1") {
+				w.add(node + " removed new instance")
+				return nil, deploy.UploadStats{}, errors.New("aborted")
+			}
+			if node == "web2" {
+				return nil, deploy.UploadStats{}, errors.New("reload failed")
+			}
+			w.add(node + " switched")
+			return &protocol.UpdateResult{}, deploy.UploadStats{}, nil
+		}}
+	res, err := r.Update(context.Background(), testPlan(), UpdateOptions{})
+	var ue *UpdateError
+	if !errors.As(err, &ue) || !ue.Switched {
+		t.Fatalf("Update = %v", err)
+	}
+	msg := err.Error()
+	for _, want := range []string{"web2: reload failed", "live on web1", "old one still on web3, web2"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error %q lacks %q", msg, want)
+		}
+	}
+	if strings.Contains(msg, "web3: aborted") {
+		t.Errorf("error %q counts web3's removal, which was asked, as a failure", msg)
+	}
+	if !res[0].Switched || res[1].Switched || res[2].Switched {
+		t.Errorf("results %+v", res)
+	}
+	calls := w.calls()
+	if !contains(calls, "web3 removed new instance") || contains(calls, "web3 switched") {
+		t.Errorf("calls %v", calls)
+	}
+	// web2 is put back in after its failure.
+	if last := calls[len(calls)-1]; !strings.HasSuffix(last, "out=") && last != "web3 removed new instance" {
+		t.Errorf("last call %q", last)
+	}
+}
+
+func TestPlacement(t *testing.T) {
+	cfg := &appconfig.Config{Workers: []appconfig.Worker{{Name: "a", Replicas: 5}, {Name: "b", Replicas: 1}, {Name: "c"}}}
+	tests := []struct {
+		n    int
+		want []map[string]int
+	}{
+		{1, []map[string]int{{"a": 5, "b": 1, "c": 1}}},
+		{2, []map[string]int{{"a": 3, "b": 1, "c": 1}, {"a": 2}}},
+		{3, []map[string]int{{"a": 2, "b": 1, "c": 1}, {"a": 2}, {"a": 1}}},
+	}
+	for _, tt := range tests {
+		got := Placement(cfg, tt.n)
+		for i, p := range got {
+			if p.Crons != (i == 0) || !reflect.DeepEqual(p.Workers, tt.want[i]) {
+				t.Errorf("n=%d node %d: %+v, want workers %v", tt.n, i, p, tt.want[i])
+			}
+		}
+	}
+}

@@ -244,6 +244,10 @@ func (r *Runner) Update(ctx context.Context, p *deploy.Plan, o UpdateOptions) ([
 		results[i].Node = n
 	}
 	done := make([]bool, len(s.Nodes))
+	// wasHeld: the node held; if told not to switch, its update's end
+	// (an "aborted" error) is what was asked, not a failure.
+	wasHeld := make([]bool, len(s.Nodes))
+	committed := make([]bool, len(s.Nodes))
 	// abort answers false to every hold, now or when it comes, and waits
 	// for every node's update to end.
 	abort := func(cause error) error {
@@ -256,12 +260,15 @@ func (r *Runner) Update(ctx context.Context, p *deploy.Plan, o UpdateOptions) ([
 		for i := range done {
 			for !done[i] {
 				e := <-events
-				if !e.held {
-					done[e.i] = true
-					results[e.i].Result = e.res
-					if e.err != nil && results[e.i].Err == nil && !errors.Is(e.err, context.Canceled) {
-						results[e.i].Err = e.err
-					}
+				if e.held {
+					wasHeld[e.i] = true
+					continue
+				}
+				done[e.i] = true
+				results[e.i].Result = e.res
+				expected := wasHeld[e.i] && !committed[e.i]
+				if e.err != nil && !expected && results[e.i].Err == nil && !errors.Is(e.err, context.Canceled) {
+					results[e.i].Err = e.err
 				}
 			}
 		}
@@ -278,6 +285,7 @@ func (r *Runner) Update(ctx context.Context, p *deploy.Plan, o UpdateOptions) ([
 		e := <-events
 		if e.held {
 			held++
+			wasHeld[e.i] = true
 			r.report("%s: new instance ready", s.Nodes[e.i])
 			continue
 		}
@@ -301,6 +309,7 @@ func (r *Runner) Update(ctx context.Context, p *deploy.Plan, o UpdateOptions) ([
 			}
 		}
 		r.report("%s: switching", n)
+		committed[i] = true
 		decide[i] <- true
 		for !done[i] {
 			e := <-events
