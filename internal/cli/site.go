@@ -19,25 +19,54 @@ import (
 )
 
 // siteNodes reaches a site's nodes through the run's node session
-// (site.Nodes).
-type siteNodes struct{ a *App }
+// (site.Nodes), keeping the connections for RTT.
+type siteNodes struct {
+	a     *App
+	mu    sync.Mutex
+	conns map[string]*remote.Node
+}
 
-func (n siteNodes) Connect(ctx context.Context, name string) (deploy.Caller, error) {
+func (n *siteNodes) Connect(ctx context.Context, name string) (deploy.Caller, error) {
 	c, _, err := n.a.nodes().ConnectDeploy(ctx, name)
 	if err != nil {
 		return nil, err
 	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.conns == nil {
+		n.conns = map[string]*remote.Node{}
+	}
+	n.conns[name] = c
 	return c, nil
 }
 
-func (n siteNodes) Address(name string) (string, error) { return n.a.nodes().PrivateAddress(name) }
+func (n *siteNodes) Address(name string) (string, error) { return n.a.nodes().PrivateAddress(name) }
+
+// RTT is the round trip to a connected node, for --compress auto; -1
+// when unknown.
+func (n *siteNodes) RTT(ctx context.Context, name string) time.Duration {
+	n.mu.Lock()
+	c := n.conns[name]
+	n.mu.Unlock()
+	if c == nil {
+		return -1
+	}
+	if m, ok := c.Conn().(interface {
+		RTT(context.Context) (time.Duration, error)
+	}); ok {
+		if d, err := m.RTT(ctx); err == nil {
+			return d
+		}
+	}
+	return -1
+}
 
 // siteRunner runs operations on s, showing each node's steps labelled
 // with its name.
 func (a *App) siteRunner(s config.SiteSection) *site.Runner {
 	return &site.Runner{
 		Site:   site.FromConfig(s),
-		Nodes:  siteNodes{a},
+		Nodes:  &siteNodes{a: a},
 		Events: a.nodeSteps,
 		Report: a.out.Printf,
 		Health: a.routerHealth,
@@ -177,9 +206,11 @@ func (a *App) updateSite(ctx context.Context, o updateOptions, s config.SiteSect
 		}
 	}
 	r := a.siteRunner(s)
+	sn := r.Nodes.(*siteNodes)
 	res, err := r.Update(ctx, p, site.UpdateOptions{Node: func(node string) deploy.UpdateOptions {
 		return deploy.UpdateOptions{
 			Events: a.nodeSteps(node),
+			RTT:    func() time.Duration { return sn.RTT(ctx, node) },
 			Uploaded: func(up deploy.UploadStats) {
 				if up.Blobs == 0 {
 					a.out.Printf("%s: nothing new to send (%s sent)", node, humanBytes(up.Sent))
@@ -414,7 +445,7 @@ func (a *App) dataNode(ctx context.Context, siteName, locArg, node string) (loc 
 	}
 	r := a.siteRunner(*s)
 	want := r.Site.AppLocation(loc)
-	c, err := siteNodes{a}.Connect(ctx, s.Nodes[0])
+	c, err := (&siteNodes{a: a}).Connect(ctx, s.Nodes[0])
 	if err != nil {
 		return loc, "", "", err
 	}
