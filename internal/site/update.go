@@ -318,11 +318,11 @@ func (r *Runner) Update(ctx context.Context, p *deploy.Plan, o UpdateOptions) ([
 			}
 			done[e.i] = true
 			results[e.i].Result, results[e.i].Err = e.res, e.err
+			results[e.i].Switched = e.err == nil
 			if e.i != i && e.err == nil {
-				e.err = errNoHold
-				results[e.i].Err = e.err
+				// Switched without our commit.
+				results[e.i].Err = errNoHold
 			}
-			results[e.i].Switched = e.i == i && e.err == nil
 		}
 		if results[i].Err != nil {
 			// The node failed at its switch: it keeps what it had. Put it
