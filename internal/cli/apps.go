@@ -17,6 +17,7 @@ import (
 	"github.com/toppcloud/toppcloud/internal/location"
 	"github.com/toppcloud/toppcloud/internal/protocol"
 	"github.com/toppcloud/toppcloud/internal/remote"
+	"github.com/toppcloud/toppcloud/internal/site"
 	"github.com/toppcloud/toppcloud/internal/state"
 )
 
@@ -35,6 +36,7 @@ func (a *App) connectDeploy(ctx context.Context, name string) (*remote.Node, sta
 
 type updateOptions struct {
 	deploy.Options
+	site     string
 	etcHosts bool
 	compress string
 }
@@ -59,7 +61,12 @@ new instance is removed, the old one keeps serving, and the application's own
 error output is shown.
 
 An update that would change nothing (same files, same config, the instance
-running) does nothing and says so; --force makes a new instance anyway.`,
+running) does nothing and says so; --force makes a new instance anyway.
+
+A LOCATION of a site ([site:NAME] in the config file), or --site NAME, updates
+every app node of the site: each gets the new instance ready, and only when
+all are ready does each in turn leave the balancer, switch and come back. If
+any node fails before that, no node switches.`,
 		GroupID: "apps",
 		Args:    rangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -72,6 +79,7 @@ running) does nothing and says so; --force makes a new instance anyway.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.Node, "node", "", "deploy to `NODE` (default: the location's host)")
+	f.StringVar(&o.site, "site", "", "deploy to every app node of site `NAME` (default: the site of LOCATION, if any)")
 	f.StringVar(&o.Name, "name", "", "deploy under app name `NAME` instead of app.ini's app_name")
 	f.StringVar(&o.ConfigDir, "config", "", "upload `DIR` as the app's configuration ($SILVER_APP_CONFIG); kept until the next --config")
 	f.BoolVar(&o.Clear, "clear", false, "clear the app's service data (databases, files) before starting it")
@@ -84,6 +92,21 @@ running) does nothing and says so; --force makes a new instance anyway.`,
 }
 
 func (a *App) update(ctx context.Context, o updateOptions) error {
+	locArg := o.Location
+	if locArg == "" && o.site == "" && o.Node == "" {
+		// app.ini's default_location may be a site's; Prepare reports
+		// an app.ini that does not load.
+		if cfg, err := appconfig.Load(o.AppDir); err == nil {
+			locArg = cfg.DefaultLocation
+		}
+	}
+	s, err := a.siteFor(ctx, o.site, locArg, o.Node)
+	if err != nil {
+		return err
+	}
+	if s != nil {
+		return a.updateSite(ctx, o, *s, locArg)
+	}
 	c, err := deploy.ParseCompression(o.compress)
 	if err != nil {
 		return usagef("%v", err)
@@ -199,7 +222,7 @@ func (a *App) locationNode(arg, node string) (location.Location, string, error) 
 }
 
 func (a *App) activateCmd() *cobra.Command {
-	var node string
+	var node, siteName string
 	var lockTimeout, healthTimeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "activate LOCATION INSTANCE|prev|RELEASE",
@@ -214,13 +237,19 @@ stopped.`,
 		Args:    exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			loc, name, err := a.locationNode(args[0], node)
-			if err != nil {
-				return err
-			}
 			target := args[1]
 			if target == "" || strings.ContainsAny(target, "/ \t\n") {
 				return usagef("activate: %q is not an instance name, prev or a release number", target)
+			}
+			if s, err := a.siteFor(ctx, siteName, args[0], node); err != nil || s != nil {
+				if err != nil {
+					return err
+				}
+				return a.activateSite(ctx, *s, args[0], protocol.ActivateArgs{Target: target, LockWait: protocol.Duration(lockTimeout), HealthTimeout: protocol.Duration(healthTimeout)})
+			}
+			loc, name, err := a.locationNode(args[0], node)
+			if err != nil {
+				return err
 			}
 			n, _, closeConn, err := a.connectDeploy(ctx, name)
 			if err != nil {
@@ -244,13 +273,14 @@ stopped.`,
 		},
 	}
 	cmd.Flags().StringVar(&node, "node", "", "the `NODE` (default: the location's host)")
+	cmd.Flags().StringVar(&siteName, "site", "", "on every app node of site `NAME`, one after the other (default: the site of LOCATION, if any)")
 	cmd.Flags().DurationVar(&lockTimeout, "lock-timeout", deploy.DefaultLockTimeout, "wait at most `D` for another operation on the same app")
 	cmd.Flags().DurationVar(&healthTimeout, "health-timeout", protocol.DefaultHealthTimeout, "wait at most `D` for the instance to answer")
 	return cmd
 }
 
 func (a *App) deactivateCmd() *cobra.Command {
-	var node string
+	var node, siteName string
 	var keepPrev bool
 	cmd := &cobra.Command{
 		Use:   "deactivate LOCATION...",
@@ -271,6 +301,19 @@ plain host name).`,
 				if strings.TrimSpace(p) == "" {
 					return usagef("deactivate: empty location")
 				}
+			}
+			// A pattern names no site; a --site takes the patterns as
+			// they are.
+			first := args[0]
+			if strings.ContainsAny(first, "*?[") || siteName != "" {
+				first = ""
+			}
+			s, err := a.siteFor(ctx, siteName, first, node)
+			if err != nil {
+				return err
+			}
+			if s != nil {
+				return a.deactivateSite(ctx, *s, protocol.DeactivateArgs{Patterns: args, KeepPrev: keepPrev})
 			}
 			name := node
 			if name == "" {
@@ -304,6 +347,7 @@ plain host name).`,
 		},
 	}
 	cmd.Flags().StringVar(&node, "node", "", "the `NODE` (default: the first location's host)")
+	cmd.Flags().StringVar(&siteName, "site", "", "on every app node of site `NAME` (default: the site of the first location, if any)")
 	cmd.Flags().BoolVar(&keepPrev, "keep-prev", false, "keep each route's previous instance for activate LOCATION prev")
 	return cmd
 }
@@ -317,9 +361,10 @@ func orDash(s string) string {
 
 func (a *App) queryCmd() *cobra.Command {
 	var asJSON bool
+	var siteName string
 	var releases int
 	cmd := &cobra.Command{
-		Use:   "query NODE [GLOB...]",
+		Use:   "query NODE [GLOB...] | --site NAME [GLOB...]",
 		Short: "Show the apps on a node: locations, instances, releases",
 		Long: `List the apps deployed on NODE: for each, its instances (live at which
 locations, kept as prev, or unused, which clean-node removes), their state, its
@@ -327,9 +372,24 @@ latest releases, whether it is disabled, its cron entries (next and last run,
 how the last ended) and workers (state, restarts). GLOBs select apps by name
 or by location (HOST[/PATH] patterns, as deactivate takes them).`,
 		GroupID: "apps",
-		Args:    minArgs(1),
+		Args:    minArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			if siteName != "" {
+				for _, g := range args {
+					if _, err := filepath.Match(g, ""); err != nil {
+						return usagef("query: bad pattern %q: %v", g, err)
+					}
+				}
+				s, err := a.siteNamed(ctx, siteName)
+				if err != nil {
+					return err
+				}
+				return a.querySite(ctx, s, protocol.QueryArgs{Patterns: args, Releases: releases}, asJSON)
+			}
+			if len(args) == 0 {
+				return usagef("query: give NODE or --site NAME")
+			}
 			for _, g := range args[1:] {
 				if _, err := filepath.Match(g, ""); err != nil {
 					return usagef("query: bad pattern %q: %v", g, err)
@@ -353,6 +413,7 @@ or by location (HOST[/PATH] patterns, as deactivate takes them).`,
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print {apps, routes, disabled} as JSON")
 	cmd.Flags().IntVar(&releases, "releases", 5, "show each app's last `N` releases")
+	cmd.Flags().StringVar(&siteName, "site", "", "query every app node of site `NAME` (GLOBs are then all the arguments)")
 	return cmd
 }
 
@@ -527,7 +588,7 @@ func plural(n int, what string) string {
 }
 
 func (a *App) disableCmd(enable bool) *cobra.Command {
-	var byName, byLocation, node string
+	var byName, byLocation, node, siteName string
 	use, short := "disable", "Serve the 'temporarily unavailable' page for an app, keeping it deployed"
 	if enable {
 		use, short = "enable", "Undo disable"
@@ -547,6 +608,15 @@ location's host unless --node is given.`,
 			switch {
 			case (byName == "") == (byLocation == ""):
 				return usagef("%s: give --by-name APP or --by-location LOCATION", use)
+			case byName != "" && siteName != "":
+				if err := appNameOK(byName); err != nil {
+					return err
+				}
+				s, err := a.siteFor(ctx, siteName, "", node)
+				if err != nil {
+					return err
+				}
+				return a.disableSite(ctx, *s, enable, da)
 			case byName != "":
 				if err := appNameOK(byName); err != nil {
 					return err
@@ -559,6 +629,18 @@ location's host unless --node is given.`,
 					return inputErr(err)
 				}
 			default:
+				s, err := a.siteFor(ctx, siteName, byLocation, node)
+				if err != nil {
+					return err
+				}
+				if s != nil {
+					loc, err := siteLocation(*s, byLocation)
+					if err != nil {
+						return err
+					}
+					da.Location = site.FromConfig(*s).AppLocation(loc).String()
+					return a.disableSite(ctx, *s, enable, da)
+				}
 				loc, n, err := a.locationNode(byLocation, node)
 				if err != nil {
 					return err
@@ -590,11 +672,12 @@ location's host unless --node is given.`,
 	cmd.Flags().StringVar(&byName, "by-name", "", "the app `APP`")
 	cmd.Flags().StringVar(&byLocation, "by-location", "", "the app served at `LOCATION`")
 	cmd.Flags().StringVar(&node, "node", "", "the `NODE`")
+	cmd.Flags().StringVar(&siteName, "site", "", "on every app node of site `NAME` (default: the site of --by-location, if any)")
 	return cmd
 }
 
 func (a *App) logsCmd() *cobra.Command {
-	var node, job string
+	var node, job, siteName string
 	var follow bool
 	var lines int
 	cmd := &cobra.Command{
@@ -616,6 +699,12 @@ worker.NAME. -f keeps following until interrupted.`,
 				if err := appconfig.CheckJobName(job); err != nil {
 					return usagef("logs --job: %v", err)
 				}
+			}
+			if s, err := a.siteFor(ctx, siteName, args[0], node); err != nil || s != nil {
+				if err != nil {
+					return err
+				}
+				return a.logsSite(ctx, *s, args[0], protocol.LogsArgs{Lines: lines, Follow: follow, Job: job})
 			}
 			loc, name, err := a.locationNode(args[0], node)
 			if err != nil {
@@ -651,6 +740,7 @@ worker.NAME. -f keeps following until interrupted.`,
 		},
 	}
 	cmd.Flags().StringVar(&node, "node", "", "the `NODE` (default: the location's host)")
+	cmd.Flags().StringVar(&siteName, "site", "", "the logs of every app node of site `NAME`, each line labelled (default: the site of LOCATION, if any)")
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new lines until interrupted")
 	cmd.Flags().IntVarP(&lines, "lines", "n", 50, "show the last `N` lines of each log")
 	cmd.Flags().StringVar(&job, "job", "", "show only the output of the cron entry or worker `NAME`")

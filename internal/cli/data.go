@@ -25,7 +25,7 @@ import (
 // The commands on an app's data: backup, restore, clear, run.
 
 func (a *App) backupCmd() *cobra.Command {
-	var node string
+	var node, siteName string
 	var lockTimeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "backup LOCATION DEST",
@@ -44,10 +44,11 @@ the node's copy removed.`,
 		GroupID: "apps",
 		Args:    exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.backup(cmd.Context(), args[0], args[1], node, lockTimeout)
+			return a.backup(cmd.Context(), args[0], args[1], node, siteName, lockTimeout)
 		},
 	}
 	cmd.Flags().StringVar(&node, "node", "", "the `NODE` (default: the location's host)")
+	cmd.Flags().StringVar(&siteName, "site", "", "the app's data on site `NAME`'s services node (default: the site of LOCATION, if any)")
 	cmd.Flags().DurationVar(&lockTimeout, "lock-timeout", deploy.DefaultLockTimeout, "wait at most `D` for another operation on the same app")
 	return cmd
 }
@@ -98,8 +99,8 @@ func (p *progressWriter) Write(b []byte) (int, error) {
 	return n, err
 }
 
-func (a *App) backup(ctx context.Context, locArg, dest, node string, lockTimeout time.Duration) error {
-	loc, name, err := a.locationNode(locArg, node)
+func (a *App) backup(ctx context.Context, locArg, dest, node, siteName string, lockTimeout time.Duration) error {
+	loc, name, app, err := a.dataNode(ctx, siteName, locArg, node)
 	if err != nil {
 		return err
 	}
@@ -119,7 +120,7 @@ func (a *App) backup(ctx context.Context, locArg, dest, node string, lockTimeout
 	}
 	defer closeConn()
 	var res protocol.BackupResult
-	args := protocol.BackupArgs{Location: loc.String(), LockWait: protocol.Duration(lockTimeout)}
+	args := protocol.BackupArgs{Location: loc.String(), App: app, LockWait: protocol.Duration(lockTimeout)}
 	if kind == backuparchive.Remote {
 		args.Name = remoteName
 	}
@@ -170,7 +171,7 @@ func (a *App) backup(ctx context.Context, locArg, dest, node string, lockTimeout
 }
 
 func (a *App) restoreCmd() *cobra.Command {
-	var node string
+	var node, siteName string
 	var lockTimeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "restore BACKUP LOCATION",
@@ -188,16 +189,17 @@ for confirmation unless -y.`,
 		GroupID: "apps",
 		Args:    exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.restore(cmd.Context(), args[0], args[1], node, lockTimeout)
+			return a.restore(cmd.Context(), args[0], args[1], node, siteName, lockTimeout)
 		},
 	}
 	cmd.Flags().StringVar(&node, "node", "", "the `NODE` (default: the location's host)")
+	cmd.Flags().StringVar(&siteName, "site", "", "the app's data on site `NAME`'s services node (default: the site of LOCATION, if any)")
 	cmd.Flags().DurationVar(&lockTimeout, "lock-timeout", deploy.DefaultLockTimeout, "wait at most `D` for another operation on the same app")
 	return cmd
 }
 
-func (a *App) restore(ctx context.Context, backupArg, locArg, node string, lockTimeout time.Duration) error {
-	loc, name, err := a.locationNode(locArg, node)
+func (a *App) restore(ctx context.Context, backupArg, locArg, node, siteName string, lockTimeout time.Duration) error {
+	loc, name, app, err := a.dataNode(ctx, siteName, locArg, node)
 	if err != nil {
 		return err
 	}
@@ -208,7 +210,7 @@ func (a *App) restore(ctx context.Context, backupArg, locArg, node string, lockT
 	if lockTimeout < 0 {
 		return usagef("--lock-timeout must not be negative")
 	}
-	args := protocol.ServicesRestoreArgs{Location: loc.String(), LockWait: protocol.Duration(lockTimeout)}
+	args := protocol.ServicesRestoreArgs{Location: loc.String(), App: app, LockWait: protocol.Duration(lockTimeout)}
 	var local *backuparchive.Local
 	what := backupArg
 	if kind == backuparchive.Remote {
@@ -248,7 +250,7 @@ func (a *App) restore(ctx context.Context, backupArg, locArg, node string, lockT
 }
 
 func (a *App) clearCmd() *cobra.Command {
-	var node string
+	var node, siteName string
 	var lockTimeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "clear LOCATION",
@@ -261,7 +263,7 @@ itself up again (migrations). Asks for confirmation unless -y.`,
 		Args:    exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			loc, name, err := a.locationNode(args[0], node)
+			loc, name, app, err := a.dataNode(ctx, siteName, args[0], node)
 			if err != nil {
 				return err
 			}
@@ -277,7 +279,7 @@ itself up again (migrations). Asks for confirmation unless -y.`,
 			}
 			defer closeConn()
 			var res protocol.ClearResult
-			if err := n.Call(ctx, protocol.OpClear, protocol.ClearArgs{Location: loc.String(), LockWait: protocol.Duration(lockTimeout)}, &res, a.streamSteps()); err != nil {
+			if err := n.Call(ctx, protocol.OpClear, protocol.ClearArgs{Location: loc.String(), App: app, LockWait: protocol.Duration(lockTimeout)}, &res, a.streamSteps()); err != nil {
 				return withTail(fmt.Errorf("clear %s: %w", loc, err))
 			}
 			a.out.Printf("cleared %s (%s) and ran its update_fetch on %s", res.App, strings.Join(res.Services, ", "), res.Instance)
@@ -285,6 +287,7 @@ itself up again (migrations). Asks for confirmation unless -y.`,
 		},
 	}
 	cmd.Flags().StringVar(&node, "node", "", "the `NODE` (default: the location's host)")
+	cmd.Flags().StringVar(&siteName, "site", "", "the app's data on site `NAME`'s services node (default: the site of LOCATION, if any)")
 	cmd.Flags().DurationVar(&lockTimeout, "lock-timeout", deploy.DefaultLockTimeout, "wait at most `D` for another operation on the same app")
 	return cmd
 }

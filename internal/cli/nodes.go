@@ -230,7 +230,16 @@ func (a *App) startNodeCmd() *cobra.Command {
 		GroupID: "nodes",
 		Args:    exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.nodes().Start(cmd.Context(), args[0])
+			ctx := cmd.Context()
+			if err := a.nodes().Start(ctx, args[0]); err != nil {
+				return err
+			}
+			// An app node of a site with a balancer goes back in once
+			// it answers the balancer's health checks.
+			if r := a.siteAppNode(ctx, args[0]); r != nil {
+				return r.PutBack(ctx, args[0])
+			}
+			return nil
 		},
 	}
 }
@@ -242,7 +251,15 @@ func (a *App) stopNodeCmd() *cobra.Command {
 		GroupID: "nodes",
 		Args:    exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.nodes().Stop(cmd.Context(), args[0])
+			ctx := cmd.Context()
+			// An app node of a site with a balancer leaves it first, and
+			// its requests in flight finish.
+			if r := a.siteAppNode(ctx, args[0]); r != nil {
+				if err := r.TakeOut(ctx, args[0]); err != nil {
+					return fmt.Errorf("stop-node %s: %w (the node was not stopped)", args[0], err)
+				}
+			}
+			return a.nodes().Stop(ctx, args[0])
 		},
 	}
 }

@@ -1,20 +1,35 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/toppcloud/toppcloud/internal/config"
 	"github.com/toppcloud/toppcloud/internal/nodes"
 	"github.com/toppcloud/toppcloud/internal/protocol"
 	"github.com/toppcloud/toppcloud/internal/remote"
+	"github.com/toppcloud/toppcloud/internal/site"
 )
+
+// roleName says what a node is in its site.
+func roleName(r protocol.SiteRole) string {
+	switch {
+	case r.Balancer:
+		return "balancer"
+	case r.Services:
+		return "services node"
+	}
+	return "app node"
+}
 
 func (a *App) setupNodeCmd() *cobra.Command {
 	var o nodes.SetupOptions
+	var siteName string
 	cmd := &cobra.Command{
-		Use:   "setup-node HOSTNAME",
+		Use:   "setup-node HOSTNAME | --site NAME",
 		Short: "Set a node up: packages, deploy user, firewall, Caddy",
 		Long: `Turn a recorded node (create-node made or registered it) running Debian 12+
 or Ubuntu 22.04+ into a toppcloud node: install the package set (Caddy,
@@ -34,15 +49,55 @@ ssh-agent's). The keys given to www-mgr are the section's
 root_authorized_keys, else your ~/.ssh public key.
 
 A client that is not linux/amd64 (or the node's architecture) installs the
-Linux binary named by $TOPPCLOUD_AGENT_BINARY instead of itself.`,
+Linux binary named by $TOPPCLOUD_AGENT_BINARY instead of itself.
+
+--site NAME sets up every node of [site:NAME] in the config file, one after the
+other, each for its role: the balancer (no app runtime; its front server
+proxies the site's locations to the app nodes), the services node (the site's
+databases, reachable from the app nodes only) and the app nodes (which
+believe X-Forwarded-* headers from the balancer only); then the balancer is
+given the site. A node of a site set up on its own (setup-node HOSTNAME) gets
+its role too.`,
 		GroupID: "nodes",
-		Args:    exactArgs(1),
+		Args:    rangeArgs(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
 			o.Events = a.streamSteps()
-			return withTail(a.nodes().Setup(cmd.Context(), args[0], o))
+			switch {
+			case siteName != "" && len(args) > 0:
+				return usagef("setup-node: give HOSTNAME or --site NAME, not both")
+			case siteName != "":
+				s, err := a.siteNamed(ctx, siteName)
+				if err != nil {
+					return err
+				}
+				return withTail(a.siteRunner(s).Setup(ctx, func(ctx context.Context, node string, role protocol.SiteRole) error {
+					a.out.Printf("setting up %s (%s of site %s)", node, roleName(role), s.Name)
+					no := o
+					no.Site = &role
+					return a.nodes().Setup(ctx, node, no)
+				}))
+			case len(args) == 0:
+				return usagef("setup-node: give HOSTNAME or --site NAME")
+			}
+			sites, err := a.nodes().Sites(ctx)
+			if err != nil {
+				return err
+			}
+			if s, ok := config.SiteOfNode(sites, args[0]); ok {
+				roles, err := site.FromConfig(s).Roles(a.nodes().PrivateAddress)
+				if err != nil {
+					return err
+				}
+				role := roles[args[0]]
+				o.Site = &role
+				a.out.Printf("%s is the %s of site %s", args[0], roleName(role), s.Name)
+			}
+			return withTail(a.nodes().Setup(ctx, args[0], o))
 		},
 	}
 	cmd.Flags().StringVar(&o.User, "user", "", "log in as `USER` (with passwordless sudo) instead of the recorded user")
+	cmd.Flags().StringVar(&siteName, "site", "", "set up every node of site `NAME`, each for its role")
 	return cmd
 }
 

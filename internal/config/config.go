@@ -1,6 +1,6 @@
 // Package config reads and writes ~/.toppcloud.conf, the client's settings:
 // [provider:NAME] sections saying where nodes come from and with which
-// credentials, [devel] and [devel:APP] overrides for running apps locally,
+// credentials, [site:NAME] sections grouping nodes that serve one app, [devel] and [devel:APP] overrides for running apps locally,
 // and the original's [environment] and [keys] sections, which are accepted
 // and left alone. It also holds the first-run flow that creates the file.
 package config
@@ -82,6 +82,8 @@ func parse(path string, data []byte) (*File, error) {
 				return nil, &ini.Error{File: path, Line: s.Line,
 					Msg: fmt.Sprintf("[%s]: a provider section is named [provider:NAME], NAME made of letters, digits, ., - and _", s.Name)}
 			}
+		case kind == "site" && strings.Contains(s.Name, ":"):
+			// Checked in full by Sites, when a command uses sites.
 		case s.Name == "devel", kind == "devel" && name != "",
 			s.Name == "environment", s.Name == "keys", kind == "keys" && name != "":
 		default:

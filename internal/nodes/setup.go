@@ -22,6 +22,9 @@ type SetupOptions struct {
 	User string
 	// Events show the agent's steps and log lines.
 	Events remote.CallOptions
+	// Site is the node's role in a site (setup-node --site); nil makes
+	// it a node of its own.
+	Site *protocol.SiteRole
 }
 
 // Setup turns recorded node name into a toppcloud node (the agent's setup
@@ -45,7 +48,7 @@ func (s *Session) Setup(ctx context.Context, name string, o SetupOptions) error 
 	if err != nil {
 		return err
 	}
-	args := protocol.SetupArgs{Name: rec.Name, AuthorizedKeys: keys, SSHPort: rec.SSHPort, TLS: tls}
+	args := protocol.SetupArgs{Name: rec.Name, AuthorizedKeys: keys, SSHPort: rec.SSHPort, TLS: tls, Site: o.Site}
 	var res protocol.SetupResult
 	if err := n.Call(ctx, protocol.OpSetup, args, &res, o.Events); err != nil {
 		return fmt.Errorf("setup-node %s: %w", name, err)
