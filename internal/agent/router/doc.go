@@ -75,7 +75,6 @@
 //     redirect (308). Caddy's automatic HTTPS is off on every server: it
 //     would add redirects and certificate requests for plain-http routes.
 //     https://* is refused (no certificate covers it).
-//
 //   - Balancers (Options.Balanced, a site's balancer node): the
 //     locations of a balanced site are routes of the router, rendered
 //     like an app's (host and mount matching, https redirects, ports,
