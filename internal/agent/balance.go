@@ -13,6 +13,7 @@ import (
 
 	"github.com/toppcloud/toppcloud/internal/agent/host"
 	"github.com/toppcloud/toppcloud/internal/agent/router"
+	"github.com/toppcloud/toppcloud/internal/location"
 	"github.com/toppcloud/toppcloud/internal/protocol"
 )
 
@@ -121,7 +122,41 @@ func (a *Agent) balance(ctx context.Context, c *Call, args *protocol.BalanceArgs
 	if err := a.writeBalance(sites); err != nil {
 		return nil, err
 	}
+	// As a deploy does: the front server gets a new https name's
+	// certificate now rather than at its first visitor's handshake,
+	// and a problem is told (the balance is done either way).
+	for _, host := range newCertificateHosts(old, *args) {
+		st := c.Out.Start("certificate " + host)
+		st.Done(false, a.obtainCertificate(ctx, c, st, host))
+	}
 	return &protocol.BalanceResult{Changed: did.Front || did.Router}, nil
+}
+
+// newCertificateHosts are the hosts of args's https locations (not
+// wildcards) that the site's entry in old did not have.
+func newCertificateHosts(old []protocol.BalanceArgs, args protocol.BalanceArgs) []string {
+	had := map[string]bool{}
+	for _, s := range old {
+		if s.Site != args.Site {
+			continue
+		}
+		for _, l := range s.Locations {
+			if loc, err := location.Parse(l); err == nil {
+				had[certificateHost(loc)] = true
+			}
+		}
+	}
+	var out []string
+	for _, l := range args.Locations {
+		loc, err := location.Parse(l)
+		if err != nil {
+			continue
+		}
+		if h := certificateHost(loc); h != "" && !had[h] && !slices.Contains(out, h) {
+			out = append(out, h)
+		}
+	}
+	return out
 }
 
 // probeHealth asks an upstream's router for the health route, as the

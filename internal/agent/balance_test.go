@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -62,7 +63,14 @@ func TestBalance_State(t *testing.T) {
 	}
 	for _, s := range steps {
 		var res protocol.BalanceResult
-		ok(t, n.balance(t, s.args), &res)
+		r := n.balance(t, s.args)
+		ok(t, r, &res)
+		// A new https location's certificate is asked for (and, here,
+		// not had), as at a deploy.
+		asked := slices.ContainsFunc(r.Events, func(e protocol.Event) bool { return e.Step == "certificate shop.example.org" })
+		if asked != (s.name == "add shop") {
+			t.Errorf("%s: certificate asked for: %v", s.name, asked)
+		}
 		if res.Changed != s.changed {
 			t.Errorf("%s: changed = %v, want %v", s.name, res.Changed, s.changed)
 		}
