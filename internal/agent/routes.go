@@ -108,7 +108,8 @@ func (a *Agent) applier() *router.Applier {
 }
 
 // routerOptions are the node's settings of the rendered configs: its
-// sockets and storage, and how it gets certificates (setup-node's).
+// sockets and storage, how it gets certificates (setup-node's), its
+// balanced sites (balance.json) and trusted proxies (its site role).
 func (a *Agent) routerOptions() (router.Options, error) {
 	l := a.Layout
 	opt := router.Options{AdminSocket: l.AdminSocket, RouterAdminSocket: l.RouterAdminSocket, RouterDir: l.RouterDir, StorageDir: l.CaddyStorage}
@@ -119,6 +120,20 @@ func (a *Agent) routerOptions() (router.Options, error) {
 	opt.Issuer, opt.ACMEEmail, opt.ACMECA = tls.Issuer, tls.ACMEEmail, tls.ACMECA
 	if tls.ACMECARoot != "" {
 		opt.ACMECARoot = l.ACMECARoot
+	}
+	// A site's app node believes its balancer's X-Forwarded-*; a
+	// balancer proxies its sites.
+	role, err := setup.ReadSiteRole(a.Host, l)
+	if err != nil {
+		return opt, err
+	}
+	opt.TrustProxies = role.TrustProxies
+	sites, err := a.readBalance()
+	if err != nil {
+		return opt, err
+	}
+	if opt.Balanced, err = parseBalanced(sites); err != nil {
+		return opt, err
 	}
 	return opt, nil
 }

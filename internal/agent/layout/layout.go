@@ -9,7 +9,7 @@
 //	/etc/toppcloud                0755   node.json, firewall.nft
 //	/etc/toppcloud/instances      0711   per-instance env files
 //	/var/www                      0755   instance directories
-//	/var/lib/toppcloud            0755   routes.json, caddy.json
+//	/var/lib/toppcloud            0755   routes.json, caddy.json, balance.json (0600)
 //	/var/lib/toppcloud/blobs      0700
 //	/var/lib/toppcloud/slots      0755   one symlink per route
 //	/var/lib/toppcloud/instances  0755   per instance: record, www and sock links
@@ -54,6 +54,9 @@ type Layout struct {
 	Services string
 	Secret   string // the node secret
 	Routes   string // the route table
+	// Balance holds a balancer's sites (every site's
+	// protocol.BalanceArgs, JSON, 0600); absent on other nodes.
+	Balance string
 	// Slots holds one symlink per route, to the live instance's links
 	// directory; Instances one links directory per instance: its record
 	// and the symlinks a slot leads through.
@@ -151,6 +154,7 @@ func Default() Layout {
 		Services:          "/var/lib/toppcloud/services",
 		Secret:            "/var/lib/toppcloud/secret",
 		Routes:            "/var/lib/toppcloud/routes.json",
+		Balance:           "/var/lib/toppcloud/balance.json",
 		Slots:             "/var/lib/toppcloud/slots",
 		Instances:         "/var/lib/toppcloud/instances",
 		CaddyConfig:       "/var/lib/toppcloud/caddy.json",

@@ -95,6 +95,32 @@ func (a *Admin) Current(ctx context.Context) ([]byte, error) {
 	return body, nil
 }
 
+// UpstreamStatus is one reverse_proxy upstream as Caddy 2.6.2 reports it
+// (GET /reverse_proxy/upstreams): requests in flight and recent failures,
+// counted per address over every handler. It has no health field: active
+// health is kept per handler.
+type UpstreamStatus struct {
+	Address     string `json:"address"`
+	NumRequests int    `json:"num_requests"`
+	Fails       int    `json:"fails"`
+}
+
+// Upstreams returns the state of every upstream of the running config.
+func (a *Admin) Upstreams(ctx context.Context) ([]UpstreamStatus, error) {
+	status, body, err := a.do(ctx, http.MethodGet, "/reverse_proxy/upstreams", nil)
+	if err != nil {
+		return nil, fmt.Errorf("caddy upstreams: %w", err)
+	}
+	if status != http.StatusOK {
+		return nil, &AdminError{Op: "get upstreams", Status: status, Message: adminMessage(body)}
+	}
+	var out []UpstreamStatus
+	if err := json.Unmarshal(body, &out); err != nil {
+		return nil, fmt.Errorf("caddy upstreams: %w", err)
+	}
+	return out, nil
+}
+
 func (a *Admin) do(ctx context.Context, method, path string, body []byte) (int, []byte, error) {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", a.socket)

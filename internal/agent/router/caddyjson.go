@@ -84,9 +84,16 @@ type matcherSet struct {
 	VarsRegexp map[string]regexpMatcher `json:"vars_regexp,omitempty"`
 	// Query, when set, is always empty: Caddy 2.6's query matcher with no
 	// keys matches requests without a query string.
-	Query *struct{}    `json:"query,omitempty"`
-	File  *fileMatcher `json:"file,omitempty"`
-	Not   []matcherSet `json:"not,omitempty"`
+	Query    *struct{}    `json:"query,omitempty"`
+	File     *fileMatcher `json:"file,omitempty"`
+	RemoteIP *remoteIP    `json:"remote_ip,omitempty"`
+	Not      []matcherSet `json:"not,omitempty"`
+}
+
+// remoteIP matches the connection's peer address (Caddy 2.6 reads no
+// header for it unless told to).
+type remoteIP struct {
+	Ranges []string `json:"ranges"`
 }
 
 type regexpMatcher struct {
@@ -152,11 +159,48 @@ type fileServerHandler struct {
 }
 
 type reverseProxyHandler struct {
-	Handler        string         `json:"handler"` // "reverse_proxy"
-	BufferRequests bool           `json:"buffer_requests,omitempty"`
-	Transport      proxyTransport `json:"transport,omitempty"`
+	Handler        string `json:"handler"` // "reverse_proxy"
+	BufferRequests bool   `json:"buffer_requests,omitempty"`
+	// MaxBufferSize bounds what BufferRequests reads into memory; the
+	// rest of a longer body streams after it (Caddy 2.6's name).
+	MaxBufferSize int64          `json:"max_buffer_size,omitempty"`
+	Transport     proxyTransport `json:"transport,omitempty"`
+	// TrustedProxies: from these addresses Caddy keeps the request's
+	// X-Forwarded-Proto and -Host and appends to X-Forwarded-For; from
+	// others it replaces them.
+	TrustedProxies []string       `json:"trusted_proxies,omitempty"`
 	Headers        *proxyHeaders  `json:"headers,omitempty"`
+	LoadBalancing  *loadBalancing `json:"load_balancing,omitempty"`
+	HealthChecks   *healthChecks  `json:"health_checks,omitempty"`
 	Upstreams      []upstream     `json:"upstreams"`
+}
+
+type loadBalancing struct {
+	SelectionPolicy selectionPolicy `json:"selection_policy"`
+	TryDuration     string          `json:"try_duration,omitempty"`
+	TryInterval     string          `json:"try_interval,omitempty"`
+}
+
+type selectionPolicy struct {
+	Policy string `json:"policy"`
+}
+
+type healthChecks struct {
+	Active  *activeHealth  `json:"active,omitempty"`
+	Passive *passiveHealth `json:"passive,omitempty"`
+}
+
+type activeHealth struct {
+	URI          string              `json:"uri"`
+	Headers      map[string][]string `json:"headers,omitempty"`
+	Interval     string              `json:"interval"`
+	Timeout      string              `json:"timeout"`
+	ExpectStatus int                 `json:"expect_status,omitempty"`
+}
+
+type passiveHealth struct {
+	FailDuration string `json:"fail_duration"`
+	MaxFails     int    `json:"max_fails"`
 }
 
 type proxyHeaders struct {

@@ -75,6 +75,23 @@
 //     redirect (308). Caddy's automatic HTTPS is off on every server: it
 //     would add redirects and certificate requests for plain-http routes.
 //     https://* is refused (no certificate covers it).
+//   - Balancers (Options.Balanced, a site's balancer node): the
+//     locations of a balanced site are routes of the router, rendered
+//     like an app's (host and mount matching, https redirects, ports,
+//     certificates on demand), which proxy the request unchanged to the
+//     site's app nodes (balancedInner). TLS ends at the front server as
+//     for every route. The proxying is the router's, not the front
+//     server's: taking a node out (OpBalance) changes the config, and a
+//     front server reload would close idle keep-alive client connections
+//     (see Render); a router reload fails no request. A balanced location
+//     wins over a route of the node's own at the same place.
+//   - Every router answers protocol.HealthHost/HealthPath with 200
+//     (healthRoute): balancers check app nodes there, whatever apps run.
+//   - Options.TrustProxies (an app node's balancer): requests from those
+//     addresses carrying X-Forwarded-For keep their X-Forwarded-* and go
+//     to the router server X-Forwarded-Proto names, so an https location
+//     reached through the balancer is served over plain HTTP from it
+//     (trustedRoutes). Caddy 2.6.2 has no server-wide trusted proxies.
 //
 // # Caddy 2.6.2 behaviour this relies on (checked in its source and by the
 // integration tests)
@@ -101,4 +118,11 @@
 //     is then refused (Admin.Load checks the admin section first).
 //   - static_response bodies go through the placeholder replacer: the
 //     built-in pages contain no braces.
+//   - reverse_proxy keeps active health per handler (a new config's
+//     handlers check at once, and start out healthy), passive failures
+//     per address across handlers and configs; /reverse_proxy/upstreams
+//     reports requests and failures, not health. request_buffers does
+//     not exist yet (buffer_requests with max_buffer_size does); a body
+//     cannot be sent twice (caddy issue 5454), so requests with one are
+//     not retried; others are, on dial errors, and GETs on any error.
 package router

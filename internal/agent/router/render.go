@@ -165,6 +165,15 @@ type Options struct {
 	// account keys and its internal CA; "" leaves Caddy's default
 	// ($XDG_DATA_HOME/caddy).
 	StorageDir string
+	// Balanced are the sites this node balances (a balancer's
+	// balance.json): the router proxies their locations to the sites'
+	// app nodes (see balancedInner). Their https locations get
+	// certificates as routes do.
+	Balanced []Balanced
+	// TrustProxies are the addresses (IPs or CIDR ranges: a site's
+	// balancer) whose X-Forwarded-* the front server believes (see
+	// trustedRoutes); from anyone else they are replaced.
+	TrustProxies []string
 }
 
 func (o Options) withDefaults() Options {
@@ -213,6 +222,9 @@ func (o Options) check() error {
 	if o.ACMECA != "" && !strings.HasPrefix(o.ACMECA, "https://") {
 		return fmt.Errorf("render: ACME directory %q: must be an https:// URL", o.ACMECA)
 	}
+	if !checkTrustProxies(o.TrustProxies) {
+		return fmt.Errorf("render: trusted proxies %q: want IP addresses or CIDR ranges", o.TrustProxies)
+	}
 	host, _, err := splitAddr(o.AskAddr)
 	if err != nil {
 		return fmt.Errorf("render: ask address: %w", err)
@@ -249,6 +261,9 @@ type RouteError struct {
 }
 
 func (e *RouteError) Error() string {
+	if s := e.Route.site; s != nil {
+		return fmt.Sprintf("location %s of site %s: %v", e.Route.Location, s.Site, e.Err)
+	}
 	return fmt.Sprintf("route %s (app %s, instance %s): %v", e.Route.Location, e.Route.App, e.Route.Live, e.Err)
 }
 
@@ -320,11 +335,31 @@ func Render(t *Table, backends map[string]Backend, opt Options) (*Rendered, erro
 	}
 	r := &renderer{t: t, backends: backends, opt: opt, httpsPort: httpsPort}
 
+	// Balanced locations first: a table route at the same place is left
+	// out.
+	balanced, err := balancedRoutes(opt.Balanced)
+	if err != nil {
+		return nil, err
+	}
+	taken := map[string]bool{}
+	for _, rt := range balanced {
+		taken[rt.Location.Key()] = true
+	}
+	served := balanced
+	for _, rt := range t.Served() {
+		if taken[rt.Location.Key()] {
+			if !rt.IsPrev() {
+				r.warn(rt, errors.New("the location is balanced to a site's nodes: route left out"))
+			}
+			continue
+		}
+		served = append(served, rt)
+	}
+
 	// Which port each route is served on decides plain or TLS for that
 	// port; the main two are fixed, others follow their routes' scheme.
 	tlsPort := map[int]bool{httpPort: false, httpsPort: true}
 	var routes []Route
-	served := t.Served()
 	for _, rt := range served {
 		if rt.served() && rt.Location.Port != 0 && rt.Location.Port != httpPort && rt.Location.Port != httpsPort && rt.Location.HTTPS() {
 			tlsPort[rt.Location.Port] = true
@@ -406,11 +441,11 @@ func (r *renderer) front(httpPort, httpsPort int, plainListen, tlsListen []strin
 			ReadTimeout:       ReadTimeout.String(),
 			IdleTimeout:       IdleTimeout.String(),
 			// Small bodies are buffered here too: see proxyRoutes.
-			Routes: frontRoutes(reverseProxyHandler{
+			Routes: withTrusted(frontRoutes(reverseProxyHandler{
 				Handler:   "reverse_proxy",
 				Transport: singleUseTransport(),
 				Upstreams: []upstream{{Dial: "unix/" + opt.RouterSocket(l.name)}},
-			}),
+			}), trustedRoutes(opt)),
 			// The router down or restarting: the unavailable page.
 			Errors: &serverErrors{Routes: errorRoutes()},
 		}
@@ -600,7 +635,7 @@ func (r *renderer) serverRoutes(routes []Route, tls bool) []caddyRoute {
 	out := []caddyRoute{{Handle: []handler{headersHandler{
 		Handler: "headers",
 		Request: &headerOps{Delete: []string{ForwardedPrefixHeader, MatchPathHeader, InternalHeader}},
-	}}}}
+	}}}, healthRoute()}
 
 	byHost := map[string][]Route{}
 	for _, rt := range routes {
@@ -706,6 +741,15 @@ func (r *renderer) mountRoute(rt Route, tls bool) caddyRoute {
 		return caddyRoute{
 			Match:    []matcherSet{ms},
 			Handle:   []handler{redirect("https://" + r.redirectAuthority(l) + "{http.request.uri}")},
+			Terminal: true,
+		}
+	}
+	if rt.site != nil {
+		// The app nodes see the request as it came: they redirect and
+		// strip mounts themselves.
+		return caddyRoute{
+			Match:    []matcherSet{ms},
+			Handle:   []handler{subrouteHandler{Handler: "subroute", Routes: balancedInner(rt.site)}},
 			Terminal: true,
 		}
 	}
@@ -863,6 +907,15 @@ func (r *renderer) appRoutes(rt Route, b Backend, prefix string, tls bool) []cad
 // smallBodyPattern matches the Content-Length of a request body Caddy
 // reads in full before proxying it: under a megabyte.
 const smallBodyPattern = `^[0-9]{1,6}$`
+
+// withTrusted puts the routes of trusted proxies' requests after the
+// body limit (the first of frontRoutes).
+func withTrusted(routes, trusted []caddyRoute) []caddyRoute {
+	if len(trusted) == 0 {
+		return routes
+	}
+	return slices.Concat(routes[:1], trusted, routes[1:])
+}
 
 // frontRoutes are the front server's: every body bounded by MaxBody, a
 // chunked one (no Content-Length) read whole, up to MaxBufferedBody,

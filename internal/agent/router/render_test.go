@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/toppcloud/toppcloud/internal/protocol"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden testdata/*.front.json and *.router.json files")
@@ -42,6 +44,9 @@ type goldenOptions struct {
 	ACMECA      string `json:"acme_ca"`
 	ACMECARoot  string `json:"acme_ca_root"`
 	StorageDir  string `json:"storage_dir"`
+	// Balanced are OpBalance arguments, one per site.
+	Balanced     []protocol.BalanceArgs `json:"balanced"`
+	TrustProxies []string               `json:"trust_proxies"`
 }
 
 func override(dst *string, v string) {
@@ -106,6 +111,14 @@ func loadGolden(t *testing.T, name string) (*Table, map[string]Backend, Options)
 		}
 		opt = Options{HTTPAddr: g.HTTPAddr, HTTPSAddr: g.HTTPSAddr, AdminSocket: g.AdminSocket,
 			Issuer: g.Issuer, ACMEEmail: g.ACMEEmail, ACMECA: g.ACMECA, ACMECARoot: g.ACMECARoot, StorageDir: g.StorageDir}
+		opt.TrustProxies = g.TrustProxies
+		for _, a := range g.Balanced {
+			b, err := ParseBalanced(a)
+			if err != nil {
+				t.Fatalf("%s.options.json: %v", name, err)
+			}
+			opt.Balanced = append(opt.Balanced, b)
+		}
 		if g.GracePeriod != "" {
 			if opt.GracePeriod, err = time.ParseDuration(g.GracePeriod); err != nil {
 				t.Fatal(err)

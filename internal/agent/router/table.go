@@ -42,6 +42,9 @@ type Route struct {
 	// prevOf is the host of the route whose previous instance this route
 	// serves; set only on the routes Served makes, never stored.
 	prevOf string
+	// site is the balanced site of a route Render makes for
+	// Options.Balanced; nil for the table's.
+	site *Balanced
 }
 
 // Active reports whether the route serves requests.
@@ -64,7 +67,7 @@ func (r Route) IsPrev() bool { return r.prevOf != "" }
 func (r Route) PrevOf() string { return r.prevOf }
 
 // served reports whether the router renders the route.
-func (r Route) served() bool { return r.Active() || r.IsPrev() }
+func (r Route) served() bool { return r.Active() || r.IsPrev() || r.site != nil }
 
 // Served returns the routes the router serves: the table's, and for each
 // route with an exact host name (not a wildcard, the catch-all or an IP
