@@ -24,6 +24,8 @@ const (
 	StepStart       = "start"
 	StepUpdateFetch = "update_fetch"
 	StepWorkers     = "workers"
+	// StepHold waits for a held update's decision (UpdateArgs.Hold).
+	StepHold = "hold"
 	StepSwitch      = "switch"
 	StepJobs        = "jobs"
 	StepDrain       = "drain"

@@ -146,6 +146,9 @@ const (
 	// CodeAgentDiffers: the request named an agent (Request.Fingerprint)
 	// other than this one; nothing was done.
 	CodeAgentDiffers = "agent_differs"
+	// CodeAborted: a held update (UpdateArgs.Hold) was not committed;
+	// its new instance was removed and the live one kept serving.
+	CodeAborted = "aborted"
 )
 
 // Log streams (Log.Stream).
