@@ -243,16 +243,19 @@ func (a *Agent) deployWith(ctx context.Context, c *Call, args *protocol.DeployAr
 			return res, nil
 		}
 	}
-	err = d.run(ctx,
-		step{StepInstance, d.makeInstance},
-		step{StepConfig, d.installConfig},
-		step{StepPackages, d.installPackages},
-		step{StepServices, d.prepareServices},
-		step{StepStart, d.start},
-		step{StepUpdateFetch, d.updateFetch},
-		step{StepWorkers, d.startWorkers},
-		step{StepHold, d.hold},
-	)
+	steps := []step{
+		{StepInstance, d.makeInstance},
+		{StepConfig, d.installConfig},
+		{StepPackages, d.installPackages},
+		{StepServices, d.prepareServices},
+		{StepStart, d.start},
+		{StepUpdateFetch, d.updateFetch},
+		{StepWorkers, d.startWorkers},
+	}
+	if mode.hold {
+		steps = append(steps, step{StepHold, d.hold})
+	}
+	err = d.run(ctx, steps...)
 	if err != nil {
 		return nil, err
 	}

@@ -23,9 +23,6 @@ const maxHoldLine = 4 << 10
 // hold is the last step before the switch of a held update: everything
 // else is done; the client decides whether to switch.
 func (d *deployRun) hold(ctx context.Context, st *protocol.Step) (string, error) {
-	if !d.mode.hold {
-		return "", skipped("not asked to")
-	}
 	return d.holdFor(ctx, st, d.target)
 }
 
