@@ -224,4 +224,3 @@ func TestReadHoldDecision(t *testing.T) {
 		t.Errorf("cancelled: %v", err)
 	}
 }
-

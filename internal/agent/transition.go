@@ -25,11 +25,11 @@ const (
 	StepUpdateFetch = "update_fetch"
 	StepWorkers     = "workers"
 	// StepHold waits for a held update's decision (UpdateArgs.Hold).
-	StepHold = "hold"
-	StepSwitch      = "switch"
-	StepJobs        = "jobs"
-	StepDrain       = "drain"
-	StepRelease     = "release"
+	StepHold    = "hold"
+	StepSwitch  = "switch"
+	StepJobs    = "jobs"
+	StepDrain   = "drain"
+	StepRelease = "release"
 	// StepCertificate makes the front server obtain an https location's
 	// certificate now rather than at the first visit.
 	StepCertificate = "certificate"

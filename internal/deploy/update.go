@@ -342,7 +342,7 @@ func Update(ctx context.Context, n Caller, p *Plan, o UpdateOptions) (*protocol.
 		App: p.App, Location: p.Location.String(), Config: p.ConfigManifest != nil, NeedConfig: p.NeedConfig,
 		Clear: p.Opts.Clear, LockWait: protocol.Duration(lock), SkipUnchanged: !p.Opts.Force,
 		HealthTimeout: protocol.Duration(p.Opts.HealthTimeout),
-		Hold: o.Hold, SkipFetch: o.SkipFetch, Jobs: o.Jobs, ServiceEnv: o.ServiceEnv,
+		Hold:          o.Hold, SkipFetch: o.SkipFetch, Jobs: o.Jobs, ServiceEnv: o.ServiceEnv,
 	}
 	call := o.Events
 	call.Input = func(w io.Writer, replies <-chan json.RawMessage) error {

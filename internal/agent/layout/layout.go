@@ -83,14 +83,14 @@ type Layout struct {
 	TLSSettings string
 	// SiteRole is the node's part in a site (protocol.SiteRole, JSON),
 	// written by setup-node; absent on a node of its own.
-	SiteRole string
-	ACMECARoot  string
-	Logs        string // /var/log/toppcloud
-	AppLogs     string // per-app log directories
-	SetupLog    string // setup-node history, appended to
-	Run         string // /run/toppcloud: sockets, recreated at boot
-	Locks       string // agent and service lock files (tmpfs)
-	Assets      string // what instances run with besides the app (assets.Install)
+	SiteRole   string
+	ACMECARoot string
+	Logs       string // /var/log/toppcloud
+	AppLogs    string // per-app log directories
+	SetupLog   string // setup-node history, appended to
+	Run        string // /run/toppcloud: sockets, recreated at boot
+	Locks      string // agent and service lock files (tmpfs)
+	Assets     string // what instances run with besides the app (assets.Install)
 
 	// Files of the system's own configuration that setup-node owns.
 	Sudoers      string
