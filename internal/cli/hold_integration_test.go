@@ -71,7 +71,7 @@ func TestIntegration_HeldUpdate(t *testing.T) {
 
 	fetch := ""
 	res, _, err := deploy.Update(ctx, n, p, deploy.UpdateOptions{Hold: true, SkipFetch: true,
-		Held:   func(inst string) bool { whileHeld(inst); return true },
+		Held: func(inst string) bool { whileHeld(inst); return true },
 		Events: remote.CallOptions{Event: func(ev protocol.Event) {
 			if ev.Step == "update_fetch" && ev.Status != protocol.StepStart {
 				fetch = ev.Status
