@@ -81,11 +81,11 @@ func (a *Agent) update(ctx context.Context, c *Call, args *protocol.UpdateArgs) 
 	if err != nil {
 		return nil, err
 	}
-	res, err := a.deploy(ctx, c, &protocol.DeployArgs{
+	res, err := a.deployWith(ctx, c, &protocol.DeployArgs{
 		App: args.App, Location: args.Location, Digest: digest, ConfigDigest: configDigest,
 		Clear: args.Clear, LockWait: args.LockWait, HealthTimeout: args.HealthTimeout, SkipUnchanged: args.SkipUnchanged,
 		Jobs: args.Jobs, ServiceEnv: args.ServiceEnv,
-	})
+	}, deployMode{hold: args.Hold, skipFetch: args.SkipFetch})
 	if err != nil {
 		return nil, err
 	}
@@ -187,9 +187,26 @@ type deployRun struct {
 	// synced receives the result of the blob store's Sync, which runs
 	// while the instance starts (see startSync).
 	synced chan error
+	mode   deployMode
+}
+
+// deployMode is what an update asks of deploy beyond DeployArgs: a
+// site's rolling update holds before the switch and runs update_fetch on
+// one node only.
+type deployMode struct {
+	// hold: wait for the client's HoldDecision before the switch
+	// (UpdateArgs.Hold).
+	hold bool
+	// skipFetch: do not run update_fetch (UpdateArgs.SkipFetch).
+	skipFetch bool
 }
 
 func (a *Agent) deploy(ctx context.Context, c *Call, args *protocol.DeployArgs) (*protocol.DeployResult, error) {
+	return a.deployWith(ctx, c, args, deployMode{})
+}
+
+// deployWith is deploy in mode.
+func (a *Agent) deployWith(ctx context.Context, c *Call, args *protocol.DeployArgs, mode deployMode) (*protocol.DeployResult, error) {
 	if err := checkApp(args.App); err != nil {
 		return nil, err
 	}
@@ -197,7 +214,7 @@ func (a *Agent) deploy(ctx context.Context, c *Call, args *protocol.DeployArgs) 
 	if err != nil {
 		return nil, badRequest("%v", err)
 	}
-	d := &deployRun{args: *args, transition: transition{a: a, c: c, action: ActionUpdate, app: args.App, loc: loc, digest: args.Digest.String(), placement: args.Jobs}}
+	d := &deployRun{args: *args, mode: mode, transition: transition{a: a, c: c, action: ActionUpdate, app: args.App, loc: loc, digest: args.Digest.String(), placement: args.Jobs}}
 	d.change = func(tb *router.Table) (router.Route, error) { return tb.Set(loc, args.App, d.target) }
 	d.beforeSwitch = d.waitSync
 	if d.store, err = a.store(); err != nil {
@@ -212,18 +229,33 @@ func (a *Agent) deploy(ctx context.Context, c *Call, args *protocol.DeployArgs) 
 	if args.SkipUnchanged && args.ConfigDigest == nil && !args.Clear {
 		if res, ok := d.unchanged(ctx); ok {
 			_ = d.store.RemoveManifest(args.Digest)
+			if mode.hold {
+				// Held all the same, with the live instance: a site's
+				// client treats every node alike.
+				st := c.Out.Start(StepHold)
+				detail, err := d.holdFor(ctx, st, res.Instance)
+				if err != nil {
+					st.Failed(err)
+					return nil, err
+				}
+				st.Done(false, detail)
+			}
 			return res, nil
 		}
 	}
-	err = d.run(ctx,
-		step{StepInstance, d.makeInstance},
-		step{StepConfig, d.installConfig},
-		step{StepPackages, d.installPackages},
-		step{StepServices, d.prepareServices},
-		step{StepStart, d.start},
-		step{StepUpdateFetch, d.updateFetch},
-		step{StepWorkers, d.startWorkers},
-	)
+	steps := []step{
+		{StepInstance, d.makeInstance},
+		{StepConfig, d.installConfig},
+		{StepPackages, d.installPackages},
+		{StepServices, d.prepareServices},
+		{StepStart, d.start},
+		{StepUpdateFetch, d.updateFetch},
+		{StepWorkers, d.startWorkers},
+	}
+	if mode.hold {
+		steps = append(steps, step{StepHold, d.hold})
+	}
+	err = d.run(ctx, steps...)
 	if err != nil {
 		return nil, err
 	}
@@ -517,6 +549,9 @@ func (d *deployRun) checkConfig(ctx context.Context, st *protocol.Step) error {
 func (d *deployRun) updateFetch(ctx context.Context, st *protocol.Step) (string, error) {
 	if len(d.cfg.UpdateFetch) == 0 {
 		return "none in app.ini", nil
+	}
+	if d.mode.skipFetch {
+		return "", skipped("not on this node (another node of the site runs it)")
 	}
 	if !d.inst.HasProcess() {
 		d.c.Warnf("update_fetch ignored: a static site runs nothing to fetch from")

@@ -24,10 +24,12 @@ const (
 	StepStart       = "start"
 	StepUpdateFetch = "update_fetch"
 	StepWorkers     = "workers"
-	StepSwitch      = "switch"
-	StepJobs        = "jobs"
-	StepDrain       = "drain"
-	StepRelease     = "release"
+	// StepHold waits for a held update's decision (UpdateArgs.Hold).
+	StepHold    = "hold"
+	StepSwitch  = "switch"
+	StepJobs    = "jobs"
+	StepDrain   = "drain"
+	StepRelease = "release"
 	// StepCertificate makes the front server obtain an https location's
 	// certificate now rather than at the first visit.
 	StepCertificate = "certificate"

@@ -335,10 +335,14 @@ func Update(ctx context.Context, n Caller, p *Plan, o UpdateOptions) (*protocol.
 	if lock == 0 {
 		lock = DefaultLockTimeout
 	}
+	if o.Hold && o.Held == nil {
+		return nil, st, errors.New("update: Hold without Held")
+	}
 	args := protocol.UpdateArgs{
 		App: p.App, Location: p.Location.String(), Config: p.ConfigManifest != nil, NeedConfig: p.NeedConfig,
 		Clear: p.Opts.Clear, LockWait: protocol.Duration(lock), SkipUnchanged: !p.Opts.Force,
 		HealthTimeout: protocol.Duration(p.Opts.HealthTimeout),
+		Hold:          o.Hold, SkipFetch: o.SkipFetch, Jobs: o.Jobs, ServiceEnv: o.ServiceEnv,
 	}
 	call := o.Events
 	call.Input = func(w io.Writer, replies <-chan json.RawMessage) error {
@@ -347,10 +351,16 @@ func Update(ctx context.Context, n Caller, p *Plan, o UpdateOptions) (*protocol.
 		cw := &countingWriter{w: w}
 		err := p.send(ctx, cw, replies, o, &st)
 		st.Sent = cw.n
-		if err == nil && o.Uploaded != nil {
+		if err != nil {
+			return err
+		}
+		if o.Uploaded != nil {
 			o.Uploaded(st)
 		}
-		return err
+		if o.Hold {
+			return hold(ctx, w, replies, o.Held)
+		}
+		return nil
 	}
 	var res protocol.UpdateResult
 	if err := n.CallCurrent(ctx, protocol.OpUpdate, args, &res, call); err != nil {
@@ -410,6 +420,53 @@ func (p *Plan) send(ctx context.Context, w io.Writer, replies <-chan json.RawMes
 		return err
 	}
 	st.Blobs, st.Content = len(plan.Blobs), plan.Bytes
+	return nil
+}
+
+// hold waits for a held update's UpdateHeld reply, asks held and writes
+// its decision. The node ending the operation first (it failed before
+// the switch) is no error here: its result says why. ctx ending writes
+// an abort, so the node removes the new instance even if the connection
+// outlives the client's wait.
+func hold(ctx context.Context, w io.Writer, replies <-chan json.RawMessage, held func(string) bool) error {
+	var raw json.RawMessage
+	var ok bool
+	select {
+	case raw, ok = <-replies:
+	case <-ctx.Done():
+		return errors.Join(ctx.Err(), writeDecision(w, false))
+	}
+	if !ok {
+		return nil
+	}
+	var h protocol.UpdateHeld
+	if err := json.Unmarshal(raw, &h); err != nil || h.Instance == "" {
+		// Abort rather than leave the node waiting for a decision.
+		return errors.Join(fmt.Errorf("the node's held reply %q: %v", raw, err), writeDecision(w, false))
+	}
+	answer := make(chan bool, 1)
+	go func() { answer <- held(h.Instance) }()
+	var commit bool
+	select {
+	case commit = <-answer:
+	case <-ctx.Done():
+		return errors.Join(ctx.Err(), writeDecision(w, false))
+	}
+	if err := ctx.Err(); err != nil {
+		return errors.Join(err, writeDecision(w, false))
+	}
+	return writeDecision(w, commit)
+}
+
+// writeDecision writes one HoldDecision line.
+func writeDecision(w io.Writer, commit bool) error {
+	b, err := json.Marshal(protocol.HoldDecision{Commit: commit})
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(append(b, '\n')); err != nil {
+		return fmt.Errorf("send the hold decision: %w", err)
+	}
 	return nil
 }
 

@@ -35,7 +35,9 @@ const (
 	// client then sends one blob stream of what it names (nothing when
 	// it names nothing), and the agent makes, starts and switches to the
 	// instance as OpDeploy does (UpdateResult). One agent process, one
-	// SSH session, one round trip besides the data.
+	// SSH session, one round trip besides the data. A held update
+	// (UpdateArgs.Hold) stops before the switch with a second TypeReply,
+	// UpdateHeld, and reads one HoldDecision line after the blob stream.
 	//
 	// OpDeploy makes an instance from a manifest an update kept, starts
 	// it and switches traffic to it (DeployArgs, DeployResult).
@@ -152,6 +154,9 @@ const (
 	// CodeAgentDiffers: the request named an agent (Request.Fingerprint)
 	// other than this one; nothing was done.
 	CodeAgentDiffers = "agent_differs"
+	// CodeAborted: a held update (UpdateArgs.Hold) was not committed;
+	// its new instance was removed and the live one kept serving.
+	CodeAborted = "aborted"
 )
 
 // Log streams (Log.Stream).

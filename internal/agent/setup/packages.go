@@ -129,7 +129,7 @@ func (s *setupRun) apt() system.Apt {
 }
 
 func (s *setupRun) installPackages(ctx context.Context, st *protocol.Step) (bool, string, error) {
-	pkgs := NodePackages()
+	pkgs := RolePackages(s.args.Site)
 	apt := s.apt()
 	changed := false
 	if pending, err := apt.Interrupted(); err != nil {

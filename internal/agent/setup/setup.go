@@ -14,6 +14,7 @@
 //	wait for apt  until no process holds dpkg's or apt's locks (bounded)
 //	packages      NodePackages via dpkg-query; apt-get update and install
 //	              only what is missing; finish an interrupted dpkg first
+//	              (a site's node that runs no apps: without their runtimes)
 //	agent         /usr/local/bin/toppcloud root:root 0755 (uploaded by the client)
 //	users         group toppcloud-apps; user www-mgr with the client's keys
 //	              added to its authorized_keys; /etc/sudoers.d/toppcloud
@@ -21,13 +22,16 @@
 //	              `/usr/local/bin/toppcloud node *` as root
 //	directories   package layout's directories; /run/toppcloud through tmpfiles.d
 //	node secret   /var/lib/toppcloud/secret, made once, never shown
+//	site role     /etc/toppcloud/site.json: the node's role in a site
+//	              (SetupArgs.Site), removed from a node of its own
 //	firewall      nftables table inet toppcloud (only ours; policy drop on
 //	              input; established, lo, ICMP, DHCP replies and tcp 22, 80,
 //	              443 and the SSH port accepted), applied atomically with
 //	              nft -f and at boot by toppcloud-firewall.service
 //	sysctl        net.ipv4.tcp_migrate_req=1 now and in /etc/sysctl.d
 //	app units     toppcloud-app@.service, the runtime assets; the
-//	              distribution's php-fpm service stopped and disabled
+//	              distribution's php-fpm service stopped and disabled;
+//	              skipped on a site's node that runs no apps
 //	caddy         the TLS settings (/etc/toppcloud/tls.json, the ACME CA's
 //	              root), the certificate storage (/var/lib/toppcloud/caddy,
 //	              caddy's, 0700); the router (toppcloud-router.service:
@@ -67,6 +71,8 @@ const (
 	StepUsers    = "users"
 	StepDirs     = "directories"
 	StepSecret   = "node secret"
+	// StepSiteRole writes the node's role in a site (SetupArgs.Site).
+	StepSiteRole = "site role"
 	StepFirewall = "firewall"
 	StepSysctl   = "sysctl"
 	StepAppUnits = "app units"
@@ -233,9 +239,10 @@ func (s *setupRun) steps() []setupStep {
 		{StepUsers, s.ensureUsers},
 		{StepDirs, s.ensureDirs},
 		{StepSecret, s.ensureSecret},
+		{StepSiteRole, s.ensureSiteRole},
 		{StepFirewall, s.ensureFirewall},
 		{StepSysctl, s.ensureSysctl},
-		{StepAppUnits, s.ensureAppUnits},
+		{StepAppUnits, s.appUnits},
 		{StepCaddy, s.ensureCaddy},
 		{StepLogs, s.ensureLogs},
 		{StepNodeInfo, s.recordNodeInfo},
@@ -263,6 +270,11 @@ func Validate(args protocol.SetupArgs) error {
 	}
 	if t := args.TLS; t != nil {
 		if err := validateTLS(*t); err != nil {
+			return bad("%v", err)
+		}
+	}
+	if r := args.Site; r != nil {
+		if err := ValidateSiteRole(*r); err != nil {
 			return bad("%v", err)
 		}
 	}

@@ -22,7 +22,7 @@ import (
 )
 
 func allSteps() []string {
-	return []string{setup.StepOS, setup.StepAptWait, setup.StepPackages, setup.StepAgent, setup.StepUsers, setup.StepDirs, setup.StepSecret,
+	return []string{setup.StepOS, setup.StepAptWait, setup.StepPackages, setup.StepAgent, setup.StepUsers, setup.StepDirs, setup.StepSecret, setup.StepSiteRole,
 		setup.StepFirewall, setup.StepSysctl, setup.StepAppUnits, setup.StepCaddy, setup.StepLogs, setup.StepNodeInfo}
 }
 

@@ -247,7 +247,8 @@ type BlobReader struct {
 }
 
 // NewBlobReader reads a blob stream from r. Close releases the
-// decompressor.
+// decompressor. It reads nothing from r past the stream's end, so the
+// input can go on with something else (a JSON line) after the stream.
 func NewBlobReader(r io.Reader, opts BlobReaderOptions) (*BlobReader, error) {
 	if opts.MaxBlobSize <= 0 {
 		opts.MaxBlobSize = DefaultMaxBlobSize
@@ -270,7 +271,13 @@ func NewBlobReader(r io.Reader, opts BlobReaderOptions) (*BlobReader, error) {
 		dec = s2.NewReader(src, s2.ReaderMaxBlockSize(maxS2Block))
 		br.close = func() {}
 	case CodecZstd:
-		z, err := zstd.NewReader(src, zstd.WithDecoderMaxWindow(blobWindow*4), zstd.WithDecoderConcurrency(2))
+		// One decoder, run in the caller's goroutine: it reads exactly
+		// the bytes of each block, and fetches a block only when asked
+		// for bytes it has not got, so it stops at the end frame. With
+		// more, a goroutine reads the next frame's header ahead and
+		// swallows what follows the stream on the same input (a held
+		// update's HoldDecision line).
+		z, err := zstd.NewReader(src, zstd.WithDecoderMaxWindow(blobWindow*4), zstd.WithDecoderConcurrency(1))
 		if err != nil {
 			return nil, fmt.Errorf("blob stream: %w", err)
 		}
@@ -278,6 +285,9 @@ func NewBlobReader(r io.Reader, opts BlobReaderOptions) (*BlobReader, error) {
 	default:
 		return nil, fmt.Errorf("%w: unknown codec %q", ErrBlobStreamCorrupt, codec)
 	}
+	// The buffer asks the decompressor for more only when it is empty,
+	// and neither codec reads input for a Read it can answer from what it
+	// has decoded, so nothing after the end frame is read.
 	br.br = bufio.NewReaderSize(dec, 64<<10)
 	return br, nil
 }

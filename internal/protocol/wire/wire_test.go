@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -554,5 +555,68 @@ func TestManifest_DecodeAmplification(t *testing.T) {
 	}
 	if got := after.TotalAlloc - before.TotalAlloc; got > 2*MaxManifestText {
 		t.Errorf("decoding a %d-byte manifest allocated %d MiB", len(b), got>>20)
+	}
+}
+
+// countingReader counts the bytes taken from r.
+type countingReader struct {
+	r io.Reader
+	n int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += n
+	return n, err
+}
+
+// TestBlobStream_ReadsNothingAfterEnd: a held update writes a JSON line
+// right after the blob stream, on the same input; the reader must leave
+// it there, whatever the codec (a decoder reading ahead would swallow it).
+func TestBlobStream_ReadsNothingAfterEnd(t *testing.T) {
+	line := []byte(`{"commit":true}` + "\n")
+	for _, tc := range []struct {
+		name  string
+		blobs []blob
+		opts  BlobWriterOptions
+	}{
+		{"s2", testBlobs(), BlobWriterOptions{Codec: CodecS2}},
+		{"s2-empty", nil, BlobWriterOptions{Codec: CodecS2}},
+		{"s2-uncompressed", testBlobs(), BlobWriterOptions{Codec: CodecS2, Uncompressed: true}},
+		{"zstd", testBlobs(), BlobWriterOptions{Codec: CodecZstd}},
+		{"zstd-empty", nil, BlobWriterOptions{Codec: CodecZstd}},
+		{"zstd-one-thread", testBlobs(), BlobWriterOptions{Codec: CodecZstd, Concurrency: 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			w, err := NewBlobWriter(&buf, tc.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, b := range tc.blobs {
+				if err := w.WriteBlob(header(b), bytes.NewReader(b.data)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			streamLen := buf.Len()
+			buf.Write(line)
+			src := &countingReader{r: &buf}
+			got, err := readAll(src, BlobReaderOptions{})
+			if err != nil || len(got) != len(tc.blobs) {
+				t.Fatalf("read %d blobs, want %d: %v", len(got), len(tc.blobs), err)
+			}
+			// Give a decoder goroutine that reads ahead its chance.
+			time.Sleep(10 * time.Millisecond)
+			if src.n != streamLen {
+				t.Errorf("reader took %d bytes of a %d-byte stream", src.n, streamLen)
+			}
+			rest, err := io.ReadAll(&buf)
+			if err != nil || !bytes.Equal(rest, line) {
+				t.Errorf("after the stream: %q, %v; want %q", rest, err, line)
+			}
+		})
 	}
 }
