@@ -122,7 +122,7 @@ bind %s
 port %d
 protected-mode yes
 aclfile %s
-`, r.settings.Listen, r.settings.Port, ACLFile)
+`, strings.Join(r.settings.Addresses(), " "), r.settings.Port, ACLFile)
 }
 
 // withInclude returns Debian's redis.conf with an include of ours at the
