@@ -22,10 +22,11 @@ import (
 	"github.com/toppcloud/toppcloud/internal/agent/host"
 	"github.com/toppcloud/toppcloud/internal/agent/instance"
 	"github.com/toppcloud/toppcloud/internal/agent/router"
+	"github.com/toppcloud/toppcloud/internal/agent/setup"
 	"github.com/toppcloud/toppcloud/internal/appconfig"
 	"github.com/toppcloud/toppcloud/internal/protocol"
 	"github.com/toppcloud/toppcloud/internal/service"
-	_ "github.com/toppcloud/toppcloud/internal/service/all" // every service registers itself
+	"github.com/toppcloud/toppcloud/internal/service/all" // every service registers itself
 	"github.com/toppcloud/toppcloud/internal/version"
 )
 
@@ -44,10 +45,20 @@ func (a *Agent) backupStore() backups.Store {
 	return backups.Store{Host: a.Host, Dir: a.Layout.Backups}
 }
 
-// serviceNode is what services are made for on this node.
+// serviceNode is what services are made for on this node. A site's
+// services node gives its servers its private address and the app
+// nodes (the role file); a role file that cannot be read is a warning
+// and the servers keep loopback alone.
 func (a *Agent) serviceNode(c *Call) service.Node {
-	return service.Node{Host: a.Host, Warn: func(m string) { c.Warnf("%s", m) },
+	n := service.Node{Host: a.Host, Warn: func(m string) { c.Warnf("%s", m) },
 		LockDir: a.Layout.Locks, StateDir: a.Layout.Services}
+	role, err := setup.ReadSiteRole(a.Host, a.Layout)
+	if err != nil {
+		c.Warnf("%v; the services listen on loopback only", err)
+	} else if role.Services {
+		n.Settings = all.SiteSettings(role.ServiceListen, role.ServiceClients)
+	}
+	return n
 }
 
 // serviceApp is what a service is told about app.

@@ -4,11 +4,13 @@
 package all
 
 import (
+	"slices"
+
 	"github.com/toppcloud/toppcloud/internal/service"
 	_ "github.com/toppcloud/toppcloud/internal/service/files"
-	_ "github.com/toppcloud/toppcloud/internal/service/mysql"
-	_ "github.com/toppcloud/toppcloud/internal/service/postgresql"
-	_ "github.com/toppcloud/toppcloud/internal/service/redis"
+	"github.com/toppcloud/toppcloud/internal/service/mysql"
+	"github.com/toppcloud/toppcloud/internal/service/postgresql"
+	"github.com/toppcloud/toppcloud/internal/service/redis"
 	_ "github.com/toppcloud/toppcloud/internal/service/writableroot"
 )
 
@@ -17,4 +19,24 @@ func init() {
 		"store documents in service.postgresql (jsonb) or service.redis instead"})
 	service.Register(service.Info{Name: "mongodb", Unavailable: "MongoDB is not packaged in Debian 12 (its licence keeps it out), and toppcloud installs services only from the distribution; " +
 		"store documents in service.postgresql (jsonb) instead"})
+}
+
+// SiteServers are the services a site's services node runs for its app
+// nodes: the database servers. The others (files, writable_root) keep
+// data on the app node itself and cannot be shared by a site.
+var SiteServers = []string{postgresql.Name, postgresql.PostGISName, mysql.Name, redis.Name}
+
+// SiteSettings are the settings of a services node's servers: listening
+// on listen (its private address) besides loopback, apps told to connect
+// there, and clients (the app nodes) let in. With no listen address the
+// node is a node of its own and gets nil (the servers' defaults).
+func SiteSettings(listen string, clients []string) map[string]service.Settings {
+	if listen == "" {
+		return nil
+	}
+	out := map[string]service.Settings{}
+	for _, name := range SiteServers {
+		out[name] = service.Settings{Host: listen, ExtraListen: []string{listen}, Clients: slices.Clone(clients)}
+	}
+	return out
 }
