@@ -184,6 +184,7 @@ func (a *Agent) ops() []Op {
 		Handle(protocol.OpBackupDelete, "remove a kept backup", a.backupDelete),
 		Handle(protocol.OpServicesRestore, "replace the app's data with a backup (kept, or streamed after the request)", a.servicesRestore),
 		Handle(protocol.OpClear, "empty every service of the app at a location, then run its update_fetch", a.clearData),
+		Handle(protocol.OpSiteServices, "on a site's services node: make an app's databases and users, return their CONFIG_* variables", a.siteServices),
 		Handle(protocol.OpRunUpload, "keep files for a run in the app's TEMP (a tar stream follows the request)", a.runUpload),
 	}
 	for _, extra := range a.Ops {

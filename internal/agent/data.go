@@ -146,7 +146,7 @@ func serviceNames(bound []service.Bound) []string {
 // backup is OpBackup.
 func (a *Agent) backup(ctx context.Context, c *Call, args *protocol.BackupArgs) (*protocol.BackupResult, error) {
 	{
-		l, err := a.liveApp(c, args.Location)
+		l, err := a.dataApp(c, args.Location, args.App)
 		if err != nil {
 			return nil, err
 		}
@@ -190,7 +190,7 @@ func (a *Agent) backupDelete(ctx context.Context, c *Call, args *protocol.Backup
 // servicesRestore is OpServicesRestore.
 func (a *Agent) servicesRestore(ctx context.Context, c *Call, args *protocol.ServicesRestoreArgs) (*protocol.ServicesRestoreResult, error) {
 	{
-		l, err := a.liveApp(c, args.Location)
+		l, err := a.dataApp(c, args.Location, args.App)
 		if err != nil {
 			return nil, err
 		}
@@ -239,7 +239,7 @@ func badBackupError(err error) error {
 // clearData is OpClear.
 func (a *Agent) clearData(ctx context.Context, c *Call, args *protocol.ClearArgs) (*protocol.ClearResult, error) {
 	{
-		l, err := a.liveApp(c, args.Location)
+		l, err := a.dataApp(c, args.Location, args.App)
 		if err != nil {
 			return nil, err
 		}
@@ -261,7 +261,13 @@ func (a *Agent) clearData(ctx context.Context, c *Call, args *protocol.ClearArgs
 			return nil, err
 		}
 		st.Done(true, strings.Join(serviceNames(l.bound), ", "))
-		res := &protocol.ClearResult{App: l.rt.App, Instance: l.rec.Instance, Services: serviceNames(l.bound)}
+		res := &protocol.ClearResult{App: l.rt.App, Services: serviceNames(l.bound)}
+		// On a services node (no instance) the client runs update_fetch
+		// on an app node.
+		if l.rec == nil {
+			return res, nil
+		}
+		res.Instance = l.rec.Instance
 		if len(l.cfg.UpdateFetch) == 0 {
 			return res, nil
 		}
