@@ -51,11 +51,15 @@ func (s *setupRun) siteRole() protocol.SiteRole {
 func firewallRules(sshPort, proxyUID int, clients []string) ([]byte, error) {
 	ports := firewallPorts(sshPort)
 	var v4, v6 []string
+	var prefixes []netip.Prefix
 	for _, c := range clients {
 		p, err := parsePrefix(c)
 		if err != nil {
 			return nil, fmt.Errorf("service client %q: %w", c, err)
 		}
+		prefixes = append(prefixes, p)
+	}
+	for _, p := range disjoint(prefixes) {
 		if p.Addr().Is4() {
 			v4 = append(v4, p.String())
 		} else {
@@ -85,6 +89,25 @@ func parsePrefix(s string) (netip.Prefix, error) {
 	}
 	a = a.Unmap()
 	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// disjoint drops the prefixes another one covers (and repeats): nft
+// refuses overlapping intervals in one set.
+func disjoint(ps []netip.Prefix) []netip.Prefix {
+	var out []netip.Prefix
+	for i, p := range ps {
+		covered := false
+		for j, q := range ps {
+			if i != j && q.Bits() <= p.Bits() && q.Contains(p.Addr()) && (q.Bits() < p.Bits() || j < i) {
+				covered = true
+				break
+			}
+		}
+		if !covered {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func joinInts(ns []int) string {
