@@ -234,6 +234,7 @@ func (s *setupRun) steps() []setupStep {
 		{StepDirs, s.ensureDirs},
 		{StepSecret, s.ensureSecret},
 		{StepFirewall, s.ensureFirewall},
+		{StepSiteServices, s.ensureSiteServices},
 		{StepSysctl, s.ensureSysctl},
 		{StepAppUnits, s.ensureAppUnits},
 		{StepCaddy, s.ensureCaddy},
