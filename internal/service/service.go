@@ -93,6 +93,13 @@ type Conflicter interface {
 	Conflicts() []string
 }
 
+// ClientPackager is a Service that a site's app node can use on the
+// site's services node: ClientPackages are the Debian packages the app
+// node needs for it (no server).
+type ClientPackager interface {
+	ClientPackages(app App) []string
+}
+
 // Settings are a service's node-wide settings. Zero values mean the
 // service's defaults (the server on this node, on loopback); a services
 // node (several app nodes sharing one database server) sets them.

@@ -66,8 +66,14 @@ func New(n service.Node) *MySQL {
 func (*MySQL) Name() string { return Name }
 
 // Packages are the server and the client library of the app's platform.
-func (*MySQL) Packages(app service.App) []string {
-	pkgs := []string{"mariadb-server", "mariadb-client"}
+func (m *MySQL) Packages(app service.App) []string {
+	return append([]string{"mariadb-server"}, m.ClientPackages(app)...)
+}
+
+// ClientPackages are what an app node of a site needs to use a services
+// node's server: the command line client and the platform's library.
+func (*MySQL) ClientPackages(app service.App) []string {
+	pkgs := []string{"mariadb-client"}
 	switch app.Platform {
 	case "python", "":
 		pkgs = append(pkgs, "python3-mysqldb")

@@ -94,13 +94,23 @@ func (p *PostgreSQL) Packages(app service.App) []string {
 	if p.postgis {
 		pkgs = append(pkgs, "postgresql-postgis")
 	}
+	return append(pkgs, platformLibrary(app)...)
+}
+
+// ClientPackages are what an app node of a site needs to use a services
+// node's server: the command line client and the platform's library.
+func (p *PostgreSQL) ClientPackages(app service.App) []string {
+	return append([]string{"postgresql-client"}, platformLibrary(app)...)
+}
+
+func platformLibrary(app service.App) []string {
 	switch app.Platform {
 	case "python", "":
-		pkgs = append(pkgs, "python3-psycopg2")
+		return []string{"python3-psycopg2"}
 	case "php":
-		pkgs = append(pkgs, "php-pgsql")
+		return []string{"php-pgsql"}
 	}
-	return pkgs
+	return nil
 }
 
 // cluster is the node's PostgreSQL cluster, as pg_lsclusters shows it.
