@@ -1,13 +1,17 @@
 package agent
 
 import (
+	"context"
 	"encoding/json"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/toppcloud/toppcloud/internal/agent/agenttest"
 	"github.com/toppcloud/toppcloud/internal/agent/host"
+	"github.com/toppcloud/toppcloud/internal/appconfig"
 	"github.com/toppcloud/toppcloud/internal/protocol"
 	"github.com/toppcloud/toppcloud/internal/service/all"
 )
@@ -95,5 +99,57 @@ func TestServiceNode_Site(t *testing.T) {
 		if s.Host != "10.0.0.5" || strings.Join(s.ExtraListen, " ") != "10.0.0.5" || strings.Join(s.Clients, " ") != "10.0.0.2 10.0.0.3" {
 			t.Errorf("%s: %+v", name, s)
 		}
+	}
+}
+
+// TestPrepareServices_SiteEnv: on a site's app node the app's databases
+// are the services node's: only client libraries are installed, no
+// server is touched, and the kept variables are given; a differing
+// ServiceEnv is never "unchanged"; removing it makes the node run its own
+// services again.
+func TestPrepareServices_SiteEnv(t *testing.T) {
+	n := newFakeNode(t)
+	a := n.agent
+	env := map[string]string{"CONFIG_PG_HOST": "10.0.0.5", "CONFIG_PG_PASSWORD": "secret"}
+	if !a.siteEnvDiffers("blog", env) || a.siteEnvDiffers("blog", nil) {
+		t.Error("siteEnvDiffers before anything was kept")
+	}
+	undo, err := a.writeSiteEnv("blog", env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(a.Host.Path(a.siteEnvPath("blog")))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("kept env: %v %v", fi, err)
+	}
+	if a.siteEnvDiffers("blog", env) || !a.siteEnvDiffers("blog", nil) || !a.siteEnvDiffers("blog", map[string]string{"CONFIG_PG_HOST": "10.0.0.6", "CONFIG_PG_PASSWORD": "secret"}) {
+		t.Error("siteEnvDiffers after the env was kept")
+	}
+	cfg := &appconfig.Config{Platform: "python", Services: []appconfig.Service{{Name: "postgresql"}}}
+	got, err := a.prepareServices(context.Background(), &Call{Agent: a}, "blog", cfg, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !maps.Equal(got, env) {
+		t.Errorf("variables %v", slices.Sorted(maps.Keys(got)))
+	}
+	inst := n.State().Installed
+	if _, ok := inst["python3-psycopg2"]; !ok {
+		t.Errorf("client library not installed: %v", inst)
+	}
+	if _, ok := inst["postgresql"]; ok {
+		t.Error("the server was installed on an app node")
+	}
+	for _, c := range n.Runner.Calls() {
+		if strings.Contains(strings.Join(c, " "), "pg_") || strings.Contains(strings.Join(c, " "), "psql") {
+			t.Errorf("ran %q on an app node", c)
+		}
+	}
+	if _, err := a.writeSiteEnv("blog", map[string]string{"PATH": "/x"}); err == nil {
+		t.Error("a variable not named CONFIG_* was kept")
+	}
+	undo()
+	if _, ok, _ := a.readSiteEnv("blog"); ok {
+		t.Error("undo left the env")
 	}
 }
