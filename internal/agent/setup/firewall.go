@@ -43,6 +43,11 @@ func (s *setupRun) siteRole() protocol.SiteRole {
 	return protocol.SiteRole{}
 }
 
+// FirewallRules is firewallRules for tests that load it on a real node.
+func FirewallRules(sshPort, proxyUID int, clients []string) ([]byte, error) {
+	return firewallRules(sshPort, proxyUID, clients)
+}
+
 // firewallRules renders the nft ruleset: ports open to everyone,
 // command apps' loopback ports closed to all but root and the proxy user,
 // and on a services node the database ports open to its clients alone.
