@@ -20,6 +20,7 @@ import (
 	"github.com/toppcloud/toppcloud/internal/agent/host"
 	"github.com/toppcloud/toppcloud/internal/agent/layout"
 	"github.com/toppcloud/toppcloud/internal/agent/setup"
+	"github.com/toppcloud/toppcloud/internal/agent/system"
 	"github.com/toppcloud/toppcloud/internal/protocol"
 	"github.com/toppcloud/toppcloud/internal/provider"
 	"github.com/toppcloud/toppcloud/internal/provider/local/localtest"
@@ -204,19 +205,11 @@ func siteServicesOnNode(t *testing.T, phase string) {
 	if _, err := h.WriteFile("/root/firewall.nft", rules, host.Attr{Mode: 0o644}); err != nil {
 		t.Fatal(err)
 	}
+	if _, _, err := (system.Apt{Host: h}).Install(context.Background(), []string{"nftables"}, nil); err != nil {
+		t.Fatal(err)
+	}
 	if out, err := exec.Command("nft", "-f", "/root/firewall.nft").CombinedOutput(); err != nil {
-		if strings.Contains(string(out), "not found") || strings.Contains(err.Error(), "not found") {
-			run := exec.Command("apt-get", "install", "-y", "nftables")
-			run.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-			if o, err := run.CombinedOutput(); err != nil {
-				t.Fatalf("install nftables: %v\n%s", err, o)
-			}
-			if o, err := exec.Command("nft", "-f", "/root/firewall.nft").CombinedOutput(); err != nil {
-				t.Fatalf("nft: %v\n%s", err, o)
-			}
-		} else {
-			t.Fatalf("nft: %v\n%s", err, out)
-		}
+		t.Fatalf("nft: %v\n%s", err, out)
 	}
 	if phase == "close" {
 		return
