@@ -69,6 +69,9 @@ func TestSiteServices_Node(t *testing.T) {
 	if err := psqlSelect(env); err != nil {
 		t.Errorf("postgresql from the allowed address: %v", err)
 	}
+	if err := mariadbGreets(net.JoinHostPort(env["CONFIG_MYSQL_HOST"], env["CONFIG_MYSQL_PORT"])); err != nil {
+		t.Errorf("mariadb from the allowed address: %v", err)
+	}
 
 	sshRun(t, c, "", envSiteOnNode+"=close /root/agent.test -test.run '^TestSiteServices_Node$' -test.v -test.timeout 5m")
 	if err := redisPing(env); err == nil {
@@ -93,6 +96,27 @@ func redisPing(env map[string]string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return r.Set(ctx, env["CONFIG_REDIS_PREFIX"]+"k", "v", 0).Err()
+}
+
+// mariadbGreets reads MariaDB's first packet: a handshake (protocol 10)
+// when the client's host has a user, an error packet ("Host ... is not
+// allowed to connect") when none.
+func mariadbGreets(addr string) error {
+	conn, err := net.DialTimeout("tcp", addr, 3*time.Second)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	b := make([]byte, 5)
+	if _, err := io.ReadFull(conn, b); err != nil {
+		return err
+	}
+	if b[4] != 10 {
+		rest, _ := io.ReadAll(io.LimitReader(conn, 200))
+		return &protocol.Error{Message: "no handshake: " + string(rest)}
+	}
+	return nil
 }
 
 // psqlSelect connects with this machine's psql, when it has one.
@@ -215,7 +239,7 @@ func siteServicesOnNode(t *testing.T, phase string) {
 		return
 	}
 	a := &Agent{Host: h, Layout: l, Fingerprint: func() (string, error) { return agenttest.FP, nil }}
-	args := protocol.SiteServicesArgs{App: "blog", Platform: "python", Services: []protocol.ServiceRequest{{Name: "postgresql"}, {Name: "redis"}}}
+	args := protocol.SiteServicesArgs{App: "blog", Platform: "python", Services: []protocol.ServiceRequest{{Name: "postgresql"}, {Name: "redis"}, {Name: "mysql"}}}
 	r := agenttest.Run(t, a, protocol.OpSiteServices, agenttest.Request(protocol.OpSiteServices), args, nil)
 	if r.Err != nil || r.Res == nil || !r.Res.OK {
 		msg := ""
