@@ -56,7 +56,9 @@ func (a *Agent) serviceNode(c *Call) service.Node {
 	if err != nil {
 		c.Warnf("%v; the services listen on loopback only", err)
 	} else if role.Services {
-		n.Settings = all.SiteSettings(role.ServiceListen, role.ServiceClients)
+		if n.Settings, err = all.SiteSettings(role.ServiceListen, role.ServiceClients); err != nil {
+			c.Warnf("%v; the services listen on loopback only", err)
+		}
 	}
 	return n
 }

@@ -57,6 +57,9 @@ func (a *Agent) requireServicesNode() (protocol.SiteRole, error) {
 	if role.ServiceListen == "" {
 		return role, &protocol.Error{Code: protocol.CodeBadRequest, Message: "this services node has no private address to listen on (site.json has no service_listen): run setup-node --site again"}
 	}
+	if _, err := all.SiteSettings(role.ServiceListen, role.ServiceClients); err != nil {
+		return role, &protocol.Error{Code: protocol.CodeBadRequest, Message: err.Error() + " (site.json): run setup-node --site again"}
+	}
 	return role, nil
 }
 

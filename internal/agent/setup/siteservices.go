@@ -40,11 +40,15 @@ func (s *setupRun) ensureSiteServices(ctx context.Context, st *protocol.Step) (b
 	for i, sv := range siteServers {
 		pkgs[i] = sv.pkg
 	}
+	settings, err := all.SiteSettings(role.ServiceListen, role.ServiceClients)
+	if err != nil {
+		return false, "", err
+	}
 	installed, _, err := s.apt().Query(ctx, pkgs)
 	if err != nil {
 		return false, "", err
 	}
-	node := service.Node{Host: s.h, Settings: all.SiteSettings(role.ServiceListen, role.ServiceClients),
+	node := service.Node{Host: s.h, Settings: settings,
 		Warn: func(m string) { s.warnf("%s", m) }, LockDir: s.l.Locks, StateDir: s.l.Services}
 	var done []string
 	for _, sv := range siteServers {

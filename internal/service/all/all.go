@@ -4,6 +4,8 @@
 package all
 
 import (
+	"fmt"
+	"net/netip"
 	"slices"
 
 	"github.com/toppcloud/toppcloud/internal/service"
@@ -28,15 +30,28 @@ var SiteServers = []string{postgresql.Name, postgresql.PostGISName, mysql.Name, 
 
 // SiteSettings are the settings of a services node's servers: listening
 // on listen (its private address) besides loopback, apps told to connect
-// there, and clients (the app nodes) let in. With no listen address the
-// node is a node of its own and gets nil (the servers' defaults).
-func SiteSettings(listen string, clients []string) map[string]service.Settings {
+// there, and clients (the app nodes: addresses or CIDR prefixes) let in.
+// With no listen address the node is a node of its own and gets nil (the
+// servers' defaults). Anything but addresses is refused: these go into
+// the servers' configuration files.
+func SiteSettings(listen string, clients []string) (map[string]service.Settings, error) {
 	if listen == "" {
-		return nil
+		return nil, nil
+	}
+	if a, err := netip.ParseAddr(listen); err != nil || a.Zone() != "" {
+		return nil, fmt.Errorf("the services node's listen address %q is not an IP address", listen)
+	}
+	for _, c := range clients {
+		if _, err := netip.ParsePrefix(c); err == nil {
+			continue
+		}
+		if a, err := netip.ParseAddr(c); err != nil || a.Zone() != "" {
+			return nil, fmt.Errorf("service client %q is neither an IP address nor a CIDR prefix", c)
+		}
 	}
 	out := map[string]service.Settings{}
 	for _, name := range SiteServers {
 		out[name] = service.Settings{Host: listen, ExtraListen: []string{listen}, Clients: slices.Clone(clients)}
 	}
-	return out
+	return out, nil
 }
