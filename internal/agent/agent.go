@@ -186,6 +186,7 @@ func (a *Agent) ops() []Op {
 		Handle(protocol.OpClear, "empty every service of the app at a location, then run its update_fetch", a.clearData),
 		Handle(protocol.OpBalance, "set the locations and app nodes a balancer proxies for one site (no locations: remove it)", a.balance),
 		Handle(protocol.OpBalanceStatus, "list the balanced sites and how their app nodes fare", a.balanceStatus),
+		Handle(protocol.OpSiteServices, "on a site's services node: make an app's databases and users, return their CONFIG_* variables", a.siteServices),
 		Handle(protocol.OpRunUpload, "keep files for a run in the app's TEMP (a tar stream follows the request)", a.runUpload),
 	}
 	for _, extra := range a.Ops {

@@ -22,10 +22,11 @@ import (
 	"github.com/toppcloud/toppcloud/internal/agent/host"
 	"github.com/toppcloud/toppcloud/internal/agent/instance"
 	"github.com/toppcloud/toppcloud/internal/agent/router"
+	"github.com/toppcloud/toppcloud/internal/agent/setup"
 	"github.com/toppcloud/toppcloud/internal/appconfig"
 	"github.com/toppcloud/toppcloud/internal/protocol"
 	"github.com/toppcloud/toppcloud/internal/service"
-	_ "github.com/toppcloud/toppcloud/internal/service/all" // every service registers itself
+	"github.com/toppcloud/toppcloud/internal/service/all" // every service registers itself
 	"github.com/toppcloud/toppcloud/internal/version"
 )
 
@@ -44,10 +45,22 @@ func (a *Agent) backupStore() backups.Store {
 	return backups.Store{Host: a.Host, Dir: a.Layout.Backups}
 }
 
-// serviceNode is what services are made for on this node.
+// serviceNode is what services are made for on this node. A site's
+// services node gives its servers its private address and the app
+// nodes (the role file); a role file that cannot be read is a warning
+// and the servers keep loopback alone.
 func (a *Agent) serviceNode(c *Call) service.Node {
-	return service.Node{Host: a.Host, Warn: func(m string) { c.Warnf("%s", m) },
+	n := service.Node{Host: a.Host, Warn: func(m string) { c.Warnf("%s", m) },
 		LockDir: a.Layout.Locks, StateDir: a.Layout.Services}
+	role, err := setup.ReadSiteRole(a.Host, a.Layout)
+	if err != nil {
+		c.Warnf("%v; the services listen on loopback only", err)
+	} else if role.Services {
+		if n.Settings, err = all.SiteSettings(role.ServiceListen, role.ServiceClients); err != nil {
+			c.Warnf("%v; the services listen on loopback only", err)
+		}
+	}
+	return n
 }
 
 // serviceApp is what a service is told about app.
@@ -135,7 +148,7 @@ func serviceNames(bound []service.Bound) []string {
 // backup is OpBackup.
 func (a *Agent) backup(ctx context.Context, c *Call, args *protocol.BackupArgs) (*protocol.BackupResult, error) {
 	{
-		l, err := a.liveApp(c, args.Location)
+		l, err := a.dataApp(c, args.Location, args.App)
 		if err != nil {
 			return nil, err
 		}
@@ -179,7 +192,7 @@ func (a *Agent) backupDelete(ctx context.Context, c *Call, args *protocol.Backup
 // servicesRestore is OpServicesRestore.
 func (a *Agent) servicesRestore(ctx context.Context, c *Call, args *protocol.ServicesRestoreArgs) (*protocol.ServicesRestoreResult, error) {
 	{
-		l, err := a.liveApp(c, args.Location)
+		l, err := a.dataApp(c, args.Location, args.App)
 		if err != nil {
 			return nil, err
 		}
@@ -228,7 +241,7 @@ func badBackupError(err error) error {
 // clearData is OpClear.
 func (a *Agent) clearData(ctx context.Context, c *Call, args *protocol.ClearArgs) (*protocol.ClearResult, error) {
 	{
-		l, err := a.liveApp(c, args.Location)
+		l, err := a.dataApp(c, args.Location, args.App)
 		if err != nil {
 			return nil, err
 		}
@@ -250,7 +263,13 @@ func (a *Agent) clearData(ctx context.Context, c *Call, args *protocol.ClearArgs
 			return nil, err
 		}
 		st.Done(true, strings.Join(serviceNames(l.bound), ", "))
-		res := &protocol.ClearResult{App: l.rt.App, Instance: l.rec.Instance, Services: serviceNames(l.bound)}
+		res := &protocol.ClearResult{App: l.rt.App, Services: serviceNames(l.bound)}
+		// On a services node (no instance) the client runs update_fetch
+		// on an app node.
+		if l.rec == nil {
+			return res, nil
+		}
+		res.Instance = l.rec.Instance
 		if len(l.cfg.UpdateFetch) == 0 {
 			return res, nil
 		}

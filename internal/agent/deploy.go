@@ -226,7 +226,7 @@ func (a *Agent) deployWith(ctx context.Context, c *Call, args *protocol.DeployAr
 	}
 	defer release()
 
-	if args.SkipUnchanged && args.ConfigDigest == nil && !args.Clear {
+	if args.SkipUnchanged && args.ConfigDigest == nil && !args.Clear && !a.siteEnvDiffers(args.App, args.ServiceEnv) {
 		if res, ok := d.unchanged(ctx); ok {
 			_ = d.store.RemoveManifest(args.Digest)
 			if mode.hold {
@@ -464,6 +464,13 @@ func (d *deployRun) installPackages(ctx context.Context, st *protocol.Step) (str
 }
 
 func (d *deployRun) prepareServices(ctx context.Context, st *protocol.Step) (string, error) {
+	// A site's app node keeps the services node's variables for later
+	// activates (nil: the app's services are this node's).
+	undo, err := d.a.writeSiteEnv(d.args.App, d.args.ServiceEnv)
+	if err != nil {
+		return "", err
+	}
+	d.onUndo(func(context.Context) { undo() })
 	if len(d.cfg.Services) == 0 {
 		d.services = map[string]string{}
 		return "none in app.ini", nil

@@ -93,6 +93,13 @@ type Conflicter interface {
 	Conflicts() []string
 }
 
+// ClientPackager is a Service that a site's app node can use on the
+// site's services node: ClientPackages are the Debian packages the app
+// node needs for it (no server).
+type ClientPackager interface {
+	ClientPackages(app App) []string
+}
+
 // Settings are a service's node-wide settings. Zero values mean the
 // service's defaults (the server on this node, on loopback); a services
 // node (several app nodes sharing one database server) sets them.
@@ -102,6 +109,24 @@ type Settings struct {
 	// Host and Port are what apps are given to connect to.
 	Host string `json:"host,omitempty"`
 	Port int    `json:"port,omitempty"`
+	// ExtraListen are addresses the server listens on besides Listen:
+	// a services node's private address, for the site's app nodes.
+	ExtraListen []string `json:"extra_listen,omitempty"`
+	// Clients are the addresses (other than loopback) whose connections
+	// the server accepts and whose logins it lets in: a site's app
+	// nodes. Empty on a node of its own.
+	Clients []string `json:"clients,omitempty"`
+}
+
+// Addresses are Listen and then ExtraListen, each once.
+func (s Settings) Addresses() []string {
+	out := []string{s.Listen}
+	for _, a := range s.ExtraListen {
+		if a != "" && !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // Or returns s with its zero fields taken from def.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -29,6 +30,99 @@ func firewallPorts(sshPort int) []int {
 	return ports
 }
 
+// ServicePorts are the database servers' ports (PostgreSQL, MariaDB,
+// Redis) a services node opens to its site's app nodes, and only to them.
+var ServicePorts = []int{5432, 3306, 6379}
+
+// siteRole is the node's part in a site as this setup-node run was told
+// (SetupArgs.Site); a node of its own has the zero role.
+func (s *setupRun) siteRole() protocol.SiteRole {
+	if s.args.Site != nil {
+		return *s.args.Site
+	}
+	return protocol.SiteRole{}
+}
+
+// FirewallRules is firewallRules for tests that load it on a real node.
+func FirewallRules(sshPort, proxyUID int, clients []string) ([]byte, error) {
+	return firewallRules(sshPort, proxyUID, clients)
+}
+
+// firewallRules renders the nft ruleset: ports open to everyone,
+// command apps' loopback ports closed to all but root and the proxy user,
+// and on a services node the database ports open to its clients alone.
+// Clients must be IP addresses or CIDR prefixes: nothing else reaches the
+// file.
+func firewallRules(sshPort, proxyUID int, clients []string) ([]byte, error) {
+	ports := firewallPorts(sshPort)
+	var v4, v6 []string
+	var prefixes []netip.Prefix
+	for _, c := range clients {
+		p, err := parsePrefix(c)
+		if err != nil {
+			return nil, fmt.Errorf("service client %q: %w", c, err)
+		}
+		prefixes = append(prefixes, p)
+	}
+	for _, p := range disjoint(prefixes) {
+		if p.Addr().Is4() {
+			v4 = append(v4, p.String())
+		} else {
+			v6 = append(v6, p.String())
+		}
+	}
+	return renderFile("firewall.nft", map[string]any{"Table": FirewallTable, "Unit": layout.FirewallUnit, "Ports": joinInts(ports),
+		"AppPorts": fmt.Sprintf("%d-%d", instance.PortMin, instance.PortMax), "ProxyUID": strconv.Itoa(proxyUID), "ProxyUser": instance.ProxyUser,
+		"ServicePorts": joinInts(ServicePorts), "Clients4": strings.Join(v4, ", "), "Clients6": strings.Join(v6, ", ")})
+}
+
+// parsePrefix reads an address (a prefix of one host) or a CIDR prefix.
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return p, err
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	if a.Zone() != "" {
+		return netip.Prefix{}, errors.New("an address with a zone")
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// disjoint drops the prefixes another one covers (and repeats): nft
+// refuses overlapping intervals in one set.
+func disjoint(ps []netip.Prefix) []netip.Prefix {
+	var out []netip.Prefix
+	for i, p := range ps {
+		covered := false
+		for j, q := range ps {
+			if i != j && q.Bits() <= p.Bits() && q.Contains(p.Addr()) && (q.Bits() < p.Bits() || j < i) {
+				covered = true
+				break
+			}
+		}
+		if !covered {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func joinInts(ns []int) string {
+	out := make([]string, len(ns))
+	for i, n := range ns {
+		out[i] = strconv.Itoa(n)
+	}
+	return strings.Join(out, ", ")
+}
+
 func (s *setupRun) ensureFirewall(ctx context.Context, st *protocol.Step) (bool, string, error) {
 	ports := firewallPorts(s.args.SSHPort)
 	portList := make([]string, len(ports))
@@ -41,8 +135,11 @@ func (s *setupRun) ensureFirewall(ctx context.Context, st *protocol.Step) (bool,
 	if err != nil {
 		return false, "", err
 	}
-	rules, err := renderFile("firewall.nft", map[string]string{"Table": FirewallTable, "Unit": layout.FirewallUnit, "Ports": strings.Join(portList, ", "),
-		"AppPorts": fmt.Sprintf("%d-%d", instance.PortMin, instance.PortMax), "ProxyUID": strconv.Itoa(proxyUID), "ProxyUser": instance.ProxyUser})
+	var clients []string
+	if role := s.siteRole(); role.Services {
+		clients = role.ServiceClients
+	}
+	rules, err := firewallRules(s.args.SSHPort, proxyUID, clients)
 	if err != nil {
 		return false, "", err
 	}
@@ -97,6 +194,9 @@ func (s *setupRun) ensureFirewall(ctx context.Context, st *protocol.Step) (bool,
 		applied = true
 	}
 	detail := "tcp " + strings.Join(portList, ", ") + " open"
+	if len(clients) > 0 {
+		detail += "; tcp " + joinInts(ServicePorts) + " open to " + strings.Join(clients, ", ")
+	}
 	changed := rulesChanged || unitChanged || enabled || applied
 	return changed, detail, nil
 }

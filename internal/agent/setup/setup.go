@@ -241,6 +241,7 @@ func (s *setupRun) steps() []setupStep {
 		{StepSecret, s.ensureSecret},
 		{StepSiteRole, s.ensureSiteRole},
 		{StepFirewall, s.ensureFirewall},
+		{StepSiteServices, s.ensureSiteServices},
 		{StepSysctl, s.ensureSysctl},
 		{StepAppUnits, s.appUnits},
 		{StepCaddy, s.ensureCaddy},

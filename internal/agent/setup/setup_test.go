@@ -23,7 +23,7 @@ import (
 
 func allSteps() []string {
 	return []string{setup.StepOS, setup.StepAptWait, setup.StepPackages, setup.StepAgent, setup.StepUsers, setup.StepDirs, setup.StepSecret, setup.StepSiteRole,
-		setup.StepFirewall, setup.StepSysctl, setup.StepAppUnits, setup.StepCaddy, setup.StepLogs, setup.StepNodeInfo}
+		setup.StepFirewall, setup.StepSiteServices, setup.StepSysctl, setup.StepAppUnits, setup.StepCaddy, setup.StepLogs, setup.StepNodeInfo}
 }
 
 // testNode is a bare simulated node with the real agent on it.

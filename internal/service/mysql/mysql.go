@@ -66,8 +66,14 @@ func New(n service.Node) *MySQL {
 func (*MySQL) Name() string { return Name }
 
 // Packages are the server and the client library of the app's platform.
-func (*MySQL) Packages(app service.App) []string {
-	pkgs := []string{"mariadb-server", "mariadb-client"}
+func (m *MySQL) Packages(app service.App) []string {
+	return append([]string{"mariadb-server"}, m.ClientPackages(app)...)
+}
+
+// ClientPackages are what an app node of a site needs to use a services
+// node's server: the command line client and the platform's library.
+func (*MySQL) ClientPackages(app service.App) []string {
+	pkgs := []string{"mariadb-client"}
 	switch app.Platform {
 	case "python", "":
 		pkgs = append(pkgs, "python3-mysqldb")
@@ -84,7 +90,7 @@ bind-address = %s
 port = %d
 character-set-server = utf8mb4
 collation-server = utf8mb4_unicode_ci
-`, m.settings.Listen, m.settings.Port)
+`, strings.Join(m.settings.Addresses(), ","), m.settings.Port)
 }
 
 // Install writes the server's configuration and starts it (restarting
@@ -169,9 +175,22 @@ func nativeHash(password string) string {
 	return "*" + strings.ToUpper(hex.EncodeToString(b[:]))
 }
 
-// userHosts are the hosts an app's user may connect from: the socket
-// (localhost) and loopback TCP.
-var userHosts = []string{"localhost", "127.0.0.1", "::1"}
+// localHosts are the hosts an app's user may connect from on any node:
+// the socket (localhost) and loopback TCP.
+var localHosts = []string{"localhost", "127.0.0.1", "::1"}
+
+// userHosts are localHosts and, on a services node, the site's app
+// nodes (Settings.Clients): the app's user exists once for each.
+// (A list of addresses in bind-address needs MariaDB 10.11+, Debian 12's.)
+func (m *MySQL) userHosts() []string {
+	out := slices.Clone(localHosts)
+	for _, c := range m.settings.Clients {
+		if !slices.Contains(out, c) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
 
 func (m *MySQL) vars(app service.App, c service.Credentials) map[string]string {
 	s := m.settings
@@ -202,7 +221,7 @@ func (m *MySQL) Setup(ctx context.Context, app service.App) (map[string]string, 
 	hash := literal(nativeHash(creds.Password))
 	var b strings.Builder
 	fmt.Fprintf(&b, "CREATE DATABASE IF NOT EXISTS %s CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;\n", ident(app.Name))
-	for _, h := range userHosts {
+	for _, h := range m.userHosts() {
 		user := literal(creds.User) + "@" + literal(h)
 		fmt.Fprintf(&b, "CREATE USER IF NOT EXISTS %s IDENTIFIED BY PASSWORD %s;\n", user, hash)
 		fmt.Fprintf(&b, "ALTER USER %s IDENTIFIED BY PASSWORD %s;\n", user, hash)

@@ -149,3 +149,20 @@ func TestInstall_Systemctl(t *testing.T) {
 		})
 	}
 }
+
+// TestSiteSettings: a services node's MariaDB binds its private address
+// too, and the app's user exists for each client address besides the
+// local ones.
+func TestSiteSettings(t *testing.T) {
+	own := New(service.Node{})
+	if !strings.Contains(own.conf(), "bind-address = 127.0.0.1\n") || strings.Join(own.userHosts(), " ") != "localhost 127.0.0.1 ::1" {
+		t.Errorf("own node: %q %q", own.conf(), own.userHosts())
+	}
+	site := New(service.Node{Settings: map[string]service.Settings{Name: {Host: "10.0.0.5", ExtraListen: []string{"10.0.0.5"}, Clients: []string{"10.0.0.2", "10.0.0.3"}}}})
+	if !strings.Contains(site.conf(), "bind-address = 127.0.0.1,10.0.0.5\n") {
+		t.Errorf("conf:\n%s", site.conf())
+	}
+	if got := strings.Join(site.userHosts(), " "); got != "localhost 127.0.0.1 ::1 10.0.0.2 10.0.0.3" {
+		t.Errorf("user hosts %s", got)
+	}
+}

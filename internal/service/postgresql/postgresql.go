@@ -94,13 +94,23 @@ func (p *PostgreSQL) Packages(app service.App) []string {
 	if p.postgis {
 		pkgs = append(pkgs, "postgresql-postgis")
 	}
+	return append(pkgs, platformLibrary(app)...)
+}
+
+// ClientPackages are what an app node of a site needs to use a services
+// node's server: the command line client and the platform's library.
+func (p *PostgreSQL) ClientPackages(app service.App) []string {
+	return append([]string{"postgresql-client"}, platformLibrary(app)...)
+}
+
+func platformLibrary(app service.App) []string {
 	switch app.Platform {
 	case "python", "":
-		pkgs = append(pkgs, "python3-psycopg2")
+		return []string{"python3-psycopg2"}
 	case "php":
-		pkgs = append(pkgs, "php-pgsql")
+		return []string{"php-pgsql"}
 	}
-	return pkgs
+	return nil
 }
 
 // cluster is the node's PostgreSQL cluster, as pg_lsclusters shows it.
@@ -155,10 +165,10 @@ func versionCmp(a, b string) int {
 	return 0
 }
 
-// hbaConf is the whole pg_hba.conf toppcloud keeps: the postgres system
-// user as itself, every other role only into its own database, with a
-// password.
-const hbaConf = `# pg_hba.conf written by toppcloud: do not edit (it is rewritten).
+// hbaHead is the pg_hba.conf toppcloud keeps on a node of its own: the
+// postgres system user as itself, every other role only into its own
+// database, with a password.
+const hbaHead = `# pg_hba.conf written by toppcloud: do not edit (it is rewritten).
 # Each app's role logs in only to the database of the same name (sameuser),
 # with its scram-sha-256 password; only the postgres system user logs in
 # without one (peer), as itself.
@@ -169,12 +179,39 @@ host    sameuser  all       127.0.0.1/32   scram-sha-256
 host    sameuser  all       ::1/128        scram-sha-256
 `
 
+// hbaConf is the whole pg_hba.conf: hbaHead and, on a services node, a
+// host line for each client address (a site's app nodes), with the same
+// rule: a role into its own database, with its password.
+func (p *PostgreSQL) hbaConf() string {
+	var b strings.Builder
+	b.WriteString(hbaHead)
+	if len(p.settings.Clients) > 0 {
+		b.WriteString("# The site's app nodes:\n")
+	}
+	for _, c := range p.settings.Clients {
+		fmt.Fprintf(&b, "host    sameuser  all       %-14s scram-sha-256\n", hostMask(c))
+	}
+	return b.String()
+}
+
+// hostMask is a client address as pg_hba wants it: an address alone gets
+// the mask of one host; a CIDR range stays as it is.
+func hostMask(addr string) string {
+	if strings.Contains(addr, "/") {
+		return addr
+	}
+	if strings.Contains(addr, ":") {
+		return addr + "/128"
+	}
+	return addr + "/32"
+}
+
 func (p *PostgreSQL) serverConf(port int) string {
 	return fmt.Sprintf(`# written by toppcloud: do not edit (it is rewritten).
 listen_addresses = '%s'
 port = %d
 password_encryption = 'scram-sha-256'
-`, p.settings.Listen, port)
+`, strings.Join(p.settings.Addresses(), ","), port)
 }
 
 // Install configures the cluster (making one if the package did not) and
@@ -204,7 +241,7 @@ func (p *PostgreSQL) Install(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	hbaChanged, err := p.h.WriteFile(path.Join(c.etc(), "pg_hba.conf"), []byte(hbaConf), host.Attr{Mode: 0o640, User: "postgres", Group: "postgres"})
+	hbaChanged, err := p.h.WriteFile(path.Join(c.etc(), "pg_hba.conf"), []byte(p.hbaConf()), host.Attr{Mode: 0o640, User: "postgres", Group: "postgres"})
 	if err != nil {
 		return err
 	}

@@ -164,3 +164,44 @@ func TestPackagesAndSettings(t *testing.T) {
 		t.Errorf("vars %v", v)
 	}
 }
+
+// TestSiteSettings: a services node listens on its private address too
+// and lets each client address in with a password, into its own
+// database only; a node of its own keeps loopback alone.
+func TestSiteSettings(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		settings   service.Settings
+		listen     string
+		hosts      []string
+		noneRemote bool
+	}{
+		{name: "own", listen: "localhost", noneRemote: true},
+		{name: "services", settings: service.Settings{Host: "10.0.0.5", ExtraListen: []string{"10.0.0.5"}, Clients: []string{"10.0.0.2", "10.0.1.0/24", "fd00::3"}},
+			listen: "localhost,10.0.0.5", hosts: []string{"10.0.0.2/32", "10.0.1.0/24", "fd00::3/128"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := New(service.Node{Settings: map[string]service.Settings{Name: tc.settings}}, false)
+			if conf := p.serverConf(5432); !strings.Contains(conf, "listen_addresses = '"+tc.listen+"'\n") {
+				t.Errorf("conf:\n%s", conf)
+			}
+			hba := p.hbaConf()
+			if !strings.HasPrefix(hba, hbaHead) {
+				t.Errorf("pg_hba lost its local lines:\n%s", hba)
+			}
+			var remote []string
+			for _, l := range strings.Split(hba, "\n") {
+				f := strings.Fields(l)
+				if len(f) == 5 && f[0] == "host" && !strings.HasPrefix(f[3], "127.") && f[3] != "::1/128" {
+					if f[1] != "sameuser" || f[4] != "scram-sha-256" {
+						t.Errorf("line %q lets more in than the role's own database with a password", l)
+					}
+					remote = append(remote, f[3])
+				}
+			}
+			if strings.Join(remote, " ") != strings.Join(tc.hosts, " ") {
+				t.Errorf("remote hosts %q, want %q", remote, tc.hosts)
+			}
+		})
+	}
+}

@@ -76,8 +76,14 @@ func New(n service.Node) *Redis {
 func (*Redis) Name() string { return Name }
 
 // Packages are the server and the client library of the app's platform.
-func (*Redis) Packages(app service.App) []string {
-	pkgs := []string{"redis-server"}
+func (r *Redis) Packages(app service.App) []string {
+	return append([]string{"redis-server"}, r.ClientPackages(app)...)
+}
+
+// ClientPackages are what an app node of a site needs to use a services
+// node's server: the platform's library (redis-tools is not needed).
+func (*Redis) ClientPackages(app service.App) []string {
+	var pkgs []string
 	switch app.Platform {
 	case "python", "":
 		pkgs = append(pkgs, "python3-redis")
@@ -122,7 +128,7 @@ bind %s
 port %d
 protected-mode yes
 aclfile %s
-`, r.settings.Listen, r.settings.Port, ACLFile)
+`, strings.Join(r.settings.Addresses(), " "), r.settings.Port, ACLFile)
 }
 
 // withInclude returns Debian's redis.conf with an include of ours at the

@@ -77,3 +77,19 @@ func TestAdminCredentials(t *testing.T) {
 		t.Error("a node without a state directory was accepted")
 	}
 }
+
+// TestOurConf_Site: a services node's Redis binds its private address
+// besides loopback, in protected mode (the default user is off).
+func TestOurConf_Site(t *testing.T) {
+	own := New(service.Node{}).ourConf()
+	if !strings.Contains(own, "bind 127.0.0.1\n") {
+		t.Errorf("own node:\n%s", own)
+	}
+	site := New(service.Node{Settings: map[string]service.Settings{Name: {Host: "10.0.0.5", ExtraListen: []string{"10.0.0.5"}}}}).ourConf()
+	if !strings.Contains(site, "bind 127.0.0.1 10.0.0.5\n") || !strings.Contains(site, "protected-mode yes\n") {
+		t.Errorf("services node:\n%s", site)
+	}
+	if r := New(service.Node{Settings: map[string]service.Settings{Name: {ExtraListen: []string{"10.0.0.5"}}}}); r.addr() != "127.0.0.1:6379" {
+		t.Errorf("the agent talks to %s, want loopback", r.addr())
+	}
+}
