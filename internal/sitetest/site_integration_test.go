@@ -27,11 +27,11 @@ type site struct {
 func (s *site) apps() []*node { return []*node{s.web1, s.web2} }
 
 // rowsAt asks an app node itself (not the balancer) for the app's rows.
-func (s *site) rowsAt(t *testing.T, n *node) (version string, rows []string) {
+func rowsAt(t *testing.T, n *node, host string) (version string, rows []string) {
 	t.Helper()
-	code, body, err := httpGet(n.addr, siteHost, "/rows")
+	code, body, err := httpGet(n.addr, host, "/rows")
 	if err != nil || code != http.StatusOK {
-		t.Fatalf("GET %s/rows at %s: %d %v\n%s", siteHost, n.name, code, err, body)
+		t.Fatalf("GET %s/rows at %s: %d %v\n%s", host, n.name, code, err, body)
 	}
 	var r struct {
 		Node    string   `json:"node"`
@@ -39,10 +39,10 @@ func (s *site) rowsAt(t *testing.T, n *node) (version string, rows []string) {
 		Rows    []string `json:"rows"`
 	}
 	if err := json.Unmarshal([]byte(body), &r); err != nil {
-		t.Fatalf("GET %s/rows at %s: %v\n%s", siteHost, n.name, err, body)
+		t.Fatalf("GET %s/rows at %s: %v\n%s", host, n.name, err, body)
 	}
 	if r.Node != n.name {
-		t.Errorf("GET %s/rows at %s answered from %q", siteHost, n.name, r.Node)
+		t.Errorf("GET %s/rows at %s answered from %q", host, n.name, r.Node)
 	}
 	return r.Version, r.Rows
 }
@@ -52,7 +52,7 @@ func (s *site) rowsAt(t *testing.T, n *node) (version string, rows []string) {
 func (s *site) expectVersion(t *testing.T, version string) {
 	t.Helper()
 	for _, n := range s.apps() {
-		if v, _ := s.rowsAt(t, n); v != version {
+		if v, _ := rowsAt(t, n, siteHost); v != version {
 			t.Errorf("%s serves version %q, want %q", n.name, v, version)
 		}
 	}
@@ -113,7 +113,7 @@ func TestIntegration_Site(t *testing.T) {
 				t.Fatalf("POST at %s: %d %v\n%s", from.name, code, err, body)
 			}
 			for _, n := range s.apps() {
-				if _, rows := s.rowsAt(t, n); !slices.Contains(rows, note) {
+				if _, rows := rowsAt(t, n, siteHost); !slices.Contains(rows, note) {
 					t.Errorf("%s does not see the row %q added through %s: %q", n.name, note, from.name, rows)
 				}
 			}
@@ -123,7 +123,7 @@ func TestIntegration_Site(t *testing.T) {
 			t.Fatalf("POST through the balancer: %d %v\n%s", code, err, body)
 		}
 		for _, n := range s.apps() {
-			if _, rows := s.rowsAt(t, n); !slices.Contains(rows, "via-balancer") {
+			if _, rows := rowsAt(t, n, siteHost); !slices.Contains(rows, "via-balancer") {
 				t.Errorf("%s does not see the row added through the balancer: %q", n.name, rows)
 			}
 		}
