@@ -64,6 +64,27 @@ func (s *site) expectVersion(t *testing.T, version string) {
 	}
 }
 
+// expectBothServe checks that requests through the balancer reach both
+// app nodes. least_conn picks at random among idle upstreams: forty
+// requests in a row reach both but once in 2^39.
+func (s *site) expectBothServe(t *testing.T) {
+	t.Helper()
+	seen := map[string]int{}
+	for range 40 {
+		code, body, err := httpGet(s.lb.addr, siteHost, "/")
+		m := helloRE.FindStringSubmatch(body)
+		if err != nil || code != http.StatusOK || m == nil {
+			t.Fatalf("balancer: GET %s/ = %d %v\n%s", siteHost, code, err, body)
+		}
+		seen[m[1]]++
+	}
+	for _, n := range s.apps() {
+		if seen[n.name] == 0 {
+			t.Errorf("no request through the balancer reached %s (answered: %v)", n.name, seen)
+		}
+	}
+}
+
 // newSite creates the four nodes, writes the site's config section and
 // sets the site up with setup-node --site.
 func newSite(t *testing.T) *site {
@@ -86,22 +107,7 @@ func TestIntegration_Site(t *testing.T) {
 	e.ok("update", writeApp(t, "1", ""), siteHost)
 
 	t.Run("the balancer serves both app nodes", func(t *testing.T) {
-		seen := map[string]bool{}
-		// least_conn picks at random among idle upstreams: forty
-		// requests reach both nodes but once in 2^39.
-		for range 40 {
-			code, body, err := httpGet(s.lb.addr, siteHost, "/")
-			m := helloRE.FindStringSubmatch(body)
-			if err != nil || code != http.StatusOK || m == nil {
-				t.Fatalf("balancer: GET %s/ = %d %v\n%s", siteHost, code, err, body)
-			}
-			seen[m[1]] = true
-		}
-		for _, n := range s.apps() {
-			if !seen[n.name] {
-				t.Errorf("no request reached %s (answered: %v)", n.name, seen)
-			}
-		}
+		s.expectBothServe(t)
 		s.expectVersion(t, "1")
 	})
 
@@ -176,12 +182,10 @@ func TestIntegration_Site(t *testing.T) {
 		// Give the balancer's health checks (every second) time to send
 		// it requests again before the load ends.
 		time.Sleep(3 * time.Second)
-		seen := l.stop()
-		for _, n := range s.apps() {
-			if seen[n.name] == 0 {
-				t.Errorf("no request reached %s (answered: %v)", n.name, seen)
-			}
-		}
+		l.stop()
+		// Both served before the stop; web2 must be back in the
+		// balancer now, not only answering on its own.
+		s.expectBothServe(t)
 		s.expectVersion(t, "3")
 	})
 
@@ -195,5 +199,10 @@ func TestIntegration_Site(t *testing.T) {
 		}
 		t.Logf("failed update, as it should:\n%s", out)
 		s.expectVersion(t, "3")
+		// The failure left nothing behind that blocks the next update
+		// (held instances, locks, a node out of the balancer).
+		e.ok("update", writeApp(t, "5", ""), siteHost)
+		s.expectVersion(t, "5")
+		s.expectBothServe(t)
 	})
 }
