@@ -69,7 +69,7 @@ func (a *App) siteRunner(s config.SiteSection) *site.Runner {
 		Nodes:  &siteNodes{a: a},
 		Events: a.nodeSteps,
 		Report: a.out.Printf,
-		Health: a.routerHealth,
+		Health: func(ctx context.Context, node string) error { return a.nodeServes(ctx, node, s.Locations) },
 	}
 }
 
@@ -459,6 +459,60 @@ func (a *App) dataNode(ctx context.Context, siteName, locArg, node string) (loc 
 		}
 	}
 	return loc, "", "", usagef("no app is deployed at %s on site %s (node %s serves nothing there)", loc, s.Name, s.Nodes[0])
+}
+
+// nodeServes reports whether an app node is ready for the balancer's
+// requests: its router answers its health route, and each of the site's
+// locations answers without a gateway error. The health route alone is
+// not enough after a node starts: the router answers it before the apps'
+// instances have started, and the few requests a balancer sends it then
+// would fail with 502 (the site test saw ten in 40 ms).
+func (a *App) nodeServes(ctx context.Context, node string, locs []location.Location) error {
+	if err := a.routerHealth(ctx, node); err != nil {
+		return err
+	}
+	rec, err := a.nodes().Record(node)
+	if err != nil {
+		return err
+	}
+	for _, l := range locs {
+		host := l.Host
+		if host == "" || strings.HasPrefix(host, ".") {
+			continue // a catch-all or wildcard location has no name to ask for
+		}
+		p := l.Path
+		if p == "" {
+			p = "/"
+		}
+		code, err := httpStatus(ctx, "http://"+net.JoinHostPort(rec.Address(), site.UpstreamPort)+p, host)
+		if err != nil {
+			return fmt.Errorf("%s: %w", l, err)
+		}
+		if code == http.StatusBadGateway || code == http.StatusServiceUnavailable || code == http.StatusGatewayTimeout {
+			return fmt.Errorf("%s answers %d %s", l, code, http.StatusText(code))
+		}
+	}
+	return nil
+}
+
+// httpStatus asks u, with Host host, for its status.
+func httpStatus(ctx context.Context, u, host string) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return 0, err
+	}
+	req.Host = host
+	// Redirects are answers: the node serves.
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	return resp.StatusCode, nil
 }
 
 // routerHealth asks an app node's router whether it serves: the health
