@@ -250,22 +250,27 @@ func (a *Agent) clearData(ctx context.Context, c *Call, args *protocol.ClearArgs
 			return nil, err
 		}
 		defer release()
-		st := c.Out.Start(StepClear)
-		_, err = service.Prepare(ctx, l.bound, true, service.Hooks{
-			InstallPackages: func(ctx context.Context, pkgs []string) error {
-				_, _, err := a.apt(c).Install(ctx, pkgs, st.Progress)
-				return err
-			},
-			Step: func(s string) { st.Progress(s) },
-		})
-		if err != nil {
-			st.Failed(err)
-			return nil, err
+		if args.FetchOnly && l.rec == nil {
+			return nil, &protocol.Error{Code: protocol.CodeNotFound, Message: "no live instance of " + l.rt.App + " on this node to run update_fetch in"}
 		}
-		st.Done(true, strings.Join(serviceNames(l.bound), ", "))
+		if !args.FetchOnly {
+			st := c.Out.Start(StepClear)
+			_, err = service.Prepare(ctx, l.bound, true, service.Hooks{
+				InstallPackages: func(ctx context.Context, pkgs []string) error {
+					_, _, err := a.apt(c).Install(ctx, pkgs, st.Progress)
+					return err
+				},
+				Step: func(s string) { st.Progress(s) },
+			})
+			if err != nil {
+				st.Failed(err)
+				return nil, err
+			}
+			st.Done(true, strings.Join(serviceNames(l.bound), ", "))
+		}
 		res := &protocol.ClearResult{App: l.rt.App, Services: serviceNames(l.bound)}
-		// On a services node (no instance) the client runs update_fetch
-		// on an app node.
+		// On a services node (no instance) the client then runs
+		// update_fetch on an app node (FetchOnly).
 		if l.rec == nil {
 			return res, nil
 		}
@@ -280,7 +285,7 @@ func (a *Agent) clearData(ctx context.Context, c *Call, args *protocol.ClearArgs
 		if !inst.HasProcess() {
 			return res, nil
 		}
-		st = c.Out.Start(StepUpdateFetch)
+		st := c.Out.Start(StepUpdateFetch)
 		host := instance.CanonicalHostname([]string{l.rt.Location.String()})
 		if err := inst.RunUpdateFetch(ctx, host, l.cfg.UpdateFetch, func(line string) { _ = c.Out.Log(protocol.StreamApp, line) }); err != nil {
 			st.Failed(err)

@@ -82,6 +82,11 @@ func TestSiteServices_Record(t *testing.T) {
 	if cr.App != "blog" || cr.Instance != "" {
 		t.Errorf("clear %+v", cr)
 	}
+	// update_fetch runs on an app node: a services node has no instance.
+	e := failed(t, agenttest.Run(t, a, protocol.OpClear, agenttest.Request(protocol.OpClear), protocol.ClearArgs{App: "blog", FetchOnly: true}, nil))
+	if e.Code != protocol.CodeNotFound || !strings.Contains(e.Message, "no live instance of blog") {
+		t.Errorf("fetch-only clear on a services node: %+v", e)
+	}
 }
 
 // TestServiceNode_Site: on a services node the servers listen on its

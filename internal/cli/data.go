@@ -282,7 +282,27 @@ itself up again (migrations). Asks for confirmation unless -y.`,
 			if err := n.Call(ctx, protocol.OpClear, protocol.ClearArgs{Location: loc.String(), App: app, LockWait: protocol.Duration(lockTimeout)}, &res, a.streamSteps()); err != nil {
 				return withTail(fmt.Errorf("clear %s: %w", loc, err))
 			}
-			a.out.Printf("cleared %s (%s) and ran its update_fetch on %s", res.App, strings.Join(res.Services, ", "), res.Instance)
+			if app == "" {
+				a.out.Printf("cleared %s (%s) and ran its update_fetch on %s", res.App, strings.Join(res.Services, ", "), res.Instance)
+				return nil
+			}
+			// A services node runs no instance: the app sets itself up
+			// again from one app node, as after a site's update.
+			fetchNode, fetchLoc, err := a.siteFetchNode(ctx, siteName, args[0], node)
+			if err != nil {
+				return err
+			}
+			f, _, closeFetch, err := a.connectDeploy(ctx, fetchNode)
+			if err != nil {
+				return fmt.Errorf("cleared %s on %s; update_fetch on %s: %w", res.App, name, fetchNode, err)
+			}
+			defer closeFetch()
+			var fres protocol.ClearResult
+			fargs := protocol.ClearArgs{Location: fetchLoc.String(), FetchOnly: true, LockWait: protocol.Duration(lockTimeout)}
+			if err := f.Call(ctx, protocol.OpClear, fargs, &fres, a.nodeSteps(fetchNode)); err != nil {
+				return withTail(fmt.Errorf("cleared %s on %s, but its update_fetch on %s failed (rerun it with update): %w", res.App, name, fetchNode, err))
+			}
+			a.out.Printf("cleared %s (%s) on %s and ran its update_fetch on %s (%s)", res.App, strings.Join(res.Services, ", "), name, fetchNode, fres.Instance)
 			return nil
 		},
 	}

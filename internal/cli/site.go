@@ -461,6 +461,24 @@ func (a *App) dataNode(ctx context.Context, siteName, locArg, node string) (loc 
 	return loc, "", "", usagef("no app is deployed at %s on site %s (node %s serves nothing there)", loc, s.Name, s.Nodes[0])
 }
 
+// siteFetchNode is the app node that runs update_fetch for a site's app
+// after clear (the first, as in a site's update), and the app's location
+// there.
+func (a *App) siteFetchNode(ctx context.Context, siteName, locArg, node string) (string, location.Location, error) {
+	s, err := a.siteFor(ctx, siteName, locArg, node)
+	if err != nil {
+		return "", location.Location{}, err
+	}
+	if s == nil {
+		return "", location.Location{}, fmt.Errorf("%s is not a site's location", locArg)
+	}
+	loc, err := siteLocation(*s, locArg)
+	if err != nil {
+		return "", location.Location{}, err
+	}
+	return s.Nodes[0], site.FromConfig(*s).AppLocation(loc), nil
+}
+
 // nodeServes reports whether an app node is ready for the balancer's
 // requests: its router answers its health route, and each of the site's
 // locations answers without a gateway error. The health route alone is

@@ -71,6 +71,10 @@ type ClearArgs struct {
 	LockWait Duration `json:"lock_wait,omitempty"`
 	// App is BackupArgs.App (a services node runs no update_fetch).
 	App string `json:"app,omitempty"`
+	// FetchOnly clears nothing: it runs the update_fetch of the live
+	// instance at Location only. The client sends it to a site's app node
+	// after clearing the app's data on the services node.
+	FetchOnly bool `json:"fetch_only,omitempty"`
 }
 
 // ClearResult is OpClear's result.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -94,7 +95,37 @@ func newSite(t *testing.T) *site {
 	e.appendConfig(fmt.Sprintf("\n[site:%s]\nlocations = %s\nbalancer = %s\nnodes = %s %s\nservices = %s\n",
 		siteName, siteHost, s.lb.name, s.web1.name, s.web2.name, s.db.name))
 	e.ok("setup-node", "--site", siteName)
+	// Registered after the nodes' destruction, so it runs before it.
+	t.Cleanup(func() {
+		if t.Failed() {
+			s.logJournals(t)
+		}
+	})
 	return s
+}
+
+// journalProblem finds the journal lines worth showing after a failure:
+// Caddy's errors and warnings (JSON on stderr, so journald has them at
+// priority info), gunicorn's errors and Python tracebacks.
+var journalProblem = regexp.MustCompile(`"level":"(error|warn)"|\[(ERROR|CRITICAL)\]|Traceback|WORKER TIMEOUT`)
+
+// logJournals logs each node's journal lines of the last quarter hour
+// that journalProblem finds (the last 60 of each).
+func (s *site) logJournals(t *testing.T) {
+	for _, n := range []*node{s.lb, s.web1, s.web2, s.db} {
+		out, err := n.exec(t, "journalctl", "--quiet", "--no-pager", "--since", "-15min")
+		if err != nil {
+			t.Logf("%s: journalctl: %v", n.name, err)
+			continue
+		}
+		var found []string
+		for line := range strings.Lines(out) {
+			if journalProblem.MatchString(line) {
+				found = append(found, line)
+			}
+		}
+		t.Logf("%s: %d problems in the journal, the last ones:\n%s", n.name, len(found), strings.Join(found[max(0, len(found)-60):], ""))
+	}
 }
 
 // TestIntegration_Site sets up a site on four local nodes (balancer, two
@@ -204,5 +235,27 @@ func TestIntegration_Site(t *testing.T) {
 		e.ok("update", writeApp(t, "5", ""), siteHost)
 		s.expectVersion(t, "5")
 		s.expectBothServe(t)
+	})
+
+	// Last: it deletes the rows the others added.
+	t.Run("clear empties the services node and the app sets itself up again", func(t *testing.T) {
+		if _, rows := rowsAt(t, s.web1, siteHost); len(rows) == 0 {
+			t.Fatal("no rows before clear: the test would show nothing")
+		}
+		out := e.ok("-y", "clear", siteHost)
+		if !strings.Contains(out, "ran its update_fetch on "+s.web1.name) {
+			t.Errorf("clear does not say it ran update_fetch on %s:\n%s", s.web1.name, out)
+		}
+		// update_fetch made the table again: both nodes answer, with no
+		// rows.
+		for _, n := range s.apps() {
+			if _, rows := rowsAt(t, n, siteHost); len(rows) != 0 {
+				t.Errorf("%s still reads rows after clear: %q", n.name, rows)
+			}
+		}
+		code, body, err := httpDo(http.MethodPost, s.lb.addr, siteHost, "/", "note=after-clear")
+		if err != nil || code != http.StatusOK {
+			t.Fatalf("POST through the balancer after clear: %d %v\n%s", code, err, body)
+		}
 	})
 }
