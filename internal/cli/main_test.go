@@ -2,16 +2,15 @@ package cli
 
 import (
 	"os"
-	"path/filepath"
 	"testing"
+
+	"github.com/toppcloud/toppcloud/internal/provider/local/localtest"
 )
 
 // TestMain removes the toppcloud binary the integration tests built (see
-// builtAgent), which outlives any one test.
+// localtest.Binary), which outlives any one test.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if agentBuildPath != "" {
-		os.RemoveAll(filepath.Dir(agentBuildPath))
-	}
+	localtest.RemoveBinary()
 	os.Exit(code)
 }

@@ -10,11 +10,8 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,39 +26,6 @@ import (
 	"github.com/toppcloud/toppcloud/internal/sshx/sshxtest"
 	"github.com/toppcloud/toppcloud/internal/state"
 )
-
-// The toppcloud binary the integration tests install on nodes: the test
-// binary is not toppcloud, so ./cmd/toppcloud is built once per run.
-var (
-	agentBuildOnce sync.Once
-	agentBuildPath string
-	agentBuildErr  error
-)
-
-func builtAgent(t *testing.T) string {
-	t.Helper()
-	agentBuildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "toppcloud-agent-")
-		if err != nil {
-			agentBuildErr = err
-			return
-		}
-		agentBuildPath = filepath.Join(dir, "toppcloud")
-		goBin, err := exec.LookPath("go")
-		if err != nil {
-			goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
-		}
-		cmd := exec.Command(goBin, "build", "-o", agentBuildPath, "github.com/toppcloud/toppcloud/cmd/toppcloud")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			agentBuildErr = fmt.Errorf("go build ./cmd/toppcloud: %v\n%s", err, out)
-		}
-	})
-	if agentBuildErr != nil {
-		t.Fatal(agentBuildErr)
-	}
-	return agentBuildPath
-}
 
 // localEnv is a client home whose default provider makes local nodes.
 type localEnv struct {
@@ -82,7 +46,7 @@ func newLocalEnv(t *testing.T) *localEnv {
 func newLocalEnvKeyIn(t *testing.T, dir string) *localEnv {
 	t.Helper()
 	localtest.Skip(t)
-	e := &localEnv{t: t, home: t.TempDir(), agent: builtAgent(t)}
+	e := &localEnv{t: t, home: t.TempDir(), agent: localtest.Binary(t)}
 	sshKey := ""
 	if dir == "" {
 		dir = filepath.Join(e.home, ".ssh")

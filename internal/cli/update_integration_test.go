@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/toppcloud/toppcloud/internal/httpload"
 	"github.com/toppcloud/toppcloud/internal/protocol"
 	"github.com/toppcloud/toppcloud/internal/provider/local/localtest"
 	"github.com/toppcloud/toppcloud/internal/remote"
@@ -394,11 +395,11 @@ func TestIntegration_Update(t *testing.T) {
 		time.Sleep(time.Second)
 		var log strings.Builder
 		for i := range 5 {
-			fmt.Fprintf(&log, "--- update at %.3fs\n", time.Since(l.start).Seconds())
+			fmt.Fprintf(&log, "--- update at %.3fs\n", l.l.Elapsed().Seconds())
 			log.WriteString(e.ok("update", []string{ex("python"), v2}[i%2], "zd.test", "--node", node, "--force"))
 		}
 		for range 2 {
-			fmt.Fprintf(&log, "--- activate at %.3fs\n", time.Since(l.start).Seconds())
+			fmt.Fprintf(&log, "--- activate at %.3fs\n", l.l.Elapsed().Seconds())
 			log.WriteString(e.ok("activate", "zd.test", "prev", "--node", node))
 		}
 		time.Sleep(time.Second)
@@ -445,7 +446,7 @@ func TestIntegration_Update(t *testing.T) {
 			}
 		}
 		liveBefore, _ := liveAt(e.query(node), "rb.test")
-		cmd := exec.Command(builtAgent(t), "update", big, "rb.test", "--node", node)
+		cmd := exec.Command(localtest.Binary(t), "update", big, "rb.test", "--node", node)
 		cmd.Env = append(os.Environ(), "HOME="+e.home, remote.EnvAgentBinary+"="+e.agent)
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
@@ -545,88 +546,38 @@ func tryGet(addr, host, target string) (int, error) {
 // connections, GET and POST, each client paced at loadRate requests a
 // second. stop fails the test on any failed or 5xx response.
 type load struct {
-	t        *testing.T
-	done     chan struct{}
-	wg       sync.WaitGroup
-	mu       sync.Mutex
-	ok       int
-	failures []string
-	start    time.Time
+	t *testing.T
+	l *httpload.Load
 }
 
 const (
-	loadClients = 4
-	loadRate    = 40 // per client: 160 requests a second in all
+	loadRate = 40 // per client: 160 requests a second in all
+	// A fast update can be over in two seconds; the load runs for
+	// loadMinimum at least so that the requests counted by stop come from
+	// before, during and after the switches, however quick they were.
+	loadMinimum = 5 * time.Second
 )
 
 func startLoad(t *testing.T, addr, host string) *load {
-	l := &load{t: t, done: make(chan struct{}), start: time.Now()}
-	for i := range loadClients {
-		keepAlive, post := i%2 == 0, i >= 2
-		l.wg.Go(func() {
-			tr := &http.Transport{DisableKeepAlives: !keepAlive, Proxy: nil, MaxIdleConnsPerHost: 1}
-			client := &http.Client{Timeout: 30 * time.Second, Transport: tr}
-			defer tr.CloseIdleConnections()
-			tick := time.NewTicker(time.Second / loadRate)
-			defer tick.Stop()
-			for {
-				select {
-				case <-l.done:
-					return
-				case <-tick.C:
-				}
-				method, body := http.MethodGet, io.Reader(nil)
-				if post {
-					method, body = http.MethodPost, strings.NewReader("field=value")
-				}
-				req, _ := http.NewRequest(method, "http://"+addr+"/", body)
-				req.Host = host
-				resp, err := client.Do(req)
-				var b []byte
-				var rerr error
-				if err == nil {
-					b, rerr = io.ReadAll(resp.Body)
-					resp.Body.Close()
-				}
-				at := time.Since(l.start).Seconds()
-				l.mu.Lock()
-				switch {
-				case err != nil:
-					l.failures = append(l.failures, fmt.Sprintf("%.3fs %s keep-alive=%v: %v", at, method, keepAlive, err))
-				case rerr != nil || resp.StatusCode != 200 || !bytes.Contains(b, []byte("Hello")):
-					l.failures = append(l.failures, fmt.Sprintf("%.3fs %s keep-alive=%v: %s %.80q (body: %v)", at, method, keepAlive, resp.Status, b, rerr))
-				default:
-					l.ok++
-				}
-				l.mu.Unlock()
-			}
-		})
-	}
-	return l
+	return &load{t: t, l: httpload.Start(httpload.Config{
+		Addr: addr, Host: host, Clients: httpload.Mixed(), Body: "field=value",
+		Rate: loadRate, Minimum: loadMinimum,
+		Check: func(status int, body []byte) (string, bool) {
+			return "", status == http.StatusOK && bytes.Contains(body, []byte("Hello"))
+		},
+	})}
 }
 
 // stop ends the load and reports whether every request succeeded.
-// loadMinimum is how long a load runs at least.
-const loadMinimum = 5 * time.Second
-
 func (l *load) stop() bool {
 	l.t.Helper()
-	// A fast update can be over in two seconds; the load runs for
-	// loadMinimum at least so that the requests counted below come from
-	// before, during and after the switches, however quick they were.
-	if d := loadMinimum - time.Since(l.start); d > 0 {
-		time.Sleep(d)
+	r := l.l.Stop()
+	l.t.Logf("load: %v", r)
+	if len(r.Failures) > 0 {
+		l.t.Errorf("%d requests failed, e.g. %q", len(r.Failures), r.Failures[:min(5, len(r.Failures))])
 	}
-	close(l.done)
-	l.wg.Wait()
-	elapsed := time.Since(l.start)
-	total := l.ok + len(l.failures)
-	l.t.Logf("load: %d requests in %.1fs (%.0f/s), %d failed", total, elapsed.Seconds(), float64(total)/elapsed.Seconds(), len(l.failures))
-	if len(l.failures) > 0 {
-		l.t.Errorf("%d requests failed, e.g. %q", len(l.failures), l.failures[:min(5, len(l.failures))])
+	if r.Total() < 500 {
+		l.t.Errorf("only %d requests were sent: the load did not cover the switches", r.Total())
 	}
-	if total < 500 {
-		l.t.Errorf("only %d requests were sent: the load did not cover the switches", total)
-	}
-	return len(l.failures) == 0
+	return len(r.Failures) == 0
 }

@@ -40,6 +40,15 @@ func (w *world) calls() []string {
 	return append([]string(nil), w.log...)
 }
 
+// checkCalls fails t unless the nodes got exactly want, in that order:
+// the order is what keeps a site serving through a change.
+func (w *world) checkCalls(t *testing.T, want []string) {
+	t.Helper()
+	if got := w.calls(); !reflect.DeepEqual(got, want) {
+		t.Errorf("calls:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
 func (w *world) Connect(_ context.Context, name string) (deploy.Caller, error) {
 	return &fakeNode{w: w, name: name}, nil
 }
@@ -163,9 +172,7 @@ func TestUpdate_Rolling(t *testing.T) {
 		"web2 switched to blog.example.com",
 		"lb balance https://blog.example.com up=10.0.0.2:80,10.0.0.3:80 out=",
 	}
-	if got := w.calls(); !reflect.DeepEqual(got, want) {
-		t.Errorf("calls:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
+	w.checkCalls(t, want)
 	for _, nr := range res {
 		if !nr.Switched || nr.Err != nil {
 			t.Errorf("%+v", nr)
@@ -236,9 +243,7 @@ func TestUpdate_NoBalancerNoServices(t *testing.T) {
 		t.Fatal(err)
 	}
 	// One app node keeps its own database and its https location.
-	if got, want := w.calls(), []string{"web1 switched to https://blog.example.com"}; !reflect.DeepEqual(got, want) {
-		t.Errorf("calls %v, want %v", got, want)
-	}
+	w.checkCalls(t, []string{"web1 switched to https://blog.example.com"})
 	o, _ := seen.Load("web1")
 	if u := o.(deploy.UpdateOptions); u.ServiceEnv != nil || u.SkipFetch || !u.Jobs.Crons || u.Jobs.Workers["q"] != 3 {
 		t.Errorf("options %+v", u)
@@ -314,9 +319,7 @@ func TestSetup(t *testing.T) {
 		"setup web2 balancer=false app=true services=false",
 		"lb balance https://blog.example.com up=10.0.0.2:80,10.0.0.3:80 out=",
 	}
-	if got := w.calls(); !reflect.DeepEqual(got, want) {
-		t.Errorf("calls:\n%s", strings.Join(got, "\n"))
-	}
+	w.checkCalls(t, want)
 }
 
 func TestStopStart(t *testing.T) {
@@ -345,9 +348,7 @@ func TestStopStart(t *testing.T) {
 		"lb balance https://blog.example.com up=10.0.0.2:80,10.0.0.3:80 out=",
 		"lb balance https://blog.example.com up=10.0.0.2:80,10.0.0.3:80 out=",
 	}
-	if got := w.calls(); !reflect.DeepEqual(got, want) {
-		t.Errorf("calls:\n%s", strings.Join(got, "\n"))
-	}
+	w.checkCalls(t, want)
 }
 
 func TestWaitHealthy_AsksTheNode(t *testing.T) {

@@ -9,9 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,44 +22,13 @@ import (
 	"github.com/toppcloud/toppcloud/internal/state"
 )
 
-// The toppcloud binary the tests run, as a user would, and install on
-// the nodes: built once per test binary, removed by TestMain.
-var (
-	buildOnce sync.Once
-	buildPath string
-	buildErr  error
-)
-
+// TestMain removes the toppcloud binary the tests run, as a user would,
+// and install on the nodes (see localtest.Binary): it outlives any one
+// test.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if buildPath != "" {
-		os.RemoveAll(filepath.Dir(buildPath))
-	}
+	localtest.RemoveBinary()
 	os.Exit(code)
-}
-
-func toppcloudBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "toppcloud-sitetest-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		buildPath = filepath.Join(dir, "toppcloud")
-		goBin, err := exec.LookPath("go")
-		if err != nil {
-			goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
-		}
-		out, err := exec.Command(goBin, "build", "-o", buildPath, "github.com/toppcloud/toppcloud/cmd/toppcloud").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build ./cmd/toppcloud: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return buildPath
 }
 
 // env is a user's home whose default provider makes local nodes, and the
@@ -78,7 +45,7 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	localtest.Skip(t)
-	e := &env{t: t, home: t.TempDir(), bin: toppcloudBinary(t)}
+	e := &env{t: t, home: t.TempDir(), bin: localtest.Binary(t)}
 	e.signer, _ = sshxtest.WriteKey(t, filepath.Join(e.home, ".ssh", "id_ed25519"), "")
 	pub := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(e.signer.PublicKey())))
 	conf := fmt.Sprintf("[provider:default]\nprovider = local\nroot = %s\ncache_dir = %s\nroot_authorized_keys = %s\n",

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/toppcloud/toppcloud/internal/acmetest"
+	"github.com/toppcloud/toppcloud/internal/httpload"
 )
 
 // TestCaddy_ACME gets real certificates from a real ACME CA (Pebble, in
@@ -61,19 +62,19 @@ func TestCaddy_ACME(t *testing.T) {
 	// refused: POSTs, on new and on kept-alive connections (stopped while
 	// the front server is restarted on purpose).
 	web := "127.0.0.1:" + strconv.Itoa(ports[0])
-	var loads []*load
+	var loads []*httpload.Load
 	startLoads := func() {
-		loads = []*load{
+		loads = []*httpload.Load{
 			startLoad(web, "plain.test", "/x", http.MethodPost, false, 1, 5*time.Millisecond),
 			startLoad(web, "plain.test", "/x", http.MethodPost, true, 1, 5*time.Millisecond),
 		}
 	}
 	stopLoads := func() {
 		for _, l := range loads {
-			ok, failed, failures := l.stop()
-			t.Logf("plain app during issuance: %d requests ok, %d failed", ok, failed)
-			if failed > 0 {
-				t.Errorf("%d requests to the plain app failed during issuance, e.g. %q", failed, failures[:min(5, len(failures))])
+			r := l.Stop()
+			t.Logf("plain app during issuance: %d requests ok, %d failed", r.OK, len(r.Failures))
+			if len(r.Failures) > 0 {
+				t.Errorf("%d requests to the plain app failed during issuance, e.g. %q", len(r.Failures), r.Failures[:min(5, len(r.Failures))])
 			}
 		}
 		loads = nil

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/toppcloud/toppcloud/internal/httpload"
 	"github.com/toppcloud/toppcloud/internal/protocol"
 )
 
@@ -228,26 +229,26 @@ func TestCaddy_BalancerUnderLoad(t *testing.T) {
 		{"keep-alive POST", http.MethodPost, true},
 		{"new connection POST", http.MethodPost, false},
 	}
-	run := func(phase string, steps func(wait func())) map[string]*load {
-		loads := map[string]*load{}
+	run := func(phase string, steps func(wait func())) map[string]*httpload.Load {
+		loads := map[string]*httpload.Load{}
 		for _, m := range modes {
 			loads[m.name] = startLoad(opt.HTTPAddr, "blog.test", "/x", m.method, m.keepAlive, 2, 0)
 		}
 		wait := func() {
 			for _, l := range loads {
-				l.waitFor(100)
+				l.Wait(100, 30*time.Second)
 			}
 		}
 		wait()
 		steps(wait)
 		for _, m := range modes {
-			ok, failed, failures := loads[m.name].stop()
-			t.Logf("%s, %s: %d requests ok, %d failed %q", phase, m.name, ok, failed, failures[:min(len(failures), 3)])
-			if ok == 0 {
+			r := loads[m.name].Stop()
+			t.Logf("%s, %s: %d requests ok, %d failed %q", phase, m.name, r.OK, len(r.Failures), r.Failures[:min(len(r.Failures), 3)])
+			if r.OK == 0 {
 				t.Errorf("%s, %s: no request succeeded", phase, m.name)
 			}
-			if failed > 0 && (m.method == http.MethodGet || phase == "planned") {
-				t.Errorf("%s, %s: %d requests failed", phase, m.name, failed)
+			if len(r.Failures) > 0 && (m.method == http.MethodGet || phase == "planned") {
+				t.Errorf("%s, %s: %d requests failed", phase, m.name, len(r.Failures))
 			}
 		}
 		return loads

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/toppcloud/toppcloud/internal/httpload"
 	"github.com/toppcloud/toppcloud/internal/integration"
 )
 
@@ -857,7 +858,7 @@ func TestCaddy_RouteChangesUnderLoad(t *testing.T) {
 		{"new connection POST", http.MethodPost, false},
 	} {
 		t.Run(mode.name, func(t *testing.T) {
-			ok, failed, failures := loadDuringChanges(t, addr, mode.method, mode.keepAlive, func(i int) {
+			r := loadDuringChanges(t, addr, mode.method, mode.keepAlive, func(i int) {
 				changes[i%len(changes)]()
 				did, err := a.Apply(context.Background(), w.render(t))
 				if err != nil {
@@ -867,12 +868,12 @@ func TestCaddy_RouteChangesUnderLoad(t *testing.T) {
 					t.Error("a route change loaded a new config into the front server")
 				}
 			})
-			t.Logf("%d route changes under load (%s): %d requests ok, %d failed", 2*len(changes), mode.name, ok, failed)
-			if ok == 0 {
+			t.Logf("%d route changes under load (%s): %d requests ok, %d failed", 2*len(changes), mode.name, r.OK, len(r.Failures))
+			if r.OK == 0 {
 				t.Error("no request succeeded")
 			}
-			if failed > 0 {
-				t.Errorf("%d requests failed during route changes, e.g. %q", failed, failures[:min(len(failures), 5)])
+			if len(r.Failures) > 0 {
+				t.Errorf("%d requests failed during route changes, e.g. %q", len(r.Failures), r.Failures[:min(len(r.Failures), 5)])
 			}
 		})
 	}
@@ -884,87 +885,25 @@ func TestCaddy_RouteChangesUnderLoad(t *testing.T) {
 
 // loadDuringChanges runs 4 clients against addr while change(0..11) runs,
 // with traffic on each state in between.
-func loadDuringChanges(t *testing.T, addr, method string, keepAlive bool, change func(i int)) (ok, failed int, failures []string) {
+func loadDuringChanges(t *testing.T, addr, method string, keepAlive bool, change func(i int)) httpload.Result {
 	l := startLoad(addr, "site.test", "/blog/x", method, keepAlive, 4, 0)
 	for i := range 12 {
 		change(i)
 		// Let some traffic run on each config before the next change.
-		l.waitFor(50)
+		l.Wait(50, 30*time.Second)
 	}
-	return l.stop()
+	return l.Stop()
 }
 
-// load is clients sending requests without pause (or with a pause
-// between requests), counting the ones that fail: a transport error or
-// any status but 200.
-type load struct {
-	done     chan struct{}
-	wg       sync.WaitGroup
-	mu       sync.Mutex
-	ok, fail int
-	failures []string
-}
-
-func startLoad(addr, host, target, method string, keepAlive bool, clients int, pause time.Duration) *load {
-	l := &load{done: make(chan struct{})}
+// startLoad starts clients sending requests without pause (or with a
+// pause between requests), counting the ones that fail: a transport
+// error or any status but 200.
+func startLoad(addr, host, target, method string, keepAlive bool, clients int, pause time.Duration) *httpload.Load {
+	cfg := httpload.Config{Addr: addr, Host: host, Path: target, Body: "form=data", Pause: pause, Timeout: 10 * time.Second}
 	for range clients {
-		l.wg.Go(func() {
-			client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: !keepAlive}}
-			defer client.CloseIdleConnections()
-			for {
-				select {
-				case <-l.done:
-					return
-				case <-time.After(pause):
-				}
-				var body io.Reader
-				if method == http.MethodPost {
-					body = strings.NewReader("form=data")
-				}
-				req, _ := http.NewRequest(method, "http://"+addr+target, body)
-				req.Host = host
-				resp, err := client.Do(req)
-				l.mu.Lock()
-				switch {
-				case err != nil:
-					l.fail++
-					l.failures = append(l.failures, err.Error())
-				case resp.StatusCode != 200:
-					l.fail++
-					l.failures = append(l.failures, resp.Status)
-				default:
-					l.ok++
-				}
-				l.mu.Unlock()
-				if resp != nil {
-					_, _ = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-				}
-			}
-		})
+		cfg.Clients = append(cfg.Clients, httpload.Client{Method: method, KeepAlive: keepAlive})
 	}
-	return l
-}
-
-// waitFor waits until n more requests were answered (30 seconds at most).
-func (l *load) waitFor(n int) {
-	l.mu.Lock()
-	target := l.ok + l.fail + n
-	l.mu.Unlock()
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		l.mu.Lock()
-		done := l.ok+l.fail >= target
-		l.mu.Unlock()
-		if done {
-			return
-		}
-	}
-}
-
-func (l *load) stop() (ok, failed int, failures []string) {
-	close(l.done)
-	l.wg.Wait()
-	return l.ok, l.fail, l.failures
+	return httpload.Start(cfg)
 }
 
 // TestCaddy_ValidateGolden runs `caddy validate` on every golden config:
