@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -17,8 +18,10 @@ import (
 
 	"github.com/toppcloud/toppcloud/internal/backuparchive"
 	"github.com/toppcloud/toppcloud/internal/deploy"
+	"github.com/toppcloud/toppcloud/internal/location"
 	"github.com/toppcloud/toppcloud/internal/protocol"
 	"github.com/toppcloud/toppcloud/internal/remote"
+	"github.com/toppcloud/toppcloud/internal/site"
 	"github.com/toppcloud/toppcloud/internal/sshx"
 )
 
@@ -314,6 +317,31 @@ itself up again (migrations). Asks for confirmation unless -y.`,
 
 const runUsage = "run [-i] [--node NODE] LOCATION SCRIPT [ARGS...]"
 
+// runNode is where run runs a script: for a site's location, on its first
+// app node (or --node, one of its app nodes), at the app's location there;
+// else on the location's node, as without sites.
+func (a *App) runNode(ctx context.Context, locArg, node string) (location.Location, string, error) {
+	s, err := a.siteFor(ctx, "", locArg, "")
+	if err != nil || s == nil {
+		if err == nil {
+			return a.locationNode(locArg, node)
+		}
+		return location.Location{}, "", err
+	}
+	loc, err := siteLocation(*s, locArg)
+	if err != nil {
+		return loc, "", err
+	}
+	name := s.Nodes[0]
+	if node != "" {
+		if !slices.Contains(s.Nodes, node) {
+			return loc, "", usagef("run: %s is not an app node of site %s (its app nodes: %s)", node, s.Name, strings.Join(s.Nodes, " "))
+		}
+		name = node
+	}
+	return site.FromConfig(*s).AppLocation(loc), name, nil
+}
+
 func (a *App) runCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   runUsage,
@@ -503,7 +531,7 @@ func (a *App) run(cmd *cobra.Command, raw []string) error {
 		return cmd.Help()
 	}
 	ctx := cmd.Context()
-	loc, name, err := a.locationNode(r.location, r.node)
+	loc, name, err := a.runNode(ctx, r.location, r.node)
 	if err != nil {
 		return err
 	}

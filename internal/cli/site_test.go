@@ -34,6 +34,7 @@ func TestSiteCommands_BadInputTouchesNoNode(t *testing.T) {
 		{[]string{"activate", "other.example.com", "prev", "--site", "blog"}, "not a location of site blog"},
 		{[]string{"logs", "blog.example.com", "-n", "-1"}, "negative"},
 		{[]string{"backup", "blog.example.com", "remote:b"}, "no services node"},
+		{[]string{"run", "--node", "db1", "blog.example.com", "manage.py"}, "not an app node of site blog"},
 	} {
 		code, _, stderr := n.run(tc.args...)
 		if code != ExitUsage || !strings.Contains(stderr, tc.want) {

@@ -237,6 +237,13 @@ func TestIntegration_Site(t *testing.T) {
 		s.expectBothServe(t)
 	})
 
+	t.Run("run runs a script on an app node with the site's database", func(t *testing.T) {
+		out := e.ok("run", siteHost, "setup-notes")
+		if !strings.Contains(out, "notes table ready") {
+			t.Errorf("run %s setup-notes:\n%s", siteHost, out)
+		}
+	})
+
 	// Last: it deletes the rows the others added.
 	t.Run("clear empties the services node and the app sets itself up again", func(t *testing.T) {
 		if _, rows := rowsAt(t, s.web1, siteHost); len(rows) == 0 {
