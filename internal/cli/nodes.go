@@ -172,7 +172,25 @@ For the existing provider, --address names the server you already have.`,
 				return usagef("--wait and --no-wait contradict each other")
 			}
 			o.SetupOptions.Events = a.streamSteps()
-			return withTail(a.nodes().Create(cmd.Context(), a.providerName, args[0], o))
+			ctx, name := cmd.Context(), args[0]
+			// The site sections name existing nodes only, so a section
+			// naming this one reads only once it exists: then the node
+			// is set up for its role there (which needs its address),
+			// over a second connection.
+			if _, err := a.nodes().Sites(ctx); err == nil || !o.Setup {
+				return withTail(a.nodes().Create(ctx, a.providerName, name, o))
+			}
+			o.Setup = false
+			if err := a.nodes().Create(ctx, a.providerName, name, o); err != nil {
+				return withTail(err)
+			}
+			role, err := a.siteRole(ctx, name)
+			if err != nil {
+				return fmt.Errorf("created %s but did not set it up: %w (once every node of the site exists: setup-node --site NAME)", name, err)
+			}
+			so := o.SetupOptions
+			so.Site = role
+			return withTail(a.nodes().Setup(ctx, name, so))
 		},
 	}
 	f := cmd.Flags()

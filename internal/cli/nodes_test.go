@@ -258,3 +258,47 @@ func TestConfig_UnknownKeyIsAWarning(t *testing.T) {
 		t.Errorf("exit %d\n%s", code, stderr)
 	}
 }
+
+// TestCreateNodeSetupNode_SiteRole: a node named in a site is set up for
+// its role there, which create-node learns once the node has an address.
+func TestCreateNodeSetupNode_SiteRole(t *testing.T) {
+	n := newAgentNode(t)
+	n.streams[protocol.OpSetup] = stream(t, nil, protocol.SetupResult{Node: protocol.NodeInfo{Version: "v1"}}, nil)
+	if code, _, stderr := n.run("create-node", "lb1"); code != ExitOK {
+		t.Fatalf("create lb1: %s", stderr)
+	}
+	n.h.writeConfig("\n[site:blog]\nlocations = blog.example.com\nbalancer = lb1\nnodes = web1\n")
+	code, stdout, stderr := n.run("create-node", "web1", "--setup-node")
+	if code != ExitOK {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	if out := stdout + stderr; !strings.Contains(out, "web1 is the app node of site blog") {
+		t.Errorf("the role is not said:\n%s", out)
+	}
+	var req struct {
+		Args protocol.SetupArgs `json:"args"`
+	}
+	if err := json.Unmarshal([]byte(n.reqs[protocol.OpSetup]), &req); err != nil {
+		t.Fatalf("setup request %q: %v", n.reqs[protocol.OpSetup], err)
+	}
+	if r := req.Args.Site; r == nil || r.Site != "blog" || !r.App || len(r.TrustProxies) == 0 {
+		t.Errorf("setup role %+v, want web1 as blog's app node trusting its balancer", r)
+	}
+}
+
+// TestCreateNodeSetupNode_SiteNotComplete: while another node of its site
+// is missing the node is created but not set up, and told what to run.
+func TestCreateNodeSetupNode_SiteNotComplete(t *testing.T) {
+	n := newAgentNode(t)
+	n.h.writeConfig("\n[site:blog]\nlocations = blog.example.com\nnodes = web1 web2\n")
+	code, _, stderr := n.run("create-node", "web1", "--setup-node")
+	if code != ExitUsage || !strings.Contains(stderr, "created web1 but did not set it up") || !strings.Contains(stderr, "no node named web2") {
+		t.Errorf("exit %d\n%s", code, stderr)
+	}
+	if _, ok := n.reqs[protocol.OpSetup]; ok {
+		t.Error("web1 was set up without its role")
+	}
+	if code, stdout, stderr := n.run("list-nodes"); code != ExitOK || !strings.Contains(stdout, "web1") {
+		t.Errorf("web1 is not recorded: list-nodes exit %d\n%s%s", code, stdout, stderr)
+	}
+}

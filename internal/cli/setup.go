@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -80,25 +81,37 @@ its role too.`,
 			case len(args) == 0:
 				return usagef("setup-node: give HOSTNAME or --site NAME")
 			}
-			sites, err := a.nodes().Sites(ctx)
+			role, err := a.siteRole(ctx, args[0])
 			if err != nil {
 				return err
 			}
-			if s, ok := config.SiteOfNode(sites, args[0]); ok {
-				roles, err := site.FromConfig(s).Roles(a.nodes().PrivateAddress)
-				if err != nil {
-					return err
-				}
-				role := roles[args[0]]
-				o.Site = &role
-				a.out.Printf("%s is the %s of site %s", args[0], roleName(role), s.Name)
-			}
+			o.Site = role
 			return withTail(a.nodes().Setup(ctx, args[0], o))
 		},
 	}
 	cmd.Flags().StringVar(&o.User, "user", "", "log in as `USER` (with passwordless sudo) instead of the recorded user")
 	cmd.Flags().StringVar(&siteName, "site", "", "set up every node of site `NAME`, each for its role")
 	return cmd
+}
+
+// siteRole is the role of node in its site (nil: the node is in no
+// site), said to the user.
+func (a *App) siteRole(ctx context.Context, node string) (*protocol.SiteRole, error) {
+	sites, err := a.nodes().Sites(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s, ok := config.SiteOfNode(sites, node)
+	if !ok {
+		return nil, nil
+	}
+	roles, err := site.FromConfig(s).Roles(a.nodes().PrivateAddress)
+	if err != nil {
+		return nil, fmt.Errorf("%s is a node of site %s: %w", node, s.Name, err)
+	}
+	role := roles[node]
+	a.out.Printf("%s is the %s of site %s", node, roleName(role), s.Name)
+	return &role, nil
 }
 
 // streamSteps shows an operation's events as step lines and its log
