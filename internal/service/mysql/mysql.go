@@ -219,9 +219,22 @@ func (m *MySQL) Setup(ctx context.Context, app service.App) (map[string]string, 
 		return nil, err
 	}
 	hash := literal(nativeHash(creds.Password))
+	hosts := m.userHosts()
+	// A node that is no longer one of the site's app nodes loses its
+	// login too, not only its way through the firewall: it may come back
+	// as another site's node with the same address.
+	had, err := m.sql(ctx, "", "SELECT host FROM mysql.user WHERE user = "+literal(creds.User))
+	if err != nil {
+		return nil, fmt.Errorf("users of %s: %w", app.Name, err)
+	}
 	var b strings.Builder
+	for _, h := range had {
+		if !slices.Contains(hosts, h) {
+			fmt.Fprintf(&b, "DROP USER IF EXISTS %s@%s;\n", literal(creds.User), literal(h))
+		}
+	}
 	fmt.Fprintf(&b, "CREATE DATABASE IF NOT EXISTS %s CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;\n", ident(app.Name))
-	for _, h := range m.userHosts() {
+	for _, h := range hosts {
 		user := literal(creds.User) + "@" + literal(h)
 		fmt.Fprintf(&b, "CREATE USER IF NOT EXISTS %s IDENTIFIED BY PASSWORD %s;\n", user, hash)
 		fmt.Fprintf(&b, "ALTER USER %s IDENTIFIED BY PASSWORD %s;\n", user, hash)

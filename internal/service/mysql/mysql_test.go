@@ -166,3 +166,36 @@ func TestSiteSettings(t *testing.T) {
 		t.Errorf("user hosts %s", got)
 	}
 }
+
+// TestSetup_DropsFormerClients: on a services node, the app's users of
+// addresses that are no longer the site's app nodes are dropped; the
+// others are kept (and corrected).
+func TestSetup_DropsFormerClients(t *testing.T) {
+	r := hosttest.NewRunner(t)
+	var sql []string
+	r.Handle("mariadb", func(c host.Command) (string, error) {
+		data, _ := io.ReadAll(c.Stdin)
+		sql = append(sql, string(data))
+		if strings.HasPrefix(string(data), "SELECT host FROM mysql.user") {
+			return "localhost\n127.0.0.1\n::1\n10.0.0.2\n10.0.0.9\n", nil
+		}
+		return "", nil
+	})
+	h := hosttest.New(t, r)
+	m := New(service.Node{Host: h, Settings: map[string]service.Settings{Name: {Host: "10.0.0.5", ExtraListen: []string{"10.0.0.5"}, Clients: []string{"10.0.0.2", "10.0.0.3"}}}})
+	if _, err := m.Setup(context.Background(), app); err != nil {
+		t.Fatal(err)
+	}
+	all := strings.Join(sql, "\n")
+	if !strings.Contains(all, "DROP USER IF EXISTS 'shop-1'@'10.0.0.9';") {
+		t.Errorf("the former client's user is kept:\n%s", all)
+	}
+	for _, kept := range []string{"localhost", "127.0.0.1", "::1", "10.0.0.2", "10.0.0.3"} {
+		if strings.Contains(all, "DROP USER IF EXISTS 'shop-1'@'"+kept+"'") {
+			t.Errorf("%s's user is dropped:\n%s", kept, all)
+		}
+		if !strings.Contains(all, "GRANT ALL PRIVILEGES ON `shop-1`.* TO 'shop-1'@'"+kept+"'") {
+			t.Errorf("no grant for %s:\n%s", kept, all)
+		}
+	}
+}
