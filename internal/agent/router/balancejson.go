@@ -33,6 +33,21 @@ const (
 // body.
 const nonEmptyBodyPattern = `^0*[1-9][0-9]*$`
 
+// bodilessMethods never carry a body. A request of another method without
+// a Content-Length may have a chunked one: Go's server (so Caddy's
+// matchers) does not show Transfer-Encoding, and the front server
+// forwards a body it read whole as chunked.
+var bodilessMethods = []string{"GET", "HEAD", "OPTIONS", "TRACE"}
+
+// withBodyMatch matches the requests that may have a body: they must not be
+// retried (see balancedInner).
+func withBodyMatch() []matcherSet {
+	return []matcherSet{
+		{HeaderRegexp: map[string]regexpMatcher{"Content-Length": {Pattern: nonEmptyBodyPattern}}},
+		{Header: map[string][]string{"Content-Length": nil}, Not: []matcherSet{{Method: bodilessMethods}}},
+	}
+}
+
 // healthRoute answers the balancers' active health checks: Host
 // protocol.HealthHost, path protocol.HealthPath, 200 whatever the node's
 // apps answer, as long as its front server and router run.
@@ -52,8 +67,9 @@ func healthRoute() caddyRoute {
 // (active checks of the health route; passive: one failure to reach it)
 // skipped. X-Forwarded-* are the front server's, as for apps.
 //
-// Requests with a body are read into memory (up to BalanceBuffer) and
-// never retried: Caddy 2.6.2 cannot send a body twice (caddy issue 5454:
+// Requests that may have a body (withBodyMatch: a Content-Length above
+// zero, or none and a method that can carry one, as a chunked body has)
+// are read into memory (up to BalanceBuffer) and never retried: Caddy 2.6.2 cannot send a body twice (caddy issue 5454:
 // the transport closes it when a dial fails, and a retry reads a closed,
 // possibly recycled, buffer). Others are retried on another upstream for
 // BalanceTryDuration, so a node that stops or switches without being
@@ -92,7 +108,7 @@ func balancedInner(s *Balanced) []caddyRoute {
 	}
 	return []caddyRoute{
 		{
-			Match:    []matcherSet{{HeaderRegexp: map[string]regexpMatcher{"Content-Length": {Pattern: nonEmptyBodyPattern}}}},
+			Match:    withBodyMatch(),
 			Handle:   []handler{withBody},
 			Terminal: true,
 		},

@@ -78,6 +78,7 @@ type matcherSet struct {
 	HeaderRegexp map[string]regexpMatcher `json:"header_regexp,omitempty"`
 	PathRegexp   *regexpMatcher           `json:"path_regexp,omitempty"`
 	Path         []string                 `json:"path,omitempty"`
+	Method       []string                 `json:"method,omitempty"`
 	// Vars and VarsRegexp keys may be placeholders
 	// ("{http.error.status_code}").
 	Vars       map[string][]string      `json:"vars,omitempty"`
