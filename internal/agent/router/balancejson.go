@@ -27,7 +27,21 @@ const (
 	// BalanceBuffer: bodies are read into memory up to this size before
 	// they are proxied; the rest of a longer one streams.
 	BalanceBuffer = 1 << 20
+	// BalanceIdleTimeout: a kept-alive connection to an app node is
+	// closed after this long unused. It must be shorter than the app
+	// node front server's IdleTimeout: with both at Caddy's default of 2
+	// minutes, a request sent on a connection just as the node closes it
+	// fails, and one with a body is not retried.
+	BalanceIdleTimeout = IdleTimeout / 2
 )
+
+// balancerTransport is Caddy's default HTTP transport (probes every 30 s,
+// 32 idle connections per app node) with BalanceIdleTimeout.
+func balancerTransport() proxyTransport {
+	return &httpTransport{Protocol: "http", KeepAlive: &keepAliveConf{
+		MaxIdleConnsPerHost: 32, ProbeInterval: "30s", IdleTimeout: BalanceIdleTimeout.String(),
+	}}
+}
 
 // nonEmptyBodyPattern matches the Content-Length of a request that has a
 // body.
@@ -92,6 +106,7 @@ func balancedInner(s *Balanced) []caddyRoute {
 	}
 	proxy := reverseProxyHandler{
 		Handler:       "reverse_proxy",
+		Transport:     balancerTransport(),
 		Headers:       &proxyHeaders{Request: &headerOps{Set: forwardedHeaders()}},
 		LoadBalancing: &loadBalancing{SelectionPolicy: selectionPolicy{Policy: "least_conn"}},
 		HealthChecks:  health,

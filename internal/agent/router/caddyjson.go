@@ -227,7 +227,9 @@ type httpTransport struct {
 // idle connection at all while still speaking keep-alive HTTP/1.1 (no
 // "Connection: close"); see singleUseTransport.
 type keepAliveConf struct {
-	MaxIdleConnsPerHost int `json:"max_idle_conns_per_host,omitempty"`
+	MaxIdleConnsPerHost int    `json:"max_idle_conns_per_host,omitempty"`
+	ProbeInterval       string `json:"probe_interval,omitempty"`
+	IdleTimeout         string `json:"idle_timeout,omitempty"`
 }
 
 func (*httpTransport) caddyTransport()    {}
