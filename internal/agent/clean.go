@@ -77,9 +77,15 @@ func (a *Agent) clean(ctx context.Context, c *Call, args *protocol.CleanArgs) (*
 	return res, nil
 }
 
+// cleanLockWait is how long clean-node waits for an app's lock: long
+// enough for the prev. host sync that follows every update (prev.go,
+// about a second; more on a busy node), short enough not to wait out an
+// update.
+const cleanLockWait = 15 * time.Second
+
 // cleanInstances removes the instances no route has, app by app under
-// the app's lock; an app whose lock is taken (an update of it runs: its
-// new instance is in no route yet) is skipped.
+// the app's lock; an app whose lock stays taken (an update of it runs:
+// its new instance is in no route yet) is skipped.
 func (a *Agent) cleanInstances(ctx context.Context, c *Call, dryRun bool, res *protocol.CleanResult) error {
 	nodes := a.instances()
 	disk, err := nodes.OnDisk()
@@ -87,7 +93,7 @@ func (a *Agent) cleanInstances(ctx context.Context, c *Call, dryRun bool, res *p
 		return err
 	}
 	for _, app := range slices.Sorted(maps.Keys(disk)) {
-		release, err := a.Locks().Acquire(ctx, appLockName(app), "clean-node", 0, nil)
+		release, err := a.Locks().Acquire(ctx, appLockName(app), "clean-node", cleanLockWait, nil)
 		if err != nil {
 			res.Skipped = append(res.Skipped, app)
 			continue

@@ -107,7 +107,6 @@ update_fetch = script:bin/setup-notes
 // directory; failOn, if set, is the node on which it must not start.
 func writeApp(t *testing.T, version, failOn string) string {
 	t.Helper()
-	dir := t.TempDir()
 	files := map[string]string{
 		"app.ini":           notesINI,
 		"app.py":            notesApp,
@@ -118,6 +117,14 @@ func writeApp(t *testing.T, version, failOn string) string {
 	if failOn != "" {
 		files["fail-on"] = failOn + "\n"
 	}
+	return writeFiles(t, files)
+}
+
+// writeFiles writes an app's files (path: content; a script, starting
+// with #!, executable) into a new temporary directory.
+func writeFiles(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
 	for name, content := range files {
 		p := filepath.Join(dir, name)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {

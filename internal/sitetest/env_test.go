@@ -184,9 +184,10 @@ func httpGet(addr, host, target string) (int, string, error) {
 	return httpDo(http.MethodGet, addr, host, target, "")
 }
 
-// httpDo sends one request to addr with the Host header host on a new
-// connection; a body makes it a form post.
-func httpDo(method, addr, host, target, body string) (int, string, error) {
+// httpDo sends one request to addr with the Host header host and the
+// given header fields (pairs of name, value) on a new connection; a body
+// makes it a form post.
+func httpDo(method, addr, host, target, body string, header ...string) (int, string, error) {
 	client := &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	var r io.Reader
@@ -200,6 +201,9 @@ func httpDo(method, addr, host, target, body string) (int, string, error) {
 	req.Host = host
 	if body != "" {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
 	}
 	resp, err := client.Do(req)
 	if err != nil {

@@ -1,6 +1,7 @@
 package sitetest
 
 import (
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -92,8 +93,8 @@ func newSite(t *testing.T) *site {
 	e := newEnv(t)
 	s := &site{e: e}
 	s.lb, s.web1, s.web2, s.db = e.createNode("lb"), e.createNode("web1"), e.createNode("web2"), e.createNode("db")
-	e.appendConfig(fmt.Sprintf("\n[site:%s]\nlocations = %s\nbalancer = %s\nnodes = %s %s\nservices = %s\n",
-		siteName, siteHost, s.lb.name, s.web1.name, s.web2.name, s.db.name))
+	e.appendConfig(fmt.Sprintf("\n[site:%s]\nlocations = %s https://%s\nbalancer = %s\nnodes = %s %s\nservices = %s\n",
+		siteName, siteHost, secureHost, s.lb.name, s.web1.name, s.web2.name, s.db.name))
 	e.ok("setup-node", "--site", siteName)
 	// Registered after the nodes' destruction, so it runs before it.
 	t.Cleanup(func() {
@@ -235,6 +236,47 @@ func TestIntegration_Site(t *testing.T) {
 		e.ok("update", writeApp(t, "5", ""), siteHost)
 		s.expectVersion(t, "5")
 		s.expectBothServe(t)
+	})
+
+	t.Run("https ends at the balancer, which alone is believed about it", func(t *testing.T) {
+		e.ok("update", writeSchemeApp(t), "https://"+secureHost)
+		roots := x509.NewCertPool()
+		if pem := e.ok("node-ca", s.lb.name); !roots.AppendCertsFromPEM([]byte(pem)) {
+			t.Fatalf("node-ca %s printed no certificate:\n%s", s.lb.name, pem)
+		}
+		seen := map[string]bool{}
+		for range 20 {
+			// A client's own X-Forwarded-For is replaced by the balancer.
+			code, body, err := httpsDo(s.lb.addr, secureHost, "/", roots, "X-Forwarded-For", "6.6.6.6")
+			f := strings.Fields(body)
+			if err != nil || code != http.StatusOK || len(f) != 3 {
+				t.Fatalf("GET https://%s/ through the balancer: %d %v\n%s", secureHost, code, err, body)
+			}
+			// The client is this machine, not the balancer.
+			if f[1] != "https" || f[2] == "6.6.6.6" || f[2] == "-" || f[2] == s.lb.addr {
+				t.Errorf("through the balancer the app saw %q, want https and this machine as the client", body)
+			}
+			seen[f[0]] = true
+		}
+		for _, n := range s.apps() {
+			if !seen[n.name] {
+				t.Errorf("no https request reached %s (answered: %v)", n.name, seen)
+			}
+		}
+		if code, _, err := httpGet(s.lb.addr, secureHost, "/"); err != nil || code != http.StatusPermanentRedirect {
+			t.Errorf("GET http://%s/ at the balancer: %d %v, want a redirect to https", secureHost, code, err)
+		}
+		// Straight at an app node, nobody's forwarded headers are believed.
+		for _, n := range s.apps() {
+			code, body, err := httpDo(http.MethodGet, n.addr, secureHost, "/", "", "X-Forwarded-Proto", "https", "X-Forwarded-For", "6.6.6.6")
+			f := strings.Fields(body)
+			if err != nil || code != http.StatusOK || len(f) != 3 {
+				t.Fatalf("GET http://%s/ at %s: %d %v\n%s", secureHost, n.name, code, err, body)
+			}
+			if f[0] != n.name || f[1] != "http" || f[2] == "6.6.6.6" || f[2] == "-" {
+				t.Errorf("at %s with forged headers the app saw %q, want http and the real client", n.name, body)
+			}
+		}
 	})
 
 	t.Run("run runs a script on an app node with the site's database", func(t *testing.T) {
