@@ -188,8 +188,7 @@ func httpGet(addr, host, target string) (int, string, error) {
 // given header fields (pairs of name, value) on a new connection; a body
 // makes it a form post.
 func httpDo(method, addr, host, target, body string, header ...string) (int, string, error) {
-	client := &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil},
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	client := &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil}}
 	var r io.Reader
 	if body != "" {
 		r = strings.NewReader(body)
@@ -202,6 +201,13 @@ func httpDo(method, addr, host, target, body string, header ...string) (int, str
 	if body != "" {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
+	return send(client, req, header...)
+}
+
+// send sends req with the header fields (pairs of name, value) added,
+// without following redirects, and returns the answer's status and body.
+func send(client *http.Client, req *http.Request, header ...string) (int, string, error) {
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"io"
 	"net"
 	"net/http"
 	"testing"
@@ -51,20 +50,10 @@ func httpsDo(addr, host, target string, roots *x509.CertPool, header ...string) 
 		Proxy:             nil,
 	}
 	defer tr.CloseIdleConnections()
-	client := &http.Client{Timeout: 30 * time.Second, Transport: tr,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	client := &http.Client{Timeout: 30 * time.Second, Transport: tr}
 	req, err := http.NewRequest(http.MethodGet, "https://"+host+target, nil)
 	if err != nil {
 		return 0, "", err
 	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), err
+	return send(client, req, header...)
 }
